@@ -1,0 +1,44 @@
+"""`collapselab config validate|show`: check and resolve experiment configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+config_app = typer.Typer(help="Check and resolve experiment configs.", no_args_is_help=True)
+
+
+def _load(file: Path, overrides: list[str] | None):
+    from collapselab.config import ConfigError, load_config
+
+    try:
+        return load_config(file, overrides or [])
+    except ConfigError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
+@config_app.command("validate")
+def validate(
+    file: Path = typer.Argument(..., help="Experiment YAML."),
+    set_: list[str] = typer.Option(None, "--set", help="Override key.path=value (repeatable)."),
+) -> None:
+    """Check a config; exit 2 naming the bad key when it is invalid."""
+    cfg = _load(file, set_)
+    typer.echo(f"{file}: ok ({cfg.experiment.name}, {len(cfg.arms)} arms, {cfg.experiment.generations} generations, hash {cfg.config_hash()})")
+
+
+@config_app.command("show")
+def show(
+    file: Path = typer.Argument(..., help="Experiment YAML."),
+    set_: list[str] = typer.Option(None, "--set", help="Override key.path=value (repeatable)."),
+) -> None:
+    """Print the config resolved with every default filled in."""
+    from collapselab.config import dump_config
+
+    typer.echo(dump_config(_load(file, set_)), nl=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(config_app, name="config")

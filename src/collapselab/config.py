@@ -1,0 +1,232 @@
+"""Pydantic models for every config block. YAML is only input; these are the truth.
+
+Precedence: CLI (`--set key.path=value`) > YAML > defaults. Every error names the YAML
+key path and the bad value. One validator (`ExperimentConfig._cross_checks`) holds all
+cross-field checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; the message names the key path and value."""
+
+
+class _Block(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ExperimentBlock(_Block):
+    name: str = Field(description="Experiment name; runs go to <output_dir>/<name>/<run_id>.")
+    task: Literal["lm", "qa"] = Field(description="lm: continue human text blocks; qa: answer human questions.")
+    generations: int = Field(4, ge=1, description="Number of generations G (g = 0..G-1).")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="One run of every arm per seed.")
+    output_dir: str = Field("runs", description="Root folder of run directories.")
+
+
+class DataBlock(_Block):
+    dataset: str = Field(description="Dataset name in the registry: wikitext2, tinystories, squad_v2, squad_v1.1, cosmosqa, mmlu, jsonl.")
+    path: str | None = Field(None, description="Explicit file or folder; else $COLLAPSELAB_DATA/<dataset>.")
+    train_size: int | None = Field(None, ge=1, description="Human training pool size (lm: blocks, qa: questions); None = all.")
+    test_size: int | None = Field(None, ge=1, description="Held-out human test size (lm: blocks, qa: questions); None = all.")
+    block_tokens: int = Field(64, ge=8, description="lm: tokens per human text block; the prompt and the continuation length.")
+    prompt_tokens: int | None = Field(None, ge=1, description="lm: tokens of each human block used as the prompt (default: block_tokens).")
+    split_seed: int = Field(0, description="Seed of the deterministic subset and train/test split.")
+
+
+class ScratchArchitecture(_Block):
+    architecture: Literal["llama", "gpt2"] = "llama"
+    vocab_size: int = Field(2048, ge=64, description="BPE vocabulary trained on the human training text.")
+    d_model: int = Field(128, ge=8)
+    n_layers: int = Field(4, ge=1)
+    n_heads: int = Field(4, ge=1)
+    d_ff: int | None = Field(None, description="Feed-forward width (default 4*d_model for gpt2, 8/3*d_model for llama).")
+    max_positions: int = Field(256, ge=16)
+
+
+class LoraBlock(_Block):
+    r: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] | str = Field("all-linear", description="peft target_modules.")
+
+
+class TrainingBlock(_Block):
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
+    lr: float = Field(5e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    batch_tokens: int = Field(8192, ge=16, description="Tokens per micro-batch (batch size comes from this budget).")
+    grad_accum: int = Field(1, ge=1)
+    seq_len: int = Field(128, ge=8, description="lm: packed block length for training and perplexity.")
+    max_grad_norm: float = Field(1.0, gt=0)
+    compile: bool = Field(False, description="torch.compile the model (kept off unless measured faster).")
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 on CUDA, fp32 on CPU.")
+
+
+class ModelBlock(_Block):
+    name: str = Field("scratch", description="'scratch', a local HF folder, a name under $COLLAPSELAB_MODELS, or a hub id.")
+    kind: Literal["causal", "seq2seq"] = "causal"
+    scratch: ScratchArchitecture = Field(default_factory=ScratchArchitecture)
+    pretrain: TrainingBlock = Field(
+        default_factory=lambda: TrainingBlock(epochs=3.0, lr=2e-3),
+        description="Recipe that trains a scratch model from random init (the cached base, and init: scratch).",
+    )
+    lora: LoraBlock | None = Field(None, description="LoRA adapters; None = full fine-tuning.")
+
+
+class DecodingBlock(_Block):
+    method: Literal["sample", "greedy", "beam"] = "sample"
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    top_k: int = Field(0, ge=0, description="0 = no top-k truncation.")
+    num_beams: int = Field(1, ge=1)
+    repetition_penalty: float = Field(1.0, gt=0)
+    max_new_tokens: int | None = Field(None, ge=1, description="lm default: block_tokens; qa default: 32.")
+    batch_tokens: int = Field(16384, ge=64, description="Token budget per generation batch (prompt + new tokens).")
+    backend: Literal["auto", "transformers", "vllm"] = "auto"
+
+
+class EvaluationBlock(_Block):
+    metrics: list[str] | None = Field(None, description="Metric names from the registry; None = the task's defaults.")
+    batch_tokens: int = Field(16384, ge=64)
+    reference_perplexity: bool = Field(True, description="lm: also score the test set under the arm's generation-0 model.")
+
+
+class ArmConfig(_Block):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    init: Literal["scratch", "base", "previous"] = Field("previous", description="Where each generation's training starts.")
+    mix: Literal["replace", "accumulate", "accumulate_subsample", "ratio"] = "replace"
+    ratio: float | None = Field(None, ge=0, le=1, description="mix=ratio: share of synthetic data in a fixed-size set.")
+    size: int | None = Field(None, ge=1, description="Training set size for ratio / accumulate_subsample (default: human pool size).")
+
+
+class ExperimentConfig(_Block):
+    experiment: ExperimentBlock
+    data: DataBlock
+    model: ModelBlock = Field(default_factory=ModelBlock)
+    training: TrainingBlock = Field(default_factory=TrainingBlock)
+    decoding: DecodingBlock = Field(default_factory=DecodingBlock)
+    evaluation: EvaluationBlock = Field(default_factory=EvaluationBlock)
+    arms: list[ArmConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> ExperimentConfig:
+        names = [a.name for a in self.arms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"arms: names must be unique, got {names}")
+        for i, arm in enumerate(self.arms):
+            if arm.mix == "ratio" and arm.ratio is None:
+                raise ValueError(f"arms.{i}.ratio: required when arms.{i}.mix is 'ratio'")
+            if arm.mix != "ratio" and arm.ratio is not None:
+                raise ValueError(f"arms.{i}.ratio: only meaningful with mix 'ratio', got mix {arm.mix!r}")
+            if arm.init == "scratch" and self.model.name != "scratch":
+                raise ValueError(f"arms.{i}.init: 'scratch' needs model.name 'scratch', got {self.model.name!r}")
+        if self.decoding.method == "beam" and self.decoding.num_beams < 2:
+            raise ValueError("decoding.num_beams: beam search needs at least 2 beams")
+        if self.decoding.method != "beam" and self.decoding.num_beams != 1:
+            raise ValueError(f"decoding.num_beams: {self.decoding.num_beams} beams need decoding.method 'beam'")
+        if self.experiment.task == "lm" and self.data.prompt_tokens and self.data.prompt_tokens > self.data.block_tokens:
+            raise ValueError("data.prompt_tokens: must not exceed data.block_tokens")
+        if self.model.name == "scratch" and self.model.kind != "causal":
+            raise ValueError("model.kind: scratch models are causal")
+        return self
+
+    def config_hash(self) -> str:
+        """Hash of the resolved config (defaults filled in), stable across key order."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    @property
+    def max_new_tokens(self) -> int:
+        if self.decoding.max_new_tokens is not None:
+            return self.decoding.max_new_tokens
+        return self.data.block_tokens if self.experiment.task == "lm" else 32
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key '{loc}'")
+        elif e["type"] == "missing":
+            lines.append(f"{source}: missing required key '{loc}'")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            value = e.get("input")
+            shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+            lines.append(f"{source}: {loc}: {msg}{shown}" if loc != "<root>" else f"{source}: {msg}")
+    return "; ".join(lines)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse `key.path=value`; the value is read as YAML (numbers, bools, lists)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key.path=value")
+    key, raw = text.split("=", 1)
+    if not key.strip():
+        raise ConfigError(f"--set {text!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
+    node: Any = data
+    for i, part in enumerate(path[:-1]):
+        where = ".".join(path[: i + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"--set {'.'.join(path)}: '{where}' is not an index of a list of {len(node)}")
+            node = node[int(part)]
+        else:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict | list):
+                raise ConfigError(f"--set {'.'.join(path)}: '{where}' is a value, not a block")
+    last = path[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise ConfigError(f"--set {'.'.join(path)}: '{last}' is not an index of a list of {len(node)}")
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Load and validate a YAML config, applying `key.path=value` overrides first."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: config file does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of blocks, got {type(data).__name__}")
+    for item in overrides or []:
+        keys, value = parse_override(item)
+        apply_override(data, keys, value)
+    return config_from_dict(data, source=str(path))
+
+
+def config_from_dict(data: dict[str, Any], source: str = "<config>") -> ExperimentConfig:
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_validation_error(e, source)) from None
+
+
+def dump_config(config: ExperimentConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,86 @@
+"""Language-model metrics on the held-out human test set: perplexity and cross-entropy.
+
+Perplexity is always computed on the same packed token stream: the test texts are
+tokenized, joined with EOS and cut into non-overlapping blocks of `seq_len` tokens; every
+token after the first of a block is a target. The current model and the reference model
+(the arm's generation-0 model) are scored on identical targets and reported separately.
+"""
+
+from __future__ import annotations
+
+import math
+
+from collapselab.metrics.registry import EvalInputs, MetricValue, register_metric
+
+
+def pack_test_blocks(texts: list[str], tokenizer, seq_len: int) -> list[list[int]]:
+    """Tokenize, join with EOS and cut into full blocks of `seq_len` tokens (tail dropped)."""
+    eos = tokenizer.eos_token_id
+    stream: list[int] = []
+    for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+        stream.extend(ids)
+        stream.append(eos)
+    return [stream[i : i + seq_len] for i in range(0, len(stream) - seq_len + 1, seq_len)]
+
+
+def token_nll(model, blocks: list[list[int]], batch_tokens: int, device: str = "cpu") -> tuple[float, int, list[float]]:
+    """Sum of next-token negative log-likelihoods over all blocks, the target count, and
+    per-block mean NLL. Blocks are full length, so no padding is involved."""
+    import torch
+
+    if not blocks:
+        raise ValueError("no test blocks to score: the test set is shorter than one block")
+    seq_len = len(blocks[0])
+    bs = max(1, batch_tokens // seq_len)
+    total, count, per_block = 0.0, 0, []
+    model.eval()
+    with torch.inference_mode():
+        for i in range(0, len(blocks), bs):
+            x = torch.tensor(blocks[i : i + bs], dtype=torch.long, device=device)  # (B, T)
+            logits = model(input_ids=x).logits[:, :-1].float()  # (B, T-1, V)
+            nll = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1), reduction="none"
+            ).view(x.size(0), -1)  # (B, T-1)
+            total += nll.sum().item()
+            count += nll.numel()
+            per_block.extend(nll.mean(dim=1).tolist())
+    return total, count, per_block
+
+
+def _test_blocks(inputs: EvalInputs) -> list[list[int]]:
+    key = ("test_blocks", inputs.seq_len)
+    if key not in inputs.extra:
+        texts = [r.text for r in inputs.test if r.text]
+        inputs.extra[key] = pack_test_blocks(texts, inputs.tokenizer, inputs.seq_len)
+    return inputs.extra[key]
+
+
+def _nll(inputs: EvalInputs, which: str) -> tuple[float, int, list[float]]:
+    key = ("nll", which, inputs.seq_len)
+    if key not in inputs.extra:
+        model = inputs.model if which == "model" else inputs.reference_model
+        inputs.extra[key] = token_nll(model, _test_blocks(inputs), inputs.batch_tokens, inputs.device)
+    return inputs.extra[key]
+
+
+@register_metric("cross_entropy", task="lm", higher_is_better=False, version="1", needs=("model", "tokenizer"))
+def cross_entropy(inputs: EvalInputs) -> MetricValue:
+    """Mean next-token cross-entropy (nats) of the human test set under the current model."""
+    total, count, per_block = _nll(inputs, "model")
+    return MetricValue(total / count, per_block, {"tokens": count})
+
+
+@register_metric("perplexity", task="lm", higher_is_better=False, version="1", needs=("model", "tokenizer"))
+def perplexity(inputs: EvalInputs) -> MetricValue:
+    """Perplexity of the human test set under the current model: exp(cross-entropy)."""
+    total, count, per_block = _nll(inputs, "model")
+    return MetricValue(math.exp(total / count), [math.exp(v) for v in per_block], {"tokens": count})
+
+
+@register_metric(
+    "reference_perplexity", task="lm", higher_is_better=False, version="1", needs=("reference_model", "tokenizer")
+)
+def reference_perplexity(inputs: EvalInputs) -> MetricValue:
+    """Perplexity of the human test set under the fixed reference (the arm's generation-0 model)."""
+    total, count, per_block = _nll(inputs, "reference")
+    return MetricValue(math.exp(total / count), [math.exp(v) for v in per_block], {"tokens": count})

@@ -1,0 +1,1 @@
+"""QA metrics (filled by the metrics work)."""

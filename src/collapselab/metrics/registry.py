@@ -1,0 +1,132 @@
+"""One registry of metrics, each with its direction, aggregation and version.
+
+A metric is a function of an `EvalInputs` that returns a `MetricValue`. The engine calls
+`evaluate(names, inputs)` once per generation; each result carries the metric's version,
+which is stored with the number so a changed implementation never mixes with old results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from collapselab.records import Record
+
+Aggregation = Literal["mean", "corpus", "distribution"]
+
+
+@dataclass(slots=True)
+class EvalInputs:
+    """Everything a metric may read for one (arm, generation).
+
+    Fields that a task does not have stay None; a metric names what it needs in `needs`,
+    and `evaluate` raises if one of them is missing instead of silently skipping it.
+    """
+
+    task: str
+    test: list[Record]  # the held-out human test set
+    predictions: list[str] | None = None  # qa: the model's answer to each test record, same order
+    model: Any = None  # the current generation's model (HF PreTrainedModel)
+    tokenizer: Any = None
+    reference_model: Any = None  # the arm's generation-0 model: the fixed reference
+    synthetic: list[Record] | None = None  # the data this generation wrote
+    human_train: list[Record] | None = None  # the human training pool
+    seq_len: int = 128  # lm: block length for perplexity
+    batch_tokens: int = 16384
+    device: str = "cpu"
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class MetricValue:
+    value: float
+    per_example: list[float] | None = None  # one score per test (or synthetic) record
+    details: dict[str, Any] = field(default_factory=dict)  # breakdowns, e.g. HasAns/NoAns
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    name: str
+    task: str  # "qa", "lm", "mcq" or "any"
+    fn: Callable[[EvalInputs], MetricValue]
+    higher_is_better: bool
+    aggregation: Aggregation
+    version: str
+    needs: tuple[str, ...]
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class MetricResult:
+    name: str
+    value: float
+    version: str
+    higher_is_better: bool
+    per_example: list[float] | None
+    details: dict[str, Any]
+
+
+_REGISTRY: dict[str, Metric] = {}
+TASK_DEFAULTS: dict[str, list[str]] = {
+    "lm": ["perplexity", "cross_entropy", "reference_perplexity"],
+    "qa": ["exact_match", "f1"],
+}
+
+
+def register_metric(
+    name: str,
+    *,
+    task: str,
+    higher_is_better: bool,
+    version: str,
+    aggregation: Aggregation = "mean",
+    needs: Sequence[str] = (),
+) -> Callable[[Callable[[EvalInputs], MetricValue]], Callable[[EvalInputs], MetricValue]]:
+    """Register `fn` under `name`; its docstring's first line is its description."""
+
+    def wrap(fn: Callable[[EvalInputs], MetricValue]) -> Callable[[EvalInputs], MetricValue]:
+        if name in _REGISTRY:
+            raise ValueError(f"metric {name!r} is registered twice")
+        doc = (fn.__doc__ or "").strip().splitlines()
+        _REGISTRY[name] = Metric(name, task, fn, higher_is_better, aggregation, version, tuple(needs), doc[0] if doc else "")
+        return fn
+
+    return wrap
+
+
+def _load_builtin() -> None:
+    # Importing the modules registers their metrics.
+    from collapselab.metrics import language, qa  # noqa: F401
+
+
+def get_metric(name: str) -> Metric:
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown metric {name!r}; known: {sorted(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def all_metrics() -> dict[str, Metric]:
+    _load_builtin()
+    return dict(_REGISTRY)
+
+
+def default_metrics(task: str) -> list[str]:
+    return list(TASK_DEFAULTS[task])
+
+
+def evaluate(names: Sequence[str], inputs: EvalInputs) -> dict[str, MetricResult]:
+    """Compute the named metrics; raise naming the metric and the missing input."""
+    out: dict[str, MetricResult] = {}
+    for name in names:
+        m = get_metric(name)
+        if m.task not in ("any", inputs.task):
+            raise ValueError(f"metric {name!r} is for task {m.task!r}, not {inputs.task!r}")
+        for need in m.needs:
+            if getattr(inputs, need) is None:
+                raise ValueError(f"metric {name!r} needs {need!r}, which this evaluation does not have")
+        v = m.fn(inputs)
+        out[name] = MetricResult(name, float(v.value), m.version, m.higher_is_better, v.per_example, v.details)
+    return out

@@ -1,0 +1,195 @@
+"""The one record schema every dataset, generation and table shares, and its file IO.
+
+A record is a human or generated example with its provenance. Provenance is never
+dropped: `source`, `generation`, `parent_id` and `generator` are how every table and
+plot is cut.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+Source = Literal["human", "synthetic", "contaminated"]
+SOURCES: tuple[str, ...] = ("human", "synthetic", "contaminated")
+
+
+class RecordError(ValueError):
+    """A record or records file is malformed; the message names the file, record and field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One example with provenance.
+
+    Task fields are optional: `lm` records carry `text`; `qa` records carry `context`,
+    `question` and `answers` (empty for an unanswerable SQuAD v2 question); `mcq` records
+    carry `question`, `choices` and `label` (index of the correct choice).
+    """
+
+    id: str
+    source: Source = "human"
+    generation: int | None = None  # None for human data; g for data written by model_g
+    parent_id: str | None = None  # the record this one was generated from
+    generator: str | None = None  # JSON: model and decoding settings that wrote it
+    text: str | None = None
+    title: str | None = None  # article/document; train/test splits never share one
+    context: str | None = None
+    question: str | None = None
+    answers: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()
+    label: int | None = None
+    subject: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise RecordError(f"record {self.id!r}: field 'source' is {self.source!r}, expected one of {SOURCES}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["answers"] = list(self.answers)
+        d["choices"] = list(self.choices)
+        return d
+
+    def derive(self, **changes: Any) -> Record:
+        """A copy with some fields changed (e.g. a synthetic answer with its parent)."""
+        return replace(self, **changes)
+
+
+RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Record))
+
+
+def record_from_dict(d: dict[str, Any], *, where: str = "<dict>") -> Record:
+    """Build a Record from a mapping, naming `where` (file and line) in any error."""
+    if "id" not in d or d["id"] in (None, ""):
+        raise RecordError(f"{where}: record is missing field 'id'")
+    unknown = set(d) - set(RECORD_FIELDS)
+    if unknown:
+        raise RecordError(f"{where}: record {d['id']!r} has unknown field(s) {sorted(unknown)}")
+    kw = dict(d)
+    kw["id"] = str(kw["id"])
+    for name in ("answers", "choices"):
+        value = kw.get(name)
+        if value is None:
+            kw[name] = ()
+        elif isinstance(value, str) or not isinstance(value, Iterable):
+            raise RecordError(f"{where}: record {d['id']!r} field {name!r} must be a list of strings, got {value!r}")
+        else:
+            kw[name] = tuple(str(v) for v in value)
+    if kw.get("generation") is not None:
+        kw["generation"] = int(kw["generation"])
+    if kw.get("label") is not None:
+        kw["label"] = int(kw["label"])
+    return Record(**kw)
+
+
+def require_fields(records: Sequence[Record], names: Sequence[str], *, where: str) -> None:
+    """Raise naming the first record that lacks one of `names` (None or empty)."""
+    for r in records:
+        for n in names:
+            v = getattr(r, n)
+            if v is None or (isinstance(v, str) and v == "" and n != "text"):
+                raise RecordError(f"{where}: record {r.id!r} is missing field {n!r}")
+
+
+def _atomic_target(path: Path) -> tuple[int, str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write a file so readers see either the old or the complete new content."""
+    path = Path(path)
+    fd, tmp = _atomic_target(path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_records(path: str | os.PathLike[str], records: Sequence[Record]) -> None:
+    """Write records atomically as Parquet (`.parquet`) or JSONL (`.jsonl`)."""
+    path = Path(path)
+    rows = [r.to_dict() for r in records]
+    if path.suffix == ".jsonl":
+        atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        return
+    if path.suffix != ".parquet":
+        raise RecordError(f"{path}: unsupported records file type {path.suffix!r} (use .parquet or .jsonl)")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist(rows, schema=_arrow_schema())
+    fd, tmp = _atomic_target(path)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_records(path: str | os.PathLike[str]) -> list[Record]:
+    """Read records written by `write_records` (Parquet or JSONL), naming the file on error."""
+    path = Path(path)
+    if not path.exists():
+        raise RecordError(f"{path}: records file does not exist")
+    if path.suffix == ".jsonl":
+        out = []
+        with path.open(encoding="utf-8") as f:
+            for i, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    d = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise RecordError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+                out.append(record_from_dict(d, where=f"{path}:{i}"))
+        return out
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except Exception as e:  # pyarrow raises several types for a corrupt file
+        raise RecordError(f"{path}: not a readable Parquet file ({e})") from None
+    return [record_from_dict(d, where=f"{path} row {i}") for i, d in enumerate(rows)]
+
+
+def _arrow_schema() -> Any:
+    import pyarrow as pa
+
+    s, i = pa.string(), pa.int64()
+    return pa.schema(
+        [
+            ("id", s), ("source", s), ("generation", i), ("parent_id", s), ("generator", s),
+            ("text", s), ("title", s), ("context", s), ("question", s),
+            ("answers", pa.list_(s)), ("choices", pa.list_(s)), ("label", i), ("subject", s),
+        ]
+    )
+
+
+@dataclass(slots=True)
+class RecordSet:
+    """Named records for one split, with the dataset name for error messages."""
+
+    name: str
+    records: list[Record] = field(default_factory=list)
