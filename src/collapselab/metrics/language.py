@@ -1,8 +1,9 @@
 """Language-model metrics on the held-out human test set: perplexity and cross-entropy.
 
-Perplexity is always computed on the same packed token stream: the test texts are
-tokenized, joined with EOS and cut into non-overlapping blocks of `seq_len` tokens; every
-token after the first of a block is a target. The current model and the reference model
+Perplexity is always computed on the same packed token stream: the test records are
+consecutive slices of running human text (as the training records are), so their token
+ids are concatenated as they are, with no separator added, and cut into non-overlapping
+blocks of `seq_len` tokens; every token after the first of a block is a target. The current model and the reference model
 (the arm's generation-0 model) are scored on identical targets and reported separately.
 """
 
@@ -14,12 +15,10 @@ from collapselab.metrics.registry import EvalInputs, MetricValue, register_metri
 
 
 def pack_test_blocks(texts: list[str], tokenizer, seq_len: int) -> list[list[int]]:
-    """Tokenize, join with EOS and cut into full blocks of `seq_len` tokens (tail dropped)."""
-    eos = tokenizer.eos_token_id
+    """Tokenize, concatenate and cut into full blocks of `seq_len` tokens (tail dropped)."""
     stream: list[int] = []
     for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
         stream.extend(ids)
-        stream.append(eos)
     return [stream[i : i + seq_len] for i in range(0, len(stream) - seq_len + 1, seq_len)]
 
 

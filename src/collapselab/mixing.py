@@ -1,0 +1,54 @@
+"""Mix policies: what generation g trains on, given the human pool and earlier synthetic data.
+
+- replace: g=0 the human pool; after that only the last generation's output.
+- accumulate: the human pool plus every synthetic set so far (grows each generation).
+- accumulate_subsample: a fixed-size sample of that accumulated pool.
+- ratio r: a fixed-size set, a share r drawn from the last generation's output and the
+  rest drawn fresh from the human pool.
+Every draw is seeded, so the same (seed, generation) always gives the same set.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from collapselab.config import ArmConfig
+from collapselab.records import Record
+
+
+def _sample(records: Sequence[Record], n: int, rng: random.Random) -> list[Record]:
+    if n > len(records):
+        raise ValueError(f"cannot draw {n} records from a pool of {len(records)}")
+    idx = sorted(rng.sample(range(len(records)), n))  # keep pool order: stable, readable files
+    return [records[i] for i in idx]
+
+
+def mix(arm: ArmConfig, generation: int, human: Sequence[Record], synthetic: Sequence[Sequence[Record]], seed: int) -> list[Record]:
+    """The training set of `generation` for `arm`.
+
+    Args:
+        arm: the arm's config (mix policy, ratio, size).
+        generation: g; `synthetic` must hold the outputs of generations 0..g-1.
+        human: the human training pool.
+        synthetic: synthetic[k] is what model_k wrote.
+        seed: run seed; draws use (seed, generation).
+    """
+    if len(synthetic) != generation:
+        raise ValueError(f"generation {generation} needs {generation} earlier synthetic sets, got {len(synthetic)}")
+    if generation == 0:
+        return list(human)
+    rng = random.Random(f"mix-{seed}-{generation}")
+    size = arm.size or len(human)
+    if arm.mix == "replace":
+        return list(synthetic[-1])
+    pool = list(human) + [r for s in synthetic for r in s]
+    if arm.mix == "accumulate":
+        return pool
+    if arm.mix == "accumulate_subsample":
+        return _sample(pool, min(size, len(pool)), rng)
+    # ratio: r synthetic from the last generation, 1-r fresh human, fixed size
+    assert arm.ratio is not None  # the config validator guarantees it
+    n_syn = round(arm.ratio * size)
+    last = synthetic[-1]
+    return _sample(last, min(n_syn, len(last)), rng) + _sample(human, min(size - n_syn, len(human)), rng)

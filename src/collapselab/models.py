@@ -1,0 +1,222 @@
+"""Resolve, build, adapt, save and load models.
+
+Resolution order for `model.name`: `scratch` (a small Llama/GPT-2 built from config with a
+BPE tokenizer trained on the human training text), an existing local folder,
+`$COLLAPSELAB_MODELS/<name>`, then a hub id (needs the network). Every generation's model
+is saved as a full HF folder (LoRA adapters merged), so any generation loads on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from collapselab.config import LoraBlock, ModelBlock, ScratchArchitecture
+
+EOS = "<|endoftext|>"
+PAD = "<|pad|>"
+
+
+class ModelError(ValueError):
+    """A model could not be resolved or loaded; the message names it and where it was looked for."""
+
+
+@dataclass(slots=True)
+class LoadedModel:
+    model: Any  # transformers PreTrainedModel (or peft PeftModel while training)
+    tokenizer: Any  # transformers PreTrainedTokenizerFast
+    is_seq2seq: bool
+
+
+def cache_root() -> Path:
+    """$COLLAPSELAB_CACHE, else ~/.cache/collapselab: shared by runs, keyed by content hash."""
+    return Path(os.environ.get("COLLAPSELAB_CACHE", Path.home() / ".cache" / "collapselab"))
+
+
+def content_hash(*parts: Any) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        if isinstance(p, bytes):
+            h.update(p)
+        elif isinstance(p, str):
+            h.update(p.encode())
+        else:
+            h.update(json.dumps(p, sort_keys=True, default=str).encode())
+        h.update(b"\x00")
+    return h.hexdigest()[:16]
+
+
+def texts_hash(texts: Iterable[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode())
+        h.update(b"\x00")
+    return h.hexdigest()[:16]
+
+
+def device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def train_tokenizer(texts: list[str], vocab_size: int):
+    """Byte-level BPE trained on `texts`, with an EOS (also BOS) and a PAD token.
+
+    Byte-level means every string round-trips through encode/decode, so a decoded
+    continuation re-tokenizes to (nearly) the same ids in the next generation.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS, PAD],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, bos_token=EOS, pad_token=PAD)
+    fast.padding_side = "left"  # decoder-only generation must left-pad
+    return fast
+
+
+def cached_tokenizer(texts: list[str], vocab_size: int):
+    """Train the scratch tokenizer once per (text, vocab size) and cache it."""
+    from transformers import PreTrainedTokenizerFast
+
+    key = content_hash("tokenizer-v1", texts_hash(texts), vocab_size)
+    folder = cache_root() / "tokenizers" / key
+    if not (folder / "tokenizer.json").exists():
+        tok = train_tokenizer(texts, vocab_size)
+        _atomic_dir(folder, lambda tmp: tok.save_pretrained(tmp))
+    tok = PreTrainedTokenizerFast.from_pretrained(folder)
+    tok.padding_side = "left"
+    return tok
+
+
+def build_scratch_model(arch: ScratchArchitecture, tokenizer, seed: int):
+    """A randomly initialised causal LM from `arch`, seeded, fp32, SDPA attention."""
+    import torch
+    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
+
+    vocab = len(tokenizer)
+    common = {"eos_token_id": tokenizer.eos_token_id, "bos_token_id": tokenizer.bos_token_id, "pad_token_id": tokenizer.pad_token_id}
+    if arch.architecture == "llama":
+        d_ff = arch.d_ff or int(round(8 * arch.d_model / 3 / 8) * 8)
+        cfg = LlamaConfig(
+            vocab_size=vocab, hidden_size=arch.d_model, intermediate_size=d_ff, num_hidden_layers=arch.n_layers,
+            num_attention_heads=arch.n_heads, max_position_embeddings=arch.max_positions, tie_word_embeddings=True, **common,
+        )
+    else:
+        cfg = GPT2Config(
+            vocab_size=vocab, n_embd=arch.d_model, n_layer=arch.n_layers, n_head=arch.n_heads,
+            n_inner=arch.d_ff or 4 * arch.d_model, n_positions=arch.max_positions, tie_word_embeddings=True, **common,
+        )
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(cfg, attn_implementation="sdpa", dtype=torch.float32)
+    return model.to(device())
+
+
+def resolve_model_path(name: str) -> str:
+    """A local folder, then $COLLAPSELAB_MODELS/<name>, else `name` as a hub id."""
+    if Path(name).is_dir():
+        return str(Path(name))
+    models_dir = os.environ.get("COLLAPSELAB_MODELS")
+    if models_dir and (Path(models_dir) / name).is_dir():
+        return str(Path(models_dir) / name)
+    return name
+
+
+def load_pretrained(name: str, block: ModelBlock) -> LoadedModel:
+    """Load a pretrained model by name (local folder, $COLLAPSELAB_MODELS, or hub id)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    path = resolve_model_path(name)
+    on_gpu = device() == "cuda"
+    dtype = torch.bfloat16 if on_gpu else torch.float32  # never bf16 on CPU: ~150x slower here
+    cls = AutoModelForSeq2SeqLM if block.kind == "seq2seq" else AutoModelForCausalLM
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = cls.from_pretrained(path, dtype=dtype, attn_implementation="sdpa" if block.kind == "causal" else None)
+    except OSError as e:
+        where = os.environ.get("COLLAPSELAB_MODELS", "<unset>")
+        raise ModelError(
+            f"model {name!r}: not a local folder, not under $COLLAPSELAB_MODELS ({where}), and not loadable from the hub ({e.__class__.__name__})"
+        ) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return LoadedModel(model.to(device()), tokenizer, block.kind == "seq2seq")
+
+
+def apply_lora(model, lora: LoraBlock):
+    """Wrap `model` with fresh LoRA adapters; only the adapters are trainable."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    task = TaskType.SEQ_2_SEQ_LM if model.config.is_encoder_decoder else TaskType.CAUSAL_LM
+    cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules, task_type=task)
+    return get_peft_model(model, cfg)
+
+
+def merge_lora(model):
+    """Fold LoRA adapters into the base weights (a no-op for a plain model)."""
+    from peft import PeftModel
+
+    return model.merge_and_unload() if isinstance(model, PeftModel) else model
+
+
+def save_model(model, tokenizer, folder: Path) -> None:
+    """Save a full HF folder atomically: readers see no folder or a complete one."""
+    model = merge_lora(model)
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    _atomic_dir(folder, write)
+
+
+def load_saved(folder: Path, is_seq2seq: bool = False) -> LoadedModel:
+    """Load a folder written by `save_model`."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    if not (folder / "config.json").exists():
+        raise ModelError(f"{folder}: not a saved model folder (no config.json)")
+    dtype = torch.bfloat16 if device() == "cuda" else torch.float32
+    cls = AutoModelForSeq2SeqLM if is_seq2seq else AutoModelForCausalLM
+    kw = {} if is_seq2seq else {"attn_implementation": "sdpa"}
+    model = cls.from_pretrained(folder, dtype=dtype, **kw).to(device())
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.padding_side = "left"
+    model.eval()
+    return LoadedModel(model, tokenizer, is_seq2seq)
+
+
+def _atomic_dir(folder: Path, write) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        write(tmp)
+        if folder.exists():  # a previous complete copy (e.g. a redone step): replace it
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def count_parameters(model) -> int:
+    return sum(p.numel() for p in model.parameters())
