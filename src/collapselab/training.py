@@ -1,0 +1,335 @@
+"""Fine-tuning: causal LM training on packed blocks, and supervised (prompt -> target) training.
+
+Both entry points share one loop (`_run`): AdamW over the trainable parameters only (so a
+peft LoRA model trains only its adapters), linear warmup then cosine decay, gradient
+accumulation with the loss normalised by the tokens of the whole optimizer step, gradient
+clipping, a data order drawn from a seeded `torch.Generator`. On CPU the model stays fp32
+(bf16 matmul is ~150x slower than fp32 on the CPUs we run on); on CUDA `precision: auto`
+autocasts to bf16.
+
+Batches are sized by a token budget (`TrainingBlock.batch_tokens`), never by a count:
+- `train_lm` packs every document, each followed by EOS, into one stream cut into
+  `seq_len` blocks: no padding at all, and no attention mask, so SDPA takes its causal
+  fast path.
+- `train_supervised` groups examples of similar length (dynamic padding): a batch is padded
+  only to its own longest example.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from collapselab.config import TrainingBlock
+
+IGNORE = -100  # label of tokens that carry no loss (prompt tokens, padding)
+
+
+@dataclass
+class TrainResult:
+    """What a training call did: per-optimizer-step mean token loss, steps, real tokens seen, wall time."""
+
+    losses: list[float]
+    steps: int
+    tokens: int
+    seconds: float
+
+
+@dataclass
+class _Batch:
+    # model inputs: input_ids, and attention_mask / decoder_input_ids for seq2seq
+    inputs: dict[str, torch.Tensor]
+    labels: torch.Tensor  # (B, T) aligned with the logits: position t predicts labels[:, t]
+    tokens: int  # real (non-pad) tokens in the batch
+
+
+def train_lm(
+    model: Any,
+    docs: Sequence[Sequence[int]],
+    cfg: TrainingBlock,
+    *,
+    eos_id: int,
+    seed: int,
+    desc: str = "train",
+    progress: bool = True,
+) -> TrainResult:
+    """Train a causal LM on documents packed into blocks; loss on every token.
+
+    Args:
+        model: A transformers causal LM (or a peft model wrapping one), fp32.
+        docs: Token ids per document; each is followed by `eos_id` in the packed stream.
+        cfg: Steps / epochs, optimizer, schedule, `seq_len` and the micro-batch token budget.
+        eos_id: Separator appended after every document.
+        seed: Seed of the data order (and of dropout).
+        desc: Progress bar label.
+        progress: Show a progress bar (with ETA) on stderr.
+
+    Returns:
+        Per-step losses, steps, tokens trained on and seconds.
+    """
+    stream = torch.tensor([t for doc in docs for t in (*doc, eos_id)], dtype=torch.long)
+    if stream.numel() < 2:
+        raise ValueError("train_lm: docs hold no tokens")
+    # (N, seq_len) blocks; the ragged tail becomes one more block padded with EOS whose
+    # labels are IGNORE: pads sit after every real token, so causal attention never sees them.
+    n_full = stream.numel() // cfg.seq_len
+    blocks = list(stream[: n_full * cfg.seq_len].view(n_full, cfg.seq_len))
+    tail = stream[n_full * cfg.seq_len :]
+    if tail.numel() >= 2:
+        blocks.append(tail)
+    per_batch = max(1, cfg.batch_tokens // cfg.seq_len)
+
+    def epoch(gen: torch.Generator) -> Iterator[_Batch]:
+        order = torch.randperm(len(blocks), generator=gen).tolist()
+        for start in range(0, len(order), per_batch):
+            chosen = [blocks[i] for i in order[start : start + per_batch]]
+            width = max(b.numel() for b in chosen)
+            ids = torch.full((len(chosen), width), eos_id, dtype=torch.long)
+            labels = torch.full((len(chosen), width), IGNORE, dtype=torch.long)
+            for row, b in enumerate(chosen):
+                ids[row, : b.numel()] = b
+                labels[row, : b.numel() - 1] = b[1:]  # next-token targets
+            yield _Batch({"input_ids": ids}, labels, sum(b.numel() for b in chosen))
+
+    n_batches = math.ceil(len(blocks) / per_batch)
+    return _run(model, epoch, n_batches, cfg, seed=seed, desc=desc, progress=progress)
+
+
+def train_supervised(
+    model: Any,
+    pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
+    cfg: TrainingBlock,
+    *,
+    pad_id: int,
+    seed: int,
+    desc: str = "train",
+    progress: bool = True,
+) -> TrainResult:
+    """Train on (prompt_ids, target_ids) pairs with loss on the target tokens only.
+
+    Causal LMs see prompt + target (append EOS to the target if the model should learn to
+    stop); seq2seq models see the prompt in the encoder and the target as labels. Batches
+    group examples of similar length and are padded only to their own longest example.
+
+    Args:
+        model: A transformers causal LM or seq2seq model (or a peft model wrapping one), fp32.
+        pairs: (prompt token ids, target token ids) per example; targets must be non-empty.
+        cfg: Steps / epochs, optimizer, schedule and the micro-batch token budget.
+        pad_id: Padding token id.
+        seed: Seed of the data order (and of dropout).
+        desc: Progress bar label.
+        progress: Show a progress bar (with ETA) on stderr.
+
+    Returns:
+        Per-step losses, steps, tokens trained on and seconds.
+    """
+    if not pairs:
+        raise ValueError("train_supervised: no pairs")
+    if any(len(t) == 0 for _, t in pairs):
+        raise ValueError("train_supervised: every target needs at least one token")
+    encoder_decoder = bool(_base_config(model).is_encoder_decoder)
+    if encoder_decoder:
+        lengths = [max(len(p), len(t)) for p, t in pairs]
+    else:
+        lengths = [len(p) + len(t) for p, t in pairs]
+
+    def collate(idx: list[int]) -> _Batch:
+        if encoder_decoder:
+            return _collate_seq2seq(model, [pairs[i] for i in idx], pad_id)
+        return _collate_causal([pairs[i] for i in idx], pad_id)
+
+    def epoch(gen: torch.Generator) -> Iterator[_Batch]:
+        # Shuffle, then stable-sort by length: equal lengths land in a fresh random order each
+        # epoch; then cut by the token budget and shuffle the batches themselves.
+        perm = torch.randperm(len(pairs), generator=gen).tolist()
+        perm.sort(key=lambda i: lengths[i])
+        batches = _budget_batches(perm, lengths, cfg.batch_tokens)
+        for j in torch.randperm(len(batches), generator=gen).tolist():
+            yield collate(batches[j])
+
+    n_batches = len(
+        _budget_batches(
+            sorted(range(len(pairs)), key=lambda i: lengths[i]), lengths, cfg.batch_tokens
+        )
+    )
+    return _run(model, epoch, n_batches, cfg, seed=seed, desc=desc, progress=progress)
+
+
+def _budget_batches(order: list[int], lengths: Sequence[int], budget: int) -> list[list[int]]:
+    """Cut length-sorted indices into batches whose padded size (count x longest) fits the budget."""
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and (len(batches[-1]) + 1) * max(lengths[i], lengths[batches[-1][-1]]) <= budget:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+def _collate_causal(pairs: list[tuple[Sequence[int], Sequence[int]]], pad_id: int) -> _Batch:
+    width = max(len(p) + len(t) for p, t in pairs)
+    ids = torch.full((len(pairs), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(pairs), width), IGNORE, dtype=torch.long)
+    for row, (p, t) in enumerate(pairs):
+        seq = torch.tensor([*p, *t], dtype=torch.long)
+        ids[row, : seq.numel()] = seq
+        # Position k predicts token k+1, so target tokens sit at labels[len(p)-1 : n-1]; with
+        # an empty prompt the first target token has no position that predicts it.
+        first = max(len(p), 1)
+        labels[row, first - 1 : seq.numel() - 1] = seq[first:]
+    # Right padding and no attention mask: pads come after every real token, so causal
+    # attention never lets a real token see one, and SDPA keeps its mask-free causal kernel.
+    return _Batch({"input_ids": ids}, labels, sum(len(p) + len(t) for p, t in pairs))
+
+
+def _collate_seq2seq(
+    model: Any, pairs: list[tuple[Sequence[int], Sequence[int]]], pad_id: int
+) -> _Batch:
+    src_w = max(1, max(len(p) for p, _ in pairs))
+    tgt_w = max(len(t) for _, t in pairs)
+    ids = torch.full((len(pairs), src_w), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(pairs), src_w), dtype=torch.long)
+    labels = torch.full((len(pairs), tgt_w), IGNORE, dtype=torch.long)
+    for row, (p, t) in enumerate(pairs):
+        ids[row, : len(p)] = torch.tensor(p, dtype=torch.long)
+        mask[row, : len(p)] = 1
+        labels[row, : len(t)] = torch.tensor(t, dtype=torch.long)
+    decoder_input_ids = _base_model(model).prepare_decoder_input_ids_from_labels(labels=labels)
+    inputs = {"input_ids": ids, "attention_mask": mask, "decoder_input_ids": decoder_input_ids}
+    return _Batch(inputs, labels, sum(len(p) + len(t) for p, t in pairs))
+
+
+def _base_model(model: Any) -> Any:
+    """The transformers model under a peft wrapper (or the model itself)."""
+    from peft import PeftModel
+
+    return model.get_base_model() if isinstance(model, PeftModel) else model
+
+
+def _base_config(model: Any) -> Any:
+    return _base_model(model).config
+
+
+def _use_all_cores() -> None:
+    # torch's default already follows the cores on most builds; an explicit OMP_NUM_THREADS
+    # or MKL_NUM_THREADS is the user's choice and wins.
+    if not {"OMP_NUM_THREADS", "MKL_NUM_THREADS"} & os.environ.keys():
+        torch.set_num_threads(os.cpu_count() or 1)
+
+
+def _autocast(device: torch.device, precision: str) -> torch.autocast:
+    if device.type == "cpu" and precision == "bf16":
+        raise ValueError(
+            "training.precision: 'bf16' on CPU is ~150x slower than fp32; use 'auto' or 'fp32'"
+        )
+    bf16 = device.type == "cuda" and precision in ("auto", "bf16")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
+def _optimizer(
+    params: list[torch.nn.Parameter], cfg: TrainingBlock, device: torch.device
+) -> torch.optim.AdamW:
+    # nanoGPT's split: decay matrices, not biases / norm gains.
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    # Fused AdamW has CPU and CUDA kernels (torch >= 2.4): one kernel over all parameters.
+    return torch.optim.AdamW(
+        groups, lr=cfg.lr, betas=(0.9, 0.95), fused=device.type in ("cpu", "cuda")
+    )
+
+
+def _lr_lambda(total: int, warmup: int) -> Any:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def _run(
+    model: Any,
+    epoch: Any,
+    n_batches: int,
+    cfg: TrainingBlock,
+    *,
+    seed: int,
+    desc: str,
+    progress: bool,
+) -> TrainResult:
+    """The shared loop: micro-batches from `epoch(generator)`, grad_accum per optimizer step."""
+    _use_all_cores()
+    device = next(model.parameters()).device
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("training: the model has no trainable parameters")
+    total_micro = math.ceil(cfg.epochs * n_batches)
+    steps = (
+        cfg.max_steps
+        if cfg.max_steps is not None
+        else max(1, math.ceil(total_micro / cfg.grad_accum))
+    )
+    optimizer = _optimizer(params, cfg, device)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _lr_lambda(steps, int(cfg.warmup_ratio * steps))
+    )
+    forward = torch.compile(model) if cfg.compile else model
+    gen = torch.Generator().manual_seed(seed)
+
+    def micro_batches() -> Iterator[_Batch]:
+        while True:  # epochs repeat, each in a fresh seeded order, until the steps are done
+            yield from epoch(gen)
+
+    stream = micro_batches()
+    losses: list[float] = []
+    tokens = 0
+    started = time.perf_counter()
+    model.train()
+    bar = tqdm(total=steps, desc=desc, unit="step", disable=not progress, dynamic_ncols=True)
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)  # dropout (e.g. LoRA's) is part of the seeded run
+            for _ in range(steps):
+                group = [next(stream) for _ in range(cfg.grad_accum)]
+                # Normalise by the loss-bearing tokens of the whole step, so accumulation
+                # over micro-batches of different sizes equals one big batch.
+                n_targets = sum(int((b.labels != IGNORE).sum()) for b in group)
+                step_loss = torch.zeros((), device=device)
+                for b in group:
+                    with _autocast(device, cfg.precision):
+                        logits = forward(
+                            **{k: v.to(device) for k, v in b.inputs.items()}
+                        ).logits  # (B, T, V)
+                    loss = F.cross_entropy(
+                        logits.float().flatten(0, 1),
+                        b.labels.to(device).flatten(),
+                        ignore_index=IGNORE,
+                        reduction="sum",
+                    ) / max(1, n_targets)
+                    loss.backward()
+                    step_loss += loss.detach()
+                    tokens += b.tokens
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                losses.append(float(step_loss))
+                bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+                bar.update(1)
+    finally:
+        bar.close()
+        model.eval()
+    return TrainResult(
+        losses=losses, steps=len(losses), tokens=tokens, seconds=time.perf_counter() - started
+    )

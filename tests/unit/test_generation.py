@@ -1,0 +1,242 @@
+"""Batched generation must equal one-at-a-time generation, stop at EOS and be reproducible."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+    T5Config,
+    T5ForConditionalGeneration,
+)
+
+from collapselab.config import DecodingBlock
+from collapselab.generation import generate, generation_backend, length_batches
+
+TEXT = (
+    "the cat sat on the mat and the dog sat on the log. "
+    "a model trained on its own output slowly forgets the tails of the distribution. "
+    "every generation of data is a little less diverse than the one before it. "
+) * 20
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> PreTrainedTokenizerFast:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<pad>", "<eos>"], show_progress=False
+    )
+    tok.train_from_iterator([TEXT], trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
+
+
+def _init(model: torch.nn.Module) -> torch.nn.Module:
+    # A larger init than the default makes the random model's logits peaked, so greedy and
+    # beam choices are not decided by float rounding between near-equal logits.
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.normal_(0.0, 0.3)
+    return model.eval()
+
+
+def _llama(tokenizer, attn: str = "sdpa") -> torch.nn.Module:
+    cfg = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+    return _init(LlamaForCausalLM._from_config(cfg, attn_implementation=attn))
+
+
+def _gpt2(tokenizer) -> torch.nn.Module:
+    cfg = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=128,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+    )
+    return _init(GPT2LMHeadModel(cfg))
+
+
+def _t5(tokenizer) -> torch.nn.Module:
+    cfg = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+        dropout_rate=0.0,
+    )
+    return _init(T5ForConditionalGeneration(cfg))
+
+
+MODELS = {"llama": _llama, "gpt2": _gpt2, "t5": _t5}
+
+
+def _prompts(tokenizer, n: int = 7) -> list[list[int]]:
+    ids = tokenizer(TEXT, add_special_tokens=False)["input_ids"]
+    lengths = [3, 11, 5, 17, 1, 8, 13, 2, 9][:n]  # mixed lengths, unsorted, a 1-token prompt
+    return [ids[7 * k : 7 * k + n_] for k, n_ in enumerate(lengths)]
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "t5"])
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+def test_batched_equals_one_at_a_time(tokenizer, arch, method):
+    model = MODELS[arch](tokenizer)
+    prompts = _prompts(tokenizer)
+    decoding = DecodingBlock(
+        method=method, num_beams=3 if method == "beam" else 1, batch_tokens=100_000
+    )
+    batched = generate(
+        model, tokenizer, prompts, decoding, max_new_tokens=12, seed=0, progress=False
+    )
+    single = [
+        generate(model, tokenizer, [p], decoding, max_new_tokens=12, seed=0, progress=False)[0]
+        for p in prompts
+    ]
+    assert batched == single
+    assert sum(len(o) for o in batched) > len(prompts)  # not trivially empty
+
+
+@pytest.mark.parametrize("arch", ["llama", "t5"])
+def test_small_budget_splits_batches_without_changing_greedy_output(tokenizer, arch):
+    model = MODELS[arch](tokenizer)
+    prompts = _prompts(tokenizer)
+    big = DecodingBlock(method="greedy", batch_tokens=100_000)
+    small = DecodingBlock(method="greedy", batch_tokens=64)  # ~2 prompts per batch
+    a = generate(model, tokenizer, prompts, big, max_new_tokens=10, seed=0, progress=False)
+    b = generate(model, tokenizer, prompts, small, max_new_tokens=10, seed=0, progress=False)
+    assert a == b
+
+
+def test_greedy_matches_unpadded_reference(tokenizer):
+    # The prompt alone through model.generate, no padding anywhere: what our output must be.
+    model = _llama(tokenizer)
+    prompt = _prompts(tokenizer)[3]
+    with torch.no_grad():
+        ref = model.generate(
+            torch.tensor([prompt]),
+            attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+            do_sample=False,
+            max_new_tokens=12,
+            min_new_tokens=12,
+            top_k=None,
+            eos_token_id=None,
+            pad_token_id=tokenizer.pad_token_id,
+        )[0, len(prompt) :].tolist()
+    ours = generate(
+        model,
+        tokenizer,
+        [prompt, [5, 6]],
+        DecodingBlock(method="greedy"),
+        max_new_tokens=12,
+        seed=0,
+        progress=False,
+    )[0]
+    cut = ref[: ref.index(tokenizer.eos_token_id)] if tokenizer.eos_token_id in ref else ref
+    assert ours == cut
+
+
+def test_stops_at_eos(tokenizer):
+    model = _llama(tokenizer)
+    eos = tokenizer.eos_token_id
+    # EOS is the overwhelming choice at every step: every continuation is empty.
+    handle = model.register_forward_hook(lambda m, i, o: o.logits.__setitem__((..., eos), 1e4) or o)
+    try:
+        out = generate(
+            model,
+            tokenizer,
+            _prompts(tokenizer),
+            DecodingBlock(method="greedy"),
+            max_new_tokens=8,
+            seed=0,
+            progress=False,
+        )
+    finally:
+        handle.remove()
+    assert out == [[] for _ in out]
+
+
+def test_eos_cut_keeps_tokens_before_eos(tokenizer):
+    model = _llama(tokenizer)
+    eos = tokenizer.eos_token_id
+    calls = {"n": 0}
+
+    def force_eos_on_third_step(module, inputs, output):
+        calls["n"] += 1
+        if calls["n"] == 3:  # prefill, step 2, step 3 -> the third new token is EOS
+            output.logits[..., eos] = 1e4
+        return output
+
+    handle = model.register_forward_hook(force_eos_on_third_step)
+    try:
+        out = generate(
+            model,
+            tokenizer,
+            [[5, 6, 7]],
+            DecodingBlock(method="greedy"),
+            max_new_tokens=8,
+            seed=0,
+            progress=False,
+        )
+    finally:
+        handle.remove()
+    assert len(out[0]) == 2 and eos not in out[0]
+
+
+def test_sampling_is_deterministic_given_seed(tokenizer):
+    model = _llama(tokenizer)
+    prompts = _prompts(tokenizer)
+    decoding = DecodingBlock(
+        method="sample", temperature=1.5, top_p=0.95, top_k=50, repetition_penalty=1.2
+    )
+    a = generate(model, tokenizer, prompts, decoding, max_new_tokens=10, seed=3, progress=False)
+    torch.manual_seed(12345)  # the caller's global RNG state must not matter
+    b = generate(model, tokenizer, prompts, decoding, max_new_tokens=10, seed=3, progress=False)
+    c = generate(model, tokenizer, prompts, decoding, max_new_tokens=10, seed=4, progress=False)
+    assert a == b
+    assert a != c
+
+
+def test_length_batches_respects_budget_and_sorts():
+    lengths = [5, 50, 3, 20, 20, 7]
+    batches = length_batches(lengths, budget=100, extra=10)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for b in batches:
+        assert len(b) == 1 or len(b) * (max(lengths[i] for i in b) + 10) <= 100
+    flat = [lengths[i] for b in batches for i in b]
+    assert flat == sorted(flat)
+
+
+def test_backend_is_transformers_without_gpu():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert generation_backend(DecodingBlock()) == "transformers"
+    with pytest.raises(RuntimeError, match="vllm"):
+        generation_backend(DecodingBlock(backend="vllm"))

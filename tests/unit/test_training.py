@@ -1,0 +1,218 @@
+"""Training lowers the loss, touches exactly the trainable parameters, and masks prompts."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
+
+from collapselab.config import TrainingBlock
+from collapselab.training import IGNORE, _collate_causal, train_lm, train_supervised
+
+VOCAB, PAD, EOS = 64, 0, 1
+
+
+def _llama() -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        tie_word_embeddings=True,
+        pad_token_id=PAD,
+        eos_token_id=EOS,
+        bos_token_id=None,
+    )
+    return LlamaForCausalLM._from_config(cfg, attn_implementation="sdpa")
+
+
+def _t5() -> T5ForConditionalGeneration:
+    torch.manual_seed(0)
+    cfg = T5Config(
+        vocab_size=VOCAB,
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=1,
+        num_decoder_layers=1,
+        num_heads=4,
+        pad_token_id=PAD,
+        eos_token_id=EOS,
+        decoder_start_token_id=PAD,
+        dropout_rate=0.0,
+    )
+    return T5ForConditionalGeneration(cfg)
+
+
+def _docs(n: int = 24) -> list[list[int]]:
+    g = torch.Generator().manual_seed(1)
+    # A tiny repeated corpus: a few patterns of mixed lengths, easy to memorise.
+    patterns = [list(range(2 + k, 2 + k + 5 + 3 * k)) for k in range(4)]
+    return [patterns[int(torch.randint(0, 4, (1,), generator=g))] for _ in range(n)]
+
+
+def _pairs(n: int = 16) -> list[tuple[list[int], list[int]]]:
+    g = torch.Generator().manual_seed(2)
+    out = []
+    for _ in range(n):
+        p = torch.randint(
+            2, VOCAB, (int(torch.randint(1, 9, (1,), generator=g)),), generator=g
+        ).tolist()
+        t = [(x * 7) % (VOCAB - 2) + 2 for x in p[:3]] + [EOS]  # a learnable function of the prompt
+        out.append((p, t))
+    return out
+
+
+def test_train_lm_lowers_loss_and_changes_every_parameter():
+    model = _llama()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    cfg = TrainingBlock(max_steps=30, lr=1e-2, warmup_ratio=0.1, seq_len=16, batch_tokens=64)
+    res = train_lm(model, _docs(), cfg, eos_id=EOS, seed=0, progress=False)
+    assert res.steps == 30 and len(res.losses) == 30
+    assert sum(res.losses[-5:]) / 5 < 0.5 * sum(res.losses[:5]) / 5
+    unchanged = [n for n, p in model.named_parameters() if torch.equal(p, before[n])]
+    assert unchanged == []
+    assert not model.training
+    # Up to 4 blocks of 16 tokens per step; the ragged tail block is shorter.
+    assert 0.8 * 30 * 64 < res.tokens <= 30 * 64
+    assert res.seconds > 0
+
+
+def test_train_lm_is_deterministic_given_seed():
+    cfg = TrainingBlock(max_steps=4, seq_len=16, batch_tokens=32)
+    a, b, c = _llama(), _llama(), _llama()
+    ra = train_lm(a, _docs(), cfg, eos_id=EOS, seed=5, progress=False)
+    rb = train_lm(b, _docs(), cfg, eos_id=EOS, seed=5, progress=False)
+    rc = train_lm(c, _docs(), cfg, eos_id=EOS, seed=6, progress=False)
+    assert ra.losses == rb.losses
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    assert ra.losses != rc.losses  # the seed picks the data order
+
+
+def test_grad_accumulation_equals_one_big_batch():
+    docs = [list(range(2, 2 + 15))] * 4 + [[3, 4, 5]]  # 4 full blocks of 16 tokens + a ragged tail
+    big, small = _llama(), _llama()
+    r1 = train_lm(
+        big,
+        docs,
+        TrainingBlock(max_steps=1, seq_len=16, batch_tokens=80),
+        eos_id=EOS,
+        seed=0,
+        progress=False,
+    )
+    r2 = train_lm(
+        small,
+        docs,
+        TrainingBlock(max_steps=1, seq_len=16, batch_tokens=16, grad_accum=5),
+        eos_id=EOS,
+        seed=0,
+        progress=False,
+    )
+    assert r1.losses[0] == pytest.approx(r2.losses[0], rel=1e-5)
+    for p, q in zip(big.parameters(), small.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)
+
+
+def test_causal_labels_cover_exactly_the_targets():
+    pairs = [([5, 6, 7], [8, 9, EOS]), ([10], [11, EOS])]
+    batch = _collate_causal(pairs, PAD)
+    ids, labels = batch.inputs["input_ids"], batch.labels
+    assert ids.tolist() == [[5, 6, 7, 8, 9, EOS], [10, 11, EOS, PAD, PAD, PAD]]
+    # Position k predicts token k+1: only positions whose next token is a target carry a label.
+    assert labels.tolist() == [
+        [IGNORE, IGNORE, 8, 9, EOS, IGNORE],
+        [11, EOS, IGNORE, IGNORE, IGNORE, IGNORE],
+    ]
+
+
+def _target_loss_causal(model, pairs) -> float:
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for p, t in pairs:
+            logits = model(torch.tensor([p + t])).logits[0]  # (T, V), no padding at all
+            total += F.cross_entropy(
+                logits[len(p) - 1 : -1], torch.tensor(t), reduction="sum"
+            ).item()
+            n += len(t)
+    return total / n
+
+
+def _target_loss_seq2seq(model, pairs) -> float:
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for p, t in pairs:
+            out = model(input_ids=torch.tensor([p]), labels=torch.tensor([t]))
+            total += out.loss.item() * len(t)
+            n += len(t)
+    return total / n
+
+
+@pytest.mark.parametrize("arch", ["llama", "t5"])
+def test_supervised_loss_is_the_target_token_loss(arch):
+    # The first step's loss is computed before any update: it must equal the mean loss over
+    # target tokens only, computed one unpadded example at a time. Prompt tokens, padding
+    # and batching (4 length-grouped micro-batches, accumulated) must not enter it.
+    make, reference = (
+        (_llama, _target_loss_causal) if arch == "llama" else (_t5, _target_loss_seq2seq)
+    )
+    pairs = _pairs()
+    model = make()
+    expected = reference(copy.deepcopy(model).eval(), pairs)
+    cfg = TrainingBlock(
+        max_steps=1, batch_tokens=40, grad_accum=_n_batches(pairs, 40, arch), lr=1e-3
+    )
+    res = train_supervised(model, pairs, cfg, pad_id=PAD, seed=0, progress=False)
+    assert res.losses[0] == pytest.approx(expected, rel=1e-4)
+
+
+def _n_batches(pairs, budget, arch) -> int:
+    from collapselab.training import _budget_batches
+
+    lengths = [len(p) + len(t) if arch == "llama" else max(len(p), len(t)) for p, t in pairs]
+    n = len(_budget_batches(sorted(range(len(pairs)), key=lambda i: lengths[i]), lengths, budget))
+    assert n > 1
+    return n
+
+
+@pytest.mark.parametrize("arch", ["llama", "t5"])
+def test_supervised_learns_the_targets(arch):
+    model = _llama() if arch == "llama" else _t5()
+    pairs = _pairs()
+    cfg = TrainingBlock(max_steps=40, lr=5e-3, warmup_ratio=0.0, batch_tokens=256)
+    res = train_supervised(model, pairs, cfg, pad_id=PAD, seed=0, progress=False)
+    assert res.losses[-1] < 0.5 * res.losses[0]
+    assert not model.training
+
+
+def test_lora_trains_only_adapters():
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(
+        _llama(), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0)
+    )
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    cfg = TrainingBlock(max_steps=5, lr=1e-2, warmup_ratio=0.0, seq_len=16, batch_tokens=64)
+    train_lm(model, _docs(), cfg, eos_id=EOS, seed=0, progress=False)
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    # lora_B starts at zero and gets a gradient on the first step; lora_A only once B is non-zero.
+    assert changed == trainable
+
+
+def test_bf16_on_cpu_is_refused():
+    with pytest.raises(ValueError, match="precision"):
+        train_lm(
+            _llama(),
+            _docs(),
+            TrainingBlock(max_steps=1, precision="bf16"),
+            eos_id=EOS,
+            seed=0,
+            progress=False,
+        )
