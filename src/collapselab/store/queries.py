@@ -1,0 +1,291 @@
+"""Reads: the questions researchers ask of the results database.
+
+Every method reads in one snapshot (`read_transaction`), so a query that runs while the
+engine records a generation sees that generation whole or not at all. Rows come back as
+plain dicts, sorted in Python (arms in config order, then seed, generation, name) so that
+SQLite and PostgreSQL, whose string collations differ, return identical results.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from statistics import fmean
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from collapselab.store import schema
+from collapselab.store.db import StoreError, connect, read_transaction
+
+Row = dict[str, Any]
+
+
+class Store:
+    """Query API over one database.
+
+    Args:
+        url: SQLAlchemy URL; None means `$COLLAPSELAB_DB`, else `sqlite:///runs/collapselab.db`.
+    """
+
+    def __init__(self, url: str | None = None) -> None:
+        self.engine = connect(url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def list_runs(self) -> list[Row]:
+        """One row per run: id, experiment, task, created, git SHA, config hash, arms,
+        and how many generations are recorded."""
+        r, g = schema.runs, schema.generations
+        n_gen = sa.select(sa.func.count()).where(g.c.run_id == r.c.run_id).scalar_subquery()
+        cols = [r.c.run_id, r.c.experiment, r.c.task, r.c.created, r.c.git_sha, r.c.config_hash]
+        with read_transaction(self.engine) as conn:
+            rows = [
+                dict(m)
+                for m in conn.execute(sa.select(*cols, n_gen.label("generations"))).mappings()
+            ]
+            for row in rows:
+                row["arms"] = list(_arm_order(conn, row["run_id"]))
+        return sorted(rows, key=lambda x: (x["created"] or "", x["run_id"]))
+
+    def resolve_run(self, run: str | Path) -> str:
+        """The run id for `run`: a recorded run id, or a run directory holding manifest.json."""
+        with read_transaction(self.engine) as conn:
+            return resolve_run_id(conn, run)
+
+    def run(self, run_id: str) -> Row:
+        """The run row with its parsed manifest, verbatim config YAML and arms in order."""
+        with read_transaction(self.engine) as conn:
+            _check_run(conn, run_id)
+            row = dict(
+                conn.execute(sa.select(schema.runs).where(schema.runs.c.run_id == run_id))
+                .mappings()
+                .one()
+            )
+            arms = (
+                conn.execute(sa.select(schema.arms).where(schema.arms.c.run_id == run_id))
+                .mappings()
+                .all()
+            )
+        row["manifest"] = json.loads(row["manifest"])
+        row["arms"] = [
+            {"arm": a["arm"], "config": json.loads(a["config"])}
+            for a in sorted(arms, key=lambda a: a["position"])
+        ]
+        return row
+
+    def generations(self, run_id: str, arm: str | None = None) -> list[Row]:
+        """Each recorded generation: status, timings, training summary and losses, data sizes,
+        refinery counts, and how many metric and prediction rows it holds."""
+        g, m, p, ref = schema.generations, schema.metrics, schema.predictions, schema.refinery
+
+        def count(t: sa.Table) -> Any:
+            return sa.select(sa.func.count()).where(*_same_generation(t, g)).scalar_subquery()
+
+        q = (
+            sa.select(
+                g,
+                ref.c.attempts.label("refinery_attempts"),
+                ref.c.passed.label("refinery_passed"),
+                count(m).label("n_metrics"),
+                count(p).label("n_predictions"),
+            )
+            .select_from(g.outerjoin(ref, sa.and_(*_same_generation(ref, g))))
+            .where(g.c.run_id == run_id)
+        )
+        if arm is not None:
+            q = q.where(g.c.arm == arm)
+        with read_transaction(self.engine) as conn:
+            order = _check_run(conn, run_id, arm)
+            rows = [dict(r) for r in conn.execute(q).mappings()]
+        for row in rows:
+            row["train_losses"] = json.loads(row["train_losses"])
+        return sorted(rows, key=lambda r: (order[r["arm"]], r["seed"], r["generation"]))
+
+    def metrics(
+        self,
+        run_id: str,
+        arm: str | None = None,
+        generation: int | None = None,
+        seed: int | None = None,
+        name: str | None = None,
+    ) -> list[Row]:
+        """Metric rows (arm, seed, generation, name, value, version, higher_is_better, details),
+        filtered by any of arm, generation, seed and metric name."""
+        t = schema.metrics
+        q = sa.select(t).where(t.c.run_id == run_id)
+        for col, value in (
+            ("arm", arm),
+            ("generation", generation),
+            ("seed", seed),
+            ("name", name),
+        ):
+            if value is not None:
+                q = q.where(t.c[col] == value)
+        with read_transaction(self.engine) as conn:
+            order = _check_run(conn, run_id, arm)
+            rows = [dict(r) for r in conn.execute(q).mappings()]
+        for row in rows:
+            del row["run_id"]
+            row["details"] = json.loads(row["details"])
+        return sorted(rows, key=lambda r: (order[r["arm"]], r["seed"], r["generation"], r["name"]))
+
+    def metrics_table(self, run_id: str, arm: str | None = None) -> list[Row]:
+        """Wide table: one row per (arm, seed, generation), one column per metric."""
+        rows = self.metrics(run_id, arm=arm)
+        names = sorted({r["name"] for r in rows})
+        table: dict[tuple[str, int, int], Row] = {}
+        for r in rows:
+            key = (r["arm"], r["seed"], r["generation"])
+            table.setdefault(
+                key, {"arm": key[0], "seed": key[1], "generation": key[2], **dict.fromkeys(names)}
+            )
+            table[key][r["name"]] = r["value"]
+        return list(table.values())  # already in (arm order, seed, generation) order
+
+    def question_history(self, run_id: str, example_id: str, arm: str | None = None) -> Row:
+        """One test question across generations: its input and reference once, then each
+        (arm, seed, generation)'s prediction and per-example scores."""
+        p = schema.predictions
+        q = sa.select(p).where(p.c.run_id == run_id, p.c.example_id == example_id)
+        if arm is not None:
+            q = q.where(p.c.arm == arm)
+        with read_transaction(self.engine) as conn:
+            order = _check_run(conn, run_id, arm)
+            rows = conn.execute(q).mappings().all()
+            if not rows:
+                sample = (
+                    conn.execute(
+                        sa.select(p.c.example_id)
+                        .where(p.c.run_id == run_id)
+                        .distinct()
+                        .order_by(p.c.example_id)
+                        .limit(5)
+                    )
+                    .scalars()
+                    .all()
+                )
+                raise StoreError(
+                    f"run {run_id!r} has no prediction for example {example_id!r}; ids look like {sample}"
+                )
+        rows = sorted(rows, key=lambda r: (order[r["arm"]], r["seed"], r["generation"]))
+        return {
+            "example_id": example_id,
+            "input": rows[0]["input"],
+            "reference": rows[0]["reference"],
+            "history": [
+                {
+                    "arm": r["arm"],
+                    "seed": r["seed"],
+                    "generation": r["generation"],
+                    "prediction": r["prediction"],
+                    "scores": json.loads(r["scores"]),
+                }
+                for r in rows
+            ],
+        }
+
+    def compare_arms(self, run_id: str, metric: str) -> list[Row]:
+        """Arms side by side for one metric: one row per generation, one column per arm
+        (mean over seeds; None where the arm has not reached that generation)."""
+        rows = self.metrics(run_id, name=metric)
+        if not rows:
+            with read_transaction(self.engine) as conn:
+                known = sorted(
+                    set(
+                        conn.execute(
+                            sa.select(schema.metrics.c.name).where(
+                                schema.metrics.c.run_id == run_id
+                            )
+                        ).scalars()
+                    )
+                )
+            raise StoreError(f"run {run_id!r} has no metric {metric!r}; its metrics are {known}")
+        with read_transaction(self.engine) as conn:
+            arms = list(_arm_order(conn, run_id))
+        values: dict[tuple[int, str], list[float]] = {}
+        for r in rows:
+            if r["value"] is not None:
+                values.setdefault((r["generation"], r["arm"]), []).append(r["value"])
+        gens = sorted({r["generation"] for r in rows})
+        return [
+            {
+                "generation": g,
+                **{a: fmean(values[(g, a)]) if (g, a) in values else None for a in arms},
+            }
+            for g in gens
+        ]
+
+    def refinery(self, run_id: str) -> list[Row]:
+        """Refinery statistics per generation: attempts, passed, and rejections by reason."""
+        ref, rej = schema.refinery, schema.refinery_rejections
+        with read_transaction(self.engine) as conn:
+            order = _check_run(conn, run_id)
+            rows = [
+                dict(r)
+                for r in conn.execute(sa.select(ref).where(ref.c.run_id == run_id)).mappings()
+            ]
+            reasons = conn.execute(sa.select(rej).where(rej.c.run_id == run_id)).mappings().all()
+        by_gen: dict[tuple[str, int, int], dict[str, int]] = {}
+        for r in reasons:
+            by_gen.setdefault((r["arm"], r["seed"], r["generation"]), {})[r["reason"]] = r["count"]
+        for row in rows:
+            del row["run_id"]
+            row["rejected"] = dict(
+                sorted(by_gen.get((row["arm"], row["seed"], row["generation"]), {}).items())
+            )
+        return sorted(rows, key=lambda r: (order[r["arm"]], r["seed"], r["generation"]))
+
+    def data_files(self, run_id: str) -> list[Row]:
+        """The index of each generation's data files: path, kind, sha256, bytes, rows."""
+        t = schema.data_files
+        with read_transaction(self.engine) as conn:
+            order = _check_run(conn, run_id)
+            rows = [
+                dict(r) for r in conn.execute(sa.select(t).where(t.c.run_id == run_id)).mappings()
+            ]
+        for row in rows:
+            del row["run_id"]
+        return sorted(rows, key=lambda r: (order[r["arm"]], r["seed"], r["generation"], r["path"]))
+
+
+def resolve_run_id(conn: Connection, run: str | Path) -> str:
+    """`run` as a recorded run id: itself, or the run_id in `<run>/manifest.json`."""
+    if (Path(run) / "manifest.json").is_file():
+        from collapselab.store.rundir import read_manifest_run_id
+
+        run = read_manifest_run_id(Path(run))
+    _check_run(conn, str(run))
+    return str(run)
+
+
+def _same_generation(t: sa.Table, g: sa.Table) -> list[Any]:
+    return [t.c[k] == g.c[k] for k in schema.GENERATION_KEY]
+
+
+def _arm_order(conn: Connection, run_id: str) -> dict[str, int]:
+    """Arm name -> position in the run's config, in that order."""
+    a = schema.arms
+    rows = conn.execute(sa.select(a.c.arm, a.c.position).where(a.c.run_id == run_id)).all()
+    return {arm: pos for arm, pos in sorted(rows, key=lambda r: r[1])}
+
+
+def _check_run(conn: Connection, run_id: str, arm: str | None = None) -> dict[str, int]:
+    """The run's arm order; raises naming the known runs (or arms) when it is unknown."""
+    order = _arm_order(conn, run_id)
+    if not order:
+        known = sorted(conn.execute(sa.select(schema.runs.c.run_id)).scalars())
+        raise StoreError(
+            f"unknown run {run_id!r}; known runs: {known or 'none (the database is empty)'}"
+        )
+    if arm is not None and arm not in order:
+        raise StoreError(f"run {run_id!r} has no arm {arm!r}; its arms are {list(order)}")
+    return order

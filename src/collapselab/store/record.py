@@ -1,0 +1,132 @@
+"""Writes: the engine records a run when it starts and each generation once it is DONE.
+
+Each call is one transaction. Recording a generation again replaces every row of the
+earlier attempt, so a redone step never leaves stale metrics or predictions behind, and
+a reader sees either the old generation or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from collapselab.store import schema
+from collapselab.store.db import StoreError, connect, write_transaction
+from collapselab.store.rundir import done_generations, read_generation, read_run
+
+
+def record_run(db_url: str | None, run_dir: Path) -> None:
+    """Record (or update) a run and its arms from `config.yaml` and `manifest.json`.
+
+    Idempotent: recording the same run again updates its row and adds arms that are new.
+
+    Args:
+        db_url: SQLAlchemy URL; None means `$COLLAPSELAB_DB`, else `sqlite:///runs/collapselab.db`.
+        run_dir: `runs/<experiment>/<run_id>/`.
+    """
+    engine = connect(db_url)
+    try:
+        with write_transaction(engine) as conn:
+            write_run(conn, *read_run(Path(run_dir)))
+    finally:
+        engine.dispose()
+
+
+def record_generation(
+    db_url: str | None, run_dir: Path, arm: str, seed: int, generation: int
+) -> None:
+    """Record one finished generation in one transaction, replacing an earlier attempt.
+
+    Reads `<run_dir>/<arm>/seed-<seed>/gen-<generation>/` (metrics.json, predictions.parquet,
+    the data files and DONE). The run must have been recorded with `record_run`.
+    """
+    run_dir = Path(run_dir)
+    engine = connect(db_url)
+    try:
+        # Read and check every file before the transaction opens, so the write lock is
+        # held only for the inserts.
+        run_row, _ = read_run(run_dir)
+        rows = read_generation(run_dir, run_row["run_id"], arm, seed, generation)
+        with write_transaction(engine) as conn:
+            _require_arm(conn, run_row["run_id"], arm, run_dir)
+            write_generation(conn, rows)
+    finally:
+        engine.dispose()
+
+
+def import_run_dir(db_url: str | None, run_dir: Path) -> list[tuple[str, int, int]]:
+    """Rebuild a run's rows from its directory: the run, then every generation with DONE.
+
+    Returns the (arm, seed, generation) recorded.
+    """
+    run_dir = Path(run_dir)
+    record_run(db_url, run_dir)
+    found = done_generations(run_dir)
+    for arm, seed, generation in found:
+        record_generation(db_url, run_dir, arm, seed, generation)
+    return found
+
+
+def write_run(conn: Connection, run_row: dict[str, Any], arm_rows: list[dict[str, Any]]) -> None:
+    """Upsert the run row and its arms (arms no longer in the config are kept: they may
+    have generations)."""
+    run_id = run_row["run_id"]
+    runs = schema.runs
+    if conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id == run_id)).first() is None:
+        conn.execute(runs.insert().values(**run_row))
+    else:
+        conn.execute(runs.update().where(runs.c.run_id == run_id).values(**run_row))
+    arms = schema.arms
+    known = set(conn.execute(sa.select(arms.c.arm).where(arms.c.run_id == run_id)).scalars())
+    for row in arm_rows:
+        if row["arm"] in known:
+            where = (arms.c.run_id == run_id) & (arms.c.arm == row["arm"])
+            conn.execute(
+                arms.update().where(where).values(position=row["position"], config=row["config"])
+            )
+        else:
+            conn.execute(arms.insert().values(**row))
+
+
+def write_generation(conn: Connection, rows: dict[str, list[dict[str, Any]]]) -> None:
+    """Replace one generation's rows: delete every table's rows for its key, insert anew."""
+    (gen,) = rows["generations"]
+    delete_generation(conn, gen["run_id"], gen["arm"], gen["seed"], gen["generation"])
+    for table in reversed(schema.GENERATION_TABLES):
+        if rows[table.name]:
+            conn.execute(table.insert(), rows[table.name])
+
+
+def delete_generation(conn: Connection, run_id: str, arm: str, seed: int, generation: int) -> None:
+    for table in schema.GENERATION_TABLES:
+        c = table.c
+        conn.execute(
+            table.delete().where(
+                (c.run_id == run_id)
+                & (c.arm == arm)
+                & (c.seed == seed)
+                & (c.generation == generation)
+            )
+        )
+
+
+def delete_run(conn: Connection, run_id: str) -> None:
+    """Remove every row of a run (import replaces a run wholesale)."""
+    for table in (*schema.GENERATION_TABLES, schema.arms, schema.runs):
+        conn.execute(table.delete().where(table.c.run_id == run_id))
+
+
+def _require_arm(conn: Connection, run_id: str, arm: str, run_dir: Path) -> None:
+    arms = schema.arms
+    known = list(conn.execute(sa.select(arms.c.arm).where(arms.c.run_id == run_id)).scalars())
+    if not known:
+        raise StoreError(
+            f"run {run_id!r} ({run_dir}) is not recorded; call record_run before record_generation"
+        )
+    if arm not in known:
+        raise StoreError(
+            f"run {run_id!r}: arm {arm!r} is not in its config; arms are {sorted(known)}"
+        )

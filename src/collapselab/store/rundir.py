@@ -1,0 +1,287 @@
+"""Reading a run directory into rows for the store.
+
+The engine writes `runs/<experiment>/<run_id>/` with `config.yaml` and `manifest.json`,
+then `<arm>/seed-<s>/gen-<g>/` per generation, finished by a `DONE` file. Everything here
+returns plain dicts keyed by column name; every error names the file and the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from collapselab.store.db import StoreError
+
+# Files indexed in `data_files`; model weights are left out (large, and the model folder
+# is reproducible from the data and the config).
+DATA_FILES: dict[str, str] = {
+    "train.parquet": "train",
+    "synthetic.parquet": "synthetic",
+    "rejected.parquet": "rejected",
+    "predictions.parquet": "predictions",
+    "metrics.json": "metrics",
+}
+REQUIRED_FILES = (
+    "DONE",
+    "metrics.json",
+    "predictions.parquet",
+    "train.parquet",
+    "synthetic.parquet",
+)
+PREDICTION_COLUMNS = ("example_id", "input", "reference", "prediction", "scores")
+_SEED_DIR = re.compile(r"^seed-(\d+)$")
+_GEN_DIR = re.compile(r"^gen-(\d+)$")
+
+
+def generation_dir(run_dir: Path, arm: str, seed: int, generation: int) -> Path:
+    return run_dir / arm / f"seed-{seed}" / f"gen-{generation}"
+
+
+def load_json(path: Path) -> Any:
+    if not path.is_file():
+        raise StoreError(f"{path}: file does not exist")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise StoreError(f"{path}: not valid JSON ({e})") from None
+
+
+def _get(
+    obj: Any,
+    key: str,
+    kind: type | tuple[type, ...],
+    file: str,
+    parent: str = "",
+    *,
+    nullable: bool = False,
+) -> Any:
+    """obj[key] checked to be of `kind`; errors name the file and the dotted key path."""
+    dotted = f"{parent}.{key}" if parent else key
+    if not isinstance(obj, dict):
+        raise StoreError(f"{file}: {parent or 'top level'}: expected a JSON object, got {obj!r}")
+    if key not in obj:
+        raise StoreError(f"{file}: missing key {dotted!r}")
+    value = obj[key]
+    if value is None and nullable:
+        return None
+    # bool is an int in Python; a JSON true is never a count or a measurement.
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
+        raise StoreError(f"{file}: key {dotted!r}: expected {_kind_name(kind)}, got {value!r}")
+    return value
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    return " or ".join(k.__name__ for k in _as_tuple(kind))
+
+
+def _float(value: int | float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def dumps(obj: Any) -> str:
+    """The one JSON spelling the store writes, so equal data is equal text."""
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False)
+
+
+def read_manifest_run_id(run_dir: Path) -> str:
+    path = run_dir / "manifest.json"
+    return _get(load_json(path), "run_id", str, str(path))
+
+
+def read_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The `runs` row and the `arms` rows of a run directory."""
+    import yaml
+
+    manifest_path = run_dir / "manifest.json"
+    manifest = load_json(manifest_path)
+    manifest_text = manifest_path.read_text(encoding="utf-8")
+    where = str(manifest_path)
+    run_id = _get(manifest, "run_id", str, where)
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise StoreError(f"{config_path}: file does not exist")
+    config_yaml = config_path.read_text(encoding="utf-8")
+    try:
+        config = yaml.safe_load(config_yaml)
+    except yaml.YAMLError as e:
+        raise StoreError(f"{config_path}: not valid YAML ({e})") from None
+    arms_cfg = _get(config, "arms", list, str(config_path))
+    if not arms_cfg:
+        raise StoreError(f"{config_path}: key 'arms' is empty; a run has at least one arm")
+    arm_rows = []
+    for i, arm in enumerate(arms_cfg):
+        name = _get(arm, "name", str, str(config_path), f"arms.{i}")
+        arm_rows.append({"run_id": run_id, "arm": name, "position": i, "config": dumps(arm)})
+    experiment_block = config.get("experiment")
+    task = experiment_block.get("task") if isinstance(experiment_block, dict) else None
+    run_row = {
+        "run_id": run_id,
+        "experiment": _get(manifest, "experiment", str, where),
+        "task": task,
+        "created": _get(manifest, "created", str, where),
+        "config_hash": _get(manifest, "config_hash", str, where),
+        "git_sha": _get(manifest, "git_sha", str, where),
+        "config_yaml": config_yaml,
+        "manifest": manifest_text,
+    }
+    return run_row, arm_rows
+
+
+def done_generations(run_dir: Path) -> list[tuple[str, int, int]]:
+    """(arm, seed, generation) of every generation directory holding a DONE file."""
+    found = []
+    for done in run_dir.glob("*/seed-*/gen-*/DONE"):
+        gen_dir = done.parent
+        seed_m, gen_m = _SEED_DIR.match(gen_dir.parent.name), _GEN_DIR.match(gen_dir.name)
+        if seed_m and gen_m:
+            found.append((gen_dir.parent.parent.name, int(seed_m.group(1)), int(gen_m.group(1))))
+    return sorted(found)
+
+
+def read_generation(
+    run_dir: Path, run_id: str, arm: str, seed: int, generation: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Rows for every generation table, keyed by table name."""
+    gdir = generation_dir(run_dir, arm, seed, generation)
+    for name in REQUIRED_FILES:
+        if not (gdir / name).is_file():
+            raise StoreError(f"{gdir / name}: file does not exist (is the generation finished?)")
+    key = {"run_id": run_id, "arm": arm, "seed": seed, "generation": generation}
+    done = load_json(gdir / "DONE")
+    finished = _get(done, "finished", str, str(gdir / "DONE"))
+    mpath = gdir / "metrics.json"
+    m = load_json(mpath)
+    where = str(mpath)
+    for k, expected in (("arm", arm), ("seed", seed), ("generation", generation)):
+        found = _get(m, k, type(expected), where)
+        if found != expected:
+            raise StoreError(
+                f"{where}: key {k!r} is {found!r} but the file lies in the directory for {k} {expected!r}"
+            )
+    train = _get(m, "train", dict, where)
+    timings = _get(m, "timings", dict, where)
+    sizes = _get(m, "sizes", dict, where)
+    losses = _get(train, "losses", list, where, "train")
+    for i, loss in enumerate(losses):
+        if not isinstance(loss, int | float) or isinstance(loss, bool):
+            raise StoreError(f"{where}: key 'train.losses.{i}': expected a number, got {loss!r}")
+    num = (int, float)
+    generation_row = {
+        **key,
+        "status": "done",
+        "finished": finished,
+        "train_s": _float(_get(timings, "train_s", num, where, "timings")),
+        "generate_s": _float(_get(timings, "generate_s", num, where, "timings")),
+        "evaluate_s": _float(_get(timings, "evaluate_s", num, where, "timings")),
+        "train_losses": dumps([float(x) for x in losses]),
+        "train_steps": _get(train, "steps", int, where, "train"),
+        "train_tokens": _get(train, "tokens", int, where, "train"),
+        "train_seconds": _float(_get(train, "seconds", num, where, "train")),
+        "train_records": _get(sizes, "train_records", int, where, "sizes"),
+        "synthetic_records": _get(sizes, "synthetic_records", int, where, "sizes"),
+    }
+    metric_rows = []
+    for name, entry in sorted(_get(m, "metrics", dict, where).items()):
+        w = f"metrics.{name}"
+        metric_rows.append(
+            {
+                **key,
+                "name": name,
+                "value": _float(_get(entry, "value", num, where, w, nullable=True)),
+                "version": _get(entry, "version", str, where, w),
+                "higher_is_better": _get(entry, "higher_is_better", bool, where, w),
+                "details": dumps(_get(entry, "details", dict, where, w)),
+            }
+        )
+    refinery_rows, rejection_rows = [], []
+    ref = _get(m, "refinery", dict, where, nullable=True)
+    if ref is not None:
+        w = "refinery"
+        refinery_rows.append(
+            {
+                **key,
+                "attempts": _get(ref, "attempts", int, where, w),
+                "passed": _get(ref, "passed", int, where, w),
+            }
+        )
+        for reason, count in sorted(_get(ref, "rejected", dict, where, w).items()):
+            if not isinstance(count, int) or isinstance(count, bool):
+                raise StoreError(
+                    f"{where}: key 'refinery.rejected.{reason}': expected int, got {count!r}"
+                )
+            rejection_rows.append({**key, "reason": reason, "count": count})
+    return {
+        "generations": [generation_row],
+        "metrics": metric_rows,
+        "predictions": read_predictions(gdir / "predictions.parquet", key),
+        "refinery": refinery_rows,
+        "refinery_rejections": rejection_rows,
+        "data_files": index_data_files(run_dir, gdir, key),
+    }
+
+
+def read_predictions(path: Path, key: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of predictions.parquet, with each `scores` checked to be a JSON object of numbers."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # pyarrow raises several types for a corrupt file
+        raise StoreError(f"{path}: not a readable Parquet file ({e})") from None
+    missing = [c for c in PREDICTION_COLUMNS if c not in table.column_names]
+    if missing:
+        raise StoreError(f"{path}: missing column(s) {missing}; has {table.column_names}")
+    rows = []
+    for i, r in enumerate(table.select(list(PREDICTION_COLUMNS)).to_pylist()):
+        for c in PREDICTION_COLUMNS:
+            if not isinstance(r[c], str):
+                raise StoreError(f"{path} row {i}: column {c!r} must be a string, got {r[c]!r}")
+        try:
+            scores = json.loads(r["scores"])
+        except json.JSONDecodeError as e:
+            raise StoreError(
+                f"{path} row {i} (example {r['example_id']!r}): column 'scores' is not JSON ({e})"
+            ) from None
+        if not isinstance(scores, dict) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) or v is None
+            for v in scores.values()
+        ):
+            raise StoreError(
+                f"{path} row {i} (example {r['example_id']!r}): column 'scores' must be a JSON object of numbers, got {r['scores']!r}"
+            )
+        rows.append({**key, "position": i, **r})
+    return rows
+
+
+def index_data_files(run_dir: Path, gdir: Path, key: dict[str, Any]) -> list[dict[str, Any]]:
+    """Path, content hash, size and row count of the generation's data files."""
+    import pyarrow.parquet as pq
+
+    rows = []
+    for name, kind in DATA_FILES.items():
+        path = gdir / name
+        if not path.is_file():
+            continue  # only rejected.parquet is optional; REQUIRED_FILES checked the rest
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        n_rows = pq.read_metadata(path).num_rows if name.endswith(".parquet") else None
+        rows.append(
+            {
+                **key,
+                "path": path.relative_to(run_dir).as_posix(),
+                "kind": kind,
+                "sha256": digest.hexdigest(),
+                "bytes": path.stat().st_size,
+                "rows": n_rows,
+            }
+        )
+    return rows
