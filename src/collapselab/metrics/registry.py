@@ -98,7 +98,7 @@ def register_metric(
 
 def _load_builtin() -> None:
     # Importing the modules registers their metrics.
-    from collapselab.metrics import language, qa  # noqa: F401
+    from collapselab.metrics import language, overlap, qa, semantic  # noqa: F401
 
 
 def get_metric(name: str) -> Metric:

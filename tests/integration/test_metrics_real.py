@@ -1,0 +1,165 @@
+"""Metrics on the real data in ../shared/data.
+
+The SQuAD reference below is a transcription of the official `evaluate-v2.0.py`
+(rajpurkar/SQuAD-explorer, functions normalize_answer, get_tokens, compute_exact,
+compute_f1, get_raw_scores, make_eval_dict), kept independent of collapselab's code so
+that the comparison means something.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import random
+import re
+import string
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from collapselab.commands import score
+from collapselab.metrics.qa import squad_eval
+from collapselab.metrics.squad_official import load_squad_records
+
+pytestmark = pytest.mark.integration
+
+
+# ---- official evaluate-v2.0.py, transcribed -----------------------------------------
+def _official_normalize_answer(s):
+    def remove_articles(text):
+        regex = re.compile(r"\b(a|an|the)\b", re.UNICODE)
+        return re.sub(regex, " ", text)
+
+    def white_space_fix(text):
+        return " ".join(text.split())
+
+    def remove_punc(text):
+        exclude = set(string.punctuation)
+        return "".join(ch for ch in text if ch not in exclude)
+
+    def lower(text):
+        return text.lower()
+
+    return white_space_fix(remove_articles(remove_punc(lower(s))))
+
+
+def _official_get_tokens(s):
+    if not s:
+        return []
+    return _official_normalize_answer(s).split()
+
+
+def _official_compute_exact(a_gold, a_pred):
+    return int(_official_normalize_answer(a_gold) == _official_normalize_answer(a_pred))
+
+
+def _official_compute_f1(a_gold, a_pred):
+    gold_toks = _official_get_tokens(a_gold)
+    pred_toks = _official_get_tokens(a_pred)
+    common = collections.Counter(gold_toks) & collections.Counter(pred_toks)
+    num_same = sum(common.values())
+    if len(gold_toks) == 0 or len(pred_toks) == 0:
+        return int(gold_toks == pred_toks)
+    if num_same == 0:
+        return 0
+    precision = 1.0 * num_same / len(pred_toks)
+    recall = 1.0 * num_same / len(gold_toks)
+    return (2 * precision * recall) / (precision + recall)
+
+
+def _official_evaluate(dataset, preds):
+    exact_scores, f1_scores, qid_to_has_ans = {}, {}, {}
+    for article in dataset:
+        for p in article["paragraphs"]:
+            for qa in p["qas"]:
+                qid = qa["id"]
+                qid_to_has_ans[qid] = bool(qa["answers"])
+                gold_answers = [a["text"] for a in qa["answers"] if _official_normalize_answer(a["text"])]
+                if not gold_answers:
+                    gold_answers = [""]
+                a_pred = preds[qid]
+                exact_scores[qid] = max(_official_compute_exact(a, a_pred) for a in gold_answers)
+                f1_scores[qid] = max(_official_compute_f1(a, a_pred) for a in gold_answers)
+
+    def make_eval_dict(qid_list, prefix):
+        total = len(qid_list)
+        return {
+            f"{prefix}exact": 100.0 * sum(exact_scores[k] for k in qid_list) / total,
+            f"{prefix}f1": 100.0 * sum(f1_scores[k] for k in qid_list) / total,
+            f"{prefix}total": total,
+        }
+
+    out = make_eval_dict(list(exact_scores), "")
+    out.update(make_eval_dict([k for k, v in qid_to_has_ans.items() if v], "HasAns_"))
+    out.update(make_eval_dict([k for k, v in qid_to_has_ans.items() if not v], "NoAns_"))
+    return out, exact_scores, f1_scores
+
+
+# ---- SQuAD v2 ------------------------------------------------------------------------
+@pytest.fixture
+def squad_dev(shared_data):
+    path = shared_data / "squad_v2" / "dev-v2.0.explorer-eval.json"
+    return path, json.loads(path.read_text())["data"], load_squad_records(path)
+
+
+def _prediction_sets(records):
+    """Prediction sets that exercise every branch: gold, empty, noisy spans, partial answers."""
+    rng = random.Random(0)
+    gold = {r.id: (r.answers[0] if r.answers else "") for r in records}
+    empty = {r.id: "" for r in records}
+    noisy = {}
+    for r in records:
+        words = r.context.split()
+        i = rng.randrange(len(words))
+        choice = rng.random()
+        if choice < 0.25 and r.answers:
+            noisy[r.id] = "The " + r.answers[-1].upper() + "!"  # EM after normalisation
+        elif choice < 0.5 and r.answers:
+            noisy[r.id] = " ".join(r.answers[0].split()[:-1] + words[i : i + 2])  # partial overlap
+        elif choice < 0.7:
+            noisy[r.id] = ""
+        else:
+            noisy[r.id] = " ".join(words[i : i + rng.randint(1, 6)])  # a random context span
+    return {"gold": gold, "empty": empty, "noisy": noisy}
+
+
+def test_all_no_answer_on_full_dev_scores_50_07(squad_dev):
+    _, _, records = squad_dev
+    assert len(records) == 11873
+    out = squad_eval([""] * len(records), [r.answers for r in records])
+    # The published "always no-answer" baseline of the SQuAD 2.0 dev set.
+    assert round(out["exact"], 2) == 50.07 and round(out["f1"], 2) == 50.07
+    assert out["HasAns_total"] == 5928 and out["NoAns_total"] == 5945
+
+
+def test_em_f1_match_official_script_question_by_question(squad_dev):
+    _, data, records = squad_dev
+    refs = [r.answers for r in records]
+    from collapselab.metrics.qa import exact_match, token_f1
+
+    for name, preds in _prediction_sets(records).items():
+        official, off_em, off_f1 = _official_evaluate(data, preds)
+        ours = squad_eval([preds[r.id] for r in records], refs)
+        for key, value in official.items():
+            assert ours[key] == pytest.approx(value, abs=1e-9), (name, key)
+        for r in records[::7]:
+            assert exact_match(preds[r.id], r.answers) == off_em[r.id], (name, r.id)
+            assert token_f1(preds[r.id], r.answers) == pytest.approx(off_f1[r.id]), (name, r.id)
+    assert _official_evaluate(data, _prediction_sets(records)["gold"])[0]["exact"] == 100.0
+
+
+def test_score_command_on_real_dev_set(squad_dev, tmp_path, monkeypatch, shared_data):
+    _, data, records = squad_dev
+    preds = _prediction_sets(records)["noisy"]
+    (tmp_path / "preds.json").write_text(json.dumps(preds))
+    monkeypatch.setenv("COLLAPSELAB_DATA", str(shared_data))
+    app = typer.Typer()
+    score.register(app)
+    app.callback()(lambda: None)
+    res = CliRunner().invoke(app, ["score", "--dataset", "squad_v2", "--predictions", str(tmp_path / "preds.json")])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    official = _official_evaluate(data, preds)[0]
+    for key in ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1", "total"):
+        assert out[key] == pytest.approx(official[key], abs=1e-9), key
