@@ -430,3 +430,11 @@ def test_download_when_online_into_cache(tmp_path, monkeypatch):
     assert path == Path(os.environ["COLLAPSELAB_CACHE"]) / "datasets" / "tinystories"
     splits = load_splits("tinystories")
     assert sorted(r.text for r in splits.train + splits.test) == ["A.", "B."]
+
+
+def test_generic_folder_with_train_and_test_files(tmp_path):
+    write_records(tmp_path / "train.parquet", [Record(id="a", text="x", title="t1")])
+    write_records(tmp_path / "test.parquet", [Record(id="b", text="y", title="t1")])
+    splits = load_splits("records", tmp_path)
+    assert ([r.id for r in splits.train], [r.id for r in splits.test]) == (["a"], ["b"])  # given splits are kept as is
+    assert [f.name for f in splits.files] == ["train.parquet", "test.parquet"]
