@@ -137,8 +137,17 @@ class ExperimentConfig(_Block):
             raise ValueError(f"decoding.num_beams: {self.decoding.num_beams} beams need decoding.method 'beam'")
         if self.experiment.task == "lm" and self.data.prompt_tokens and self.data.prompt_tokens > self.data.block_tokens:
             raise ValueError("data.prompt_tokens: must not exceed data.block_tokens")
-        if self.model.name == "scratch" and self.model.kind != "causal":
-            raise ValueError("model.kind: scratch models are causal")
+        if self.model.name == "scratch":
+            if self.model.kind != "causal":
+                raise ValueError("model.kind: scratch models are causal")
+            limit = self.model.scratch.max_positions
+            for key, recipe in (("training", self.training), ("model.pretrain", self.model.pretrain)):
+                if recipe.seq_len > limit:
+                    raise ValueError(f"{key}.seq_len: {recipe.seq_len} exceeds model.scratch.max_positions {limit}")
+            if self.experiment.task == "lm":
+                need = (self.data.prompt_tokens or self.data.block_tokens) + self.max_new_tokens
+                if need > limit:
+                    raise ValueError(f"model.scratch.max_positions: {limit} is shorter than a prompt plus its continuation ({need} tokens)")
         return self
 
     def config_hash(self) -> str:

@@ -105,6 +105,12 @@ def cached_tokenizer(texts: list[str], vocab_size: int):
     return tok
 
 
+def max_positions(model, tokenizer) -> int:
+    """Longest sequence the model takes: its position table, else the tokenizer's limit."""
+    n = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+    return int(n) if n else min(int(tokenizer.model_max_length), 4096)
+
+
 def build_scratch_model(arch: ScratchArchitecture, tokenizer, seed: int):
     """A randomly initialised causal LM from `arch`, seeded, fp32, SDPA attention."""
     import torch
@@ -177,13 +183,19 @@ def merge_lora(model):
     return model.merge_and_unload() if isinstance(model, PeftModel) else model
 
 
-def save_model(model, tokenizer, folder: Path) -> None:
-    """Save a full HF folder atomically: readers see no folder or a complete one."""
+def save_model(model, tokenizer, folder: Path, extra_json: dict[str, Any] | None = None) -> None:
+    """Save a full HF folder atomically: readers see no folder or a complete one.
+
+    `extra_json` files (name -> object), e.g. the training log, land in the same folder,
+    so a model and its log are never found one without the other.
+    """
     model = merge_lora(model)
 
     def write(tmp: Path) -> None:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        for name, obj in (extra_json or {}).items():
+            (tmp / name).write_text(json.dumps(obj, indent=1, default=str))
 
     _atomic_dir(folder, write)
 

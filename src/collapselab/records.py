@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -66,6 +66,8 @@ RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Record))
 
 def record_from_dict(d: dict[str, Any], *, where: str = "<dict>") -> Record:
     """Build a Record from a mapping, naming `where` (file and line) in any error."""
+    if not isinstance(d, dict):
+        raise RecordError(f"{where}: expected a record object, got {type(d).__name__}")
     if "id" not in d or d["id"] in (None, ""):
         raise RecordError(f"{where}: record is missing field 'id'")
     unknown = set(d) - set(RECORD_FIELDS)
@@ -81,11 +83,16 @@ def record_from_dict(d: dict[str, Any], *, where: str = "<dict>") -> Record:
             raise RecordError(f"{where}: record {d['id']!r} field {name!r} must be a list of strings, got {value!r}")
         else:
             kw[name] = tuple(str(v) for v in value)
-    if kw.get("generation") is not None:
-        kw["generation"] = int(kw["generation"])
-    if kw.get("label") is not None:
-        kw["label"] = int(kw["label"])
-    return Record(**kw)
+    for name in ("generation", "label"):
+        if kw.get(name) is not None:
+            try:
+                kw[name] = int(kw[name])
+            except (TypeError, ValueError):
+                raise RecordError(f"{where}: record {d['id']!r} field {name!r} must be an integer, got {kw[name]!r}") from None
+    try:
+        return Record(**kw)
+    except RecordError as e:
+        raise RecordError(f"{where}: {e}") from None
 
 
 def require_fields(records: Sequence[Record], names: Sequence[str], *, where: str) -> None:
@@ -186,10 +193,3 @@ def _arrow_schema() -> Any:
         ]
     )
 
-
-@dataclass(slots=True)
-class RecordSet:
-    """Named records for one split, with the dataset name for error messages."""
-
-    name: str
-    records: list[Record] = field(default_factory=list)

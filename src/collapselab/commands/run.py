@@ -1,9 +1,103 @@
-"""`collapselab run|quickstart|status`: run experiments (filled by the engine work)."""
+"""`collapselab run | quickstart | status`: run experiments and look at their state."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+REPO_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+
+# Exit codes: 0 done; 1 the run failed while running; 2 bad input (config, data, run dir).
+EXIT_BAD_INPUT = 2
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _run(config: Path, overrides: list[str] | None, fresh: bool, run_id: str | None, restart_from: int | None, db: str | None) -> Path:
+    from rich.console import Console
+
+    from collapselab.config import ConfigError, load_config
+    from collapselab.datasets import DatasetError
+    from collapselab.engine import run_experiment
+    from collapselab.records import RecordError
+    from collapselab.rundir import RunError
+    from collapselab.summary import generation_rows, table
+
+    console = Console(stderr=False)
+    try:
+        cfg = load_config(config, overrides or [])
+    except ConfigError as e:
+        _fail(str(e))
+
+    def report(item) -> None:
+        if isinstance(item, tuple):  # a generation finished: print its row
+            _, arm, seed, g, folder = item
+            run_dir = folder.parents[2]
+            rows = [r for r in generation_rows(run_dir) if (r["arm"], r["seed"], r["generation"]) == (arm, seed, g)]
+            console.print(table(rows, f"{cfg.experiment.name}: {arm} generation {g} (seed {seed})"))
+        else:
+            console.print(item)
+
+    try:
+        run_dir = run_experiment(cfg, fresh=fresh, run_id=run_id, restart_from=restart_from, db_url=db, report=report)
+    except (DatasetError, RecordError, RunError) as e:
+        _fail(str(e))
+    console.print(table(generation_rows(run_dir), f"{cfg.experiment.name}: all generations ({run_dir})"))
+    return run_dir
+
+
+SET_HELP = "Override a config value: key.path=value (repeatable), e.g. --set experiment.generations=2."
+
+
+def run(
+    config: Path = typer.Argument(..., help="Experiment YAML (see configs/)."),
+    set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
+    fresh: bool = typer.Option(False, "--fresh", help="Start a new run instead of continuing the latest one."),
+    run_id: str = typer.Option(None, "--run-id", help="Continue (or create) this run id."),
+    restart_from_generation: int = typer.Option(None, "--restart-from-generation", help="Redo generation G and later (old ones are moved aside, not deleted)."),
+    db: str = typer.Option(None, "--db", help="Results database URL (default $COLLAPSELAB_DB, else sqlite:///runs/collapselab.db)."),
+) -> None:
+    """Run an experiment, or continue it from its first unfinished step."""
+    _run(config, set_, fresh, run_id, restart_from_generation, db)
+
+
+def quickstart(
+    set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
+    fresh: bool = typer.Option(False, "--fresh", help="Start a new run instead of continuing the latest one."),
+    db: str = typer.Option(None, "--db", help="Results database URL."),
+) -> None:
+    """Run configs/quickstart.yaml: language modelling on real human text, replace vs accumulate vs ratio."""
+    import time
+
+    t0 = time.perf_counter()
+    run_dir = _run(REPO_CONFIGS / "quickstart.yaml", set_, fresh, None, None, db)
+    from collapselab.quickstart import explain
+
+    explain(run_dir)
+    typer.echo(f"quickstart finished in {time.perf_counter() - t0:.0f} s; results in {run_dir}")
+
+
+def status(run: Path = typer.Argument(..., help="Run directory (runs/<experiment>/<run_id>).")) -> None:
+    """Show which generations of a run are done, partial or pending."""
+    from rich.console import Console
+
+    from collapselab.summary import generation_rows, table
+
+    if not (run / "config.yaml").exists():
+        _fail(f"{run}: not a run directory (no config.yaml)")
+    rows = generation_rows(run)
+    Console().print(table(rows, str(run)))
+    done = sum(r["status"] == "done" for r in rows)
+    typer.echo(f"{done}/{len(rows)} generations done")
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command()(run)
+    app.command()(quickstart)
+    app.command()(status)
+
+

@@ -1,0 +1,146 @@
+"""Run directories: where a run lives, its manifest, and which steps are done.
+
+runs/<experiment>/<run_id>/
+  config.yaml  manifest.json
+  <arm>/seed-<s>/gen-<g>/ train.parquet  model/  synthetic.parquet  predictions.parquet
+                          metrics.json  timings.json  DONE
+Every file is written atomically (temp file, then rename), so a file that exists is
+complete; `DONE` is written last. A crashed run resumes at the first missing file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from collapselab.config import ExperimentConfig, config_from_dict, dump_config
+from collapselab.records import atomic_write_json, atomic_write_text
+
+PACKAGES = ["collapselab", "torch", "transformers", "tokenizers", "peft", "numpy", "pydantic", "pyarrow", "sqlalchemy"]
+
+
+class RunError(ValueError):
+    """A run directory cannot be used as asked; the message says why and what to do."""
+
+
+def gen_dir(run_dir: Path, arm: str, seed: int, generation: int) -> Path:
+    return run_dir / arm / f"seed-{seed}" / f"gen-{generation}"
+
+
+def is_done(folder: Path) -> bool:
+    return (folder / "DONE").exists()
+
+
+def mark_done(folder: Path) -> None:
+    atomic_write_json(folder / "DONE", {"finished": datetime.now(UTC).isoformat()})
+
+
+def git_sha() -> str:
+    """The source tree's commit, `-dirty` when it has uncommitted changes; `unknown` outside git."""
+    src = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=src, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + ("-dirty" if dirty else "")
+
+
+def hardware() -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    hw: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform()}
+    try:
+        hw["memory_gib"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        pass
+    if torch.cuda.is_available():
+        hw["gpu"] = torch.cuda.get_device_name(0)
+    return hw
+
+
+def manifest(cfg: ExperimentConfig, run_id: str) -> dict[str, Any]:
+    versions = {}
+    for p in PACKAGES:
+        try:
+            versions[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            versions[p] = None
+    return {
+        "run_id": run_id, "experiment": cfg.experiment.name, "created": datetime.now(UTC).isoformat(),
+        "config_hash": cfg.config_hash(), "git_sha": git_sha(), "packages": versions, "python": sys.version.split()[0],
+        "seeds": cfg.experiment.seeds, "hardware": hardware(), "command": sys.argv,
+    }
+
+
+def load_run_config(run_dir: Path) -> ExperimentConfig:
+    import yaml
+
+    return config_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()), source=str(run_dir / "config.yaml"))
+
+
+def open_run(cfg: ExperimentConfig, *, fresh: bool = False, run_id: str | None = None) -> Path:
+    """The run directory to use: the named run, else the experiment's latest run, else a new one.
+
+    An existing run continues only with the same resolved config: anything else is an error
+    that leaves the run untouched (use --fresh for a new run).
+    """
+    root = Path(cfg.experiment.output_dir) / cfg.experiment.name
+    if run_id is None and not fresh:
+        existing = sorted(p for p in root.glob("*") if (p / "manifest.json").exists()) if root.exists() else []
+        run_id = existing[-1].name if existing else None
+    if run_id is None:
+        run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        while (root / run_id).exists():
+            run_id += "x"
+    run_dir = root / run_id
+    if (run_dir / "manifest.json").exists():
+        old = json.loads((run_dir / "manifest.json").read_text())["config_hash"]
+        if old != cfg.config_hash():
+            raise RunError(
+                f"{run_dir}: existing run has config hash {old}, this config is {cfg.config_hash()}; "
+                "use --fresh to start a new run (the existing run is left untouched)"
+            )
+        return run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", dump_config(cfg))
+    atomic_write_json(run_dir / "manifest.json", manifest(cfg, run_id))
+    return run_dir
+
+
+def supersede_from(run_dir: Path, cfg: ExperimentConfig, generation: int) -> list[Path]:
+    """Move generation `generation` and later of every arm and seed aside (not deleted:
+    `<run>/.superseded/<time>/...`), so they are redone."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    moved = []
+    for arm in cfg.arms:
+        for seed in cfg.experiment.seeds:
+            for g in range(generation, cfg.experiment.generations):
+                d = gen_dir(run_dir, arm.name, seed, g)
+                if d.exists():
+                    dest = run_dir / ".superseded" / stamp / arm.name / f"seed-{seed}" / d.name
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.move(str(d), dest)
+                    moved.append(d)
+    return moved
+
+
+def read_metrics(folder: Path) -> dict[str, Any] | None:
+    p = folder / "metrics.json"
+    return json.loads(p.read_text()) if p.exists() else None
