@@ -11,7 +11,7 @@ read or write Parquet.
 
 from __future__ import annotations
 
-from collapselab.store.db import DEFAULT_URL, StoreError, connect, resolve_url
+from collapselab.store.db import DEFAULT_URL, StoreError, connect, require_database, resolve_url
 from collapselab.store.queries import Store
 from collapselab.store.record import import_run_dir, record_generation, record_run
 from collapselab.store.transfer import export_run, import_export
@@ -26,5 +26,6 @@ __all__ = [
     "import_run_dir",
     "record_generation",
     "record_run",
+    "require_database",
     "resolve_url",
 ]

@@ -34,6 +34,16 @@ def resolve_url(db_url: str | None) -> str:
     return db_url or os.environ.get(ENV_VAR) or DEFAULT_URL
 
 
+def require_database(db_url: str | None) -> None:
+    """Raise when `db_url` names a SQLite file that does not exist (servers are left to connect)."""
+    url = sa.make_url(resolve_url(db_url))
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        if not Path(url.database).is_file():
+            raise StoreError(
+                f"no results database at {url.database}; record a run first, or pass --db / set ${ENV_VAR}"
+            )
+
+
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 

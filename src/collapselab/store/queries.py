@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from collapselab.store import schema
-from collapselab.store.db import StoreError, connect, read_transaction
+from collapselab.store.db import StoreError, connect, read_transaction, require_database
 
 Row = dict[str, Any]
 
@@ -27,9 +27,13 @@ class Store:
 
     Args:
         url: SQLAlchemy URL; None means `$COLLAPSELAB_DB`, else `sqlite:///runs/collapselab.db`.
+        must_exist: refuse a SQLite file that does not exist yet instead of creating an empty
+            database (a reader pointed at the wrong path should hear so).
     """
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, *, must_exist: bool = True) -> None:
+        if must_exist:
+            require_database(url)
         self.engine = connect(url)
 
     def close(self) -> None:
