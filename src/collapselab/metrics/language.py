@@ -83,3 +83,64 @@ def reference_perplexity(inputs: EvalInputs) -> MetricValue:
     """Perplexity of the human test set under the fixed reference (the arm's generation-0 model)."""
     total, count, per_block = _nll(inputs, "reference")
     return MetricValue(math.exp(total / count), [math.exp(v) for v in per_block], {"tokens": count})
+
+
+# ---- synthetic data under the generation-0 model: the tail view ------------------------
+
+
+def sequence_nll(model, tokenizer, texts: list[str], max_tokens: int, batch_tokens: int, device: str = "cpu") -> list[float]:
+    """Mean next-token NLL of each text on its own, scored as `EOS text EOS`.
+
+    The leading EOS gives the first token a context and the trailing one scores the end of
+    the text, as in the packed test stream; an empty text scores its EOS alone. Texts are
+    cut to `max_tokens` tokens. Sequences are sorted by length and right-padded in batches.
+    """
+    import torch
+
+    eos = tokenizer.eos_token_id
+    seqs = [[eos, *ids[:max_tokens], eos] for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    batches: list[list[int]] = [[]]
+    for i in order:  # sorted by length, so the last sequence of a batch sets its width
+        if batches[-1] and (len(batches[-1]) + 1) * len(seqs[i]) > batch_tokens:
+            batches.append([])
+        batches[-1].append(i)
+    out = [0.0] * len(seqs)
+    model.eval()
+    with torch.inference_mode():
+        for batch in batches:
+            width = len(seqs[batch[-1]])
+            x = torch.full((len(batch), width), eos, dtype=torch.long)  # (B, T)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):
+                x[row, : len(seqs[i])] = torch.tensor(seqs[i])
+                mask[row, : len(seqs[i])] = 1
+            x, mask = x.to(device), mask.to(device)
+            logits = model(input_ids=x, attention_mask=mask).logits[:, :-1].float()  # (B, T-1, V)
+            targets = x[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # (B, T-1)
+            per = nll.sum(dim=1) / mask[:, 1:].sum(dim=1)
+            for row, i in enumerate(batch):
+                out[i] = per[row].item()
+    return out
+
+
+@register_metric(
+    "synthetic_perplexity", task="any", higher_is_better=False, version="1", aggregation="distribution",
+    needs=("synthetic", "reference_model", "tokenizer"),
+)
+def synthetic_perplexity(inputs: EvalInputs) -> MetricValue:
+    """Median per-sequence perplexity of this generation's synthetic texts under the generation-0 model."""
+    import numpy as np
+
+    from collapselab.metrics.diversity import synthetic_texts
+
+    nll = sequence_nll(inputs.reference_model, inputs.tokenizer, synthetic_texts(inputs), inputs.seq_len,
+                       inputs.batch_tokens, inputs.device)
+    ppl = np.exp(np.array(nll))
+    details = {
+        "mean": float(ppl.mean()), "median": float(np.median(ppl)),
+        "p90": float(np.percentile(ppl, 90)), "p99": float(np.percentile(ppl, 99)),
+        "scored_by": "generation-0 model", "max_tokens": inputs.seq_len,
+    }
+    return MetricValue(details["median"], ppl.tolist(), details)

@@ -69,9 +69,20 @@ class MetricResult:
 
 
 _REGISTRY: dict[str, Metric] = {}
+# Metrics of the synthetic data a generation wrote: computed when `inputs.synthetic` is given.
+SYNTHETIC_DEFAULTS: list[str] = [
+    "synthetic_perplexity", "entropy", "mean_text_entropy", "distinct_1", "distinct_2", "distinct_3",
+    "self_bleu", "rep_diversity", "vocabulary_size", "tail_coverage", "js_divergence", "length_mean",
+    "duplicate_rate", "empty_rate", "non_ascii_rate", "top_output_share", "gibberish_score", "gibberish_rate",
+]
+# Encoder metrics (bertscore, semantic_similarity, mauve) are registered but not lm defaults:
+# they load a sentence encoder, too slow for the CPU quickstart.
 TASK_DEFAULTS: dict[str, list[str]] = {
-    "lm": ["perplexity", "cross_entropy", "reference_perplexity"],
-    "qa": ["exact_match", "f1"],
+    "lm": ["perplexity", "cross_entropy", "reference_perplexity", *SYNTHETIC_DEFAULTS],
+    "qa": ["exact_match", "f1", "rouge1", "rouge2", "rougeL", "jaccard", "bertscore", "semantic_similarity",
+           "answer_in_context", "answer_length",
+           # a short answer's perplexity without its question means little: not a qa default
+           *(n for n in SYNTHETIC_DEFAULTS if n != "synthetic_perplexity")],
 }
 
 
@@ -98,7 +109,7 @@ def register_metric(
 
 def _load_builtin() -> None:
     # Importing the modules registers their metrics.
-    from collapselab.metrics import language, overlap, qa, semantic  # noqa: F401
+    from collapselab.metrics import diversity, language, overlap, qa, sanity, semantic  # noqa: F401
 
 
 def get_metric(name: str) -> Metric:
@@ -113,8 +124,13 @@ def all_metrics() -> dict[str, Metric]:
     return dict(_REGISTRY)
 
 
-def default_metrics(task: str) -> list[str]:
-    return list(TASK_DEFAULTS[task])
+def default_metrics(task: str, inputs: EvalInputs | None = None) -> list[str]:
+    """The task's default metrics; with `inputs`, only those whose needs it has (e.g. no
+    synthetic-data metrics before a generation has written any)."""
+    names = list(TASK_DEFAULTS[task])
+    if inputs is None:
+        return names
+    return [n for n in names if all(getattr(inputs, need) is not None for need in get_metric(n).needs)]
 
 
 def evaluate(names: Sequence[str], inputs: EvalInputs) -> dict[str, MetricResult]:

@@ -1,0 +1,133 @@
+"""Sanity of a generation's synthetic data: duplicates, empties, non-ASCII, gibberish, top output.
+
+These are the numbers that make a broken generation visible at a glance: a run where one
+garbage string fills half the synthetic set shows `top_output_share` 0.5 and a high
+`duplicate_rate`, whatever the other metrics say.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from collapselab.metrics.diversity import record_text, synthetic_texts
+from collapselab.metrics.registry import EvalInputs, MetricValue, register_metric
+
+GIBBERISH_BELOW = 1.5  # a score under this is not even real words (see gibberish.py)
+DISFLUENT_BELOW = 2.5  # under this: at best words in no sensible order
+PREVIEW_CHARS = 200
+
+
+def duplicate_rate(texts: Sequence[str]) -> float:
+    """Share of texts that repeat an earlier text exactly: 1 - distinct / total."""
+    return 1.0 - len(set(texts)) / len(texts) if texts else 0.0
+
+
+def empty_rate(texts: Sequence[str]) -> float:
+    """Share of texts that are empty or whitespace only."""
+    return sum(1 for t in texts if not t.strip()) / len(texts) if texts else 0.0
+
+
+def non_ascii_share(text: str) -> float:
+    """Share of a text's characters outside ASCII (0 for the empty text)."""
+    return sum(1 for ch in text if ord(ch) > 127) / len(text) if text else 0.0
+
+
+def top_output(texts: Sequence[str]) -> tuple[str, int, float]:
+    """The most frequent text (whitespace-trimmed), its count and its share of all texts."""
+    if not texts:
+        raise ValueError("no texts")
+    text, count = Counter(t.strip() for t in texts).most_common(1)[0]
+    return text, count, count / len(texts)
+
+
+def sanity_report(texts: Sequence[str], gibberish_scores: Sequence[float] | None = None) -> dict[str, float | str]:
+    """All sanity numbers of a set of texts in one flat dict."""
+    text, count, share = top_output(texts)
+    chars = sum(len(t) for t in texts)
+    out: dict[str, float | str] = {
+        "n": len(texts),
+        "duplicate_rate": duplicate_rate(texts),
+        "empty_rate": empty_rate(texts),
+        "non_ascii_rate": sum(non_ascii_share(t) * len(t) for t in texts) / chars if chars else 0.0,
+        "top_output": text[:PREVIEW_CHARS],
+        "top_output_count": count,
+        "top_output_share": share,
+    }
+    if gibberish_scores is not None:
+        g = list(gibberish_scores)
+        out["gibberish_rate"] = sum(1 for s in g if s < GIBBERISH_BELOW) / len(g)
+        out["disfluent_rate"] = sum(1 for s in g if s < DISFLUENT_BELOW) / len(g)
+        out["gibberish_score_mean"] = sum(g) / len(g)
+    return out
+
+
+# ---- registered metrics on inputs.synthetic -------------------------------------------
+
+
+def _register(name: str, higher_is_better: bool, needs: tuple[str, ...] = ("synthetic",)):
+    return register_metric(name, task="any", higher_is_better=higher_is_better, version="1", needs=needs)
+
+
+@_register("duplicate_rate", higher_is_better=False)
+def duplicate_rate_metric(inputs: EvalInputs) -> MetricValue:
+    """Share of synthetic texts that exactly repeat an earlier one."""
+    texts = synthetic_texts(inputs)
+    seen: set[str] = set()
+    per = []
+    for t in texts:
+        per.append(float(t in seen))
+        seen.add(t)
+    return MetricValue(duplicate_rate(texts), per)
+
+
+@_register("empty_rate", higher_is_better=False)
+def empty_rate_metric(inputs: EvalInputs) -> MetricValue:
+    """Share of synthetic texts that are empty or whitespace only."""
+    per = [float(not t.strip()) for t in synthetic_texts(inputs)]
+    return MetricValue(sum(per) / len(per), per)
+
+
+@_register("non_ascii_rate", higher_is_better=False)
+def non_ascii_rate_metric(inputs: EvalInputs) -> MetricValue:
+    """Share of synthetic characters outside ASCII (per text in per_example; human test share in details)."""
+    texts = synthetic_texts(inputs)
+    chars = sum(len(t) for t in texts)
+    per = [non_ascii_share(t) for t in texts]
+    value = sum(p * len(t) for p, t in zip(per, texts, strict=True)) / chars if chars else 0.0
+    human = "".join(record_text(r) for r in inputs.test)
+    return MetricValue(value, per, {"human": non_ascii_share(human)})
+
+
+@_register("top_output_share", higher_is_better=False)
+def top_output_share_metric(inputs: EvalInputs) -> MetricValue:
+    """Share of the synthetic set taken by its single most frequent output (shown in details)."""
+    text, count, share = top_output(synthetic_texts(inputs))
+    return MetricValue(share, None, {"top_output": text[:PREVIEW_CHARS], "count": count})
+
+
+def _gibberish_scores(inputs: EvalInputs) -> list[float]:
+    from collapselab.metrics.gibberish import cached_gibberish_scorer
+
+    if "gibberish_scores" not in inputs.extra:
+        # Fitted on running text: lm records' text, qa records' (distinct) contexts.
+        human = dict.fromkeys(r.text if r.text is not None else (r.context or "") for r in inputs.human_train)
+        scorer = cached_gibberish_scorer(list(human))
+        inputs.extra["gibberish_scores"] = scorer.scores(synthetic_texts(inputs))
+    return inputs.extra["gibberish_scores"]
+
+
+@_register("gibberish_score", higher_is_better=True, needs=("synthetic", "human_train"))
+def gibberish_score_metric(inputs: EvalInputs) -> MetricValue:
+    """Mean gibberish score (0 random characters .. 3 fluent) of synthetic texts, fitted on the human pool."""
+    per = _gibberish_scores(inputs)
+    return MetricValue(sum(per) / len(per), per)
+
+
+@_register("gibberish_rate", higher_is_better=False, needs=("synthetic", "human_train"))
+def gibberish_rate_metric(inputs: EvalInputs) -> MetricValue:
+    """Share of synthetic texts with gibberish score under 1.5 (not real words); disfluent share in details."""
+    scores = _gibberish_scores(inputs)
+    per = [float(s < GIBBERISH_BELOW) for s in scores]
+    details = {"threshold": GIBBERISH_BELOW, "disfluent_rate": sum(s < DISFLUENT_BELOW for s in scores) / len(scores)}
+    return MetricValue(sum(per) / len(per), per, details)

@@ -1,0 +1,96 @@
+"""Sanity metrics make a broken synthetic set visible; the gibberish scorer separates its levels."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from collapselab.metrics import EvalInputs, evaluate
+from collapselab.metrics.gibberish import (
+    GibberishScorer,
+    cached_gibberish_scorer,
+    fit_gibberish_scorer,
+    random_characters,
+    shuffle_words,
+)
+from collapselab.metrics.sanity import non_ascii_share, sanity_report
+from collapselab.records import Record
+
+SUBJECTS = "the old farmer|a young girl|the small dog|my neighbour|the village teacher|a tired soldier".split("|")
+VERBS = "walked to|looked at|talked about|ran towards|painted|cleaned".split("|")
+OBJECTS = "the river|a red barn|the market square|an empty house|the green field|a broken fence".split("|")
+ENDINGS = "in the morning|after the storm|before dinner|with great care|for a long time|without a word".split("|")
+
+
+def grammar_text(rng: random.Random, sentences: int = 4) -> str:
+    """English-like text from a tiny grammar: real words in a sensible order."""
+    return " ".join(f"{rng.choice(SUBJECTS).capitalize()} {rng.choice(VERBS)} {rng.choice(OBJECTS)} "
+                    f"{rng.choice(ENDINGS)}." for _ in range(sentences))
+
+
+def _synthetic(texts):
+    return [Record(id=f"s{i}", source="synthetic", generation=1, text=t) for i, t in enumerate(texts)]
+
+
+def test_one_garbage_string_filling_half_the_set_is_visible():
+    rng = random.Random(0)
+    texts = [grammar_text(rng) for _ in range(50)] + ["@@ ### garbage ### @@"] * 50
+    test = [Record(id="h", text=grammar_text(rng))]
+    out = evaluate(["top_output_share", "duplicate_rate", "empty_rate"],
+                   EvalInputs(task="lm", test=test, synthetic=_synthetic(texts)))
+    assert out["top_output_share"].value == pytest.approx(0.5)
+    assert out["top_output_share"].details["top_output"] == "@@ ### garbage ### @@"
+    assert out["duplicate_rate"].value == pytest.approx(49 / 100)  # 49 repeats of the first garbage copy
+    assert sum(out["duplicate_rate"].per_example) == 49
+    assert out["empty_rate"].value == 0.0
+
+
+def test_sanity_report_by_hand():
+    r = sanity_report(["abc", "", "  ", "é!"], gibberish_scores=[3.0, 0.0, 0.0, 1.0])
+    assert r["empty_rate"] == pytest.approx(0.5)
+    assert r["non_ascii_rate"] == pytest.approx(1 / 7)  # one non-ASCII of 3 + 0 + 2 + 2 characters
+    assert r["gibberish_rate"] == pytest.approx(0.75) and r["gibberish_score_mean"] == pytest.approx(1.0)
+    assert non_ascii_share("ab€€") == 0.5
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    rng = random.Random(1)
+    return fit_gibberish_scorer([grammar_text(rng, 20) for _ in range(300)], [grammar_text(rng) for _ in range(100)])
+
+
+def test_gibberish_levels_on_held_out_grammar_text(scorer):
+    rng = random.Random(2)
+    human = [grammar_text(rng) for _ in range(100)]
+    fluent = np.mean(scorer.scores(human))
+    salad = np.mean(scorer.scores([shuffle_words(t, rng) for t in human]))
+    noise = np.mean(scorer.scores([random_characters(t, scorer.alphabet, None, rng) for t in human]))
+    assert fluent >= 2.5
+    assert salad <= fluent - 0.5
+    assert noise <= 0.3
+    assert scorer.score("") == 0.0
+
+
+def test_gibberish_scorer_round_trips_and_is_cached(scorer, tmp_path, monkeypatch):
+    scorer.save(tmp_path / "g.npz")
+    again = GibberishScorer.load(tmp_path / "g.npz")
+    text = "The old farmer looked at the river before dinner."
+    assert again.score(text) == pytest.approx(scorer.score(text))
+    rng = random.Random(3)
+    corpus = [grammar_text(rng) for _ in range(50)]
+    monkeypatch.setenv("COLLAPSELAB_CACHE", str(tmp_path / "cache"))
+    first = cached_gibberish_scorer(corpus)
+    assert len(list((tmp_path / "cache" / "gibberish").glob("*.npz"))) == 1
+    assert cached_gibberish_scorer(corpus).score(text) == pytest.approx(first.score(text))
+
+
+def test_registered_gibberish_metrics_fit_on_the_human_pool():
+    rng = random.Random(4)
+    human_train = [Record(id=f"h{i}", text=grammar_text(rng, 10)) for i in range(100)]
+    texts = [grammar_text(rng) for _ in range(10)] + ["xq zvv kkpw qqz"] * 10
+    out = evaluate(["gibberish_rate", "gibberish_score"],
+                   EvalInputs(task="lm", test=human_train[:1], synthetic=_synthetic(texts), human_train=human_train))
+    assert out["gibberish_rate"].value == pytest.approx(0.5)
+    assert out["gibberish_rate"].per_example == [0.0] * 10 + [1.0] * 10
