@@ -199,9 +199,7 @@ def prepare_tokenizer(cfg: ExperimentConfig, splits):
 
         pool = subset(splits.train, cfg.data.train_size, cfg.data.split_seed)
         texts = [f"{r.context}\n{r.question}\n{' '.join(r.answers)}" for r in pool]
-    tok = cached_tokenizer(texts, cfg.model.scratch.vocab_size)
-    tok.model_max_length = cfg.model.scratch.max_positions
-    return tok
+    return cached_tokenizer(texts, cfg.model.scratch.vocab_size)
 
 
 def prepare_human(cfg: ExperimentConfig, splits, tokenizer) -> HumanData:

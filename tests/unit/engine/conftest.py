@@ -1,0 +1,64 @@
+"""Tiny corpora and configs for engine tests: no real data, tiny random models."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+SUBJECTS = ["the cat", "a dog", "the old man", "my sister", "the teacher", "a small bird", "the farmer", "our neighbour"]
+VERBS = ["saw", "liked", "found", "painted", "carried", "followed", "helped", "called"]
+OBJECTS = ["the red ball", "a big tree", "the river", "a blue car", "the garden", "an apple", "the little house", "a kite"]
+ENDINGS = ["in the morning.", "after school.", "near the lake.", "with a smile.", "on a sunny day.", "before dinner."]
+
+
+def tiny_corpus(n_docs: int, seed: int, prefix: str) -> list[dict]:
+    rng = random.Random(seed)
+    docs = []
+    for i in range(n_docs):
+        sentences = [
+            f"{rng.choice(SUBJECTS).capitalize()} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(ENDINGS)}"
+            for _ in range(rng.randint(3, 6))
+        ]
+        docs.append({"id": f"{prefix}-{i}", "text": " ".join(sentences), "title": f"{prefix}-doc-{i}"})
+    return docs
+
+
+@pytest.fixture
+def tiny_lm_data(tmp_path: Path) -> Path:
+    folder = tmp_path / "tinytext"
+    folder.mkdir()
+    for split, n, seed in (("train", 120, 1), ("test", 30, 2)):
+        with (folder / f"{split}.jsonl").open("w") as f:
+            for d in tiny_corpus(n, seed, split):
+                f.write(json.dumps(d) + "\n")
+    return folder
+
+
+def tiny_config(data_dir: Path, out_dir: Path, **experiment) -> dict:
+    cfg = {
+        "experiment": {"name": "tiny", "task": "lm", "generations": 3, "seeds": [0], "output_dir": str(out_dir), **experiment},
+        "data": {"dataset": "jsonl", "path": str(data_dir), "train_size": 24, "test_size": 8, "block_tokens": 16},
+        "model": {
+            "name": "scratch",
+            "scratch": {"architecture": "llama", "vocab_size": 300, "d_model": 32, "n_layers": 1, "n_heads": 2, "max_positions": 64},
+            "pretrain": {"epochs": 2, "lr": 0.01, "batch_tokens": 512, "seq_len": 32},
+        },
+        "training": {"epochs": 1, "lr": 0.005, "batch_tokens": 512, "seq_len": 32},
+        "decoding": {"method": "sample", "top_p": 0.9, "batch_tokens": 2048},
+        # the engine's own metrics; the metric families are tested in tests/unit/metrics
+        "evaluation": {"metrics": ["perplexity", "cross_entropy", "reference_perplexity"]},
+        "arms": [
+            {"name": "replace", "init": "previous", "mix": "replace"},
+            {"name": "accumulate", "init": "previous", "mix": "accumulate"},
+        ],
+    }
+    return cfg
+
+
+def write_config(cfg: dict, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
