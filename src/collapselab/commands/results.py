@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -105,19 +107,16 @@ def import_(
             )
 
 
-class _store_errors:
+@contextmanager
+def _store_errors() -> Iterator[None]:
     """Turn a StoreError into `error: ...` on stderr and exit status 1."""
+    from collapselab.store import StoreError
 
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, err: Any, tb: Any) -> bool:
-        from collapselab.store import StoreError
-
-        if isinstance(err, StoreError):
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(1)
-        return False
+    try:
+        yield
+    except StoreError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _emit(rows: list[dict[str, Any]], format: Format, *, title: str) -> None:

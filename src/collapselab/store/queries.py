@@ -96,7 +96,7 @@ class Store:
 
         q = (
             sa.select(
-                g,
+                *(c for c in g.columns if c.name != "metrics_json"),
                 ref.c.attempts.label("refinery_attempts"),
                 ref.c.passed.label("refinery_passed"),
                 count(m).label("n_metrics"),

@@ -73,6 +73,13 @@ def _get(
     return value
 
 
+def _timing(timings: dict[str, Any], key: str, file: str) -> float | None:
+    """A step's seconds; absent when the step ran in an earlier, interrupted process."""
+    if key not in timings:
+        return None
+    return _get(timings, key, (int, float), file, "timings", nullable=True)
+
+
 def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
 
@@ -158,6 +165,7 @@ def read_generation(
     finished = _get(done, "finished", str, str(gdir / "DONE"))
     mpath = gdir / "metrics.json"
     m = load_json(mpath)
+    metrics_text = mpath.read_text(encoding="utf-8")
     where = str(mpath)
     for k, expected in (("arm", arm), ("seed", seed), ("generation", generation)):
         found = _get(m, k, type(expected), where)
@@ -177,15 +185,16 @@ def read_generation(
         **key,
         "status": "done",
         "finished": finished,
-        "train_s": _float(_get(timings, "train_s", num, where, "timings")),
-        "generate_s": _float(_get(timings, "generate_s", num, where, "timings")),
-        "evaluate_s": _float(_get(timings, "evaluate_s", num, where, "timings")),
+        "train_s": _float(_timing(timings, "train_s", where)),
+        "generate_s": _float(_timing(timings, "generate_s", where)),
+        "evaluate_s": _float(_timing(timings, "evaluate_s", where)),
         "train_losses": dumps([float(x) for x in losses]),
-        "train_steps": _get(train, "steps", int, where, "train"),
-        "train_tokens": _get(train, "tokens", int, where, "train"),
-        "train_seconds": _float(_get(train, "seconds", num, where, "train")),
+        "train_steps": _get(train, "steps", int, where, "train", nullable=True),
+        "train_tokens": _get(train, "tokens", int, where, "train", nullable=True),
+        "train_seconds": _float(_get(train, "seconds", num, where, "train", nullable=True)),
         "train_records": _get(sizes, "train_records", int, where, "sizes"),
         "synthetic_records": _get(sizes, "synthetic_records", int, where, "sizes"),
+        "metrics_json": metrics_text,
     }
     metric_rows = []
     for name, entry in sorted(_get(m, "metrics", dict, where).items()):

@@ -60,6 +60,7 @@ generations = sa.Table(
     sa.Column("train_seconds", sa.Float),
     sa.Column("train_records", sa.Integer),
     sa.Column("synthetic_records", sa.Integer),
+    sa.Column("metrics_json", sa.Text),  # m003: metrics.json verbatim; NULL if recorded before
     sa.ForeignKeyConstraint(["run_id", "arm"], ["arms.run_id", "arms.arm"]),
 )
 

@@ -181,6 +181,11 @@ def _write_results(out_dir: Path, tables: dict[str, list[dict[str, Any]]]) -> No
     for g in tables["generations"]:
         k = key(g)
         ref = refinery.get(k)
+        path = out_dir / "results" / g["arm"] / f"seed-{g['seed']}" / f"gen-{g['generation']}.json"
+        if g["metrics_json"] is not None:
+            atomic_write_json(path, json.loads(g["metrics_json"]) | {"finished": g["finished"]})
+            continue
+        # Recorded before migration m003: rebuild the document from the columns.
         doc = {
             "arm": g["arm"],
             "seed": g["seed"],
@@ -218,10 +223,7 @@ def _write_results(out_dir: Path, tables: dict[str, list[dict[str, Any]]]) -> No
                 "rejected": {r["reason"]: r["count"] for r in rejections.get(k, [])},
             },
         }
-        atomic_write_json(
-            out_dir / "results" / g["arm"] / f"seed-{g['seed']}" / f"gen-{g['generation']}.json",
-            doc,
-        )
+        atomic_write_json(path, doc)
 
 
 def _write_metrics_table(

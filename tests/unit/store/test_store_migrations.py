@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from run_factory import make_run, value
 
-from collapselab.store import Store, StoreError, record_generation
+from collapselab.store import Store, StoreError, export_run, record_generation
 from collapselab.store import schema as current
 from collapselab.store.db import connect, write_transaction
 from collapselab.store.migrations import current_version, latest_version, migrations, upgrade
@@ -20,7 +20,7 @@ M001_TABLES = ("runs", "arms", "generations", "metrics", "predictions")
 
 def test_migrations_are_numbered_without_gaps():
     names = [m.name for m in migrations()]
-    assert names[:2] == ["m001_initial", "m002_refinery_and_data_files"]
+    assert names[:3] == ["m001_initial", "m002_refinery_and_data_files", "m003_generation_document"]
     assert latest_version() == len(names)
 
 
@@ -41,7 +41,7 @@ def test_migrated_database_matches_the_current_schema(db_url):
     engine.dispose()
 
 
-def test_database_at_m001_upgrades_in_place_without_loss(db_url, runs_root):
+def test_database_at_m001_upgrades_in_place_without_loss(db_url, runs_root, tmp_path):
     run_dir = make_run(runs_root, arms=("replace",), generations=2, examples=3)
     engine = connect(db_url, migrate=False)
     assert upgrade(engine, target=1) == ["m001_initial"]
@@ -57,7 +57,7 @@ def test_database_at_m001_upgrades_in_place_without_loss(db_url, runs_root):
             for name in ("generations", "metrics", "predictions"):
                 conn.execute(tables[name].insert(), rows[name])
 
-    assert upgrade(engine) == ["m002_refinery_and_data_files"]
+    assert upgrade(engine) == ["m002_refinery_and_data_files", "m003_generation_document"]
     assert upgrade(engine) == []  # idempotent
     with engine.connect() as conn:
         assert current_version(conn) == latest_version()
@@ -75,7 +75,13 @@ def test_database_at_m001_upgrades_in_place_without_loss(db_url, runs_root):
             (3, 3, None)
         ] * 2
         assert store.run("run-a")["manifest"] == json.loads((run_dir / "manifest.json").read_text())
-    # Recording a generation again fills in what m002 added.
+    # The export rebuilds a pre-m003 generation's document from its columns.
+    out = export_run(db_url, "run-a", tmp_path / "export")
+    for g in (0, 1):
+        original = json.loads((run_dir / f"replace/seed-0/gen-{g}/metrics.json").read_text())
+        exported = json.loads((out / f"results/replace/seed-0/gen-{g}.json").read_text())
+        assert exported == original | {"refinery": None, "finished": f"2026-11-22T10:0{g}:00+00:00"}
+    # Recording a generation again fills in what m002 and m003 added.
     record_generation(db_url, run_dir, "replace", 0, 1)
     with Store(db_url) as store:
         assert [g["refinery_attempts"] for g in store.generations("run-a")] == [None, 11]

@@ -100,6 +100,19 @@ def test_malformed_metrics_json_names_file_and_key(db_url, runs_root):
         record_generation(db_url, run_dir, "replace", 0, 0)
 
 
+def test_timings_of_an_interrupted_step_may_be_missing(db_url, runs_root):
+    run_dir = make_run(runs_root, arms=("replace",), generations=1)
+    path = run_dir / "replace/seed-0/gen-0/metrics.json"
+    doc = json.loads(path.read_text())
+    del doc["timings"]["train_s"]  # trained by a process that died before writing timings
+    doc["train"]["tokens"] = None
+    path.write_text(json.dumps(doc))
+    import_run_dir(db_url, run_dir)
+    with Store(db_url) as store:
+        (gen,) = store.generations("run-a")
+        assert (gen["train_s"], gen["generate_s"], gen["train_tokens"]) == (None, 0.5, None)
+
+
 def test_bad_predictions_and_unfinished_generation_are_named(db_url, runs_root):
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -31,7 +31,11 @@ def test_export_then_import_into_empty_database_answers_identically(
 def test_per_generation_json_reproduces_metrics_json(tmp_path, runs_root):
     db = f"sqlite:///{tmp_path / 'r.db'}"
     run_dir = make_run(runs_root, arms=("replace",), generations=2)
-    write_generation(run_dir, "replace", 0, 1, refinery=False)  # refinery: null survives too
+    gdir = write_generation(run_dir, "replace", 0, 1, refinery=False)  # refinery: null survives too
+    doc = json.loads((gdir / "metrics.json").read_text())
+    doc["copied_from"] = "elsewhere"  # fields the schema has no column for survive as well
+    doc["sizes"]["train_synthetic_share"] = 0.25
+    (gdir / "metrics.json").write_text(json.dumps(doc))
     import_run_dir(db, run_dir)
     out = export_run(db, run_dir, tmp_path / "export")  # a run directory names the run
     for g in (0, 1):
