@@ -43,39 +43,39 @@ class DataBlock(_Block):
 
 
 class ScratchArchitecture(_Block):
-    architecture: Literal["llama", "gpt2"] = "llama"
+    architecture: Literal["llama", "gpt2"] = Field("llama", description="Llama-style (RMSNorm, RoPE, SwiGLU) or GPT-2-style blocks.")
     vocab_size: int = Field(2048, ge=64, description="BPE vocabulary trained on the human training text.")
-    d_model: int = Field(128, ge=8)
-    n_layers: int = Field(4, ge=1)
-    n_heads: int = Field(4, ge=1)
+    d_model: int = Field(128, ge=8, description="Hidden size.")
+    n_layers: int = Field(4, ge=1, description="Transformer blocks.")
+    n_heads: int = Field(4, ge=1, description="Attention heads.")
     d_ff: int | None = Field(None, description="Feed-forward width (default 4*d_model for gpt2, 8/3*d_model for llama).")
-    max_positions: int = Field(256, ge=16)
+    max_positions: int = Field(256, ge=16, description="Longest sequence (prompt + continuation, training block).")
 
 
 class LoraBlock(_Block):
-    r: int = Field(8, ge=1)
-    alpha: int = Field(16, ge=1)
-    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    r: int = Field(8, ge=1, description="LoRA rank.")
+    alpha: int = Field(16, ge=1, description="LoRA scaling alpha.")
+    dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the adapter input.")
     target_modules: list[str] | str = Field("all-linear", description="peft target_modules.")
 
 
 class TrainingBlock(_Block):
-    epochs: float = Field(1.0, gt=0)
+    epochs: float = Field(1.0, gt=0, description="Passes over the generation's training set.")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
-    lr: float = Field(5e-4, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
-    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    lr: float = Field(5e-4, gt=0, description="Peak AdamW learning rate (linear warmup, then decay).")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps spent warming up.")
     batch_tokens: int = Field(8192, ge=16, description="Tokens per micro-batch (batch size comes from this budget).")
-    grad_accum: int = Field(1, ge=1)
+    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
     seq_len: int = Field(128, ge=8, description="lm: packed block length for training and perplexity.")
-    max_grad_norm: float = Field(1.0, gt=0)
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
     compile: bool = Field(False, description="torch.compile the model (kept off unless measured faster).")
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 on CUDA, fp32 on CPU.")
 
 
 class ModelBlock(_Block):
     name: str = Field("scratch", description="'scratch', a local HF folder, a name under $COLLAPSELAB_MODELS, or a hub id.")
-    kind: Literal["causal", "seq2seq"] = "causal"
+    kind: Literal["causal", "seq2seq"] = Field("causal", description="Decoder-only or encoder-decoder (hub models).")
     scratch: ScratchArchitecture = Field(default_factory=ScratchArchitecture)
     pretrain: TrainingBlock = Field(
         default_factory=lambda: TrainingBlock(epochs=3.0, lr=2e-3),
@@ -85,27 +85,26 @@ class ModelBlock(_Block):
 
 
 class DecodingBlock(_Block):
-    method: Literal["sample", "greedy", "beam"] = "sample"
-    temperature: float = Field(1.0, gt=0)
-    top_p: float = Field(1.0, gt=0, le=1)
+    method: Literal["sample", "greedy", "beam"] = Field("sample", description="Ancestral sampling, greedy, or beam search.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass (1 = off).")
     top_k: int = Field(0, ge=0, description="0 = no top-k truncation.")
-    num_beams: int = Field(1, ge=1)
-    repetition_penalty: float = Field(1.0, gt=0)
+    num_beams: int = Field(1, ge=1, description="Beams for method 'beam'.")
+    repetition_penalty: float = Field(1.0, gt=0, description="CTRL-style repetition penalty (1 = off).")
     max_new_tokens: int | None = Field(None, ge=1, description="lm default: block_tokens; qa default: 32.")
     batch_tokens: int = Field(16384, ge=64, description="Token budget per generation batch (prompt + new tokens).")
-    backend: Literal["auto", "transformers", "vllm"] = "auto"
+    backend: Literal["auto", "transformers", "vllm"] = Field("auto", description="auto: vLLM when installed and a GPU is present.")
 
 
 class EvaluationBlock(_Block):
     metrics: list[str] | None = Field(None, description="Metric names from the registry; None = the task's defaults.")
-    batch_tokens: int = Field(16384, ge=64)
-    reference_perplexity: bool = Field(True, description="lm: also score the test set under the arm's generation-0 model.")
+    batch_tokens: int = Field(16384, ge=64, description="Token budget per evaluation batch.")
 
 
 class ArmConfig(_Block):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$", description="Arm name (a folder name in the run).")
     init: Literal["scratch", "base", "previous"] = Field("previous", description="Where each generation's training starts.")
-    mix: Literal["replace", "accumulate", "accumulate_subsample", "ratio"] = "replace"
+    mix: Literal["replace", "accumulate", "accumulate_subsample", "ratio"] = Field("replace", description="What generation g>0 trains on (see mixing.py).")
     ratio: float | None = Field(None, ge=0, le=1, description="mix=ratio: share of synthetic data in a fixed-size set.")
     size: int | None = Field(None, ge=1, description="Training set size for ratio / accumulate_subsample (default: human pool size).")
 

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Set up, start PostgreSQL for the store tests (when it is installed), run every test tier.
+# Exits non-zero when any test fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+. .venv/bin/activate
+export COLLAPSELAB_TEST_DATA="${COLLAPSELAB_TEST_DATA:-$(cd .. && pwd)/shared/data}"
+if command -v pg_ctlcluster >/dev/null 2>&1; then
+  eval "$(bash .ci/postgres.sh)"
+else
+  echo "test.sh: PostgreSQL is not installed; the PostgreSQL store tests will fail under CI=true and skip otherwise" >&2
+fi
+exec python -m pytest -q -p no:cacheprovider "$@"
