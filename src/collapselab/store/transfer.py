@@ -95,8 +95,6 @@ def export_run(url: str | None, run_id: str | Path, out_dir: Path) -> Path:
 
 def import_export(url: str | None, export_dir: Path) -> str:
     """Load an export written by `export_run`, replacing the run's rows; returns the run id."""
-    import pyarrow.parquet as pq
-
     export_dir = Path(export_dir)
     from collapselab.store.rundir import load_json
 
@@ -114,11 +112,7 @@ def import_export(url: str | None, export_dir: Path) -> str:
         path = export_dir / "parquet" / f"{table.name}.parquet"
         if not path.is_file():
             raise StoreError(f"{path}: file does not exist (incomplete export)")
-        data = pq.read_table(path)
-        expected = [c.name for c in table.columns]
-        if data.column_names != expected:
-            raise StoreError(f"{path}: columns {data.column_names}, expected {expected}")
-        tables[table.name] = data.to_pylist()
+        tables[table.name] = _read_table(path, table)
     run_row, arms = meta["run"], meta["arms"]
     engine = connect(url)
     try:
@@ -132,6 +126,26 @@ def import_export(url: str | None, export_dir: Path) -> str:
     finally:
         engine.dispose()
     return run_row["run_id"]
+
+
+def _read_table(path: Path, table: sa.Table) -> list[dict[str, Any]]:
+    """Rows of an exported table. An export written before a migration added a nullable
+    column still imports (the column is NULL); anything else that differs is an error."""
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(path).to_pylist()
+    have = set(pq.read_schema(path).names)
+    unknown = have - set(table.columns.keys())
+    missing = [c for c in table.columns if c.name not in have]
+    required = [c.name for c in missing if not c.nullable or c.primary_key]
+    if unknown or required:
+        raise StoreError(
+            f"{path}: unknown column(s) {sorted(unknown)}, missing required column(s) {required}; "
+            f"table {table.name!r} has {list(table.columns.keys())}"
+        )
+    for row in rows:
+        row.update({c.name: None for c in missing})
+    return rows
 
 
 def _arrow_schema(table: sa.Table) -> Any:

@@ -71,3 +71,27 @@ def test_import_refuses_what_is_not_an_export(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(StoreError, match=r"run.json: not a collapselab export"):
         import_export(f"sqlite:///{tmp_path / 'r.db'}", tmp_path)
+
+
+def test_export_from_before_a_nullable_column_still_imports(tmp_path, runs_root):
+    import pyarrow.parquet as pq
+
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    import_run_dir(db, make_run(runs_root, arms=("replace",), generations=1))
+    out = export_run(db, "run-a", tmp_path / "export")
+    gens = out / "parquet/generations.parquet"
+    pq.write_table(pq.read_table(gens).drop_columns(["metrics_json"]), gens)  # as before m003
+    target = f"sqlite:///{tmp_path / 't.db'}"
+    import_export(target, out)
+    with Store(db) as a, Store(target) as b:
+        assert b.metrics("run-a") == a.metrics("run-a")
+    metrics = out / "parquet/metrics.parquet"
+    pq.write_table(
+        pq.read_table(metrics).drop_columns(["value"]).append_column("colour", [["red"] * 3]),
+        metrics,
+    )
+    with pytest.raises(
+        StoreError,
+        match=r"metrics.parquet: unknown column\(s\) \['colour'\], missing required column\(s\) \[\]",
+    ):
+        import_export(target, out)
