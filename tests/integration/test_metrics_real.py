@@ -1,4 +1,4 @@
-"""Metrics on the real data in ../shared/data.
+"""Metrics on the real data in ../shared/data, and the encoder metrics with the real local encoder.
 
 The SQuAD reference below is a transcription of the official `evaluate-v2.0.py`
 (rajpurkar/SQuAD-explorer, functions normalize_answer, get_tokens, compute_exact,
@@ -14,13 +14,17 @@ import random
 import re
 import string
 
+import numpy as np
 import pytest
 import typer
 from typer.testing import CliRunner
 
 from collapselab.commands import score
+from collapselab.metrics import EvalInputs, evaluate
 from collapselab.metrics.qa import squad_eval
+from collapselab.metrics.semantic import bertscore_f1, encoder_path, semantic_similarity
 from collapselab.metrics.squad_official import load_squad_records
+from collapselab.records import Record
 
 pytestmark = pytest.mark.integration
 
@@ -163,3 +167,114 @@ def test_score_command_on_real_dev_set(squad_dev, tmp_path, monkeypatch, shared_
     official = _official_evaluate(data, preds)[0]
     for key in ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1", "total"):
         assert out[key] == pytest.approx(official[key], abs=1e-9), key
+
+
+# ---- encoder metrics (the local all-MiniLM-L6-v2) -------------------------------------
+PREDS = ["the Eiffel tower", "in 1066", "", "a red car", "Paris"]
+REFS = [("Eiffel Tower", "the tower in Paris"), ("1066",), ("Normandy",), (), ()]
+
+
+def test_bertscore_equals_bert_score_with_the_same_encoder():
+    import bert_score
+
+    ours = bertscore_f1(PREDS, REFS)
+    # Direct, one reference at a time, best kept: a different route through bert_score.
+    for i in (0, 1):
+        _, _, f = bert_score.score([PREDS[i]] * len(REFS[i]), list(REFS[i]), model_type=encoder_path(), num_layers=6,
+                                   use_fast_tokenizer=True)
+        assert ours[i] == pytest.approx(f.max().item(), abs=1e-5)
+    # No-answer rule: empty vs answerable 0, non-empty vs unanswerable 0, nothing vs nothing 1.
+    assert ours[2] == 0.0 and ours[3] == 0.0
+    assert bertscore_f1([""], [()]) == [1.0]
+
+
+def test_semantic_similarity_is_the_best_cosine():
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(encoder_path(), device="cpu")
+    ours = semantic_similarity(PREDS, REFS)
+    p, refs = model.encode([PREDS[0]]), model.encode(list(REFS[0]))
+    cos = (refs @ p.T).ravel() / (np.linalg.norm(refs, axis=1) * np.linalg.norm(p))
+    assert ours[0] == pytest.approx(float(cos.max()), abs=1e-5)
+    assert ours[2:] == [0.0, 0.0, 0.0]
+
+
+def test_registered_encoder_metrics_say_they_are_not_comparable():
+    test = [Record(id=str(i), answers=r) for i, r in enumerate(REFS)]
+    out = evaluate(["bertscore", "semantic_similarity"], EvalInputs(task="qa", test=test, predictions=PREDS))
+    for name in ("bertscore", "semantic_similarity"):
+        assert "not comparable" in out[name].details["note"]
+        assert len(out[name].per_example) == len(PREDS)
+
+
+def test_mauve_separates_same_from_different_distributions():
+    from collapselab.metrics.diversity import mauve_score
+
+    rng = np.random.default_rng(0)
+    animals = [f"The {a} {v} near the {p}." for a in ("cat", "dog", "fox", "owl", "horse") for v in
+               ("slept", "played", "waited", "hid") for p in ("river", "barn", "hill", "forest", "road")]
+    finance = [f"The {c} reported {q} {m} in the {t} quarter." for c in ("bank", "firm", "fund", "insurer", "retailer")
+               for q in ("higher", "lower", "record") for m in ("profits", "revenue", "losses", "costs")
+               for t in ("first", "second")]
+    a = list(rng.permutation(animals))
+    same = mauve_score(a[:50], a[50:])
+    different = mauve_score(finance[:50], a[50:])
+    assert same > 0.8 and different < 0.3
+
+
+# ---- gibberish scorer on held-out WikiText-2 --------------------------------------------
+def _paragraphs(path):
+    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return [x for x in lines if len(x.split()) >= 20 and not x.startswith("=")]
+
+
+def test_gibberish_scorer_on_held_out_wikitext(shared_data):
+    from collapselab.metrics.gibberish import fit_gibberish_scorer, random_characters, shuffle_words
+
+    train = _paragraphs(shared_data / "wikitext2" / "wiki.train.raw")
+    test = _paragraphs(shared_data / "wikitext2" / "wiki.test.raw")[:400]  # never seen in fitting
+    scorer = fit_gibberish_scorer(train[:-1000], train[-1000:])
+    rng = random.Random(0)
+    human = np.mean(scorer.scores(test))
+    shuffled = np.mean(scorer.scores([shuffle_words(t, rng) for t in test]))
+    uniform = np.mean(scorer.scores([random_characters(t, scorer.alphabet, None, rng) for t in test]))
+    letters = np.mean(scorer.scores([random_characters(t, "abcdefghijklmnopqrstuvwxyz ", None, rng) for t in test]))
+    assert human >= 2.5
+    assert shuffled <= human - 0.5
+    assert uniform <= 0.2 and letters <= 0.2
+
+
+# ---- MMLU: a tiny random model is at chance ---------------------------------------------
+def _tiny_llama(texts):
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=1000, special_tokens=["<eos>"],
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>")
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+                      eos_token_id=tokenizer.eos_token_id)
+    return LlamaForCausalLM(cfg).eval(), tokenizer
+
+
+def test_mmlu_tiny_random_model_is_at_chance(shared_data):
+    from collapselab.metrics.mmlu import SUBJECT_GROUP, build_prompt, evaluate_mmlu, load_mmlu
+
+    root = shared_data / "mmlu"
+    records = load_mmlu(root, "test", per_subject=20)
+    dev = load_mmlu(root, "dev")
+    assert len(records) >= 1000 and {r.subject for r in records} == set(SUBJECT_GROUP)
+    model, tokenizer = _tiny_llama([build_prompt(r, "zero_shot") for r in dev])
+    res = evaluate_mmlu(model, tokenizer, records, fmt="zero_shot", scoring="loglik", greedy_check=False,
+                        max_length=512, batch_tokens=8192)
+    # A random model has no knowledge: whatever letter it prefers, accuracy is the share of
+    # that letter, near 0.25. Far from it means a scoring, label or letter-mapping bug.
+    assert abs(res.accuracy - 0.25) <= 0.05, res.details
+    assert set(res.per_group) == {"STEM", "humanities", "social sciences", "other"}
+    assert sum(res.details["chosen_counts"].values()) == len(records)
