@@ -210,6 +210,60 @@ def test_eos_cut_keeps_tokens_before_eos(tokenizer):
     assert len(out[0]) == 2 and eos not in out[0]
 
 
+def test_rows_finishing_early_leave_the_others_unchanged(tokenizer):
+    # EOS is forced after any token divisible by 5: a rule of each sequence's own history,
+    # so rows finish at different steps (and get dropped from the batch) while the others
+    # must continue exactly as they would alone.
+    model = _llama(tokenizer)
+    eos = tokenizer.eos_token_id
+
+    def eos_after_multiples_of_five(module, args, kwargs, output):
+        last = kwargs["input_ids"][:, -1]
+        output.logits[last % 5 == 0, -1, eos] = 1e4
+        return output
+
+    handle = model.register_forward_hook(eos_after_multiples_of_five, with_kwargs=True)
+    prompts = _prompts(tokenizer, 9)
+    decoding = DecodingBlock(method="greedy", repetition_penalty=1.3)
+    try:
+        batched = generate(
+            model, tokenizer, prompts, decoding, max_new_tokens=16, seed=0, progress=False
+        )
+        single = [
+            generate(model, tokenizer, [p], decoding, max_new_tokens=16, seed=0, progress=False)[0]
+            for p in prompts
+        ]
+    finally:
+        handle.remove()
+    assert batched == single
+    lengths = sorted(len(o) for o in batched)
+    assert (
+        lengths[0] < 16 and lengths[-1] > lengths[0]
+    )  # some rows did stop early, at different steps
+
+
+def test_repetition_penalty_matches_transformers(tokenizer):
+    model = _llama(tokenizer)
+    prompts = _prompts(tokenizer)
+    decoding = DecodingBlock(method="greedy", repetition_penalty=1.5)
+    ours = generate(model, tokenizer, prompts, decoding, max_new_tokens=10, seed=0, progress=False)
+    for prompt, out in zip(prompts, ours, strict=True):
+        with torch.no_grad():
+            ref = model.generate(
+                torch.tensor([prompt]),
+                attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+                do_sample=False,
+                repetition_penalty=1.5,
+                max_new_tokens=10,
+                top_k=None,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )[0, len(prompt) :].tolist()
+        assert out == (
+            ref[: ref.index(tokenizer.eos_token_id)] if tokenizer.eos_token_id in ref else ref
+        )
+
+
 def test_sampling_is_deterministic_given_seed(tokenizer):
     model = _llama(tokenizer)
     prompts = _prompts(tokenizer)
