@@ -96,9 +96,16 @@ class DecodingBlock(_Block):
     backend: Literal["auto", "transformers", "vllm"] = Field("auto", description="auto: vLLM when installed and a GPU is present.")
 
 
+class StageBlock(_Block):
+    retained: float = Field(0.9, gt=0, le=1, description="Stage A while a generation keeps at least this share of generation 0's above-chance accuracy.")
+    chance_margin: float = Field(0.02, ge=0, lt=1, description="Stage C when accuracy (a fraction) is within this of chance.")
+    gibberish_floor: float = Field(1.5, ge=0, le=3, description="Stage C when the synthetic data's mean gibberish score (0-3) is below this.")
+
+
 class EvaluationBlock(_Block):
     metrics: list[str] | None = Field(None, description="Metric names from the registry; None = the task's defaults.")
     batch_tokens: int = Field(16384, ge=64, description="Token budget per evaluation batch.")
+    stages: StageBlock = Field(default_factory=StageBlock, description="Thresholds of the collapse stage A/B/C per generation (metrics/stages.py).")
 
 
 class ArmConfig(_Block):
