@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from collapselab.refinery.config import RefineryConfig
+
 
 class ConfigError(ValueError):
     """A config file or override is invalid; the message names the key path and value."""
@@ -114,6 +116,9 @@ class ArmConfig(_Block):
     mix: Literal["replace", "accumulate", "accumulate_subsample", "ratio"] = Field("replace", description="What generation g>0 trains on (see mixing.py).")
     ratio: float | None = Field(None, ge=0, le=1, description="mix=ratio: share of synthetic data in a fixed-size set.")
     size: int | None = Field(None, ge=1, description="Training set size for ratio / accumulate_subsample (default: human pool size).")
+    data: Literal["human", "contaminated", "synthetic"] = Field(
+        "human", description="What generation 0 trains on: the human pool, AI-contaminated data, or synthetic-from-human data through the refinery."
+    )
 
 
 class ExperimentConfig(_Block):
@@ -123,6 +128,7 @@ class ExperimentConfig(_Block):
     training: TrainingBlock = Field(default_factory=TrainingBlock)
     decoding: DecodingBlock = Field(default_factory=DecodingBlock)
     evaluation: EvaluationBlock = Field(default_factory=EvaluationBlock)
+    refinery: RefineryConfig = Field(default_factory=RefineryConfig)
     arms: list[ArmConfig] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -135,6 +141,8 @@ class ExperimentConfig(_Block):
                 raise ValueError(f"arms.{i}.ratio: required when arms.{i}.mix is 'ratio'")
             if arm.mix != "ratio" and arm.ratio is not None:
                 raise ValueError(f"arms.{i}.ratio: only meaningful with mix 'ratio', got mix {arm.mix!r}")
+            if arm.data != "human" and self.experiment.task != "qa":
+                raise ValueError(f"arms.{i}.data: {arm.data!r} data builders are for task 'qa'")
             if arm.init == "scratch" and self.model.name != "scratch":
                 raise ValueError(f"arms.{i}.init: 'scratch' needs model.name 'scratch', got {self.model.name!r}")
         if self.decoding.method == "beam" and self.decoding.num_beams < 2:

@@ -5,9 +5,9 @@ For every seed and arm, generation g = 0..G-1:
     data_g ──train──▶ model_g ──generate──▶ synthetic_g ──▶ data_{g+1} = mix(policy, human, synthetic_0..g)
                          └──evaluate on the held-out human test set──▶ metrics_g, predictions_g
 
-Generation 0 is the same for every arm (data_0 is the human pool for every mix policy and
-every init starts from the base), so it is computed once per seed and copied to the other
-arms. Each step writes its output atomically and its existence marks it done: running the
+Generation 0 is the same for every arm with the same generation-0 data (data_0 is the
+human pool for every mix policy unless a refinery builder makes it, and every init starts
+from the base), so it is computed once per seed and copied to the other arms. Each step writes its output atomically and its existence marks it done: running the
 same command again continues at the first missing file.
 """
 
@@ -84,7 +84,7 @@ def run_arm(lab: Lab, arm: ArmConfig, seed: int) -> None:
     for g in range(lab.cfg.experiment.generations):
         folder = gen_dir(lab.run_dir, arm.name, seed, g)
         if not is_done(folder):
-            sibling = _done_generation0(lab, seed) if g == 0 else None
+            sibling = _done_generation0(lab, arm, seed) if g == 0 else None
             if sibling is not None:
                 _copy_generation(sibling, folder)
             else:
@@ -98,9 +98,17 @@ def run_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, synthetic: list[
     cfg, tok = lab.cfg, lab.tokenizer
     timings = _load_json(folder / "timings.json")
 
-    # 1. data_g
+    # 1. data_g (generation 0 of a contaminated or synthetic arm comes from the refinery)
     if not (folder / "train.parquet").exists():
-        write_records(folder / "train.parquet", mix(arm, g, lab.human.train, synthetic, step_seed(seed, g, "mix")))
+        if g == 0 and arm.data != "human":
+            from collapselab.refinery import build_arm_data
+
+            built = build_arm_data(lab, arm, seed, step_seed(seed, 0, "refinery"))
+            write_records(folder / "rejected.parquet", built.rejected)
+            atomic_write_json(folder / "refinery.json", built.stats)
+            write_records(folder / "train.parquet", built.records)
+        else:
+            write_records(folder / "train.parquet", mix(arm, g, lab.human.train, synthetic, step_seed(seed, g, "mix")))
     data = read_records(folder / "train.parquet")
 
     # 2. model_g
@@ -142,7 +150,7 @@ def run_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, synthetic: list[
         "timings": timings,
         "sizes": {"train_records": len(data), "synthetic_records": len(own),
                   "train_synthetic_share": sum(r.source != "human" for r in data) / max(1, len(data))},
-        "refinery": None,
+        "refinery": _load_json(folder / "refinery.json") or None,
     })
     mark_done(folder)
 
@@ -154,11 +162,11 @@ def train_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, data: list[Rec
 
     cfg = lab.cfg
     scratch = cfg.model.name == "scratch"
-    if g == 0 and scratch:
+    if g == 0 and scratch and arm.data == "human":
         # A scratch model's generation 0 *is* the base: random init trained on the human pool.
         base = prepare_scratch_base(lab, seed)
         return _load(base, cfg).model, _load_json(base / "train_log.json")
-    if arm.init == "scratch":
+    if arm.init == "scratch" or (g == 0 and scratch):  # other generation-0 data: trained like the base
         model = build_scratch_model(cfg.model.scratch, lab.tokenizer, step_seed(seed, g, "init"))
         recipe = cfg.model.pretrain
     else:
@@ -263,10 +271,11 @@ def _load_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _done_generation0(lab: Lab, seed: int) -> Path | None:
-    for arm in lab.cfg.arms:
-        d = gen_dir(lab.run_dir, arm.name, seed, 0)
-        if is_done(d):
+def _done_generation0(lab: Lab, arm: ArmConfig, seed: int) -> Path | None:
+    """A finished generation 0 of another arm with the same generation-0 data, if any."""
+    for other in lab.cfg.arms:
+        d = gen_dir(lab.run_dir, other.name, seed, 0)
+        if other.data == arm.data and is_done(d):
             return d
     return None
 
