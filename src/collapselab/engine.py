@@ -63,14 +63,15 @@ def run_experiment(
     """Run (or continue) every seed x arm x generation of `cfg`; returns the run directory."""
     from collapselab import store
 
-    human_docs = load_human_docs(cfg)  # bad data fails here, before any run directory is touched
+    # Bad data or an unknown model fails here, before any run directory is touched.
+    human_docs = load_human_docs(cfg)
+    tokenizer = prepare_tokenizer(cfg, human_docs)
+    human = prepare_human(cfg, human_docs, tokenizer)
     run_dir = open_run(cfg, fresh=fresh, run_id=run_id)
     if restart_from is not None:
         moved = supersede_from(run_dir, cfg, restart_from)
         report(f"restarting from generation {restart_from}: moved {len(moved)} generation folders to {run_dir / '.superseded'}")
     store.record_run(db_url, run_dir)
-    tokenizer = prepare_tokenizer(cfg, human_docs)
-    human = prepare_human(cfg, human_docs, tokenizer)
     lab = Lab(cfg, run_dir, human, tokenizer, _max_positions(cfg, tokenizer), db_url, report)
     report(f"run {run_dir} | {len(human.train)} human training records, {len(human.test)} test records")
     for seed in cfg.experiment.seeds:

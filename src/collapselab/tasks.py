@@ -59,7 +59,10 @@ def lm_blocks(docs: list[Record], tokenizer, block_tokens: int, n_blocks: int | 
     n = len(ids) // block_tokens
     if n_blocks is not None:
         if n < n_blocks:
-            raise ValueError(f"data: the {split} text holds {n} blocks of {block_tokens} tokens, fewer than the {n_blocks} asked for")
+            from collapselab.datasets import DatasetError
+
+            key = "train_size" if split == "train" else "test_size"
+            raise DatasetError(f"data.{key}: the {split} text holds {n} blocks of {block_tokens} tokens, fewer than the {n_blocks} asked for")
         n = n_blocks
     return [
         Record(id=f"{split}-{i:06d}", source="human", text=tokenizer.decode(ids[i * block_tokens : (i + 1) * block_tokens]))
