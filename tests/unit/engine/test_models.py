@@ -8,7 +8,13 @@ import pytest
 
 from collapselab.config import ScratchArchitecture, config_from_dict
 from collapselab.engine import run_experiment
-from collapselab.models import build_scratch_model, load_saved, resolve_model_path, save_model, train_tokenizer
+from collapselab.models import (
+    build_scratch_model,
+    load_saved,
+    resolve_model_path,
+    save_model,
+    train_tokenizer,
+)
 
 from .conftest import tiny_config, tiny_corpus
 
