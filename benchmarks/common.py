@@ -1,0 +1,120 @@
+"""Shared pieces of the benchmarks: the machine, its fp32 matmul peak, peak memory, the quickstart model.
+
+Every benchmark prints the machine and the peak it measured in the same run, so a figure is
+never compared with a peak taken under different load.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+import torch
+
+DATA = Path(
+    os.environ.get("COLLAPSELAB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+
+
+def machine() -> str:
+    """CPU model, cores usable by this process, torch threads, torch and transformers versions, load."""
+    import transformers
+
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    load = os.getloadavg()
+    return (
+        f"{cpu}; {len(os.sched_getaffinity(0))} usable cores of {os.cpu_count()}; torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads); transformers {transformers.__version__}; python {platform.python_version()}; "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+
+
+def matmul_peak_flops(n: int = 2048, seconds: float = 3.0) -> float:
+    """Best fp32 FLOP/s of an n x n x n matmul over a few seconds: the ceiling training is measured against."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    out = torch.empty(n, n)
+    torch.mm(a, b, out=out)  # warm up the BLAS threads
+    best = 0.0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        t = time.perf_counter()
+        torch.mm(a, b, out=out)
+        best = max(best, 2 * n**3 / (time.perf_counter() - t))
+    return best
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def tinystories_text(max_chars: int = 400_000) -> str:
+    return (DATA / "tinystories" / "tinystories_valid_prefix.txt").read_text(encoding="utf-8")[
+        :max_chars
+    ]
+
+
+def tokenizer(vocab_size: int = 2048):
+    """The quickstart's byte-level BPE (EOS + PAD), trained on TinyStories text."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>", "<|pad|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator([tinystories_text(200_000)], trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|endoftext|>",
+        bos_token="<|endoftext|>",
+        pad_token="<|pad|>",
+    )
+    fast.padding_side = "left"
+    return fast
+
+
+def llama(
+    tokenizer,
+    *,
+    d_model: int = 128,
+    n_layers: int = 4,
+    n_heads: int = 4,
+    d_ff: int = 344,
+    seed: int = 0,
+):
+    """A scratch Llama-style causal LM; the defaults are the quickstart model (~1M parameters)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=d_model,
+        num_hidden_layers=n_layers,
+        num_attention_heads=n_heads,
+        intermediate_size=d_ff,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    return LlamaForCausalLM._from_config(
+        cfg, attn_implementation="sdpa", dtype=torch.float32
+    ).eval()
+
+
+def n_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
