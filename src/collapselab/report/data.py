@@ -1,0 +1,145 @@
+"""What a report reads: a run directory's config, manifest and finished generations.
+
+The run directory holds every number the results database holds (metrics.json is stored
+verbatim there) plus what the database only indexes (training sets, rejected records,
+per-example predictions), so the report reads the files; the database is used only to
+find a run directory from a run id.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from collapselab.config import ExperimentConfig
+from collapselab.records import Record, read_records
+from collapselab.rundir import gen_dir, is_done, load_run_config
+
+
+class ReportError(ValueError):
+    """The run cannot be reported; the message names the run and what is missing."""
+
+
+@dataclass(slots=True)
+class Generation:
+    arm: str
+    seed: int
+    generation: int
+    folder: Path
+    metrics: dict[str, float | None]  # name -> value
+    doc: dict[str, Any]  # metrics.json as written by the engine
+
+    @property
+    def refinery(self) -> dict[str, Any] | None:
+        return self.doc.get("refinery")
+
+
+@dataclass
+class RunData:
+    run_dir: Path
+    cfg: ExperimentConfig
+    manifest: dict[str, Any]
+    gens: list[Generation]
+    _cache: dict[Any, Any] = field(default_factory=dict)
+
+    @property
+    def arms(self) -> list[str]:
+        done = {g.arm for g in self.gens}
+        return [a.name for a in self.cfg.arms if a.name in done]
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({g.seed for g in self.gens})
+
+    @property
+    def last_generation(self) -> int:
+        return max(g.generation for g in self.gens)
+
+    @property
+    def recursive(self) -> bool:
+        return self.cfg.experiment.generations > 1
+
+    @cached_property
+    def data_kind(self) -> dict[str, str]:
+        return {a.name: a.data for a in self.cfg.arms}
+
+    @property
+    def three_arm(self) -> dict[str, str] | None:
+        """{'human': A, 'contaminated': B, 'synthetic': C} arm names when the run has all three."""
+        roles = {}
+        for arm in self.arms:
+            roles.setdefault(self.data_kind[arm], arm)
+        return roles if {"human", "contaminated", "synthetic"} <= roles.keys() else None
+
+    @cached_property
+    def metric_names(self) -> list[str]:
+        return sorted({n for g in self.gens for n, v in g.metrics.items() if v is not None})
+
+    def find(self, arm: str, generation: int) -> list[Generation]:
+        """The finished generation `generation` of `arm`, one per seed."""
+        return [g for g in self.gens if g.arm == arm and g.generation == generation]
+
+    def final(self, arm: str) -> list[Generation]:
+        """Each seed's last finished generation of `arm` (the run's last generation)."""
+        return self.find(arm, self.last_generation)
+
+    def values(self, arm: str, generation: int, metric: str) -> list[float]:
+        return [g.metrics[metric] for g in self.find(arm, generation) if g.metrics.get(metric) is not None]
+
+    def records(self, g: Generation, name: str) -> list[Record]:
+        key = (g.folder, name)
+        if key not in self._cache:
+            path = g.folder / name
+            self._cache[key] = read_records(path) if path.exists() else []
+        return self._cache[key]
+
+    def predictions(self, g: Generation) -> list[dict[str, Any]]:
+        key = (g.folder, "predictions")
+        if key not in self._cache:
+            import pyarrow.parquet as pq
+
+            rows = pq.read_table(g.folder / "predictions.parquet").to_pylist()
+            for r in rows:
+                r["scores"] = json.loads(r["scores"])
+            self._cache[key] = rows
+        return self._cache[key]
+
+
+def load_run(run_dir: Path) -> RunData:
+    """Read a run directory; every finished generation (DONE) is included."""
+    if not (run_dir / "manifest.json").is_file():
+        raise ReportError(f"{run_dir}: not a run directory (no manifest.json)")
+    cfg = load_run_config(run_dir)
+    gens = []
+    for arm in cfg.arms:
+        for seed in cfg.experiment.seeds:
+            for g in range(cfg.experiment.generations):
+                folder = gen_dir(run_dir, arm.name, seed, g)
+                if is_done(folder):
+                    doc = json.loads((folder / "metrics.json").read_text())
+                    values = {k: v["value"] for k, v in doc["metrics"].items()}
+                    gens.append(Generation(arm.name, seed, g, folder, values, doc))
+    if not gens:
+        raise ReportError(f"{run_dir}: no finished generation yet (no DONE file); run it first")
+    return RunData(run_dir, cfg, json.loads((run_dir / "manifest.json").read_text()), gens)
+
+
+def resolve_run_dir(run: str, db: str | None) -> Path:
+    """`run` as a run directory: itself, or the directory of a run id recorded in the database
+    (found from the run's stored config: <output_dir>/<experiment>/<run_id>)."""
+    if Path(run, "manifest.json").is_file():
+        return Path(run)
+    import yaml
+
+    from collapselab.store import Store
+
+    with Store(db) as store:
+        row = store.run(store.resolve_run(run))
+    experiment = yaml.safe_load(row["config_yaml"])["experiment"]
+    folder = Path(experiment.get("output_dir", "runs")) / experiment["name"] / row["run_id"]
+    if not (folder / "manifest.json").is_file():
+        raise ReportError(f"run {run!r} is recorded in the database but its directory {folder} is not here; pass the run directory")
+    return folder

@@ -1,0 +1,190 @@
+"""Report sections about results: overview, success criteria, main table, comparisons,
+and every metric per generation (recursive runs)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from collapselab.metrics.registry import SYNTHETIC_DEFAULTS
+from collapselab.metrics.stats import Summary, summarize
+from collapselab.report import figures
+from collapselab.report.criteria import three_arm_criteria
+from collapselab.report.data import RunData
+from collapselab.report.document import Document, Figure, Heading, Para, Table
+
+# metric -> (label, unit) for tables and axes
+LABELS: dict[str, tuple[str, str]] = {
+    "exact_match": ("EM", "%"), "f1": ("F1", "%"), "rouge1": ("ROUGE-1", "F-measure, 0-1"),
+    "rouge2": ("ROUGE-2", "F-measure, 0-1"), "rougeL": ("ROUGE-L", "F-measure, 0-1"),
+    "bertscore": ("BERTScore", "F1, 0-1, local MiniLM"), "semantic_similarity": ("semantic similarity", "cosine"),
+    "perplexity": ("perplexity", "test, current model"), "reference_perplexity": ("reference perplexity", "test, generation-0 model"),
+    "cross_entropy": ("cross-entropy", "nats/token"), "distinct_2": ("distinct-2", "synthetic, 0-1"),
+    "self_bleu": ("self-BLEU", "synthetic, 0-1"), "tail_coverage": ("tail coverage", "synthetic, 0-1"),
+    "gibberish_rate": ("gibberish rate", "synthetic, share"), "duplicate_rate": ("duplicate rate", "synthetic, share"),
+}
+MAIN = {"qa": ["exact_match", "f1", "rouge1", "rouge2", "rougeL", "bertscore"],
+        "lm": ["perplexity", "reference_perplexity", "cross_entropy", "distinct_2", "self_bleu", "gibberish_rate"]}
+PRIMARY = {"lm": "perplexity"}  # qa: refinery.success.metric
+PERCENT = {"exact_match", "f1", "jaccard", "answer_in_context"}  # 0-100 scales
+
+
+def label(metric: str) -> str:
+    name, unit = LABELS.get(metric, (metric, ""))
+    return f"{name} ({unit})" if unit else name
+
+
+def fmt(x: float | None, digits: int = 2) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "not defined"
+    return f"{x:,.{digits}f}"
+
+
+def cell(s: Summary | None) -> str:
+    if s is None:
+        return "not computed"
+    if s.n == 1:
+        return f"{fmt(s.mean)} (1 seed)"
+    return f"{fmt(s.mean)} ± {fmt(s.ci_high - s.mean)} ({s.n} seeds)"
+
+
+def summary(run: RunData, arm: str, generation: int, metric: str) -> Summary | None:
+    v = run.values(arm, generation, metric)
+    return summarize(v) if v else None
+
+
+def primary_metric(run: RunData) -> str:
+    return PRIMARY.get(run.cfg.experiment.task, run.cfg.refinery.success.metric)
+
+
+def overview(run: RunData, doc: Document) -> None:
+    cfg, m = run.cfg, run.manifest
+    kind = "three-arm refinery comparison" if run.three_arm else ("recursive (self-consuming) run" if run.recursive else "single-generation run")
+    arms = ", ".join(f"`{a.name}` (data {a.data}, init {a.init}, mix {a.mix})" for a in cfg.arms if a.name in run.arms)
+    doc.add(Heading("Overview"), Para(
+        f"Experiment **{cfg.experiment.name}**, run `{m['run_id']}` ({kind}), task `{cfg.experiment.task}` on `{cfg.data.dataset}`; "
+        f"{len(run.arms)} arms: {arms}. Generations finished: {run.last_generation + 1} of {cfg.experiment.generations}; "
+        f"seeds {run.seeds}. Every model is evaluated on the same held-out human test set. "
+        "Intervals are 95 % confidence intervals of the mean over seeds (t distribution); with one seed there is none."))
+
+
+def success_criteria(run: RunData, doc: Document) -> None:
+    doc.add(Heading("Success criteria (A human, B contaminated, C synthetic)"))
+    if run.three_arm is None:
+        doc.add(Para("Not a three-arm refinery run (no arms with human, contaminated and synthetic data): no success criteria apply."))
+        return
+    c = three_arm_criteria(run)
+    roles = run.three_arm
+    rows = [[f"A = `{roles['human']}`", cell(c.a)], [f"B = `{roles['contaminated']}`", cell(c.b)], [f"C = `{roles['synthetic']}`", cell(c.c)]]
+    doc.add(Table(["arm", label(c.metric)], rows, caption=f"{label(c.metric)} at the final generation"))
+    verdict = [
+        ["C > B", "yes" if c.c_beats_b else "no", f"C - B = {fmt(c.c.mean - c.b.mean)}"],
+        [f"|C - A| <= {fmt(c.tolerance)}", "yes" if c.c_near_a else "no", f"C - A = {fmt(c.c.mean - c.a.mean)}"],
+        ["recovery (C - B) / (A - B)", fmt(c.recovery), "1 = as good as human data, 0 = as bad as contaminated" if c.recovery is not None else "A = B: nothing lost to recover"],
+    ]
+    for name, r in (("C - B", c.c_minus_b), ("C - A", c.c_minus_a)):
+        if r is not None:
+            verdict.append([f"paired bootstrap {name} (per question)", f"{fmt(r.difference)} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]", f"p = {fmt(r.p_value, 3)}, {r.n_resamples} resamples"])
+    doc.add(Table(["criterion", "result", "detail"], verdict))
+    ok = c.c_beats_b and c.c_near_a
+    doc.add(Para(f"**Verdict: {'met' if ok else 'not met'}** on {label(c.metric)} (tolerance {fmt(c.tolerance)}, `refinery.success`)."))
+
+
+def main_table(run: RunData, doc: Document) -> None:
+    metrics = MAIN[run.cfg.experiment.task]
+    g = run.last_generation
+    doc.add(Heading("Main results"))
+    rows = [[f"`{arm}`", run.data_kind[arm]] + [cell(summary(run, arm, g, m)) for m in metrics] for arm in run.arms]
+    doc.add(Table(["arm", "data"] + [label(m) for m in metrics], rows, caption=f"Held-out human test set, generation {g}"))
+    missing = [m for m in metrics if m not in run.metric_names]
+    if missing:
+        doc.add(Para(f"Not computed in this run (not in `evaluation.metrics`): {', '.join(missing)}."))
+
+
+def comparisons(run: RunData, doc: Document, figdir: Path) -> None:
+    g, arms = run.last_generation, run.arms
+    primary = primary_metric(run)
+    doc.add(Heading(f"{LABELS.get(primary, (primary,))[0]} comparison"))
+    sums = [summary(run, a, g, primary) for a in arms]
+    if any(s is None for s in sums):
+        doc.add(Para(f"{primary} was not computed for every arm."))
+    else:
+        path = figures.bar_comparison(arms, sums, label(primary), f"{label(primary)} by arm, generation {g}", figdir / "primary.png")
+        doc.add(Figure(path, f"{label(primary)} per arm at generation {g}; error bars: 95 % CI over seeds ({len(run.seeds)} seed(s))."))
+    metrics = [m for m in MAIN[run.cfg.experiment.task] if all(summary(run, a, g, m) for a in arms)]
+    doc.add(Heading("All main metrics"))
+    if run.cfg.experiment.task == "qa" and metrics:
+        scaled = {a: [_scale(summary(run, a, g, m), 0.01 if m in PERCENT else 1.0) for m in metrics] for a in arms}
+        path = figures.grouped_bars([LABELS[m][0] for m in metrics], arms, scaled, "score (0-1; EM and F1 divided by 100)",
+                                    f"Main metrics by arm, generation {g}", figdir / "metrics.png")
+        doc.add(Figure(path, "Every main metric on one 0-1 scale; error bars: 95 % CI over seeds."))
+    elif metrics:
+        doc.add(Para("Language-model metrics have different units; see the per-generation panels below."))
+    else:
+        doc.add(Para("No main metric was computed for every arm."))
+    _gap(run, doc, figdir, metrics)
+
+
+def _scale(s: Summary | None, k: float) -> Summary:
+    assert s is not None
+    return Summary(s.mean * k, s.std * k, s.ci_low * k, s.ci_high * k, s.n)
+
+
+def _diff(x: Summary, base: Summary) -> Summary:
+    # Differences of means; the interval is that of x shifted (arms are separate trainings).
+    return Summary(x.mean - base.mean, x.std, x.ci_low - base.mean, x.ci_high - base.mean, x.n)
+
+
+def _gap(run: RunData, doc: Document, figdir: Path, metrics: list[str]) -> None:
+    g = run.last_generation
+    doc.add(Heading("Gap to the human baseline"))
+    roles = run.three_arm
+    if not metrics:
+        doc.add(Para("No metric was computed for every arm."))
+        return
+    if roles is not None:
+        base_arm = roles["human"]
+        arms = [a for a in run.arms if a != base_arm]
+        values = {a: [_diff(summary(run, a, g, m), summary(run, base_arm, g, m)) for m in metrics] for a in arms}
+        what = f"arm minus the human arm `{base_arm}` at generation {g}"
+    elif run.recursive:
+        arms = run.arms
+        values = {a: [_diff(summary(run, a, g, m), summary(run, a, 0, m)) for m in metrics] for a in arms}
+        what = f"generation {g} minus generation 0 (trained on human data) of the same arm"
+    else:
+        doc.add(Para("One generation and no human/contaminated/synthetic arms: there is no human baseline to compare with."))
+        return
+    rows = [[f"`{a}`"] + [fmt(v.mean) for v in values[a]] for a in arms]
+    doc.add(Table(["arm"] + [label(m) for m in metrics], rows, caption=f"Gap: {what}, in each metric's units"))
+    if run.cfg.experiment.task == "qa":  # one 0-1 scale, so EM/F1 (0-100) do not dwarf ROUGE
+        plotted = {a: [_scale(v, 0.01 if m in PERCENT else 1.0) for v, m in zip(values[a], metrics, strict=True)] for a in arms}
+        ylabel = "difference (0-1 scale; EM and F1 divided by 100)"
+    else:  # perplexities and rates: relative change
+        ref = {a: [summary(run, base_arm if roles else a, 0 if not roles else g, m) for m in metrics] for a in arms}
+        plotted = {a: [_scale(v, 100.0 / abs(r.mean) if r and r.mean else 0.0) for v, r in zip(values[a], ref[a], strict=True)] for a in arms}
+        ylabel = "relative change (%)"
+    path = figures.grouped_bars([LABELS.get(m, (m,))[0] for m in metrics], arms, plotted, ylabel,
+                                f"Gap to the human baseline ({'human arm' if roles else 'generation 0'})", figdir / "gap.png", zero_line=True)
+    doc.add(Figure(path, f"{what[0].upper()}{what[1:]}; below zero is worse for higher-is-better metrics (EM, F1, ROUGE, BERTScore), "
+                         "better for perplexity."))
+
+
+def per_generation(run: RunData, doc: Document, figdir: Path) -> None:
+    doc.add(Heading("Every metric per generation"))
+    if not run.recursive:
+        doc.add(Para("One generation per arm: no per-generation curves in this run."))
+        return
+    gens = list(range(run.last_generation + 1))
+    names = run.metric_names
+    series = {m: {a: [summary(run, a, g, m) for g in gens] for a in run.arms} for m in names}
+    rows = [[label(m), f"`{a}`"] + [cell(s) for s in series[m][a]] for m in names for a in run.arms]
+    doc.add(Table(["metric", "arm"] + [f"gen {g}" for g in gens], rows, caption="Mean over seeds ± 95 % CI half-width"))
+    test = [m for m in names if m not in SYNTHETIC_DEFAULTS]
+    synthetic = [m for m in names if m in SYNTHETIC_DEFAULTS]
+    for key, chosen, title in (("test", test, "Held-out human test metrics per generation"),
+                               ("synthetic", synthetic, "Synthetic-data sanity per generation (what each generation wrote)")):
+        if chosen:
+            path = figures.per_generation([(m, LABELS.get(m, (m, ""))[1] or "value") for m in chosen], series, gens, title, figdir / f"generations-{key}.png")
+            doc.add(Figure(path, f"{title}; shaded: 95 % CI over seeds."))
+        else:
+            doc.add(Para(f"No {key} metrics were computed per generation in this run."))
