@@ -151,6 +151,8 @@ class ExperimentConfig(_Block):
             raise ValueError(f"decoding.num_beams: {self.decoding.num_beams} beams need decoding.method 'beam'")
         if self.experiment.task == "lm" and self.data.prompt_tokens and self.data.prompt_tokens > self.data.block_tokens:
             raise ValueError("data.prompt_tokens: must not exceed data.block_tokens")
+        if self.experiment.task == "lm" and self.model.kind != "causal":
+            raise ValueError("model.kind: the lm task continues text, which needs a causal model")
         if self.model.name == "scratch":
             if self.model.kind != "causal":
                 raise ValueError("model.kind: scratch models are causal")

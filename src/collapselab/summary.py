@@ -11,8 +11,9 @@ from collapselab.rundir import gen_dir, is_done, load_run_config
 # (metric, column title, format) shown when present, in this order
 COLUMNS: list[tuple[str, str, str]] = [
     ("perplexity", "test ppl", "{:.2f}"),
-    ("reference_perplexity", "ref ppl (g0 model)", "{:.2f}"),
+    ("reference_perplexity", "ref ppl (g0)", "{:.2f}"),
     ("unigram_perplexity", "unigram ppl", "{:.1f}"),
+    ("synthetic_perplexity", "syn ppl (g0)", "{:.2f}"),
     ("exact_match", "EM", "{:.2f}"),
     ("f1", "F1", "{:.2f}"),
     ("distinct_2", "syn distinct-2", "{:.3f}"),
@@ -57,7 +58,7 @@ def table(rows: list[dict[str, Any]], title: str):
 
     present = [c for c in COLUMNS if any(c[0] in r.get("metrics", {}) for r in rows)]
     t = Table(title=title, show_lines=False)
-    for name in ["arm", "seed", "gen", "status", "train recs (syn %)", "train loss"] + [c[1] for c in present] + ["time s"]:
+    for name in ["arm", "seed", "gen", "status", "train (syn %)", "loss"] + [c[1] for c in present] + ["time s"]:
         t.add_column(name, justify="left" if name in ("arm", "status") else "right")
     for r in rows:
         m = r.get("metrics", {})

@@ -12,14 +12,20 @@ REPO_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 EXIT_BAD_INPUT = 2
 
 
+def _console():
+    """A console that does not squeeze tables to 80 columns when output goes to a file."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
 def _fail(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
 def _run(config: Path, overrides: list[str] | None, fresh: bool, run_id: str | None, restart_from: int | None, db: str | None) -> Path:
-    from rich.console import Console
-
     from collapselab.config import ConfigError, load_config
     from collapselab.datasets import DatasetError
     from collapselab.engine import run_experiment
@@ -28,7 +34,7 @@ def _run(config: Path, overrides: list[str] | None, fresh: bool, run_id: str | N
     from collapselab.rundir import RunError
     from collapselab.summary import generation_rows, table
 
-    console = Console(stderr=False)
+    console = _console()
     try:
         cfg = load_config(config, overrides or [])
     except ConfigError as e:
@@ -84,14 +90,12 @@ def quickstart(
 
 def status(run: Path = typer.Argument(..., help="Run directory (runs/<experiment>/<run_id>).")) -> None:
     """Show which generations of a run are done, partial or pending."""
-    from rich.console import Console
-
     from collapselab.summary import generation_rows, table
 
     if not (run / "config.yaml").exists():
         _fail(f"{run}: not a run directory (no config.yaml)")
     rows = generation_rows(run)
-    Console().print(table(rows, str(run)))
+    _console().print(table(rows, str(run)))
     done = sum(r["status"] == "done" for r in rows)
     typer.echo(f"{done}/{len(rows)} generations done")
 

@@ -1,0 +1,57 @@
+"""Wall time and peak memory of `collapselab quickstart`, from an empty cache.
+
+The cache is emptied first, so the figure includes training the scratch tokenizer and
+base model (a second run on the same machine reuses them and is faster). Peak memory is
+the largest resident set of the quickstart process (RUSAGE_CHILDREN).
+
+    python benchmarks/bench_quickstart.py            # needs COLLAPSELAB_DATA or ../shared/data
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def main() -> int:
+    data = os.environ.get("COLLAPSELAB_DATA", str(REPO.parent / "shared" / "data"))
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "COLLAPSELAB_DATA": data, "COLLAPSELAB_CACHE": f"{tmp}/cache", "COLLAPSELAB_DB": f"sqlite:///{tmp}/db.sqlite"}
+        cmd = [sys.executable, "-m", "collapselab.cli", "quickstart", "--fresh", "--set", f"experiment.output_dir={tmp}/runs"]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            print(proc.stderr[-3000:], file=sys.stderr)
+            return proc.returncode
+        peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+        run_dir = next(Path(tmp, "runs", "quickstart").iterdir())
+        last = {}
+        for arm_dir in sorted(p for p in run_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            gens = sorted(arm_dir.glob("seed-0/gen-*/metrics.json"), key=lambda p: int(p.parent.name.split("-")[1]))
+            last[arm_dir.name] = [round(json.loads(g.read_text())["metrics"]["perplexity"]["value"], 2) for g in gens]
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, python {platform.python_version()}")
+    print(f"quickstart wall time: {wall:.1f} s (limit 300 s), peak RSS: {peak_gib:.2f} GiB (limit 2 GiB)")
+    for arm, ppl in last.items():
+        print(f"  {arm:<12} test perplexity by generation: {ppl}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
