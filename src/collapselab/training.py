@@ -78,28 +78,29 @@ def train_lm(
     stream = torch.tensor([t for doc in docs for t in (*doc, eos_id)], dtype=torch.long)
     if stream.numel() < 2:
         raise ValueError("train_lm: docs hold no tokens")
-    # (N, seq_len) blocks; the ragged tail becomes one more block padded with EOS whose
-    # labels are IGNORE: pads sit after every real token, so causal attention never sees them.
-    n_full = stream.numel() // cfg.seq_len
-    blocks = list(stream[: n_full * cfg.seq_len].view(n_full, cfg.seq_len))
-    tail = stream[n_full * cfg.seq_len :]
-    if tail.numel() >= 2:
-        blocks.append(tail)
+    # Blocks start every seq_len tokens; as in nanoGPT a block's targets are the stream shifted
+    # by one, so a block's last token is trained on the next block's first and every token
+    # but the stream's first is a target. The ragged tail is one more, shorter block, padded
+    # with EOS after its real tokens (causal attention never lets a real token see them).
+    starts = list(range(0, stream.numel() - 1, cfg.seq_len))
     per_batch = max(1, cfg.batch_tokens // cfg.seq_len)
 
     def epoch(gen: torch.Generator) -> Iterator[_Batch]:
-        order = torch.randperm(len(blocks), generator=gen).tolist()
-        for start in range(0, len(order), per_batch):
-            chosen = [blocks[i] for i in order[start : start + per_batch]]
-            width = max(b.numel() for b in chosen)
-            ids = torch.full((len(chosen), width), eos_id, dtype=torch.long)
-            labels = torch.full((len(chosen), width), IGNORE, dtype=torch.long)
-            for row, b in enumerate(chosen):
-                ids[row, : b.numel()] = b
-                labels[row, : b.numel() - 1] = b[1:]  # next-token targets
-            yield _Batch({"input_ids": ids}, labels, sum(b.numel() for b in chosen))
+        order = torch.randperm(len(starts), generator=gen).tolist()
+        for first in range(0, len(order), per_batch):
+            chosen = [starts[i] for i in order[first : first + per_batch]]
+            ids = torch.full((len(chosen), cfg.seq_len), eos_id, dtype=torch.long)  # (B, T)
+            labels = torch.full((len(chosen), cfg.seq_len), IGNORE, dtype=torch.long)
+            real = 0
+            for row, s in enumerate(chosen):
+                block = stream[s : s + cfg.seq_len]
+                targets = stream[s + 1 : s + cfg.seq_len + 1]
+                ids[row, : block.numel()] = block
+                labels[row, : targets.numel()] = targets
+                real += block.numel()
+            yield _Batch({"input_ids": ids}, labels, real)
 
-    n_batches = math.ceil(len(blocks) / per_batch)
+    n_batches = math.ceil(len(starts) / per_batch)
     return _run(model, epoch, n_batches, cfg, seed=seed, desc=desc, progress=progress)
 
 

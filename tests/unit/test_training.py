@@ -119,6 +119,28 @@ def test_grad_accumulation_equals_one_big_batch():
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)
 
 
+def test_lm_loss_covers_every_token_of_the_stream_but_the_first():
+    # First-step loss (before any update) must be the mean next-token loss over the packed
+    # stream: each block predicts its tokens shifted by one, across block boundaries, and
+    # the ragged tail's padding carries no loss.
+    docs = _docs(7)
+    stream = [t for d in docs for t in (*d, EOS)]
+    model = _llama()
+    ref = copy.deepcopy(model).eval()
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for s in range(0, len(stream) - 1, 16):
+            block, targets = stream[s : s + 16], stream[s + 1 : s + 17]
+            logits = ref(torch.tensor([block])).logits[0, : len(targets)]
+            total += F.cross_entropy(logits, torch.tensor(targets), reduction="sum").item()
+            n += len(targets)
+    assert n == len(stream) - 1 and len(stream) % 16 != 0  # a ragged tail is part of the check
+    cfg = TrainingBlock(max_steps=1, seq_len=16, batch_tokens=16 * 64)
+    res = train_lm(model, docs, cfg, eos_id=EOS, seed=0, progress=False)
+    assert res.losses[0] == pytest.approx(total / n, rel=1e-4)
+    assert res.tokens == len(stream)
+
+
 def test_causal_labels_cover_exactly_the_targets():
     pairs = [([5, 6, 7], [8, 9, EOS]), ([10], [11, EOS])]
     batch = _collate_causal(pairs, PAD)
