@@ -62,3 +62,23 @@ def tiny_config(data_dir: Path, out_dir: Path, **experiment) -> dict:
 def write_config(cfg: dict, path: Path) -> Path:
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
+
+
+@pytest.fixture
+def tiny_qa_data(tmp_path: Path) -> Path:
+    """A small extractive QA set (one unanswerable question per article), split by title."""
+    folder = tmp_path / "tinyqa"
+    folder.mkdir()
+    rng = random.Random(5)
+    for split, n in (("train", 40), ("test", 12)):
+        with (folder / f"{split}.jsonl").open("w") as f:
+            for i in range(n):
+                who, what = rng.choice(SUBJECTS), rng.choice(OBJECTS)
+                context = f"{who.capitalize()} {rng.choice(VERBS)} {what} {rng.choice(ENDINGS)} Then it rained."
+                rows = [
+                    {"question": f"What did {who} see?", "answers": [what]},
+                    {"question": "Who owned the moon?", "answers": []},
+                ]
+                for j, qa in enumerate(rows):
+                    f.write(json.dumps({"id": f"{split}-{i}-{j}", "title": f"{split}-article-{i}", "context": context, **qa}) + "\n")
+    return folder
