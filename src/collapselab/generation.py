@@ -174,7 +174,7 @@ def _generate_transformers(
             with torch.inference_mode():
                 if own_loop:
                     gen = torch.Generator(device=model.device).manual_seed(batch_seed)
-                    new = decode_causal(model, batch, decoding, max_new_tokens, tokenizer, gen)
+                    new = _decode_causal(model, batch, decoding, max_new_tokens, tokenizer, gen)
                 else:
                     with torch.random.fork_rng(devices=[]):
                         torch.manual_seed(batch_seed)
@@ -208,7 +208,7 @@ def _hf_generate(model: Any, batch: list[Sequence[int]], gen_config: Any) -> lis
     return new.tolist()
 
 
-def decode_causal(
+def _decode_causal(
     model: Any,
     batch: list[Sequence[int]],
     decoding: DecodingBlock,

@@ -264,6 +264,21 @@ def test_repetition_penalty_matches_transformers(tokenizer):
         )
 
 
+def test_lora_wrapped_model_generates_like_its_base(tokenizer):
+    from peft import LoraConfig, get_peft_model
+
+    base = _llama(tokenizer)
+    prompts = _prompts(tokenizer)
+    decoding = DecodingBlock(method="greedy")
+    expected = generate(
+        base, tokenizer, prompts, decoding, max_new_tokens=8, seed=0, progress=False
+    )
+    # Fresh adapters start with lora_B = 0: the wrapped model computes the base model's function.
+    lora = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
+    got = generate(lora, tokenizer, prompts, decoding, max_new_tokens=8, seed=0, progress=False)
+    assert got == expected
+
+
 def test_sampling_is_deterministic_given_seed(tokenizer):
     model = _llama(tokenizer)
     prompts = _prompts(tokenizer)
