@@ -1,0 +1,109 @@
+"""A tiny three-arm refinery run and a tiny recursive lm run, end to end, then `report`:
+every section is there with real numbers, no placeholder, and the HTML stands alone."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import typer
+from engine.conftest import tiny_config, tiny_corpus
+from refinery.qa_fixtures import three_arm_config, write_tiny_qa
+from typer.testing import CliRunner
+
+from collapselab.commands.report import register
+from collapselab.config import config_from_dict
+from collapselab.engine import run_experiment
+from collapselab.records import read_records
+from collapselab.refinery.filters import REASONS
+from collapselab.refinery.pipeline import rejection_of
+
+SECTIONS = ["Overview", "Success criteria", "Main results", "F1 comparison", "All main metrics", "Gap to the human baseline",
+            "Every metric per generation", "Dataset statistics", "Refinery and filter effectiveness", "Sample predictions",
+            "every arm right", "wrong, `C-synthetic` right", "every arm wrong", "Training details", "Reproducibility"]
+PLACEHOLDER = re.compile(r"TO BE FILLED|\b[Nn]a[Nn]\b|\bNone\b|TODO|TBD|[Pp]laceholder|\binf\b")
+
+
+def _report(run_dir: Path, out: Path) -> tuple[str, str]:
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)  # a second command keeps `report` a named subcommand
+    result = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return (out / "report.md").read_text(), (out / "report.html").read_text()
+
+
+@pytest.fixture(scope="module")
+def three_arm_run(tmp_path_factory) -> tuple[Path, str]:
+    """One tiny three-arm run shared by the tests of this module (the slow part)."""
+    tmp = tmp_path_factory.mktemp("three-arm")
+    db = f"sqlite:///{tmp / 'db.sqlite'}"
+    with pytest.MonkeyPatch.context() as mp:  # module-scoped: the autouse isolation is per test
+        mp.setenv("COLLAPSELAB_CACHE", str(tmp / "cache"))
+        cfg = three_arm_config(write_tiny_qa(tmp / "data"), tmp / "runs")
+        return run_experiment(config_from_dict(cfg), db_url=db, report=lambda *_: None), db
+
+
+def test_builders_write_provenance_reasons_and_store_rows(three_arm_run):
+    from collapselab.store import Store
+
+    three_arm_run, db = three_arm_run
+    g0 = three_arm_run / "B-contaminated/seed-0/gen-0"
+    human = read_records(three_arm_run / "A-human/seed-0/gen-0/train.parquet")
+    contaminated = read_records(g0 / "train.parquet")
+    assert len(contaminated) == len(human) == 40
+    assert [r.parent_id for r in contaminated] == [r.id for r in human]
+    strategies = [json.loads(r.generator)["strategy"] for r in contaminated]
+    assert strategies.count("answer_paraphrase") == 8  # 20 % of 40
+    assert all(r.source == "contaminated" and r.generation == 0 for r in contaminated)
+    c0 = three_arm_run / "C-synthetic/seed-0/gen-0"
+    stats = json.loads((c0 / "refinery.json").read_text())
+    synthetic, rejected = read_records(c0 / "train.parquet"), read_records(c0 / "rejected.parquet")
+    assert 0 < len(synthetic) <= stats["target"] == 40 and stats["used"] == len(synthetic)
+    assert stats["attempts"] == stats["passed"] + sum(stats["rejected"].values()) == stats["passed"] + len(rejected)
+    assert {s for s in stats["strategies"]} == {"question_paraphrase", "question_variants", "context_augmentation", "answer_expansion"}
+    assert all(r.source == "synthetic" and r.parent_id in {h.id for h in human} for r in synthetic)
+    reasons = [rejection_of(r)["reason"] for r in rejected]
+    assert set(reasons) <= set(REASONS) and {k: reasons.count(k) for k in set(reasons)} == stats["rejected"]
+    with Store(db) as store:  # the engine recorded refinery.json through the store's shape
+        rows = {(r["arm"], r["seed"]): r for r in store.refinery(store.resolve_run(three_arm_run))}
+    assert rows[("C-synthetic", 0)]["rejected"] == stats["rejected"] and rows[("C-synthetic", 0)]["attempts"] == stats["attempts"]
+
+
+def test_three_arm_report_has_every_section_and_no_placeholder(three_arm_run, tmp_path):
+    md, html = _report(three_arm_run[0], tmp_path / "report")
+    for s in SECTIONS:
+        assert s in md, s
+    assert not PLACEHOLDER.search(md) and not PLACEHOLDER.search(html)
+    assert "recovery (C - B) / (A - B)" in md and "(1 seed)" in md
+    assert "One generation per arm" in md  # the recursive section says it does not apply
+    for f in ("primary", "metrics", "gap", "filters", "loss"):
+        assert (tmp_path / "report/figures" / f"{f}.png").stat().st_size > 5000
+        assert f"figures/{f}.png" in md
+    srcs = re.findall(r'src="([^"]*)"', html)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)  # self-contained
+
+
+def test_recursive_lm_report(tmp_path):
+    folder = tmp_path / "text"
+    folder.mkdir()
+    for split, n, seed in (("train", 120, 1), ("test", 30, 2)):
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in tiny_corpus(n, seed, split)))
+    cfg = tiny_config(folder, tmp_path / "runs", generations=2, seeds=[0, 1])
+    cfg["evaluation"]["metrics"] += ["distinct_2", "duplicate_rate"]
+    run_dir = run_experiment(config_from_dict(cfg), report=lambda *_: None)
+    md, html = _report(run_dir, tmp_path / "out")
+    assert not PLACEHOLDER.search(md) and not PLACEHOLDER.search(html)
+    assert "Not a three-arm refinery run" in md and "No refinery in this run" in md
+    assert "perplexity comparison" in md and "gen 1" in md and "(2 seeds)" in md
+    assert (tmp_path / "out/figures/generations-test.png").exists() and (tmp_path / "out/figures/generations-synthetic.png").exists()
+
+
+def test_report_of_unknown_run_is_one_line_error(tmp_path):
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code != 0
