@@ -151,11 +151,16 @@ def tail_coverage(texts: Sequence[str], human_texts: Sequence[str], n: int = 1, 
 
 
 def js_divergence(texts: Sequence[str], human_texts: Sequence[str]) -> float:
-    """Jensen-Shannon divergence (bits, 0-1) between the two unigram distributions."""
+    """Jensen-Shannon divergence (bits, 0-1) between the two unigram distributions.
+
+    Generated texts without a single token (all empty) share nothing with human text: 1.0.
+    """
     p_counts = Counter(t for text in texts for t in word_tokens(text))
     q_counts = Counter(t for text in human_texts for t in word_tokens(text))
-    if not p_counts or not q_counts:
-        raise ValueError("JS divergence needs tokens on both sides")
+    if not q_counts:
+        raise ValueError("JS divergence needs human tokens")
+    if not p_counts:
+        return 1.0
     vocab = list(p_counts.keys() | q_counts.keys())
     p = np.array([p_counts[w] for w in vocab], dtype=np.float64)
     q = np.array([q_counts[w] for w in vocab], dtype=np.float64)

@@ -205,8 +205,8 @@ def cached_gibberish_scorer(human_texts: Sequence[str], *, heldout_fraction: flo
     path = cache / "gibberish" / f"v1-{digest}.npz"
     if path.exists():
         return GibberishScorer.load(path)
-    if len(texts) < 10:
-        raise ValueError(f"the gibberish scorer needs at least 10 human texts, got {len(texts)}")
+    if len(texts) < 5:
+        raise ValueError(f"the gibberish scorer needs at least 5 human texts, got {len(texts)}")
     cut = len(texts) - max(1, int(len(texts) * heldout_fraction))
     scorer = fit_gibberish_scorer(texts[:cut], texts[cut:])
     scorer.save(path)

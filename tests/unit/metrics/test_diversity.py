@@ -90,6 +90,7 @@ def test_js_divergence_matches_scipy():
     assert js_divergence(a, b) == pytest.approx(jensenshannon(p, q, base=2) ** 2)
     assert js_divergence(a, a) == pytest.approx(0.0)
     assert js_divergence(["x"], ["y"]) == pytest.approx(1.0)
+    assert js_divergence(["", " "], ["y"]) == 1.0  # a generation of empty outputs shares nothing
 
 
 def test_length_stats_by_hand():
