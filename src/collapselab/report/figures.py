@@ -63,6 +63,7 @@ def grouped_bars(groups: list[str], arms: list[str], values: dict[str, list[Summ
                label=arm, color=COLORS[i % len(COLORS)])
     if zero_line:
         ax.axhline(0, color="black", linewidth=0.8)
+        ax.margins(y=0.12)  # keep the zero line off the frame when every bar is on one side
     ax.set_xticks(x, groups)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
