@@ -22,10 +22,13 @@ def pack_test_blocks(texts: list[str], tokenizer, seq_len: int) -> list[list[int
     return [stream[i : i + seq_len] for i in range(0, len(stream) - seq_len + 1, seq_len)]
 
 
-def token_nll(model, blocks: list[list[int]], batch_tokens: int, device: str = "cpu") -> tuple[float, int, list[float]]:
+def token_nll(
+    model, blocks: list[list[int]], batch_tokens: int, device: str = "cpu", desc: str = "perplexity"
+) -> tuple[float, int, list[float]]:
     """Sum of next-token negative log-likelihoods over all blocks, the target count, and
     per-block mean NLL. Blocks are full length, so no padding is involved."""
     import torch
+    from tqdm.auto import tqdm
 
     if not blocks:
         raise ValueError("no test blocks to score: the test set is shorter than one block")
@@ -33,8 +36,10 @@ def token_nll(model, blocks: list[list[int]], batch_tokens: int, device: str = "
     bs = max(1, batch_tokens // seq_len)
     total, count, per_block = 0.0, 0, []
     model.eval()
+    bar = tqdm(total=len(blocks), desc=desc, unit="block", leave=False)
     with torch.inference_mode():
         for i in range(0, len(blocks), bs):
+            bar.update(min(bs, len(blocks) - i))
             x = torch.tensor(blocks[i : i + bs], dtype=torch.long, device=device)  # (B, T)
             logits = model(input_ids=x).logits[:, :-1].float()  # (B, T-1, V)
             nll = torch.nn.functional.cross_entropy(
@@ -43,6 +48,7 @@ def token_nll(model, blocks: list[list[int]], batch_tokens: int, device: str = "
             total += nll.sum().item()
             count += nll.numel()
             per_block.extend(nll.mean(dim=1).tolist())
+    bar.close()
     return total, count, per_block
 
 
@@ -58,7 +64,8 @@ def _nll(inputs: EvalInputs, which: str) -> tuple[float, int, list[float]]:
     key = ("nll", which, inputs.seq_len)
     if key not in inputs.extra:
         model = inputs.model if which == "model" else inputs.reference_model
-        inputs.extra[key] = token_nll(model, _test_blocks(inputs), inputs.batch_tokens, inputs.device)
+        desc = "evaluate: test perplexity" + ("" if which == "model" else " (reference model)")
+        inputs.extra[key] = token_nll(model, _test_blocks(inputs), inputs.batch_tokens, inputs.device, desc)
     return inputs.extra[key]
 
 
