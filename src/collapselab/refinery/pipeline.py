@@ -57,5 +57,7 @@ def run_filters(candidates: Sequence[Record], seed: Sequence[Record], cfg: Filte
                 reasons[why.reason] = reasons.get(why.reason, 0) + 1
         per_filter[name] = {"checked": len(alive), "rejected": len(alive) - len(keep), "seconds": round(time.perf_counter() - t0, 4)}
         alive = keep
-    stats = {"attempts": len(candidates), "passed": len(alive), "rejected": dict(sorted(reasons.items())), "filters": per_filter}
+    # refinery.json is written with sorted keys: the order is kept as its own list
+    stats = {"attempts": len(candidates), "passed": len(alive), "rejected": dict(sorted(reasons.items())),
+             "filters": per_filter, "filter_order": list(cfg.order)}
     return FilterOutcome(alive, rejected, stats)

@@ -70,7 +70,8 @@ def filter_effectiveness(run: RunData, doc: Document, figdir: Path) -> None:
             rate = v.get("success_rate")
             strat_rows.append([name, strat, str(v.get("planned", v.get("attempts"))), str(v.get("not_applicable", 0)),
                                str(v.get("passed")), fmt(rate) if rate is not None else "not used"])
-        for f, v in s.get("filters", {}).items():
+        for f in s.get("filter_order", sorted(s.get("filters", {}))):
+            v = s["filters"][f]
             filter_rows.append([name, f, str(v["checked"]), str(v["rejected"]), fmt(v["rejected"] / v["checked"]) if v["checked"] else "nothing left to check", fmt(v["seconds"], 3)])
     doc.add(Table(["build", "kind", "attempts", "passed", "used", "pass rate", "rejected by reason"], rows,
                   caption="attempts: candidates that reached the filters; used: records in the arm's training set"))

@@ -106,7 +106,7 @@ def test_pipeline_order_stats_and_reasons_kept():
     assert [r.id for r in out.passed] == ["c2", "c4"]
     assert out.stats["attempts"] == 5 and out.stats["passed"] == 2
     assert out.stats["rejected"] == {F.TOO_SHORT: 1, F.ANSWER_NOT_IN_CONTEXT: 1, F.EXACT_DUPLICATE: 1}
-    assert [out.stats["filters"][n]["checked"] for n in cfg.order] == [5, 4, 3]
+    assert [out.stats["filters"][n]["checked"] for n in out.stats["filter_order"]] == [5, 4, 3]
     assert {r.id: rejection_of(r)["reason"] for r in out.rejected} == {"c0": F.TOO_SHORT, "c1": F.ANSWER_NOT_IN_CONTEXT, "c3": F.EXACT_DUPLICATE}
     assert rejection_of(out.passed[0]) is None
 
