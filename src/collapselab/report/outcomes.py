@@ -20,7 +20,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "bertscore": ("BERTScore", "F1, 0-1, local MiniLM"), "semantic_similarity": ("semantic similarity", "cosine"),
     "perplexity": ("perplexity", "test, current model"), "reference_perplexity": ("reference perplexity", "test, generation-0 model"),
     "cross_entropy": ("cross-entropy", "nats/token"), "distinct_2": ("distinct-2", "synthetic, 0-1"),
-    "self_bleu": ("self-BLEU", "synthetic, 0-1"), "tail_coverage": ("tail coverage", "synthetic, 0-1"),
+    "self_bleu": ("self-BLEU", "synthetic, 0-100"), "tail_coverage": ("tail coverage", "synthetic, 0-1"),
     "gibberish_rate": ("gibberish rate", "synthetic, share"), "duplicate_rate": ("duplicate rate", "synthetic, share"),
 }
 MAIN = {"qa": ["exact_match", "f1", "rouge1", "rouge2", "rougeL", "bertscore"],
