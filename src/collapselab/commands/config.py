@@ -40,5 +40,13 @@ def show(
     typer.echo(dump_config(_load(file, set_)), nl=False)
 
 
+@config_app.command("reference")
+def reference() -> None:
+    """Print every config key with its default and help text, as Markdown."""
+    from collapselab.config import reference_markdown
+
+    typer.echo(reference_markdown(), nl=False)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(config_app, name="config")

@@ -74,3 +74,11 @@ def test_scratch_positions_must_fit_prompt_and_continuation(tmp_path):
     cfg["data"]["block_tokens"] = 48
     with pytest.raises(ConfigError, match=r"max_positions"):
         config_from_dict(cfg)
+
+
+def test_readme_config_reference_is_generated_from_the_models():
+    from collapselab.config import reference_markdown
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    start = readme.index("<!-- config-reference:start -->\n") + len("<!-- config-reference:start -->\n")
+    assert readme[start : readme.index("<!-- config-reference:end -->")] == reference_markdown()
