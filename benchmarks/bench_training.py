@@ -6,7 +6,7 @@ token, and set against the best fp32 matmul FLOP/s measured in the same run. Eac
 its own process (its own peak memory) after one warm-up step; tokens/s counts real tokens
 only, never padding.
 
-    python benchmarks/bench_training.py [--steps 4] [--d-model 512] [--layers 4] [--seq-len 256]
+    python benchmarks/bench_training.py [--steps 4] [--d-model 512] [--layers 4] [--seq-len 128]
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def main() -> None:
     parser.add_argument("--d-model", type=int, default=512)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--d-ff", type=int, default=1408)
-    parser.add_argument("--seq-len", type=int, default=256)
+    parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--batch-tokens", type=int, default=8192)
     parser.add_argument(
         "--cases", default="collapselab lm,Trainer lm,collapselab supervised,Trainer supervised"
