@@ -176,8 +176,9 @@ def fit_gibberish_scorer(train_texts: Sequence[str], heldout_texts: Sequence[str
     rand = np.array([scorer.statistics(random_characters(t, chars, weights, rng)) for t in heldout_texts if t.strip()])
     scorer.good = np.nanpercentile(human, 10, axis=0)
     scorer.bad = np.array([np.nanmedian(rand[:, 0]), np.nanmedian(rand[:, 1]), np.nanmedian(shuffled[:, 2])])
-    if np.any(scorer.good <= scorer.bad):
-        names = [n for n, bad in zip(("character plausibility", "word validity", "word order"), scorer.good <= scorer.bad, strict=True) if bad]
+    failed = ~(scorer.good > scorer.bad)  # NaN (nothing to calibrate on) fails too
+    if failed.any():
+        names = [n for n, bad in zip(("character plausibility", "word validity", "word order"), failed, strict=True) if bad]
         raise ValueError(
             f"gibberish scorer: {len(train_texts)} human training texts ({len(flat)} words) are too few to calibrate "
             f"{', '.join(names)} (held-out human {scorer.good} not above corrupted {scorer.bad}); use more human "
