@@ -72,6 +72,8 @@ def run_experiment(
         moved = supersede_from(run_dir, cfg, restart_from)
         report(f"restarting from generation {restart_from}: moved {len(moved)} generation folders to {run_dir / '.superseded'}")
     store.record_run(db_url, run_dir)
+    if restart_from is not None:
+        store.forget_generations(db_url, run_dir, moved)
     lab = Lab(cfg, run_dir, human, tokenizer, _max_positions(cfg, tokenizer), db_url, report)
     report(f"run {run_dir} | {len(human.train)} human training records, {len(human.test)} test records")
     for seed in cfg.experiment.seeds:

@@ -124,9 +124,9 @@ def open_run(cfg: ExperimentConfig, *, fresh: bool = False, run_id: str | None =
     return run_dir
 
 
-def supersede_from(run_dir: Path, cfg: ExperimentConfig, generation: int) -> list[Path]:
+def supersede_from(run_dir: Path, cfg: ExperimentConfig, generation: int) -> list[tuple[str, int, int]]:
     """Move generation `generation` and later of every arm and seed aside (not deleted:
-    `<run>/.superseded/<time>/...`), so they are redone."""
+    `<run>/.superseded/<time>/...`), so they are redone; returns (arm, seed, g) moved."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     moved = []
     for arm in cfg.arms:
@@ -137,7 +137,7 @@ def supersede_from(run_dir: Path, cfg: ExperimentConfig, generation: int) -> lis
                     dest = run_dir / ".superseded" / stamp / arm.name / f"seed-{seed}" / d.name
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     shutil.move(str(d), dest)
-                    moved.append(d)
+                    moved.append((arm.name, seed, g))
     return moved
 
 

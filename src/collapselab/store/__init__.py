@@ -13,7 +13,12 @@ from __future__ import annotations
 
 from collapselab.store.db import DEFAULT_URL, StoreError, connect, require_database, resolve_url
 from collapselab.store.queries import Store
-from collapselab.store.record import import_run_dir, record_generation, record_run
+from collapselab.store.record import (
+    forget_generations,
+    import_run_dir,
+    record_generation,
+    record_run,
+)
 from collapselab.store.transfer import export_run, import_export
 
 __all__ = [
@@ -22,6 +27,7 @@ __all__ = [
     "StoreError",
     "connect",
     "export_run",
+    "forget_generations",
     "import_export",
     "import_run_dir",
     "record_generation",

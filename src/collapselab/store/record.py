@@ -57,6 +57,19 @@ def record_generation(
         engine.dispose()
 
 
+def forget_generations(db_url: str | None, run_dir: Path, generations: list[tuple[str, int, int]]) -> None:
+    """Delete the rows of (arm, seed, generation)s that were moved aside to be redone, in
+    one transaction, so the database never shows results the run directory no longer has."""
+    run_id = read_run(Path(run_dir))[0]["run_id"]
+    engine = connect(db_url)
+    try:
+        with write_transaction(engine) as conn:
+            for arm, seed, generation in generations:
+                delete_generation(conn, run_id, arm, seed, generation)
+    finally:
+        engine.dispose()
+
+
 def import_run_dir(db_url: str | None, run_dir: Path) -> list[tuple[str, int, int]]:
     """Rebuild a run's rows from its directory: the run, then every generation with DONE.
 

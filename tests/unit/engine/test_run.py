@@ -107,8 +107,22 @@ def test_restart_from_generation_moves_old_results_aside_and_redoes_them(tiny_lm
     cfg = config_from_dict(tiny_config(tiny_lm_data, tmp_path / "runs", generations=2))
     run_dir = run_experiment(cfg, report=lambda *_: None)
     before = _metrics(run_dir)
-    again = run_experiment(cfg, restart_from=1, report=lambda *_: None)
+    from collapselab.store import Store
+
+    with Store() as store:  # COLLAPSELAB_DB points at this test's own database
+        assert sorted({(m["arm"], m["generation"]) for m in store.metrics(run_dir.name)}) == [
+            ("accumulate", 0), ("accumulate", 1), ("replace", 0), ("replace", 1)
+        ]
+    seen = []
+
+    def report(item):  # before any work starts, the database has forgotten generation 1
+        if isinstance(item, str) and item.startswith("run "):
+            with Store() as store:
+                seen.append(sorted({(m["arm"], m["generation"]) for m in store.metrics(run_dir.name)}))
+
+    again = run_experiment(cfg, restart_from=1, report=report)
     assert again == run_dir
+    assert seen == [[("accumulate", 0), ("replace", 0)]]
     assert _metrics(run_dir) == before
     assert len(list((run_dir / ".superseded").glob("*/*/seed-0/gen-1/metrics.json"))) == 2
 
