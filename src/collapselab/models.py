@@ -105,10 +105,32 @@ def cached_tokenizer(texts: list[str], vocab_size: int):
     return tok
 
 
-def max_positions(model, tokenizer) -> int:
-    """Longest sequence the model takes: its position table, else the tokenizer's limit."""
-    n = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+def max_positions(name: str, tokenizer) -> int:
+    """Longest sequence a pretrained model takes: its position table (configs name it
+    differently), else the tokenizer's limit, capped at 4096."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(resolve_model_path(name))
+    n = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
     return int(n) if n else min(int(tokenizer.model_max_length), 4096)
+
+
+def load_tokenizer(name: str):
+    """A pretrained model's tokenizer, left-padding, with a pad token."""
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except OSError as e:
+        where = os.environ.get("COLLAPSELAB_MODELS", "<unset>")
+        raise ModelError(
+            f"model {name!r}: not a local folder, not under $COLLAPSELAB_MODELS ({where}), and not loadable from the hub ({e.__class__.__name__})"
+        ) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
 
 
 def build_scratch_model(arch: ScratchArchitecture, tokenizer, seed: int):
@@ -150,8 +172,9 @@ def load_pretrained(name: str, block: ModelBlock) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     path = resolve_model_path(name)
-    on_gpu = device() == "cuda"
-    dtype = torch.bfloat16 if on_gpu else torch.float32  # never bf16 on CPU: ~150x slower here
+    # Loaded to be trained: fp32 master weights (bf16 AdamW updates at lr 2e-5 mostly round
+    # away); training autocasts to bf16 on a GPU. Never bf16 on CPU: ~150x slower here.
+    dtype = torch.float32
     cls = AutoModelForSeq2SeqLM if block.kind == "seq2seq" else AutoModelForCausalLM
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
@@ -200,14 +223,15 @@ def save_model(model, tokenizer, folder: Path, extra_json: dict[str, Any] | None
     _atomic_dir(folder, write)
 
 
-def load_saved(folder: Path, is_seq2seq: bool = False) -> LoadedModel:
-    """Load a folder written by `save_model`."""
+def load_saved(folder: Path, is_seq2seq: bool = False, *, for_training: bool = False) -> LoadedModel:
+    """Load a folder written by `save_model`: fp32 when it will be trained (or on CPU),
+    bf16 on a GPU when it only generates and is evaluated."""
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     if not (folder / "config.json").exists():
         raise ModelError(f"{folder}: not a saved model folder (no config.json)")
-    dtype = torch.bfloat16 if device() == "cuda" else torch.float32
+    dtype = torch.bfloat16 if device() == "cuda" and not for_training else torch.float32
     cls = AutoModelForSeq2SeqLM if is_seq2seq else AutoModelForCausalLM
     kw = {} if is_seq2seq else {"attn_implementation": "sdpa"}
     model = cls.from_pretrained(folder, dtype=dtype, **kw).to(device())
