@@ -63,15 +63,19 @@ def run_experiment(
     """Run (or continue) every seed x arm x generation of `cfg`; returns the run directory."""
     from collapselab import store
 
-    # Bad data or an unknown model fails here, before any run directory is touched.
+    # Bad data, an unknown model or a config the run would fail on late fails here,
+    # before any run directory is touched.
     human_docs = load_human_docs(cfg)
     tokenizer = prepare_tokenizer(cfg, human_docs)
     human = prepare_human(cfg, human_docs, tokenizer)
+    precheck(cfg, human, _max_positions(cfg, tokenizer), db_url)
     run_dir = open_run(cfg, fresh=fresh, run_id=run_id)
     if restart_from is not None:
         moved = supersede_from(run_dir, cfg, restart_from)
         report(f"restarting from generation {restart_from}: moved {len(moved)} generation folders to {run_dir / '.superseded'}")
-    store.record_run(db_url, run_dir)
+    # Records the run and every generation already DONE: a crash between DONE and its
+    # database write (or a database that was down) is repaired on the next invocation.
+    store.import_run_dir(db_url, run_dir)
     if restart_from is not None:
         store.forget_generations(db_url, run_dir, moved)
     lab = Lab(cfg, run_dir, human, tokenizer, _max_positions(cfg, tokenizer), db_url, report)
@@ -80,6 +84,45 @@ def run_experiment(
         for arm in cfg.arms:
             run_arm(lab, arm, seed)
     return run_dir
+
+
+def precheck(cfg: ExperimentConfig, human: HumanData, max_positions: int, db_url: str | None) -> None:
+    """Everything that would otherwise fail after hours of training, checked up front."""
+    from collapselab.config import ConfigError
+    from collapselab.generation import generation_backend
+    from collapselab.metrics import get_metric
+    from collapselab.models import device
+
+    task = cfg.experiment.task
+    for i, name in enumerate(cfg.evaluation.metrics or []):
+        try:
+            metric = get_metric(name)
+        except KeyError as e:
+            raise ConfigError(f"evaluation.metrics.{i}: {e.args[0]}") from None
+        if metric.task not in ("any", task):
+            raise ConfigError(f"evaluation.metrics.{i}: {name!r} is a {metric.task} metric, this is a {task} experiment")
+    try:
+        generation_backend(cfg.decoding)
+    except RuntimeError as e:
+        raise ConfigError(str(e)) from None
+    for key, recipe in (("training", cfg.training), ("model.pretrain", cfg.model.pretrain)):
+        if recipe.precision == "bf16" and device() == "cpu":
+            raise ConfigError(f"{key}.precision: bf16 on a CPU is ~150x slower than fp32; use auto or fp32")
+    n = len(human.train)
+    for i, arm in enumerate(cfg.arms):
+        size = arm.size or n
+        if arm.mix == "ratio" and (round(arm.ratio * size) > n or size - round(arm.ratio * size) > n):
+            raise ConfigError(f"arms.{i}.size: {size} at ratio {arm.ratio} needs more than the {n} human (or synthetic) records a generation has")
+        if arm.mix == "accumulate_subsample" and size > 2 * n:
+            raise ConfigError(f"arms.{i}.size: {size} is larger than generation 1's accumulated pool ({2 * n} records)")
+    if task == "qa" and max_positions - cfg.max_new_tokens < 32:
+        raise ConfigError(f"decoding.max_new_tokens: {cfg.max_new_tokens} leaves fewer than 32 of the model's {max_positions} positions for the prompt")
+    from collapselab import store
+
+    try:
+        store.connect(db_url).dispose()
+    except Exception as e:  # SQLAlchemy raises many types for a bad URL or an unreachable server
+        raise ConfigError(f"--db / $COLLAPSELAB_DB: cannot open the results database ({e.__class__.__name__}: {str(e).splitlines()[0]})") from None
 
 
 def run_arm(lab: Lab, arm: ArmConfig, seed: int) -> None:
@@ -168,15 +211,15 @@ def train_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, data: list[Rec
     if g == 0 and scratch and arm.data == "human":
         # A scratch model's generation 0 *is* the base: random init trained on the human pool.
         base = prepare_scratch_base(lab, seed)
-        return _load(base, cfg).model, _load_json(base / "train_log.json")
+        return _load(base, cfg, for_training=True).model, _load_json(base / "train_log.json")
     if arm.init == "scratch" or (g == 0 and scratch):  # other generation-0 data: trained like the base
         model = build_scratch_model(cfg.model.scratch, lab.tokenizer, step_seed(seed, g, "init"))
         recipe = cfg.model.pretrain
     else:
         if arm.init == "previous" and g > 0:
-            start = _load(gen_dir(lab.run_dir, arm.name, seed, g - 1) / "model", cfg).model
+            start = _load(gen_dir(lab.run_dir, arm.name, seed, g - 1) / "model", cfg, for_training=True).model
         elif scratch:
-            start = _load(prepare_scratch_base(lab, seed), cfg).model
+            start = _load(prepare_scratch_base(lab, seed), cfg, for_training=True).model
         else:
             start = load_pretrained(cfg.model.name, cfg.model).model
         model = apply_lora(start, cfg.model.lora) if cfg.model.lora else start
@@ -197,11 +240,11 @@ def load_human_docs(cfg: ExperimentConfig):
 
 def prepare_tokenizer(cfg: ExperimentConfig, splits):
     """Scratch: a BPE trained on the human training text (cached). Else the model's own."""
-    from collapselab.models import cached_tokenizer, load_pretrained
+    from collapselab.models import cached_tokenizer, load_tokenizer
     from collapselab.tasks import select_docs
 
     if cfg.model.name != "scratch":
-        return load_pretrained(cfg.model.name, cfg.model).tokenizer
+        return load_tokenizer(cfg.model.name)
     if cfg.experiment.task == "lm":
         need = cfg.data.train_size * cfg.data.block_tokens if cfg.data.train_size else None
         texts = [d.text for d in select_docs(splits.train, need, cfg.data.split_seed, "train") if d.text]
@@ -214,10 +257,13 @@ def prepare_tokenizer(cfg: ExperimentConfig, splits):
 
 
 def prepare_human(cfg: ExperimentConfig, splits, tokenizer) -> HumanData:
+    from collapselab.records import require_fields
     from collapselab.tasks import lm_blocks, select_docs
 
     d = cfg.data
+    where = f"data.dataset {d.dataset!r} for task {cfg.experiment.task!r}"
     if cfg.experiment.task == "lm":
+        require_fields(splits.train + splits.test, ["text"], where=where)
         need = d.train_size * d.block_tokens if d.train_size else None
         test_need = d.test_size * d.block_tokens if d.test_size else None
         train = lm_blocks(select_docs(splits.train, need, d.split_seed, "train"), tokenizer, d.block_tokens, d.train_size, "train")
@@ -225,6 +271,7 @@ def prepare_human(cfg: ExperimentConfig, splits, tokenizer) -> HumanData:
         return HumanData(train, test)
     from collapselab.datasets import subset
 
+    require_fields(splits.train + splits.test, ["context", "question"], where=where)
     return HumanData(subset(splits.train, d.train_size, d.split_seed), subset(splits.test, d.test_size, d.split_seed))
 
 
@@ -261,13 +308,15 @@ def prepare_scratch_base(lab: Lab, seed: int) -> Path:
 
 
 def _max_positions(cfg: ExperimentConfig, tokenizer) -> int:
-    return cfg.model.scratch.max_positions if cfg.model.name == "scratch" else min(int(tokenizer.model_max_length), 4096)
+    from collapselab.models import max_positions
+
+    return cfg.model.scratch.max_positions if cfg.model.name == "scratch" else max_positions(cfg.model.name, tokenizer)
 
 
-def _load(folder: Path, cfg: ExperimentConfig) -> LoadedModel:
+def _load(folder: Path, cfg: ExperimentConfig, for_training: bool = False) -> LoadedModel:
     from collapselab.models import load_saved
 
-    return load_saved(folder, is_seq2seq=cfg.model.kind == "seq2seq")
+    return load_saved(folder, is_seq2seq=cfg.model.kind == "seq2seq", for_training=for_training)
 
 
 def _load_json(path: Path) -> dict[str, Any]:
@@ -290,11 +339,23 @@ def _copy_generation(src: Path, dest: Path) -> None:
     tmp = dest.with_name(f".{dest.name}.copy")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, tmp, copy_function=_link_or_copy)
+    arm = dest.parent.parent.name
     metrics = json.loads((src / "metrics.json").read_text())
-    metrics["arm"] = dest.parent.parent.name
+    metrics["arm"] = arm
     metrics["copied_from"] = str(src)
     (tmp / "metrics.json").unlink()
     atomic_write_json(tmp / "metrics.json", metrics)
+    # provenance names the arm whose data it is, and where it was computed
+    synthetic = []
+    for r in read_records(src / "synthetic.parquet"):
+        tag = json.loads(r.generator or "{}")
+        tag.update(arm=arm, copied_from_arm=src.parent.parent.name)
+        synthetic.append(r.derive(generator=json.dumps(tag, sort_keys=True)))
+    (tmp / "synthetic.parquet").unlink()
+    write_records(tmp / "synthetic.parquet", synthetic)
+    log = _load_json(src / "model" / "train_log.json")
+    (tmp / "model" / "train_log.json").unlink()
+    atomic_write_json(tmp / "model" / "train_log.json", {**log, "copied_from": str(src / "model")})
     tmp.rename(dest)
 
 

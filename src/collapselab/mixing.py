@@ -18,8 +18,8 @@ from collapselab.records import Record
 
 
 def _sample(records: Sequence[Record], n: int, rng: random.Random) -> list[Record]:
-    if n > len(records):
-        raise ValueError(f"cannot draw {n} records from a pool of {len(records)}")
+    if n > len(records):  # the engine's precheck names the arm's size before any training
+        raise ValueError(f"mix: cannot draw {n} records from a pool of {len(records)}")
     idx = sorted(rng.sample(range(len(records)), n))  # keep pool order: stable, readable files
     return [records[i] for i in idx]
 
@@ -46,9 +46,8 @@ def mix(arm: ArmConfig, generation: int, human: Sequence[Record], synthetic: Seq
     if arm.mix == "accumulate":
         return pool
     if arm.mix == "accumulate_subsample":
-        return _sample(pool, min(size, len(pool)), rng)
+        return _sample(pool, size, rng)
     # ratio: r synthetic from the last generation, 1-r fresh human, fixed size
     assert arm.ratio is not None  # the config validator guarantees it
     n_syn = round(arm.ratio * size)
-    last = synthetic[-1]
-    return _sample(last, min(n_syn, len(last)), rng) + _sample(human, min(size - n_syn, len(human)), rng)
+    return _sample(synthetic[-1], n_syn, rng) + _sample(human, size - n_syn, rng)

@@ -51,7 +51,7 @@ def _run(config: Path, overrides: list[str] | None, fresh: bool, run_id: str | N
 
     try:
         run_dir = run_experiment(cfg, fresh=fresh, run_id=run_id, restart_from=restart_from, db_url=db, report=report)
-    except (DatasetError, RecordError, RunError, ModelError) as e:
+    except (ConfigError, DatasetError, RecordError, RunError, ModelError) as e:
         _fail(str(e))
     console.print(table(generation_rows(run_dir), f"{cfg.experiment.name}: all generations ({run_dir})"))
     return run_dir

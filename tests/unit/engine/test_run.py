@@ -179,3 +179,68 @@ def test_status_reports_done_generations(tiny_lm_data, tmp_path):
     out, err = p.communicate(timeout=60)
     assert p.returncode == 0, err
     assert "2/2 generations done" in out
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"experiment": {"task": "qa"}}, r"missing field 'context'"),
+        ({"evaluation": {"metrics": ["perplexity", "perplexty"]}}, r"evaluation.metrics.1: unknown metric 'perplexty'"),
+        ({"evaluation": {"metrics": ["exact_match"]}}, r"evaluation.metrics.0: 'exact_match' is a qa metric"),
+        ({"arms": [{"name": "r", "mix": "ratio", "ratio": 0.5, "size": 100}]}, r"arms.0.size: 100 at ratio 0.5"),
+        ({"training": {"precision": "bf16"}}, r"training.precision: bf16 on a CPU"),
+    ],
+)
+def test_configs_that_would_fail_after_training_fail_before_the_run_exists(tiny_lm_data, tmp_path, change, message):
+    from collapselab.config import ConfigError
+    from collapselab.records import RecordError
+
+    cfg = tiny_config(tiny_lm_data, tmp_path / "runs")
+    for block, values in change.items():
+        if isinstance(values, dict):
+            cfg[block] = {**cfg[block], **values}
+        else:
+            cfg[block] = values
+    with pytest.raises((ConfigError, RecordError), match=message):
+        run_experiment(config_from_dict(cfg), report=lambda *_: None)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_generation_whose_database_write_failed_is_recorded_on_the_next_run(tiny_lm_data, tmp_path, monkeypatch):
+    from collapselab import store
+    from collapselab.store import Store
+
+    cfg = config_from_dict(tiny_config(tiny_lm_data, tmp_path / "runs", generations=2))
+    real = store.record_generation
+    calls = []
+
+    def flaky(db_url, run_dir, arm, seed, generation):
+        calls.append(generation)
+        if len(calls) == 1:
+            raise OSError("database went away")
+        return real(db_url, run_dir, arm, seed, generation)
+
+    monkeypatch.setattr(store, "record_generation", flaky)
+    with pytest.raises(OSError):
+        run_experiment(cfg, report=lambda *_: None)
+    monkeypatch.setattr(store, "record_generation", real)
+    run_dir = run_experiment(cfg, report=lambda *_: None)
+    with Store() as db:
+        recorded = sorted({(m["arm"], m["generation"]) for m in db.metrics(run_dir.name)})
+    assert recorded == [("accumulate", 0), ("accumulate", 1), ("replace", 0), ("replace", 1)]
+
+
+def test_copied_generation0_names_its_own_arm(tiny_lm_data, tmp_path):
+    cfg = config_from_dict(tiny_config(tiny_lm_data, tmp_path / "runs", generations=1))
+    run_dir = run_experiment(cfg, report=lambda *_: None)
+    tag = json.loads(read_records(run_dir / "accumulate/seed-0/gen-0/synthetic.parquet")[0].generator)
+    assert tag["arm"] == "accumulate" and tag["copied_from_arm"] == "replace"
+    assert json.loads(read_records(run_dir / "replace/seed-0/gen-0/synthetic.parquet")[0].generator)["arm"] == "replace"
+
+
+def test_plain_run_continues_the_newest_run_not_the_last_name(tiny_lm_data, tmp_path):
+    cfg = config_from_dict(tiny_config(tiny_lm_data, tmp_path / "runs", generations=1))
+    named = run_experiment(cfg, run_id="zzz-named", report=lambda *_: None)
+    newest = run_experiment(cfg, fresh=True, report=lambda *_: None)
+    assert newest != named
+    assert run_experiment(cfg, report=lambda *_: None) == newest
