@@ -32,6 +32,13 @@ def generation_backend(decoding: DecodingBlock) -> str:
     vllm_ok = importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
     if decoding.backend == "vllm" and not vllm_ok:
         raise RuntimeError("decoding.backend: 'vllm' needs the vllm package and a CUDA GPU")
+    # vLLM's beam search takes no repetition penalty: the same config must mean the same
+    # experiment on either backend, so such beams go through transformers.
+    beam_with_penalty = decoding.method == "beam" and decoding.repetition_penalty != 1.0
+    if beam_with_penalty:
+        if decoding.backend == "vllm":
+            raise RuntimeError("decoding.backend: vLLM beam search has no repetition_penalty; use backend auto or transformers")
+        return "transformers"
     if decoding.backend == "transformers":
         return "transformers"
     return "vllm" if vllm_ok else "transformers"

@@ -103,7 +103,9 @@ def open_run(cfg: ExperimentConfig, *, fresh: bool = False, run_id: str | None =
     """
     root = Path(cfg.experiment.output_dir) / cfg.experiment.name
     if run_id is None and not fresh:
-        existing = sorted(p for p in root.glob("*") if (p / "manifest.json").exists()) if root.exists() else []
+        existing = [p for p in root.glob("*") if (p / "manifest.json").exists()] if root.exists() else []
+        # the newest by creation time, not by name (a named run must not shadow later ones)
+        existing.sort(key=lambda p: (json.loads((p / "manifest.json").read_text())["created"], p.name))
         run_id = existing[-1].name if existing else None
     if run_id is None:
         run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")

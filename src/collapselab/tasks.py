@@ -53,9 +53,16 @@ def select_docs(docs: list[Record], tokens_needed: int | None, seed: int, tag: s
 
 
 def lm_blocks(docs: list[Record], tokenizer, block_tokens: int, n_blocks: int | None, split: str) -> list[Record]:
-    """Cut the running text of `docs` into records of exactly `block_tokens` tokens."""
+    """Cut the running text of `docs` into records of `block_tokens` tokens.
+
+    Blocks are cut in the text at the first character of a block's first token, so a
+    multi-byte character split across two byte-level tokens is never torn in half (which
+    would decode to U+FFFD on both sides and look like garbage); the blocks still join back
+    into the original text exactly.
+    """
     text = LM_DOC_SEPARATOR.join(d.text for d in docs if d.text)
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = enc["input_ids"], enc["offset_mapping"]
     n = len(ids) // block_tokens
     if n_blocks is not None:
         if n < n_blocks:
@@ -64,10 +71,8 @@ def lm_blocks(docs: list[Record], tokenizer, block_tokens: int, n_blocks: int | 
             key = "train_size" if split == "train" else "test_size"
             raise DatasetError(f"data.{key}: the {split} text holds {n} blocks of {block_tokens} tokens, fewer than the {n_blocks} asked for")
         n = n_blocks
-    return [
-        Record(id=f"{split}-{i:06d}", source="human", text=tokenizer.decode(ids[i * block_tokens : (i + 1) * block_tokens]))
-        for i in range(n)
-    ]
+    cuts = [offsets[i * block_tokens][0] for i in range(n)] + [offsets[n * block_tokens][0] if n * block_tokens < len(ids) else len(text)]
+    return [Record(id=f"{split}-{i:06d}", source="human", text=text[cuts[i] : cuts[i + 1]]) for i in range(n)]
 
 
 # ---------------------------------------------------------------- prompts
@@ -136,7 +141,8 @@ def write_synthetic(model, tokenizer, human: HumanData, cfg: ExperimentConfig, a
     outputs = generate(model, tokenizer, prompts, cfg.decoding, max_new_tokens=new, seed=seed, desc=f"generate g{generation}")
     out = []
     for r, ids in zip(human.train, outputs, strict=True):
-        text = tokenizer.decode(ids, skip_special_tokens=cfg.experiment.task == "qa")
+        # a continuation cut at max_new_tokens may end inside a multi-byte character
+        text = tokenizer.decode(ids, skip_special_tokens=cfg.experiment.task == "qa").removesuffix("\ufffd")
         common = {"id": f"{r.id}@g{generation}", "source": "synthetic", "generation": generation, "parent_id": r.id, "generator": tag}
         if cfg.experiment.task == "lm":
             out.append(Record(text=text, **common))
