@@ -68,7 +68,8 @@ def run_experiment(
     human_docs = load_human_docs(cfg)
     tokenizer = prepare_tokenizer(cfg, human_docs)
     human = prepare_human(cfg, human_docs, tokenizer)
-    precheck(cfg, human, _max_positions(cfg, tokenizer), db_url)
+    positions = _max_positions(cfg, tokenizer)
+    precheck(cfg, human, positions, db_url)
     run_dir = open_run(cfg, fresh=fresh, run_id=run_id)
     if restart_from is not None:
         moved = supersede_from(run_dir, cfg, restart_from)
@@ -78,7 +79,7 @@ def run_experiment(
     store.import_run_dir(db_url, run_dir)
     if restart_from is not None:
         store.forget_generations(db_url, run_dir, moved)
-    lab = Lab(cfg, run_dir, human, tokenizer, _max_positions(cfg, tokenizer), db_url, report)
+    lab = Lab(cfg, run_dir, human, tokenizer, positions, db_url, report)
     report(f"run {run_dir} | {len(human.train)} human training records, {len(human.test)} test records")
     for seed in cfg.experiment.seeds:
         for arm in cfg.arms:
