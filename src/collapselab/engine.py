@@ -65,9 +65,9 @@ def run_experiment(
 
     # Bad data, an unknown model or a config the run would fail on late fails here,
     # before any run directory is touched.
-    human_docs = load_human_docs(cfg)
-    tokenizer = prepare_tokenizer(cfg, human_docs)
-    human = prepare_human(cfg, human_docs, tokenizer)
+    pools = human_pools(cfg, load_human_docs(cfg))
+    tokenizer = prepare_tokenizer(cfg, pools[0])
+    human = prepare_human(cfg, pools, tokenizer)
     positions = _max_positions(cfg, tokenizer)
     precheck(cfg, human, positions, db_url)
     run_dir = open_run(cfg, fresh=fresh, run_id=run_id)
@@ -239,27 +239,15 @@ def load_human_docs(cfg: ExperimentConfig):
     return load_splits(cfg.data.dataset, cfg.data.path, seed=cfg.data.split_seed)
 
 
-def prepare_tokenizer(cfg: ExperimentConfig, splits):
-    """Scratch: a BPE trained on the human training text (cached). Else the model's own."""
-    from collapselab.models import cached_tokenizer, load_tokenizer
-    from collapselab.tasks import select_docs
+def human_pools(cfg: ExperimentConfig, splits) -> tuple[list[Record], list[Record]]:
+    """The human training pool and test set, checked for the task's fields.
 
-    if cfg.model.name != "scratch":
-        return load_tokenizer(cfg.model.name)
-    if cfg.experiment.task == "lm":
-        need = cfg.data.train_size * cfg.data.block_tokens if cfg.data.train_size else None
-        texts = [d.text for d in select_docs(splits.train, need, cfg.data.split_seed, "train") if d.text]
-    else:
-        from collapselab.datasets import subset
-
-        pool = subset(splits.train, cfg.data.train_size, cfg.data.split_seed)
-        texts = [f"{r.context}\n{r.question}\n{' '.join(r.answers)}" for r in pool]
-    return cached_tokenizer(texts, cfg.model.scratch.vocab_size)
-
-
-def prepare_human(cfg: ExperimentConfig, splits, tokenizer) -> HumanData:
+    lm: a seeded subset of documents holding about `train_size` (`test_size`) blocks of
+    text; qa: a seeded subset of `train_size` (`test_size`) questions.
+    """
+    from collapselab.datasets import subset
     from collapselab.records import require_fields
-    from collapselab.tasks import lm_blocks, select_docs
+    from collapselab.tasks import select_docs
 
     d = cfg.data
     where = f"data.dataset {d.dataset!r} for task {cfg.experiment.task!r}"
@@ -267,13 +255,36 @@ def prepare_human(cfg: ExperimentConfig, splits, tokenizer) -> HumanData:
         require_fields(splits.train + splits.test, ["text"], where=where)
         need = d.train_size * d.block_tokens if d.train_size else None
         test_need = d.test_size * d.block_tokens if d.test_size else None
-        train = lm_blocks(select_docs(splits.train, need, d.split_seed, "train"), tokenizer, d.block_tokens, d.train_size, "train")
-        test = lm_blocks(select_docs(splits.test, test_need, d.split_seed, "test"), tokenizer, d.block_tokens, d.test_size, "test")
-        return HumanData(train, test)
-    from collapselab.datasets import subset
-
+        return select_docs(splits.train, need, d.split_seed, "train"), select_docs(splits.test, test_need, d.split_seed, "test")
     require_fields(splits.train + splits.test, ["context", "question"], where=where)
-    return HumanData(subset(splits.train, d.train_size, d.split_seed), subset(splits.test, d.test_size, d.split_seed))
+    return subset(splits.train, d.train_size, d.split_seed), subset(splits.test, d.test_size, d.split_seed)
+
+
+def prepare_tokenizer(cfg: ExperimentConfig, train_pool: list[Record]):
+    """Scratch: a BPE trained on the human training pool's text (cached). Else the model's own."""
+    from collapselab.models import cached_tokenizer, load_tokenizer
+
+    if cfg.model.name != "scratch":
+        return load_tokenizer(cfg.model.name)
+    if cfg.experiment.task == "lm":
+        texts = [d.text for d in train_pool if d.text]
+    else:
+        texts = [f"{r.context}\n{r.question}\n{' '.join(r.answers)}" for r in train_pool]
+    return cached_tokenizer(texts, cfg.model.scratch.vocab_size)
+
+
+def prepare_human(cfg: ExperimentConfig, pools: tuple[list[Record], list[Record]], tokenizer) -> HumanData:
+    """lm: the pools' running text cut into blocks of `data.block_tokens`; qa: the pools."""
+    from collapselab.tasks import lm_blocks
+
+    train, test = pools
+    d = cfg.data
+    if cfg.experiment.task == "lm":
+        return HumanData(
+            lm_blocks(train, tokenizer, d.block_tokens, d.train_size, "train"),
+            lm_blocks(test, tokenizer, d.block_tokens, d.test_size, "test"),
+        )
+    return HumanData(train, test)
 
 
 def prepare_scratch_base(lab: Lab, seed: int) -> Path:
@@ -371,17 +382,11 @@ def _link_or_copy(src: str, dst: str) -> None:
 
 def _write_predictions(path: Path, rows: list[dict[str, Any]]) -> None:
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from collapselab.records import _atomic_target
+    from collapselab.records import atomic_write_parquet
 
     schema = pa.schema([(c, pa.string()) for c in ("example_id", "input", "reference", "prediction", "scores")])
-    fd, tmp = _atomic_target(path)
-    import os
-
-    os.close(fd)
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
-    os.replace(tmp, path)
+    atomic_write_parquet(path, pa.Table.from_pylist(rows, schema=schema))
 
 
 def _unigram(lab: Lab) -> dict[str, Any]:

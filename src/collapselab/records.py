@@ -142,9 +142,15 @@ def write_records(path: str | os.PathLike[str], records: Sequence[Record]) -> No
     if path.suffix != ".parquet":
         raise RecordError(f"{path}: unsupported records file type {path.suffix!r} (use .parquet or .jsonl)")
     import pyarrow as pa
+
+    atomic_write_parquet(path, pa.Table.from_pylist(rows, schema=_arrow_schema()))
+
+
+def atomic_write_parquet(path: str | os.PathLike[str], table: Any) -> None:
+    """Write a pyarrow table atomically: readers see the old file or the complete new one."""
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pylist(rows, schema=_arrow_schema())
+    path = Path(path)
     fd, tmp = _atomic_target(path)
     os.close(fd)
     try:
