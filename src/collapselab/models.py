@@ -115,18 +115,21 @@ def max_positions(name: str, tokenizer) -> int:
     return int(n) if n else min(int(tokenizer.model_max_length), 4096)
 
 
+def _not_found(name: str, error: OSError) -> ModelError:
+    where = os.environ.get("COLLAPSELAB_MODELS", "<unset>")
+    return ModelError(
+        f"model {name!r}: not a local folder, not under $COLLAPSELAB_MODELS ({where}), and not loadable from the hub ({error.__class__.__name__})"
+    )
+
+
 def load_tokenizer(name: str):
     """A pretrained model's tokenizer, left-padding, with a pad token."""
     from transformers import AutoTokenizer
 
-    path = resolve_model_path(name)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(name))
     except OSError as e:
-        where = os.environ.get("COLLAPSELAB_MODELS", "<unset>")
-        raise ModelError(
-            f"model {name!r}: not a local folder, not under $COLLAPSELAB_MODELS ({where}), and not loadable from the hub ({e.__class__.__name__})"
-        ) from None
+        raise _not_found(name, e) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
@@ -169,24 +172,18 @@ def resolve_model_path(name: str) -> str:
 def load_pretrained(name: str, block: ModelBlock) -> LoadedModel:
     """Load a pretrained model by name (local folder, $COLLAPSELAB_MODELS, or hub id)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-    path = resolve_model_path(name)
-    # Loaded to be trained: fp32 master weights (bf16 AdamW updates at lr 2e-5 mostly round
-    # away); training autocasts to bf16 on a GPU. Never bf16 on CPU: ~150x slower here.
-    dtype = torch.float32
+    tokenizer = load_tokenizer(name)
     cls = AutoModelForSeq2SeqLM if block.kind == "seq2seq" else AutoModelForCausalLM
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = cls.from_pretrained(path, dtype=dtype, attn_implementation="sdpa" if block.kind == "causal" else None)
+        # Loaded to be trained: fp32 master weights (bf16 AdamW updates at lr 2e-5 mostly
+        # round away); training autocasts to bf16 on a GPU. Never bf16 on CPU: ~150x slower.
+        model = cls.from_pretrained(
+            resolve_model_path(name), dtype=torch.float32, attn_implementation="sdpa" if block.kind == "causal" else None
+        )
     except OSError as e:
-        where = os.environ.get("COLLAPSELAB_MODELS", "<unset>")
-        raise ModelError(
-            f"model {name!r}: not a local folder, not under $COLLAPSELAB_MODELS ({where}), and not loadable from the hub ({e.__class__.__name__})"
-        ) from None
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "left"
+        raise _not_found(name, e) from None
     return LoadedModel(model.to(device()), tokenizer, block.kind == "seq2seq")
 
 
