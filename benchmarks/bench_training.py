@@ -155,13 +155,7 @@ def _case(name: str, args: argparse.Namespace, queue: mp.Queue) -> None:
 
 
 def run_case(name: str, args: argparse.Namespace) -> dict:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_case, args=(name, args, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
+    return common.run_in_own_process(_case, name, args)
 
 
 def main() -> None:

@@ -118,3 +118,17 @@ def llama(
 
 def n_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def run_in_own_process(target, name: str, args) -> dict:
+    """Run `target(name, args, queue)` in a fresh spawned process and return what it puts on
+    the queue, so each case's peak memory (and torch state) is its own."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(name, args, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
