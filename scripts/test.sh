@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The browser tests drive Debian's Chromium (a browser download at test time fails here).
+if ! { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get install -y -q chromium chromium-driver >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; }
+  else
+    echo "test.sh: the e2e browser tests need Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)" >&2
+  fi
+fi
 . .venv/bin/activate
 export COLLAPSELAB_TEST_DATA="${COLLAPSELAB_TEST_DATA:-$(cd .. && pwd)/shared/data}"
 if command -v pg_ctlcluster >/dev/null 2>&1; then

@@ -15,10 +15,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from collapselab.errors import CollapselabError
 from collapselab.refinery.config import RefineryConfig
 
 
-class ConfigError(ValueError):
+class ConfigError(CollapselabError, ValueError):
     """A config file or override is invalid; the message names the key path and value."""
 
 

@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers.cache_utils import DynamicLayer
 
+from collapselab.batching import token_budget_batches
 from collapselab.config import DecodingBlock
 
 
@@ -93,27 +94,6 @@ def generate(
     )
 
 
-def length_batches(
-    lengths: Sequence[int], budget: int, extra: int, copies: int = 1
-) -> list[list[int]]:
-    """Indices grouped into batches of similar length whose padded size fits `budget`.
-
-    A batch of b prompts of at most L tokens costs b * (L + extra) * copies tokens; a prompt
-    over budget on its own still gets a batch of one. Sorting is stable, so batching is a
-    pure function of the lengths.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches: list[list[int]] = []
-    for i in order:
-        # Sorted ascending: the newcomer is the longest, so it sets the padded length.
-        cost = (len(batches[-1]) + 1) * (lengths[i] + extra) * copies if batches else None
-        if cost is None or cost > budget:
-            batches.append([i])
-        else:
-            batches[-1].append(i)
-    return batches
-
-
 def _generation_config(
     model: Any, tokenizer: Any, decoding: DecodingBlock, max_new_tokens: int
 ) -> Any:
@@ -163,8 +143,8 @@ def _generate_transformers(
     gen_config = _generation_config(model, tokenizer, decoding, max_new_tokens)
     beams = gen_config.num_beams
     # Seq2seq: the budget holds the encoder input plus a decoder of max_new_tokens.
-    batches = length_batches(
-        [len(p) for p in prompts], decoding.batch_tokens, max_new_tokens, beams
+    batches = token_budget_batches(
+        [len(p) for p in prompts], decoding.batch_tokens, extra=max_new_tokens, copies=beams
     )
     outputs: list[list[int]] = [[] for _ in prompts]
     was_training = model.training

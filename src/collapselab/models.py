@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from collapselab.config import LoraBlock, ModelBlock, ScratchArchitecture
+from collapselab.errors import CollapselabError
 
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
 
 
-class ModelError(ValueError):
+class ModelError(CollapselabError, ValueError):
     """A model could not be resolved or loaded; the message names it and where it was looked for."""
 
 

@@ -15,11 +15,13 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from collapselab.errors import CollapselabError
+
 Source = Literal["human", "synthetic", "contaminated"]
 SOURCES: tuple[str, ...] = ("human", "synthetic", "contaminated")
 
 
-class RecordError(ValueError):
+class RecordError(CollapselabError, ValueError):
     """A record or records file is malformed; the message names the file, record and field."""
 
 

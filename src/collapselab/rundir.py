@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from collapselab.config import ExperimentConfig, config_from_dict, dump_config
+from collapselab.errors import CollapselabError
 from collapselab.records import atomic_write_json, atomic_write_text
 
 PACKAGES = ["collapselab", "torch", "transformers", "tokenizers", "peft", "numpy", "pydantic", "pyarrow", "sqlalchemy"]
 
 
-class RunError(ValueError):
+class RunError(CollapselabError, ValueError):
     """A run directory cannot be used as asked; the message says why and what to do."""
 
 

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from collapselab.batching import token_budget_batches
 from collapselab.config import TrainingBlock
 
 IGNORE = -100  # label of tokens that carry no loss (prompt tokens, padding)
@@ -152,27 +153,12 @@ def train_supervised(
         # epoch; then cut by the token budget and shuffle the batches themselves.
         perm = torch.randperm(len(pairs), generator=gen).tolist()
         perm.sort(key=lambda i: lengths[i])
-        batches = _budget_batches(perm, lengths, cfg.batch_tokens)
+        batches = token_budget_batches(lengths, cfg.batch_tokens, order=perm)
         for j in torch.randperm(len(batches), generator=gen).tolist():
             yield collate(batches[j])
 
-    n_batches = len(
-        _budget_batches(
-            sorted(range(len(pairs)), key=lambda i: lengths[i]), lengths, cfg.batch_tokens
-        )
-    )
+    n_batches = len(token_budget_batches(lengths, cfg.batch_tokens))
     return _run(model, epoch, n_batches, cfg, seed=seed, desc=desc, progress=progress)
-
-
-def _budget_batches(order: list[int], lengths: Sequence[int], budget: int) -> list[list[int]]:
-    """Cut length-sorted indices into batches whose padded size (count x longest) fits the budget."""
-    batches: list[list[int]] = []
-    for i in order:
-        if batches and (len(batches[-1]) + 1) * max(lengths[i], lengths[batches[-1][-1]]) <= budget:
-            batches[-1].append(i)
-        else:
-            batches.append([i])
-    return batches
 
 
 def _collate_causal(pairs: list[tuple[Sequence[int], Sequence[int]]], pad_id: int) -> _Batch:

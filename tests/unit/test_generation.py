@@ -14,8 +14,9 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
+from collapselab.batching import token_budget_batches
 from collapselab.config import DecodingBlock
-from collapselab.generation import generate, generation_backend, length_batches
+from collapselab.generation import generate, generation_backend
 
 TEXT = (
     "the cat sat on the mat and the dog sat on the log. "
@@ -295,7 +296,7 @@ def test_sampling_is_deterministic_given_seed(tokenizer):
 
 def test_length_batches_respects_budget_and_sorts():
     lengths = [5, 50, 3, 20, 20, 7]
-    batches = length_batches(lengths, budget=100, extra=10)
+    batches = token_budget_batches(lengths, budget=100, extra=10)
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     for b in batches:
         assert len(b) == 1 or len(b) * (max(lengths[i] for i in b) + 10) <= 100

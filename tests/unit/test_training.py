@@ -194,10 +194,10 @@ def test_supervised_loss_is_the_target_token_loss(arch):
 
 
 def _n_batches(pairs, budget, arch) -> int:
-    from collapselab.training import _budget_batches
+    from collapselab.batching import token_budget_batches
 
     lengths = [len(p) + len(t) if arch == "llama" else max(len(p), len(t)) for p, t in pairs]
-    n = len(_budget_batches(sorted(range(len(pairs)), key=lambda i: lengths[i]), lengths, budget))
+    n = len(token_budget_batches(lengths, budget))
     assert n > 1
     return n
 

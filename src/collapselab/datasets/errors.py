@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from collapselab.errors import CollapselabError
 
-class DatasetError(ValueError):
+
+class DatasetError(CollapselabError, ValueError):
     """A dataset is missing or malformed; the one-line message names the file, record and field."""
 
 

@@ -106,12 +106,9 @@ def sequence_nll(model, tokenizer, texts: list[str], max_tokens: int, batch_toke
 
     eos = tokenizer.eos_token_id
     seqs = [[eos, *ids[:max_tokens], eos] for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
-    batches: list[list[int]] = [[]]
-    for i in order:  # sorted by length, so the last sequence of a batch sets its width
-        if batches[-1] and (len(batches[-1]) + 1) * len(seqs[i]) > batch_tokens:
-            batches.append([])
-        batches[-1].append(i)
+    from collapselab.batching import token_budget_batches
+
+    batches = token_budget_batches([len(q) for q in seqs], batch_tokens)  # ascending: the last sets the width
     out = [0.0] * len(seqs)
     model.eval()
     with torch.inference_mode():

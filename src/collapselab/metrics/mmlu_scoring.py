@@ -10,16 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-
-def _batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
-    """Row indices grouped so that rows x padded width stays within `batch_tokens`."""
-    order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    out: list[list[int]] = [[]]
-    for i in order:
-        if out[-1] and (len(out[-1]) + 1) * lengths[i] > batch_tokens:
-            out.append([])
-        out[-1].append(i)
-    return [b for b in out if b]
+from collapselab.batching import token_budget_batches
 
 
 def _pad(rows: Sequence[Sequence[int]], pad_id: int, left: bool = False):
@@ -63,7 +54,7 @@ def option_logprobs(model, tokenizer, prompts: Sequence[str], options: Sequence[
     pad = _pad_id(tokenizer)
     model.eval()
     with torch.inference_mode():
-        for batch in _batches([len(r[2]) for r in rows], batch_tokens):
+        for batch in token_budget_batches([len(r[2]) for r in rows], batch_tokens):
             ids, mask = _pad([rows[i][2] for i in batch], pad)
             ids, mask = ids.to(device), mask.to(device)
             if seq2seq:
@@ -99,7 +90,7 @@ def greedy_generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: in
     out = [""] * len(ctx)
     model.eval()
     with torch.inference_mode():
-        for batch in _batches([len(c) + max_new_tokens for c in ctx], batch_tokens):
+        for batch in token_budget_batches([len(c) + max_new_tokens for c in ctx], batch_tokens):
             ids, mask = _pad([ctx[i] for i in batch], pad, left=not seq2seq)  # causal: left-pad to generate
             gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
                                  do_sample=False, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)

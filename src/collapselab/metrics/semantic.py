@@ -62,12 +62,9 @@ def token_states(texts: Sequence[str], *, device: str = "cpu", batch_tokens: int
         return []
     tokenizer, model = load_encoder(device)
     ids = tokenizer([t.strip() for t in texts], truncation=True, max_length=MAX_TOKENS)["input_ids"]
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    batches: list[list[int]] = [[]]
-    for i in order:  # sorted by length, so the last text of a batch sets its width
-        if batches[-1] and (len(batches[-1]) + 1) * len(ids[i]) > batch_tokens:
-            batches.append([])
-        batches[-1].append(i)
+    from collapselab.batching import token_budget_batches
+
+    batches = token_budget_batches([len(x) for x in ids], batch_tokens)  # ascending: the last sets the width
     out: list[np.ndarray] = [np.zeros((0, 384), dtype=np.float32)] * len(ids)
     with torch.inference_mode():
         for batch in batches:

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from collapselab.config import ExperimentConfig
+from collapselab.errors import CollapselabError
 from collapselab.records import Record, read_records
 from collapselab.rundir import gen_dir, is_done, load_run_config
 
 
-class ReportError(ValueError):
+class ReportError(CollapselabError, ValueError):
     """The run cannot be reported; the message names the run and what is missing."""
 
 

@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from collapselab.errors import CollapselabError
+
 DEFAULT_URL = "sqlite:///runs/collapselab.db"
 ENV_VAR = "COLLAPSELAB_DB"
 # How long a SQLite connection waits for another writer before failing; a generation's
@@ -25,7 +27,7 @@ ENV_VAR = "COLLAPSELAB_DB"
 BUSY_TIMEOUT_MS = 60_000
 
 
-class StoreError(RuntimeError):
+class StoreError(CollapselabError, RuntimeError):
     """The results database or a run directory is not what the store expects; says which."""
 
 

@@ -1,0 +1,27 @@
+"""The project's named errors and what each means as an exit code.
+
+Every error raised on purpose (bad input a user can fix, an unreachable database) is a
+`CollapselabError`: the CLI prints its message as one line, `error: <message>`, and exits
+with its `exit_code`; the Python API raises it as is. Anything else is a bug and keeps its
+traceback.
+
+Exit codes, the same for every command:
+    0  done
+    1  the command failed while running (a bug, or a step that crashed)
+    2  bad input: a config key or value, a data or predictions file, a record or field,
+       a run directory, a model name
+    3  the results database cannot be opened or reached
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_STORE = 3
+
+
+class CollapselabError(Exception):
+    """Base of every named error; the message is one line that names what is wrong."""
+
+    exit_code: int = EXIT_BAD_INPUT
