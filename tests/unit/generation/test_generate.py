@@ -4,106 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import (
-    GPT2Config,
-    GPT2LMHeadModel,
-    LlamaConfig,
-    LlamaForCausalLM,
-    PreTrainedTokenizerFast,
-    T5Config,
-    T5ForConditionalGeneration,
-)
 
 from collapselab.batching import token_budget_batches
 from collapselab.config import DecodingBlock
-from collapselab.generation import generate, generation_backend
+from collapselab.generation import GenerationError, generate, generation_backend
 
-TEXT = (
-    "the cat sat on the mat and the dog sat on the log. "
-    "a model trained on its own output slowly forgets the tails of the distribution. "
-    "every generation of data is a little less diverse than the one before it. "
-) * 20
-
-
-@pytest.fixture(scope="module")
-def tokenizer() -> PreTrainedTokenizerFast:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<pad>", "<eos>"], show_progress=False
-    )
-    tok.train_from_iterator([TEXT], trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
-
-
-def _init(model: torch.nn.Module) -> torch.nn.Module:
-    # A larger init than the default makes the random model's logits peaked, so greedy and
-    # beam choices are not decided by float rounding between near-equal logits.
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() >= 2:
-                p.normal_(0.0, 0.3)
-    return model.eval()
-
-
-def _llama(tokenizer, attn: str = "sdpa") -> torch.nn.Module:
-    cfg = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=None,
-    )
-    return _init(LlamaForCausalLM._from_config(cfg, attn_implementation=attn))
-
-
-def _gpt2(tokenizer) -> torch.nn.Module:
-    cfg = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_embd=32,
-        n_layer=2,
-        n_head=2,
-        n_positions=128,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.eos_token_id,
-    )
-    return _init(GPT2LMHeadModel(cfg))
-
-
-def _t5(tokenizer) -> torch.nn.Module:
-    cfg = T5Config(
-        vocab_size=len(tokenizer),
-        d_model=32,
-        d_kv=8,
-        d_ff=64,
-        num_layers=2,
-        num_decoder_layers=2,
-        num_heads=4,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.pad_token_id,
-        dropout_rate=0.0,
-    )
-    return _init(T5ForConditionalGeneration(cfg))
-
-
-MODELS = {"llama": _llama, "gpt2": _gpt2, "t5": _t5}
-
-
-def _prompts(tokenizer, n: int = 7) -> list[list[int]]:
-    ids = tokenizer(TEXT, add_special_tokens=False)["input_ids"]
-    lengths = [3, 11, 5, 17, 1, 8, 13, 2, 9][:n]  # mixed lengths, unsorted, a 1-token prompt
-    return [ids[7 * k : 7 * k + n_] for k, n_ in enumerate(lengths)]
+from .conftest import MODELS
+from .conftest import llama as _llama
+from .conftest import prompts_of as _prompts
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2", "t5"])
@@ -308,5 +216,17 @@ def test_backend_is_transformers_without_gpu():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     assert generation_backend(DecodingBlock()) == "transformers"
-    with pytest.raises(RuntimeError, match="vllm"):
+    with pytest.raises(GenerationError, match="vllm"):
         generation_backend(DecodingBlock(backend="vllm"))
+
+
+def test_seq2seq_sampling_draws_from_per_prompt_streams(tokenizer):
+    # model.generate samples here; each prompt's stream still decides, not the batch's.
+    model = MODELS["t5"](tokenizer)
+    prompts = _prompts(tokenizer)
+    big = DecodingBlock(method="sample", temperature=1.5, top_k=20, batch_tokens=100_000)
+    small = big.model_copy(update={"batch_tokens": 64})
+    a = generate(model, tokenizer, prompts, big, max_new_tokens=8, seed=1, progress=False)
+    b = generate(model, tokenizer, prompts, small, max_new_tokens=8, seed=1, progress=False)
+    c = generate(model, tokenizer, prompts, big, max_new_tokens=8, seed=2, progress=False)
+    assert a == b != c

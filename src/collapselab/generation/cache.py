@@ -1,0 +1,77 @@
+"""The decode loop's KV cache: buffers allocated once, written in place, seeded from shared prefixes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers.cache_utils import DynamicLayer
+
+
+class PreallocatedLayer(DynamicLayer):
+    """A KV cache layer with its (B, H, max_len, D) buffers allocated once and written in place.
+
+    DynamicLayer concatenates, copying the whole cache every step; StaticLayer returns the
+    full max_len buffers, so attention reads empty slots. This one returns views of the
+    filled part, so each step reads exactly the cached tokens and copies nothing.
+    """
+
+    def __init__(self, max_len: int):
+        super().__init__()
+        self.max_len = max_len
+        self.length = 0
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        self.dtype, self.device = key_states.dtype, key_states.device
+        b, h, _, _ = key_states.shape
+        self.k_buf = key_states.new_empty((b, h, self.max_len, key_states.shape[-1]))
+        self.v_buf = value_states.new_empty((b, h, self.max_len, value_states.shape[-1]))
+        self.is_initialized = True
+
+    def seed_from(self, prefix: PreallocatedLayer, rows: torch.Tensor) -> None:
+        """Start from shared prefixes: row r's first columns are a copy of prefix row `rows[r]`.
+
+        `rows[r] == -1` marks a row without a shared prefix: its prefix columns are zeros
+        (masked out of attention; zeros, not garbage, because a NaN would leak through a
+        zero attention weight).
+        """
+        width = prefix.length
+        pk, pv = prefix.k_buf[:, :, :width], prefix.v_buf[:, :, :width]  # (G, H, P, D)
+        pk = torch.cat([pk, pk.new_zeros((1, *pk.shape[1:]))])  # row G: the zero prefix
+        pv = torch.cat([pv, pv.new_zeros((1, *pv.shape[1:]))])
+        src = torch.where(rows < 0, pk.shape[0] - 1, rows)
+        self.dtype, self.device = pk.dtype, pk.device
+        b, h, d = len(rows), pk.shape[1], pk.shape[-1]
+        self.k_buf = pk.new_empty((b, h, self.max_len, d))
+        self.v_buf = pv.new_empty((b, h, self.max_len, pv.shape[-1]))
+        self.k_buf[:, :, :width] = pk[src]
+        self.v_buf[:, :, :width] = pv[src]
+        self.length = width
+        self.is_initialized = True
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        end = self.length + key_states.shape[-2]
+        self.k_buf[:, :, self.length : end] = key_states
+        self.v_buf[:, :, self.length : end] = value_states
+        self.length = end
+        self.keys, self.values = self.k_buf[:, :, :end], self.v_buf[:, :, :end]
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self.k_buf, self.v_buf = self.k_buf[indices], self.v_buf[indices]
+        self.keys, self.values = self.k_buf[:, :, : self.length], self.v_buf[:, :, : self.length]
+
+
+def preallocated_cache(model: Any, max_len: int) -> Any:
+    """A transformers Cache of one PreallocatedLayer per decoder layer."""
+    from transformers import Cache
+
+    n_layers = model.config.get_text_config(decoder=True).num_hidden_layers
+    return Cache(layers=[PreallocatedLayer(max_len) for _ in range(n_layers)])

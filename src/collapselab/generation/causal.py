@@ -1,0 +1,242 @@
+"""The own decode loop for causal models: shared prefixes, left padding, a preallocated KV cache.
+
+Why not model.generate: per step it re-concatenates the whole KV cache, draws a sample with
+an exponential per vocabulary entry (torch.multinomial), keeps finished rows in the batch,
+and reads every prompt from its first token even when a hundred prompts begin with the same
+paragraph. Here:
+
+- Prompts that begin with the same ids (their shareable prefix, given by the caller) form a
+  group; each batch prefills its distinct prefixes once, copies each prefix's KV into the
+  rows of its group, then prefills only the rows' own suffixes.
+- A batch row is laid out as `[pad | prefix | pad | suffix | new tokens]`: the prefix region
+  is as wide as the batch's longest prefix, the suffix region as its longest suffix, both
+  left-padded. Pads are masked out of attention and positions count real tokens only, so
+  each row computes what it would compute alone (greedy output is the same token for token).
+- The cache is written in place; finished rows leave the batch as they accumulate.
+- Sliding-window layers (Gemma 3) get their own mask, built from positions, not columns.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from collapselab.batching import token_budget_batches
+from collapselab.generation.cache import preallocated_cache
+from collapselab.generation.sampling import PromptSampling, RowSampler
+
+# on_tokens(prompt_index, new_token_ids, finished) -> True to stop that prompt now
+TokenListener = Callable[[int, list[int], bool], "bool | None"]
+
+
+def shared_prefix_lengths(prompts: Sequence[Sequence[int]], prefix_lengths: Sequence[int]) -> list[int]:
+    """The prefix length each prompt is decoded with: 0 unless another prompt shares it.
+
+    A prefix keeps at least one token of its prompt out (the last prompt token must run
+    through the model to give the first logits), and a prefix no other prompt has is not
+    worth a second forward call.
+    """
+    eff = [min(p, len(x) - 1) for x, p in zip(prompts, prefix_lengths, strict=True)]
+    counts = Counter(tuple(x[:p]) for x, p in zip(prompts, eff, strict=True) if p > 0)
+    return [p if p > 0 and counts[tuple(x[:p])] > 1 else 0 for x, p in zip(prompts, eff, strict=True)]
+
+
+def plan_batches(prompts: Sequence[Sequence[int]], eff: Sequence[int], budget: int, extra: int) -> list[list[int]]:
+    """Batches of prompt indices: unshared prompts by length, then each prefix group together."""
+    group: dict[tuple, int] = {}
+    gid = [group.setdefault(tuple(x[:p]), len(group)) if p else -1 for x, p in zip(prompts, eff, strict=True)]
+    order = sorted(range(len(prompts)), key=lambda i: (eff[i], gid[i], len(prompts[i]) - eff[i]))
+    return token_budget_batches([len(x) for x in prompts], budget, extra=extra, order=order)
+
+
+class _Masks:
+    """Attention masks in the form the model's attention takes: bool for SDPA, additive for
+    eager; a {"full_attention", "sliding_attention"} dict for models with sliding layers."""
+
+    def __init__(self, model: Any):
+        text = model.config.get_text_config(decoder=True)
+        layer_types = getattr(text, "layer_types", None) or []
+        self.window = getattr(text, "sliding_window", None)
+        self.per_type = "sliding_attention" in layer_types and self.window is not None
+        if not self.per_type and layer_types:
+            self.window = None  # no layer slides: the window setting is unused
+        self.additive = text._attn_implementation == "eager"
+        self.dtype = model.dtype
+
+    def _form(self, full: torch.Tensor, pos_q: torch.Tensor, pos_k: torch.Tensor) -> Any:
+        """full: (B, Q, K) bool; pos_q (B, Q), pos_k (B, K) positions for the window."""
+        if self.window is None:
+            return self._cast(full)
+        slide = full & ((pos_q[:, :, None] - pos_k[:, None, :]) < self.window)
+        if not self.per_type:
+            return self._cast(slide)
+        return {"full_attention": self._cast(full), "sliding_attention": self._cast(slide)}
+
+    def _cast(self, m: torch.Tensor) -> torch.Tensor:
+        m = m[:, None]  # (B, 1, Q, K): one mask for every head
+        if not self.additive:
+            return m
+        return torch.zeros(m.shape, dtype=self.dtype, device=m.device).masked_fill_(~m, torch.finfo(self.dtype).min)
+
+    def prefill(self, key_ok: torch.Tensor, key_pos: torch.Tensor, start: int, end: int) -> Any:
+        """Queries are columns [start, end), keys [0, end); None where SDPA's causal kernel will do."""
+        ok = key_ok[:, :end]
+        if start == 0 and self.window is None and bool(ok.all()):
+            return None
+        q = torch.arange(start, end, device=ok.device)[:, None]
+        k = torch.arange(end, device=ok.device)[None, :]
+        # Causal, never onto a pad key; a pad query sees itself so no row is empty (an
+        # all-masked row gives NaN, and NaN values would leak through 0 weights).
+        full = ((k <= q)[None] & ok[:, None, :]) | (k == q)[None]
+        return self._form(full, key_pos[:, start:end], key_pos[:, :end])
+
+    def step(self, key_ok: torch.Tensor, key_pos: torch.Tensor, length: int, padded: bool) -> Any:
+        """The mask of one decode step over keys [0, length); None when nothing is masked."""
+        if not padded and self.window is None:
+            return None
+        return self._form(key_ok[:, None, :length], key_pos[:, length - 1 : length], key_pos[:, :length])
+
+
+def decode_batch(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    eff: Sequence[int],
+    settings: Sequence[PromptSampling],
+    keys: np.ndarray,
+    *,
+    eos_id: int,
+    repetition_penalty: float,
+    max_new_tokens: int,
+    indices: Sequence[int],
+    on_tokens: TokenListener | None,
+) -> list[list[int]]:
+    """Continue one batch of causal prompts; returns per prompt its new tokens, EOS excluded.
+
+    Args:
+        prompts, eff: The batch's prompts and the prefix length each shares (0: none).
+        settings: Each prompt's decoding settings; `max_new_tokens` is the default limit.
+        keys: Each prompt's random-stream key.
+        indices: Each prompt's index in the caller's list (what `on_tokens` is told).
+    """
+    device = model.device
+    n = len(prompts)
+    prefixes: dict[tuple, int] = {}
+    group = [prefixes.setdefault(tuple(x[:p]), len(prefixes)) if p else -1 for x, p in zip(prompts, eff, strict=True)]
+    width_p = max((len(p) for p in prefixes), default=0)
+    width_s = max(len(x) - p for x, p in zip(prompts, eff, strict=True))
+    width = width_p + width_s
+    limits = [s.max_new_tokens or max_new_tokens for s in settings]
+    total = width + max(limits)
+    # Pad slots hold the prompt's first token, not pad_id: they are masked out of attention
+    # either way, and the repetition penalty, which reads ids as the history, then sees
+    # exactly the tokens this prompt would show alone.
+    ids_rows, ok_rows = [], []
+    for x, p in zip(prompts, eff, strict=True):
+        pre, suf = list(x[:p]), list(x[p:])
+        pad_p, pad_s = width_p - len(pre), width_s - len(suf)
+        ids_rows.append([x[0]] * pad_p + pre + [x[0]] * pad_s + suf)
+        ok_rows.append([False] * pad_p + [True] * len(pre) + [False] * pad_s + [True] * len(suf))
+    ids = torch.zeros((n, total), dtype=torch.long, device=device)  # (B, T) prompt | new
+    key_ok = torch.zeros((n, total), dtype=torch.bool, device=device)  # (B, T) real tokens
+    ids[:, :width] = torch.tensor(ids_rows, device=device)
+    key_ok[:, :width] = torch.tensor(ok_rows, device=device)
+    key_pos = torch.zeros((n, total), dtype=torch.long, device=device)  # (B, T) positions
+    key_pos[:, :width] = (key_ok[:, :width].long().cumsum(-1) - 1).clamp(min=0)
+    padded = not bool(key_ok[:, :width].all())
+    masks = _Masks(model)
+
+    cache = preallocated_cache(model, total)
+    if prefixes:  # each distinct prefix once, then a copy of its KV in every row of its group
+        pre_ids = torch.tensor([[p[0]] * (width_p - len(p)) + list(p) for p in prefixes], device=device)
+        pre_ok = torch.tensor([[False] * (width_p - len(p)) + [True] * len(p) for p in prefixes], device=device)
+        pre_pos = (pre_ok.long().cumsum(-1) - 1).clamp(min=0)
+        pre_cache = preallocated_cache(model, width_p)
+        model(
+            input_ids=pre_ids,
+            attention_mask=masks.prefill(pre_ok, pre_pos, 0, width_p),
+            position_ids=pre_pos,
+            past_key_values=pre_cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        rows_group = torch.tensor(group, device=device)
+        for layer, pre_layer in zip(cache.layers, pre_cache.layers, strict=True):
+            layer.seed_from(pre_layer, rows_group)
+        del pre_cache
+    logits = model(
+        input_ids=ids[:, width_p:width],
+        attention_mask=masks.prefill(key_ok, key_pos, width_p, width),
+        position_ids=key_pos[:, width_p:width],
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    ).logits[:, -1]  # (B, V)
+
+    sampler = RowSampler(settings, keys, repetition_penalty)
+    n_new = max(limits)
+    new = torch.full((n, n_new), eos_id, dtype=torch.long, device=device)  # (B, N)
+    out_len = torch.full((n,), n_new, dtype=torch.long)  # where each row's output ends
+    rows = torch.arange(n, device=device)  # original row of each active row
+    limit = torch.tensor(limits, device=device)
+    next_pos = key_ok[:, :width].sum(-1, keepdim=True)  # (B, 1) position of the next token
+    finished = torch.zeros(n, dtype=torch.bool, device=device)
+    for t in range(n_new):
+        token = sampler(ids[:, : width + t], logits, t)  # (B,)
+        new[rows, t] = token
+        ids[:, width + t] = token
+        key_ok[:, width + t] = True
+        key_pos[:, width + t] = next_pos[:, 0]
+        is_eos = token == eos_id
+        done = (is_eos | (limit <= t + 1)) & ~finished
+        if on_tokens is not None:
+            done = _tell(on_tokens, indices, rows, token, is_eos, done, finished)
+        if bool(done.any()):
+            out_len[rows[done].cpu()] = torch.where(is_eos[done], t, t + 1).cpu()
+            finished |= done
+        if t == n_new - 1 or bool(finished.all()):
+            break
+        if int(finished.sum()) * 4 >= len(rows):
+            # A quarter of the rows has finished: drop them so no step is spent on them.
+            # Finished rows still in the batch decode on; their outputs end at out_len.
+            keep = (~finished).nonzero().squeeze(-1)
+            cache.batch_select_indices(keep)
+            ids, key_ok, key_pos, rows, next_pos, token, limit = (
+                x[keep] for x in (ids, key_ok, key_pos, rows, next_pos, token, limit)
+            )
+            sampler.keep(keep.cpu().numpy())
+            finished = finished[keep]
+        logits = model(
+            input_ids=token[:, None],
+            attention_mask=masks.step(key_ok, key_pos, width + t + 1, padded),
+            position_ids=next_pos,
+            past_key_values=cache,
+            use_cache=True,
+        ).logits[:, -1]
+        next_pos = next_pos + 1
+    lengths = out_len.tolist()
+    return [row[:k] for row, k in zip(new.tolist(), lengths, strict=True)]
+
+
+def _tell(
+    on_tokens: TokenListener,
+    indices: Sequence[int],
+    rows: torch.Tensor,
+    token: torch.Tensor,
+    is_eos: torch.Tensor,
+    done: torch.Tensor,
+    finished: torch.Tensor,
+) -> torch.Tensor:
+    """Give each running prompt its new token; a listener that answers True stops it."""
+    done = done.clone()
+    for a, (r, tok, eos, d, f) in enumerate(
+        zip(rows.tolist(), token.tolist(), is_eos.tolist(), done.tolist(), finished.tolist(), strict=True)
+    ):
+        if f:
+            continue
+        if on_tokens(indices[r], [] if eos else [tok], d) and not d:
+            done[a] = True
+    return done
