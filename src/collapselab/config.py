@@ -17,6 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from collapselab.errors import CollapselabError
 from collapselab.refinery.config import RefineryConfig
+from collapselab.sweep.config import SweepBlock
+
+# Blocks that say how a run is carried out and watched, not what it computes: they are
+# left out of the config hash, so adding a sweep grid to a config keeps its run resumable.
+OPERATIONAL_BLOCKS = frozenset({"sweep"})
 
 
 class ConfigError(CollapselabError, ValueError):
@@ -131,6 +136,7 @@ class ExperimentConfig(_Block):
     evaluation: EvaluationBlock = Field(default_factory=EvaluationBlock)
     refinery: RefineryConfig = Field(default_factory=RefineryConfig)
     arms: list[ArmConfig] = Field(min_length=1)
+    sweep: SweepBlock | None = Field(None, description="A grid of overrides run as one trial each on Ray (`collapselab sweep`); `collapselab run` ignores it.")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ExperimentConfig:
@@ -168,8 +174,9 @@ class ExperimentConfig(_Block):
         return self
 
     def config_hash(self) -> str:
-        """Hash of the resolved config (defaults filled in), stable across key order."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        """Hash of the resolved config (defaults filled in, operational blocks left out),
+        stable across key order."""
+        blob = json.dumps(self.model_dump(mode="json", exclude=set(OPERATIONAL_BLOCKS)), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     @property

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from browser import chromium  # noqa: E402  (tests/e2e is on sys.path under pytest's rootdir-relative import)
 
 

@@ -11,18 +11,24 @@ DB_HELP = "Database URL, to find a run given by id (default: $COLLAPSELAB_DB, el
 
 
 def report(
-    run: Annotated[str, typer.Argument(help="Run directory, or a run id recorded in the database.")],
+    run: Annotated[str | None, typer.Argument(help="Run directory, or a run id recorded in the database.")] = None,
     db: Annotated[str | None, typer.Option(help=DB_HELP)] = None,
     out: Annotated[Path | None, typer.Option(help="Folder for report.md, report.html and figures/ (default: <run>/report).")] = None,
+    sweep: Annotated[Path | None, typer.Option(help="Instead of a run: compare the trials of the sweep in this folder (<output_dir>/sweeps/<name>).")] = None,
 ) -> None:
-    """Write report.md and a self-contained report.html for a run."""
+    """Write report.md and a self-contained report.html for a run, or for a sweep."""
     from collapselab.report import write_report
     from collapselab.report.data import ReportError, resolve_run_dir
     from collapselab.store import StoreError
+    from collapselab.sweep.compare import SweepNotFound
+    from collapselab.sweep.report import write_sweep_report
 
+    if (run is None) == (sweep is None):
+        typer.echo("error: give a run, or --sweep FOLDER", err=True)
+        raise typer.Exit(2)
     try:
-        paths = write_report(resolve_run_dir(run, db), out)
-    except (ReportError, StoreError) as e:
+        paths = write_report(resolve_run_dir(run, db), out) if run is not None else write_sweep_report(sweep, out)
+    except (ReportError, StoreError, SweepNotFound) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"wrote {paths.markdown} and {paths.html} ({len(paths.figures)} figures)")

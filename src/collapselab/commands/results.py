@@ -35,12 +35,18 @@ def results(
     question: Annotated[
         str | None, typer.Option(help="One test example's history across generations.")
     ] = None,
+    sweep: Annotated[
+        str | None, typer.Option(help="Compare the trials of this sweep (its name): grid keys, final metrics.")
+    ] = None,
     db: Annotated[str | None, typer.Option(help=DB_HELP)] = None,
 ) -> None:
-    """Print a run's metrics, arms side by side, or one question's history."""
+    """Print a run's metrics, arms side by side, one question's history, or a sweep's trials."""
     from collapselab.store import Store
 
     with _store_errors(), Store(db) as store:
+        if sweep is not None:
+            _sweep_table(store, sweep, format)
+            return
         if run is None:
             rows = store.list_runs()
             for r in rows:
@@ -69,6 +75,18 @@ def results(
             _emit(store.compare_arms(run_id, metric), format, title=f"{run_id}: {metric} by arm")
         else:
             _emit(store.metrics_table(run_id, arm=arm), format, title=f"{run_id}: metrics")
+
+
+def _sweep_table(store: Any, name: str, format: Format) -> None:
+    """The sweep section (collapselab.sweep.compare): one row per trial x arm x seed."""
+    from collapselab.sweep.compare import SweepNotFound, comparison_rows, from_store
+
+    try:
+        rows = comparison_rows(from_store(store, name))
+    except SweepNotFound as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(e.exit_code) from None
+    _emit(rows, format, title=f"sweep {name}: final generation of each trial")
 
 
 def export(
