@@ -16,12 +16,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from collapselab.errors import CollapselabError
+from collapselab.hub import HubBlock
+from collapselab.notify import NotifyBlock
 from collapselab.refinery.config import RefineryConfig
 from collapselab.sweep.config import SweepBlock
+from collapselab.tracking import TrackingBlock
 
 # Blocks that say how a run is carried out and watched, not what it computes: they are
-# left out of the config hash, so adding a sweep grid to a config keeps its run resumable.
-OPERATIONAL_BLOCKS = frozenset({"sweep"})
+# left out of the config hash, so adding a tracker or a sweep grid keeps a run resumable.
+OPERATIONAL_BLOCKS = frozenset({"sweep", "tracking", "hub", "notify"})
 
 
 class ConfigError(CollapselabError, ValueError):
@@ -137,6 +140,9 @@ class ExperimentConfig(_Block):
     refinery: RefineryConfig = Field(default_factory=RefineryConfig)
     arms: list[ArmConfig] = Field(min_length=1)
     sweep: SweepBlock | None = Field(None, description="A grid of overrides run as one trial each on Ray (`collapselab sweep`); `collapselab run` ignores it.")
+    tracking: TrackingBlock | None = Field(None, description="Experiment trackers (MLflow, W&B): one tracker run per arm and seed.")
+    hub: HubBlock | None = Field(None, description="Push each finished generation's model and metrics to a Hugging Face Hub repository.")
+    notify: NotifyBlock | None = Field(None, description="Messages to a webhook or Telegram as generations start, finish or fail.")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ExperimentConfig:

@@ -122,6 +122,8 @@ def plan_sweep(cfg: ExperimentConfig, grid_options: list[str] | None = None, nam
             raise ConfigError(f"sweep.grid.{key}: no values")
         if len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
             raise ConfigError(f"sweep.grid.{key}: repeated values {values}")
+    if cfg.hub is not None and "{run_id}" not in cfg.hub.prefix:
+        raise ConfigError(f"hub.prefix: {cfg.hub.prefix!r} has no {{run_id}}, so a sweep's trials would overwrite each other in {cfg.hub.repo_id}")
     base = cfg.model_dump(mode="json", exclude={"sweep"})
     name = name or (block.name if block else None) or f"{cfg.experiment.name}-{_digest(base)}"
     folder = Path(cfg.experiment.output_dir) / "sweeps" / name

@@ -72,6 +72,9 @@ def test_grid_errors_name_the_key_and_the_point(tmp_path):
         plan_sweep(cfg, ["arms.0.ratio=0.5,2"])
     with pytest.raises(ConfigError, match=r"sweep.grid.arms.5.ratio: 'arms.5' is not an index of a list of 2"):
         plan_sweep(cfg, ["arms.5.ratio=0.5"])
+    hub = config_from_dict({**cfg.model_dump(mode="json"), "hub": {"repo_id": "me/runs"}})
+    with pytest.raises(ConfigError, match=r"hub.prefix: '' has no \{run_id\}, so a sweep's trials would overwrite each other"):
+        plan_sweep(hub, ["training.lr=0.1,0.2"])
 
 
 def test_trial_progress_counts_done_generations_in_engine_order(tmp_path):
