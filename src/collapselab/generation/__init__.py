@@ -28,6 +28,7 @@ from collapselab.batching import token_budget_batches
 from collapselab.config import DecodingBlock
 from collapselab.generation.causal import (
     TokenListener,
+    common_prefix_lengths,
     decode_batch,
     plan_batches,
     shared_prefix_lengths,
@@ -35,7 +36,14 @@ from collapselab.generation.causal import (
 from collapselab.generation.sampling import GenerationError, PromptSampling
 from collapselab.generation.streams import prompt_keys
 
-__all__ = ["GenerationError", "PromptSampling", "TokenListener", "generate", "generation_backend"]
+__all__ = [
+    "GenerationError",
+    "PromptSampling",
+    "TokenListener",
+    "common_prefix_lengths",
+    "generate",
+    "generation_backend",
+]
 
 
 def generation_backend(decoding: DecodingBlock) -> str:
@@ -76,7 +84,8 @@ def generate(
 
     Args:
         model: A transformers causal LM or seq2seq model (`model.config.is_encoder_decoder`).
-        tokenizer: Its tokenizer; `pad_token_id` and `eos_token_id` must be set.
+        tokenizer: Its tokenizer; `eos_token_id` must be set, and `pad_token_id` for beam
+            search and seq2seq models (the own loop pads with the prompt's own tokens).
         prompts: Token ids per prompt, no special tokens added. Causal: the text to continue;
             seq2seq: the encoder input.
         decoding: Method (sample, greedy, beam), its settings and the batch token budget.
@@ -105,9 +114,10 @@ def generate(
     Returns:
         Per prompt, the new token ids only, cut before the first EOS.
     """
-    if tokenizer.pad_token_id is None or tokenizer.eos_token_id is None:
-        raise GenerationError("generate: tokenizer needs pad_token_id and eos_token_id")
     encoder_decoder = bool(model.config.is_encoder_decoder)
+    needs_pad = encoder_decoder or decoding.method == "beam"
+    if tokenizer.eos_token_id is None or (needs_pad and tokenizer.pad_token_id is None):
+        raise GenerationError("generate: tokenizer needs eos_token_id (and pad_token_id for beam search and seq2seq)")
     if any(len(p) == 0 for p in prompts) and not encoder_decoder:
         raise GenerationError("generate: causal prompts must be non-empty")
     for name, per in (("prefix_lengths", prefix_lengths), ("sampling", sampling)):

@@ -45,6 +45,40 @@ def shared_prefix_lengths(prompts: Sequence[Sequence[int]], prefix_lengths: Sequ
     return [p if p > 0 and counts[tuple(x[:p])] > 1 else 0 for x, p in zip(prompts, eff, strict=True)]
 
 
+def common_prefix_lengths(prompts: Sequence[Sequence[int]], min_tokens: int = 16) -> list[int]:
+    """Shareable prefix lengths found from the prompts themselves, for callers that build
+    prompts as whole texts (MMLU's few-shot prompts: header + a subject's shots + question).
+
+    Prompts are sorted; runs of neighbours whose common prefix is at least `min_tokens` long
+    share the common prefix of the whole run (so a run is one group, not one per pair).
+    """
+    order = sorted(range(len(prompts)), key=lambda i: list(prompts[i]))
+    lengths = [0] * len(prompts)
+
+    def lcp(a: Sequence[int], b: Sequence[int]) -> int:
+        n = 0
+        for x, y in zip(a, b, strict=False):
+            if x != y:
+                break
+            n += 1
+        return n
+
+    run: list[int] = [order[0]] if order else []
+    shared = 0
+    for prev, cur in zip(order, order[1:], strict=False):
+        k = lcp(prompts[prev], prompts[cur])
+        if k >= min_tokens:
+            run.append(cur)
+            shared = min(shared, k) if len(run) > 2 else k
+            continue
+        for i in run if len(run) > 1 else ():
+            lengths[i] = shared
+        run, shared = [cur], 0
+    for i in run if len(run) > 1 else ():
+        lengths[i] = shared
+    return lengths
+
+
 def plan_batches(prompts: Sequence[Sequence[int]], eff: Sequence[int], budget: int, extra: int) -> list[list[int]]:
     """Batches of prompt indices: unshared prompts by length, then each prefix group together."""
     group: dict[tuple, int] = {}

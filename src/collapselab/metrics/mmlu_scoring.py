@@ -80,21 +80,33 @@ def option_logprobs(model, tokenizer, prompts: Sequence[str], options: Sequence[
 
 def greedy_generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, batch_tokens: int,
                     max_length: int, device: str = "cpu") -> list[str]:
-    """Greedy continuation of each prompt (new text only, special tokens removed)."""
+    """Greedy continuation of each prompt (new text only, special tokens removed).
+
+    Causal models decode through `collapselab.generation.generate` with the prompts' common
+    prefixes shared (the header and a subject's few-shot examples are computed once per
+    batch, not once per question); seq2seq models through `model.generate`.
+    """
     import torch
 
     seq2seq = bool(model.config.is_encoder_decoder)
     keep = max_length if seq2seq else max_length - max_new_tokens
     ctx = [ids[-keep:] for ids in tokenizer(list(prompts))["input_ids"]]
+    if not seq2seq:
+        from collapselab.config import DecodingBlock
+        from collapselab.generation import common_prefix_lengths, generate
+
+        outs = generate(model, tokenizer, ctx, DecodingBlock(method="greedy", batch_tokens=batch_tokens),
+                        max_new_tokens=max_new_tokens, seed=0, prefix_lengths=common_prefix_lengths(ctx),
+                        desc="mmlu", progress=False)
+        return [tokenizer.decode(o, skip_special_tokens=True) for o in outs]
     pad = _pad_id(tokenizer)
     out = [""] * len(ctx)
     model.eval()
     with torch.inference_mode():
         for batch in token_budget_batches([len(c) + max_new_tokens for c in ctx], batch_tokens):
-            ids, mask = _pad([ctx[i] for i in batch], pad, left=not seq2seq)  # causal: left-pad to generate
+            ids, mask = _pad([ctx[i] for i in batch], pad)
             gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
                                  do_sample=False, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
-            new = gen if seq2seq else gen[:, ids.size(1):]
             for b, i in enumerate(batch):
-                out[i] = tokenizer.decode(new[b], skip_special_tokens=True)
+                out[i] = tokenizer.decode(gen[b], skip_special_tokens=True)
     return out

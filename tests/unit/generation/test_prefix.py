@@ -74,3 +74,12 @@ def test_identical_prompts_draw_different_samples(tokenizer):
     outs = generate(model, tokenizer, [prompt] * 12, DecodingBlock(method="sample", temperature=2.0),
                     max_new_tokens=8, seed=0, prefix_lengths=[6] * 12, progress=False)
     assert len({tuple(o) for o in outs}) > 6
+
+
+def test_common_prefix_lengths_finds_each_group_once():
+    from collapselab.generation import common_prefix_lengths
+
+    shots_a, shots_b = list(range(100, 130)), list(range(200, 220))
+    prompts = [shots_a + [1, 2], shots_b + [3], shots_a + [1, 5, 6], shots_a + [7], shots_b + [4, 4], [9] * 40]
+    # shots_a's three prompts share 30 tokens (two of them 31: the run takes the common 30).
+    assert common_prefix_lengths(prompts) == [30, 20, 30, 30, 20, 0]

@@ -116,3 +116,21 @@ def test_few_shot_and_short_answer_run_end_to_end(tiny_causal, tiny_tokenizer):
     for fmt in ("few_shot", "short_answer", "no_instruction"):
         res = evaluate_mmlu(tiny_causal, tiny_tokenizer, RECORDS[:1], fmt=fmt, dev_records=DEV, max_new_tokens=4)
         assert len(res.correct) == 1 and 0 <= res.greedy_proportion <= 1
+
+
+def test_few_shot_greedy_with_shared_shots_equals_model_generate_per_question(tiny_causal, tiny_tokenizer):
+    # greedy_generate shares the header + shots of a subject; the answers must be those of
+    # plain model.generate on each whole prompt alone.
+    from collapselab.metrics.mmlu_scoring import greedy_generate
+
+    dev = DEV + [Record(id=f"b{i}", question=f"Biology dev {i}?", choices=("w", "x", "y", "z"), label=i % 4,
+                        subject="high_school_biology") for i in range(3)]
+    prompts = [build_prompt(r, "few_shot", dev) for r in RECORDS]
+    got = greedy_generate(tiny_causal, tiny_tokenizer, prompts, 5, 4096, 2048)
+    for prompt, text in zip(prompts, got, strict=True):
+        x = torch.tensor([tiny_tokenizer(prompt)["input_ids"]])
+        with torch.no_grad():
+            out = tiny_causal.generate(x, attention_mask=torch.ones_like(x), do_sample=False, max_new_tokens=5,
+                                       pad_token_id=tiny_tokenizer.pad_token_id or tiny_tokenizer.eos_token_id,
+                                       eos_token_id=tiny_tokenizer.eos_token_id)
+        assert text == tiny_tokenizer.decode(out[0, x.shape[1]:], skip_special_tokens=True)

