@@ -3,7 +3,7 @@
 Same model (seeded random init), same prompts (TinyStories blocks), same run. Each case runs in
 its own process so its peak memory is its own. New tokens are counted up to EOS.
 
-    python benchmarks/bench_generation.py [--prompts 256] [--new-tokens 64] [--batch-tokens 16384]
+    python benchmarks/bench_generation.py [--rounds 3] [--prompts 256] [--new-tokens 64] [--batch-tokens 16384]
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def _runner(name: str, model, tok, batch_tokens: int):
 
     @torch.inference_mode()
     def batched(prompts, n_new):
-        rows = max(1, batch_tokens // (len(prompts[0]) + n_new))
+        rows = int(name.split("bs=")[1].rstrip(")"))
         outs = []
         for s in range(0, len(prompts), rows):
             x = torch.tensor(prompts[s : s + rows])  # equal lengths: no padding needed
@@ -94,7 +94,7 @@ def _runner(name: str, model, tok, batch_tokens: int):
             out = model.generate(
                 x,
                 attention_mask=torch.ones_like(x),
-                do_sample=True,
+                do_sample=not greedy,
                 top_k=0,
                 max_new_tokens=n_new,
                 eos_token_id=eos,
@@ -120,8 +120,8 @@ def _case(name: str, args: argparse.Namespace, queue: mp.Queue) -> None:
 
     tok, model, prompts = _setup(args.prompts, args.prompt_tokens)
     run = _runner(name, model, tok, args.batch_tokens)
-    if "greedy" in name:
-        prompts = prompts[: args.greedy_check]
+    if name.startswith("per-example"):
+        prompts = prompts[: args.per_example_prompts]
     run(prompts[:2], 4)  # warm-up: first-call costs (allocator, thread pool) are not throughput
     start = time.perf_counter()
     outs = run(prompts, args.new_tokens)
@@ -153,58 +153,43 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=256)
     parser.add_argument("--prompt-tokens", type=int, default=64)
     parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument(
-        "--batch-tokens", type=int, default=16384, help="collapselab's budget (the config default)"
-    )
-    parser.add_argument(
-        "--greedy-check", type=int, default=32, help="prompts compared token for token under greedy"
-    )
-    parser.add_argument(
-        "--repeats", type=int, default=3, help="runs of the collapselab case (median kept)"
-    )
+    parser.add_argument("--batch-tokens", type=int, default=16384, help="collapselab's budget (the config default)")
+    parser.add_argument("--per-example-prompts", type=int, default=64, help="prompts of the per-example loop")
+    parser.add_argument("--hf-batch-sizes", default="64,128,256", help="model.generate batch sizes tried (best kept)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians reported)")
     args = parser.parse_args()
 
-    import torch
+    import statistics
 
     print(f"machine: {common.machine()}")
-    peak = common.matmul_peak_flops()
-    print(f"fp32 matmul peak (2048^3, best of 3 s): {peak / 1e9:.1f} GFLOP/s")
-    print(
-        f"quickstart model, {args.prompts} prompts x {args.prompt_tokens} tokens, {args.new_tokens} new tokens, sampling (temperature 1, no top-k/top-p)\n"
-    )
-
-    cases = [
-        "per-example model.generate",
-        "pipeline (bs=1)",
-        "pipeline (bs=32)",
-        "model.generate (batched)",
-    ]
-    results = [run_case(c, args) for c in cases]
-    ours = sorted(
-        (run_case("collapselab", args) for _ in range(args.repeats)), key=lambda r: r["tok_s"]
-    )
-    results.append(ours[len(ours) // 2] | {"case": f"collapselab (median of {args.repeats})"})
-    greedy_ours = run_case("collapselab greedy", args)  # on the --greedy-check prompts
-    greedy_loop = run_case("per-example greedy", args)
-    loop = results[0]["tok_s"]
-
-    print(
-        "| case | prompts | new tokens | seconds | tokens/s | vs per-example loop | peak RSS (MiB) |"
-    )
+    print(f"fp32 matmul peak (2048^3, best of 3 s): {common.matmul_peak_flops() / 1e9:.1f} GFLOP/s")
+    print(f"quickstart model, {args.prompts} prompts x {args.prompt_tokens} tokens, {args.new_tokens} new tokens, "
+          "temperature 1, no top-k/top-p (sample) or greedy\n")
+    best = {}
+    for mode in ("sample", "greedy"):
+        sweep = [run_case(f"model.generate {mode} (bs={b})", args) for b in map(int, args.hf_batch_sizes.split(","))]
+        for r in sweep:
+            print(f"  sweep {r['case']}: {r['tok_s']:,.0f} tokens/s")
+        best[mode] = max(sweep, key=lambda r: r["tok_s"])["case"]
+    cases = ["collapselab sample", "collapselab greedy", best["sample"], best["greedy"], "per-example model.generate",
+             "per-example greedy"]
+    rounds = []
+    for r in range(args.rounds):
+        print(f"round {r + 1}: {common.machine().split('; ')[-1]}", flush=True)
+        rounds.append({c: run_case(c, args) for c in cases})
+    print("\n| case | prompts | new tokens | seconds (median) | tokens/s (median) | collapselab / case (median) | peak RSS (MiB) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for r in [*results, greedy_ours, greedy_loop]:
-        print(
-            f"| {r['case']} | {r['prompts']} | {r['tokens']} | {r['seconds']:.2f} | {r['tok_s']:,.0f} | "
-            f"{r['tok_s'] / loop:.1f}x | {r['peak_rss_mib']:.0f} |"
-        )
-    print(
-        f"\ngreedy, batched collapselab vs one-at-a-time model.generate: {greedy_loop['identical']} prompts identical"
-    )
-    runs = ", ".join(f"{r['tok_s']:,.0f}" for r in ours)
-    print(f"collapselab runs (tokens/s): {runs}")
-    print(
-        f"fp32 matmul peak again at the end: {common.matmul_peak_flops() / 1e9:.1f} GFLOP/s; torch threads {torch.get_num_threads()}"
-    )
+    for c in cases:
+        runs = [r[c] for r in rounds]
+        mine = "collapselab greedy" if "greedy" in c else "collapselab sample"
+        ratio = statistics.median(r[mine]["tok_s"] / r[c]["tok_s"] for r in rounds)
+        print(f"| {c} | {runs[0]['prompts']} | {runs[0]['tokens']} | {statistics.median(x['seconds'] for x in runs):.2f} | "
+              f"{statistics.median(x['tok_s'] for x in runs):,.0f} | {ratio:.2f}x | {max(x['peak_rss_mib'] for x in runs):.0f} |")
+    for c in cases:
+        per_round = ", ".join(f"{r[c]['tok_s']:,.0f}" for r in rounds)
+        print(f"  {c} tokens/s per round: {per_round}")
+    print(f"greedy, batched collapselab vs one-at-a-time model.generate: {rounds[0]['per-example greedy']['identical']} identical")
+    print(f"fp32 matmul peak at the end: {common.matmul_peak_flops() / 1e9:.1f} GFLOP/s")
     print(f"machine at the end: {common.machine()}")
 
 
