@@ -2,51 +2,49 @@
 
 For every seed and arm, generation g = 0..G-1:
 
-    data_g ──train──▶ model_g ──generate──▶ synthetic_g ──▶ data_{g+1} = mix(policy, human, synthetic_0..g)
+    data_g ──train──▶ model_g ──generate──▶ synthetic_g ──▶ data_{g+1} = mix(policy, real, synthetic_0..g)
                          └──evaluate on the held-out human test set──▶ metrics_g, predictions_g
 
-Generation 0 is the same for every arm with the same generation-0 data (data_0 is the
-human pool for every mix policy unless a refinery builder makes it, and every init starts
-from the base), so it is computed once per seed and copied to the other arms. Each step writes its output atomically and its existence marks it done: running the
-same command again continues at the first missing file.
+What a step means comes from the task object (`lab.task`: lm or qa); the engine never asks
+for the task's name. Generation 0 is the same for every arm with the same generation-0
+data (data_0 is the human pool for every mix policy unless a refinery builder makes it,
+and every init starts from the base), so it is computed once per seed and copied to the
+other arms. Each step writes its output atomically and its existence marks it done:
+running the same command again continues at the first missing file.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from collapselab.config import ArmConfig, ExperimentConfig
+from collapselab.errors import ConfigError
+from collapselab.events import (
+    GenerationFailed,
+    GenerationFinished,
+    GenerationStarted,
+    Listener,
+    Message,
+    RunFinished,
+    RunStarted,
+    emit,
+)
+from collapselab.lab import HumanData, Lab
+from collapselab.metrics_file import (
+    GenerationMetrics,
+    read_metrics_file,
+    write_metrics_file,
+)
 from collapselab.mixing import mix
-from collapselab.models import LoadedModel
 from collapselab.records import Record, atomic_write_json, read_records, write_records
-from collapselab.rundir import gen_dir, is_done, mark_done, open_run, supersede_from
-from collapselab.tasks import HumanData
-
-
-@dataclass(slots=True)
-class Lab:
-    """What every generation of a run shares: config, run directory, human data, tokenizer."""
-
-    cfg: ExperimentConfig
-    run_dir: Path
-    human: HumanData
-    tokenizer: Any
-    max_positions: int
-    db_url: str | None
-    report: Any  # callable(str) for progress lines; the CLI prints tables through it
-    base_dirs: dict[int, Path] = field(default_factory=dict)  # seed -> cached scratch base folder
-
-
-def step_seed(seed: int, generation: int, step: str) -> int:
-    """Seed of one step. Arms share it (common random numbers make arms comparable)."""
-    return int(hashlib.sha256(f"{seed}/{generation}/{step}".encode()).hexdigest()[:8], 16)
-
+from collapselab.rundir import gen_dir, is_done, mark_done, open_run, runtime, supersede_from
+from collapselab.seeds import step_seed
+from collapselab.starts import load_for_inference, load_for_training, scratch_base, start_model
+from collapselab.tasks import get_task
 
 # ---------------------------------------------------------------- the run
 
@@ -58,50 +56,61 @@ def run_experiment(
     run_id: str | None = None,
     restart_from: int | None = None,
     db_url: str | None = None,
-    report=print,
+    listeners: Sequence[Listener] = (),
 ) -> Path:
-    """Run (or continue) every seed x arm x generation of `cfg`; returns the run directory."""
+    """Run (or continue) every seed x arm x generation of `cfg`; returns the run directory.
+
+    Args:
+        cfg: The resolved experiment config.
+        fresh: Start a new run instead of continuing the experiment's latest one.
+        run_id: Continue (or create) this run.
+        restart_from: Redo generation `restart_from` and later (old results moved aside).
+        db_url: Results database URL (None: `$COLLAPSELAB_DB`, else the SQLite default).
+        listeners: Called with every `collapselab.events` event, in order.
+    """
     from collapselab import store
 
     # Bad data, an unknown model or a config the run would fail on late fails here,
     # before any run directory is touched.
-    pools = human_pools(cfg, load_human_docs(cfg))
-    tokenizer = prepare_tokenizer(cfg, pools[0])
-    human = prepare_human(cfg, pools, tokenizer)
+    task = get_task(cfg.experiment.task)
+    pools = human_pools(cfg, task)
+    tokenizer = prepare_tokenizer(cfg, task, pools[0])
+    human = task.prepare_human(cfg, pools, tokenizer)
     positions = _max_positions(cfg, tokenizer)
-    precheck(cfg, human, positions, db_url)
+    precheck(cfg, task, human, positions, db_url)
+    listeners = list(listeners)
+    resumed = not fresh and run_id is None
     run_dir = open_run(cfg, fresh=fresh, run_id=run_id)
     if restart_from is not None:
         moved = supersede_from(run_dir, cfg, restart_from)
-        report(f"restarting from generation {restart_from}: moved {len(moved)} generation folders to {run_dir / '.superseded'}")
+        emit(listeners, Message(f"restarting from generation {restart_from}: moved {len(moved)} generation folders to {run_dir / '.superseded'}"))
     # Records the run and every generation already DONE: a crash between DONE and its
     # database write (or a database that was down) is repaired on the next invocation.
     store.import_run_dir(db_url, run_dir)
     if restart_from is not None:
         store.forget_generations(db_url, run_dir, moved)
-    lab = Lab(cfg, run_dir, human, tokenizer, positions, db_url, report)
-    report(f"run {run_dir} | {len(human.train)} human training records, {len(human.test)} test records")
+    lab = Lab(cfg, task, run_dir, human, tokenizer, positions, db_url, listeners)
+    lab.prompt_format = _prompt_format(cfg, tokenizer)
+    emit(listeners, RunStarted(run_dir, run_dir.name, cfg.experiment.name, cfg, resumed and any(run_dir.glob("*/seed-*/gen-*/DONE"))))
+    emit(listeners, Message(f"run {run_dir} | {len(human.train)} human training records, {len(human.test)} test records"))
     for seed in cfg.experiment.seeds:
         for arm in cfg.arms:
             run_arm(lab, arm, seed)
+    emit(listeners, RunFinished(run_dir, run_dir.name))
     return run_dir
 
 
-def precheck(cfg: ExperimentConfig, human: HumanData, max_positions: int, db_url: str | None) -> None:
+def precheck(cfg: ExperimentConfig, task: Any, human: HumanData, max_positions: int, db_url: str | None) -> None:
     """Everything that would otherwise fail after hours of training, checked up front."""
-    from collapselab.config import ConfigError
     from collapselab.generation import generation_backend
-    from collapselab.metrics import get_metric
+    from collapselab.metrics import metric_for_task
     from collapselab.models import device
 
-    task = cfg.experiment.task
     for i, name in enumerate(cfg.evaluation.metrics or []):
         try:
-            metric = get_metric(name)
-        except KeyError as e:
+            metric_for_task(name, task.name)
+        except (KeyError, ValueError) as e:
             raise ConfigError(f"evaluation.metrics.{i}: {e.args[0]}") from None
-        if metric.task not in ("any", task):
-            raise ConfigError(f"evaluation.metrics.{i}: {name!r} is a {metric.task} metric, this is a {task} experiment")
     try:
         generation_backend(cfg.decoding)
     except RuntimeError as e:
@@ -116,14 +125,17 @@ def precheck(cfg: ExperimentConfig, human: HumanData, max_positions: int, db_url
             raise ConfigError(f"arms.{i}.size: {size} at ratio {arm.ratio} needs more than the {n} human (or synthetic) records a generation has")
         if arm.mix == "accumulate_subsample" and size > 2 * n:
             raise ConfigError(f"arms.{i}.size: {size} is larger than generation 1's accumulated pool ({2 * n} records)")
-    if task == "qa" and max_positions - cfg.max_new_tokens < 32:
-        raise ConfigError(f"decoding.max_new_tokens: {cfg.max_new_tokens} leaves fewer than 32 of the model's {max_positions} positions for the prompt")
+    task.precheck(cfg, max_positions)
+    if cfg.evaluation.mmlu is not None:
+        from collapselab.tasks import mcq
+
+        mcq.questions(cfg.evaluation.mmlu)  # names a missing file or subject now
     from collapselab import store
 
     try:
         store.connect(db_url).dispose()
     except Exception as e:  # SQLAlchemy raises many types for a bad URL or an unreachable server
-        raise ConfigError(f"--db / $COLLAPSELAB_DB: cannot open the results database ({e.__class__.__name__}: {str(e).splitlines()[0]})") from None
+        raise store.StoreError(f"--db / $COLLAPSELAB_DB: cannot open the results database ({e.__class__.__name__}: {str(e).splitlines()[0]})") from None
 
 
 def run_arm(lab: Lab, arm: ArmConfig, seed: int) -> None:
@@ -131,18 +143,24 @@ def run_arm(lab: Lab, arm: ArmConfig, seed: int) -> None:
     for g in range(lab.cfg.experiment.generations):
         folder = gen_dir(lab.run_dir, arm.name, seed, g)
         if not is_done(folder):
+            emit(lab.listeners, GenerationStarted(lab.run_dir, arm.name, seed, g))
             sibling = _done_generation0(lab, arm, seed) if g == 0 else None
-            if sibling is not None:
-                _copy_generation(sibling, folder)
-            else:
-                run_generation(lab, arm, seed, g, synthetic, folder)
-            _record(lab, arm.name, seed, g)
-            lab.report(("generation", arm.name, seed, g, folder))
+            try:
+                if sibling is not None:
+                    _copy_generation(sibling, folder)
+                else:
+                    run_generation(lab, arm, seed, g, synthetic, folder)
+                _record(lab, arm.name, seed, g)
+            except BaseException as e:
+                emit(lab.listeners, GenerationFailed(lab.run_dir, arm.name, seed, g, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
+                raise
+            values = {k: v for k, v in read_metrics_file(folder / "metrics.json").values().items() if v is not None}
+            emit(lab.listeners, GenerationFinished(lab.run_dir, arm.name, seed, g, folder, values, sibling))
         synthetic.append(read_records(folder / "synthetic.parquet"))
 
 
 def run_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, synthetic: list[list[Record]], folder: Path) -> None:
-    cfg, tok = lab.cfg, lab.tokenizer
+    cfg, task = lab.cfg, lab.task
     timings = _load_json(folder / "timings.json")
 
     # 1. data_g (generation 0 of a contaminated or synthetic arm comes from the refinery)
@@ -155,168 +173,142 @@ def run_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, synthetic: list[
             atomic_write_json(folder / "refinery.json", built.stats)
             write_records(folder / "train.parquet", built.records)
         else:
-            write_records(folder / "train.parquet", mix(arm, g, lab.human.train, synthetic, step_seed(seed, g, "mix")))
+            write_records(folder / "train.parquet", mix(arm, g, real_pool(lab, arm, seed), synthetic, step_seed(seed, g, "mix")))
     data = read_records(folder / "train.parquet")
 
     # 2. model_g
     if not (folder / "model").exists():
-        t0 = time.perf_counter()
-        model, log = train_generation(lab, arm, seed, g, data)
         from collapselab.models import save_model
 
-        save_model(model, tok, folder / "model", extra_json={"train_log.json": log})
+        t0 = time.perf_counter()
+        model, log = train_generation(lab, arm, seed, g, data)
+        save_model(model, lab.tokenizer, folder / "model", extra_json={"train_log.json": log})
         timings["train_s"] = time.perf_counter() - t0
         atomic_write_json(folder / "timings.json", timings)
-    current = _load(folder / "model", cfg)
+        del model
+    current = load_for_inference(lab, folder / "model")
 
     # 3. synthetic_g: what the next generation trains on (the last one's is measured only)
     if not (folder / "synthetic.parquet").exists():
-        from collapselab.tasks import write_synthetic
-
         t0 = time.perf_counter()
-        written = write_synthetic(current.model, tok, lab.human, cfg, arm.name, g, step_seed(seed, g, "generate"), lab.max_positions)
+        written = task.write_synthetic(lab, current, arm, g, step_seed(seed, g, "generate"))
         write_records(folder / "synthetic.parquet", written)
         timings["generate_s"] = time.perf_counter() - t0
         atomic_write_json(folder / "timings.json", timings)
     own = read_records(folder / "synthetic.parquet")
 
     # 4. evaluate on the held-out human test set, under model_g and the fixed reference model_0
-    from collapselab.tasks import evaluate
-
     t0 = time.perf_counter()
-    reference = current if g == 0 else _load(gen_dir(lab.run_dir, arm.name, seed, 0) / "model", cfg)
-    metrics, rows = evaluate(current.model, tok, reference.model, lab.human, own, cfg, step_seed(seed, g, "evaluate"), lab.max_positions, [])
-    if g == 0 and cfg.experiment.task == "lm":
-        metrics["unigram_perplexity"] = _unigram(lab)
+    g0 = gen_dir(lab.run_dir, arm.name, seed, 0)
+    reference = current if g == 0 else load_for_inference(lab, g0 / "model")
+    result = task.evaluate(lab, current, reference, own, step_seed(seed, g, "evaluate"))
+    metrics = result.metrics
+    if cfg.evaluation.mmlu is not None:
+        from collapselab.tasks import mcq
+
+        metrics.update(mcq.evaluate(current, lab.tokenizer, cfg.evaluation.mmlu, lab.mmlu_questions(), lab.max_positions))
+    if g == 0:
+        metrics.update(task.baselines(lab, lambda: _pretrained_start(lab), step_seed(seed, 0, "baseline")))
+    stage = collapse_stage(lab, metrics, None if g == 0 else read_metrics_file(g0 / "metrics.json").model_dump()["metrics"])
+    if stage is not None:
+        metrics["collapse_stage"] = stage
     timings["evaluate_s"] = time.perf_counter() - t0
-    _write_predictions(folder / "predictions.parquet", rows)
+    _write_rows(folder / "predictions.parquet", result.predictions, ("example_id", "input", "reference", "prediction", "scores"))
+    _write_rows(folder / "synthetic_scores.parquet", result.synthetic_scores, ("record_id", "scores"))
     train_log = _load_json(folder / "model" / "train_log.json")
-    atomic_write_json(folder / "metrics.json", {
+    write_metrics_file(folder / "metrics.json", GenerationMetrics.model_validate({
         "arm": arm.name, "seed": seed, "generation": g, "metrics": metrics,
-        "train": {k: train_log.get(k) for k in ("losses", "steps", "tokens", "seconds")},
+        "train": {k: train_log.get(k) for k in ("losses", "steps", "tokens", "seconds") if train_log.get(k) is not None},
         "timings": timings,
         "sizes": {"train_records": len(data), "synthetic_records": len(own),
                   "train_synthetic_share": sum(r.source != "human" for r in data) / max(1, len(data))},
+        "runtime": runtime(cfg),
         "refinery": _load_json(folder / "refinery.json") or None,
-    })
+    }))
     mark_done(folder)
 
 
 def train_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, data: list[Record]) -> tuple[Any, dict[str, Any]]:
     """Build model_g's starting point from the arm's init policy and train it on data_g."""
-    from collapselab.models import apply_lora, build_scratch_model, load_pretrained
-    from collapselab.tasks import train_on
-
     cfg = lab.cfg
-    scratch = cfg.model.name == "scratch"
-    if g == 0 and scratch and arm.data == "human":
+    if g == 0 and cfg.model.name == "scratch" and arm.data == "human":
         # A scratch model's generation 0 *is* the base: random init trained on the human pool.
-        base = prepare_scratch_base(lab, seed)
-        return _load(base, cfg, for_training=True).model, _load_json(base / "train_log.json")
-    if arm.init == "scratch" or (g == 0 and scratch):  # other generation-0 data: trained like the base
-        model = build_scratch_model(cfg.model.scratch, lab.tokenizer, step_seed(seed, g, "init"))
-        recipe = cfg.model.pretrain
-    else:
-        if arm.init == "previous" and g > 0:
-            start = _load(gen_dir(lab.run_dir, arm.name, seed, g - 1) / "model", cfg, for_training=True).model
-        elif scratch:
-            start = _load(prepare_scratch_base(lab, seed), cfg, for_training=True).model
-        else:
-            start = load_pretrained(cfg.model.name, cfg.model).model
-        model = apply_lora(start, cfg.model.lora) if cfg.model.lora else start
-        recipe = cfg.training
-    result = train_on(model, lab.tokenizer, data, cfg, recipe, step_seed(seed, g, "train"), lab.max_positions, f"train {arm.name} g{g}")
+        base = scratch_base(lab, seed)
+        return load_for_training(lab, base), _load_json(base / "train_log.json")
+    model, recipe = start_model(lab, arm, seed, g)
+    result = lab.task.train(lab, model, data, recipe, step_seed(seed, g, "train"), f"train {arm.name} g{g}")
     log = {"losses": result.losses, "steps": result.steps, "tokens": result.tokens, "seconds": result.seconds, "init": arm.init}
     return model, log
 
 
-# ---------------------------------------------------------------- human data, tokenizer, base
+def real_pool(lab: Lab, arm: ArmConfig, seed: int) -> list[Record]:
+    """The "real" data a mix draws on after generation 0: the human pool, or for an arm whose
+    generation 0 a refinery builder made (contaminated, synthetic), that arm's own data_0, so
+    its later generations keep mixing the data it started from."""
+    if arm.data == "human":
+        return lab.human.train
+    return read_records(gen_dir(lab.run_dir, arm.name, seed, 0) / "train.parquet")
 
 
-def load_human_docs(cfg: ExperimentConfig):
+def collapse_stage(lab: Lab, metrics: dict[str, Any], gen0: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The collapse stage A/B/C of this generation, when its inputs exist: an accuracy
+    (`mmlu_accuracy` when MMLU is evaluated, else the task's own) and generation 0's."""
+    from collapselab.metrics.stages import collapse_stage as stage_of
+
+    def accuracy(m: dict[str, Any]) -> tuple[float, float, str] | None:
+        if "mmlu_accuracy" in m:
+            value = m["mmlu_accuracy"]["value"]
+            return None if value is None else (value, 0.25, "mmlu_accuracy")
+        own = lab.task.stage_inputs(m)
+        return None if own is None else (*own, lab.task.name)
+
+    now = accuracy(metrics)
+    first = now if gen0 is None else accuracy(gen0)
+    if now is None or first is None:
+        return None
+    gib = metrics.get("gibberish_score")
+    s = stage_of(now[0], first[0], chance=now[1], gibberish=gib["value"] if gib else None, thresholds=lab.cfg.evaluation.stages)
+    return {"value": float("ABC".index(s.stage)), "version": "1", "higher_is_better": False,
+            "details": {"stage": s.stage, "reason": s.reason, "retained": s.retained, "accuracy": now[2]}}
+
+
+# ---------------------------------------------------------------- human data, tokenizer
+
+
+def human_pools(cfg: ExperimentConfig, task: Any) -> tuple[list[Record], list[Record]]:
+    """The human training pool and test set, checked for the task's fields."""
     from collapselab.datasets import load_splits
-
-    return load_splits(cfg.data.dataset, cfg.data.path, seed=cfg.data.split_seed)
-
-
-def human_pools(cfg: ExperimentConfig, splits) -> tuple[list[Record], list[Record]]:
-    """The human training pool and test set, checked for the task's fields.
-
-    lm: a seeded subset of documents holding about `train_size` (`test_size`) blocks of
-    text; qa: a seeded subset of `train_size` (`test_size`) questions.
-    """
-    from collapselab.datasets import subset
     from collapselab.records import require_fields
-    from collapselab.tasks import select_docs
 
     d = cfg.data
-    where = f"data.dataset {d.dataset!r} for task {cfg.experiment.task!r}"
-    if cfg.experiment.task == "lm":
-        require_fields(splits.train + splits.test, ["text"], where=where)
-        need = d.train_size * d.block_tokens if d.train_size else None
-        test_need = d.test_size * d.block_tokens if d.test_size else None
-        return select_docs(splits.train, need, d.split_seed, "train"), select_docs(splits.test, test_need, d.split_seed, "test")
-    require_fields(splits.train + splits.test, ["context", "question"], where=where)
-    return subset(splits.train, d.train_size, d.split_seed), subset(splits.test, d.test_size, d.split_seed)
+    splits = load_splits(d.dataset, d.path, seed=d.split_seed)
+    require_fields(splits.train + splits.test, list(task.record_fields), where=f"data.dataset {d.dataset!r} for task {task.name!r}")
+    return task.human_pools(cfg, splits)
 
 
-def prepare_tokenizer(cfg: ExperimentConfig, train_pool: list[Record]):
+def prepare_tokenizer(cfg: ExperimentConfig, task: Any, train_pool: list[Record]):
     """Scratch: a BPE trained on the human training pool's text (cached). Else the model's own."""
     from collapselab.models import cached_tokenizer, load_tokenizer
 
     if cfg.model.name != "scratch":
         return load_tokenizer(cfg.model.name)
-    if cfg.experiment.task == "lm":
-        texts = [d.text for d in train_pool if d.text]
-    else:
-        texts = [f"{r.context}\n{r.question}\n{' '.join(r.answers)}" for r in train_pool]
-    return cached_tokenizer(texts, cfg.model.scratch.vocab_size)
-
-
-def prepare_human(cfg: ExperimentConfig, pools: tuple[list[Record], list[Record]], tokenizer) -> HumanData:
-    """lm: the pools' running text cut into blocks of `data.block_tokens`; qa: the pools."""
-    from collapselab.tasks import lm_blocks
-
-    train, test = pools
-    d = cfg.data
-    if cfg.experiment.task == "lm":
-        return HumanData(
-            lm_blocks(train, tokenizer, d.block_tokens, d.train_size, "train"),
-            lm_blocks(test, tokenizer, d.block_tokens, d.test_size, "test"),
-        )
-    return HumanData(train, test)
-
-
-def prepare_scratch_base(lab: Lab, seed: int) -> Path:
-    """Random init trained on the human pool with `model.pretrain`; cached by content hash,
-    so every arm, and every run with the same data and recipe, shares the work."""
-    if seed in lab.base_dirs:
-        return lab.base_dirs[seed]
-    from collapselab.models import (
-        build_scratch_model,
-        cache_root,
-        content_hash,
-        save_model,
-        texts_hash,
-    )
-    from collapselab.tasks import train_on
-
-    cfg = lab.cfg
-    key = content_hash(
-        "scratch-base-v1", cfg.experiment.task, texts_hash(json.dumps(r.to_dict(), sort_keys=True) for r in lab.human.train),
-        lab.tokenizer.get_vocab(), cfg.model.scratch.model_dump(), cfg.model.pretrain.model_dump(), seed,
-    )
-    folder = cache_root() / "scratch" / key
-    if not (folder / "config.json").exists():
-        model = build_scratch_model(cfg.model.scratch, lab.tokenizer, step_seed(seed, 0, "init"))
-        result = train_on(model, lab.tokenizer, lab.human.train, cfg, cfg.model.pretrain, step_seed(seed, 0, "train"), lab.max_positions, "pretrain base")
-        log = {"losses": result.losses, "steps": result.steps, "tokens": result.tokens, "seconds": result.seconds, "init": "scratch", "cache_key": key}
-        save_model(model, lab.tokenizer, folder, extra_json={"train_log.json": log})
-    lab.base_dirs[seed] = folder
-    return folder
+    return cached_tokenizer(task.tokenizer_texts(train_pool), cfg.model.scratch.vocab_size)
 
 
 # ---------------------------------------------------------------- small parts
+
+
+def _prompt_format(cfg: ExperimentConfig, tokenizer: Any) -> Any:
+    from collapselab.prompts import prompt_format
+
+    return prompt_format(tokenizer, cfg.prompts)
+
+
+def _pretrained_start(lab: Lab) -> Any | None:
+    """The pretrained base before any fine-tuning (for zero-shot baselines); None for scratch."""
+    if lab.cfg.model.name == "scratch":
+        return None
+    return load_for_inference(lab, lab.cfg.model.name)
 
 
 def _max_positions(cfg: ExperimentConfig, tokenizer) -> int:
@@ -325,13 +317,9 @@ def _max_positions(cfg: ExperimentConfig, tokenizer) -> int:
     return cfg.model.scratch.max_positions if cfg.model.name == "scratch" else max_positions(cfg.model.name, tokenizer)
 
 
-def _load(folder: Path, cfg: ExperimentConfig, for_training: bool = False) -> LoadedModel:
-    from collapselab.models import load_saved
-
-    return load_saved(folder, is_seq2seq=cfg.model.kind == "seq2seq", for_training=for_training)
-
-
 def _load_json(path: Path) -> dict[str, Any]:
+    import json
+
     return json.loads(path.read_text()) if path.exists() else {}
 
 
@@ -346,17 +334,17 @@ def _done_generation0(lab: Lab, arm: ArmConfig, seed: int) -> Path | None:
 
 def _copy_generation(src: Path, dest: Path) -> None:
     """Copy a finished generation folder (hard links where possible: the files never change)."""
+    import json
+
     if dest.exists():
         shutil.rmtree(dest)
     tmp = dest.with_name(f".{dest.name}.copy")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, tmp, copy_function=_link_or_copy)
     arm = dest.parent.parent.name
-    metrics = json.loads((src / "metrics.json").read_text())
-    metrics["arm"] = arm
-    metrics["copied_from"] = str(src)
+    metrics = read_metrics_file(src / "metrics.json").model_copy(update={"arm": arm, "copied_from": str(src)})
     (tmp / "metrics.json").unlink()
-    atomic_write_json(tmp / "metrics.json", metrics)
+    write_metrics_file(tmp / "metrics.json", metrics)
     # provenance names the arm whose data it is, and where it was computed
     synthetic = []
     for r in read_records(src / "synthetic.parquet"):
@@ -380,22 +368,13 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def _write_predictions(path: Path, rows: list[dict[str, Any]]) -> None:
+def _write_rows(path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
     import pyarrow as pa
 
     from collapselab.records import atomic_write_parquet
 
-    schema = pa.schema([(c, pa.string()) for c in ("example_id", "input", "reference", "prediction", "scores")])
+    schema = pa.schema([(c, pa.string()) for c in columns])
     atomic_write_parquet(path, pa.Table.from_pylist(rows, schema=schema))
-
-
-def _unigram(lab: Lab) -> dict[str, Any]:
-    from collapselab.metrics.language import pack_test_blocks
-    from collapselab.tasks import unigram_perplexity
-
-    blocks = pack_test_blocks([r.text or "" for r in lab.human.test], lab.tokenizer, lab.cfg.training.seq_len)
-    value = unigram_perplexity(lab.tokenizer, lab.human.train, blocks)
-    return {"value": value, "version": "1", "higher_is_better": False, "details": {"what": "add-one unigram model of the human training tokens"}}
 
 
 def _record(lab: Lab, arm: str, seed: int, g: int) -> None:

@@ -25,3 +25,15 @@ class CollapselabError(Exception):
     """Base of every named error; the message is one line that names what is wrong."""
 
     exit_code: int = EXIT_BAD_INPUT
+
+
+class ConfigError(CollapselabError, ValueError):
+    """A config file or override is invalid; the message names the key path and value."""
+
+
+class RunError(CollapselabError, ValueError):
+    """A run directory cannot be used as asked; the message says why and what to do."""
+
+
+class StoreError(CollapselabError, RuntimeError):
+    """The results database or a run directory is not what the store expects; says which."""

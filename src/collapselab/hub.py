@@ -16,22 +16,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from collapselab.config.operations import HubBlock
 from collapselab.events import Event, GenerationFailed, GenerationFinished, RunFinished, RunStarted
 from collapselab.outbox import Outbox
-
-
-class HubBlock(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    repo_id: str = Field(description="Hub model repository to push to, e.g. user/collapse-runs (created, private, if missing).")
-    prefix: str = Field("", description="Folder in the repository above <arm>/seed-<s>/gen-<g>; {run_id} and {experiment} are filled in (a sweep needs {run_id}).")
-    private: bool = Field(True, description="Create the repository private.")
-    endpoint: str | None = Field(None, description="Hub URL (default: $HF_ENDPOINT, else https://huggingface.co), e.g. a self-hosted Hub.")
-    token_env: str = Field("HF_TOKEN", description="Environment variable holding a write token.")
-    retries: int = Field(3, ge=0, description="Retries of a failed upload (pauses of 1, 2, 4 ... s) before it is reported as not uploaded.")
-    drain_s: float = Field(600.0, ge=0, description="When the run ends, how long it waits for uploads still queued; the rest are reported as not uploaded.")
 
 
 class HubPusher:
@@ -40,7 +27,7 @@ class HubPusher:
     def __init__(self, block: HubBlock, say: Callable[[str], None]) -> None:
         token = os.environ.get(block.token_env)
         if not token:
-            from collapselab.config import ConfigError
+            from collapselab.errors import ConfigError
 
             raise ConfigError(f"hub.token_env: ${block.token_env} is not set (a Hub write token for {block.repo_id})")
         from huggingface_hub import HfApi

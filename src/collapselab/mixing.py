@@ -5,16 +5,19 @@
 - accumulate_subsample: a fixed-size sample of that accumulated pool.
 - ratio r: a fixed-size set, a share r drawn from the last generation's output and the
   rest drawn fresh from the human pool.
-Every draw is seeded, so the same (seed, generation) always gives the same set.
+Every draw comes from the step's seed, so the same (seed, generation) always gives the same set.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from collapselab.config import ArmConfig
 from collapselab.records import Record
+
+if TYPE_CHECKING:
+    from collapselab.config import ArmConfig
 
 
 def _sample(records: Sequence[Record], n: int, rng: random.Random) -> list[Record]:
@@ -32,13 +35,13 @@ def mix(arm: ArmConfig, generation: int, human: Sequence[Record], synthetic: Seq
         generation: g; `synthetic` must hold the outputs of generations 0..g-1.
         human: the human training pool.
         synthetic: synthetic[k] is what model_k wrote.
-        seed: run seed; draws use (seed, generation).
+        seed: the step's seed (`seeds.step_seed(seed, g, "mix")`); every draw comes from it.
     """
     if len(synthetic) != generation:
         raise ValueError(f"generation {generation} needs {generation} earlier synthetic sets, got {len(synthetic)}")
     if generation == 0:
         return list(human)
-    rng = random.Random(f"mix-{seed}-{generation}")
+    rng = random.Random(seed)
     size = arm.size or len(human)
     if arm.mix == "replace":
         return list(synthetic[-1])

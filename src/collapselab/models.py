@@ -16,10 +16,12 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from collapselab.config import LoraBlock, ModelBlock, ScratchArchitecture
 from collapselab.errors import CollapselabError
+
+if TYPE_CHECKING:
+    from collapselab.config import LoraBlock, ScratchArchitecture
 
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
@@ -34,11 +36,14 @@ class LoadedModel:
     model: Any  # transformers PreTrainedModel (or peft PeftModel while training)
     tokenizer: Any  # transformers PreTrainedTokenizerFast
     is_seq2seq: bool
+    dtype: str = "float32"  # what `load_model` loaded it in ("float32" or "bfloat16")
 
 
 def cache_root() -> Path:
-    """$COLLAPSELAB_CACHE, else ~/.cache/collapselab: shared by runs, keyed by content hash."""
-    return Path(os.environ.get("COLLAPSELAB_CACHE", Path.home() / ".cache" / "collapselab"))
+    """The one cache directory (see `collapselab.cache.cache_dir`)."""
+    from collapselab.cache import cache_dir
+
+    return cache_dir()
 
 
 def content_hash(*parts: Any) -> str:
@@ -170,24 +175,6 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
-def load_pretrained(name: str, block: ModelBlock) -> LoadedModel:
-    """Load a pretrained model by name (local folder, $COLLAPSELAB_MODELS, or hub id)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
-
-    tokenizer = load_tokenizer(name)
-    cls = AutoModelForSeq2SeqLM if block.kind == "seq2seq" else AutoModelForCausalLM
-    try:
-        # Loaded to be trained: fp32 master weights (bf16 AdamW updates at lr 2e-5 mostly
-        # round away); training autocasts to bf16 on a GPU. Never bf16 on CPU: ~150x slower.
-        model = cls.from_pretrained(
-            resolve_model_path(name), dtype=torch.float32, attn_implementation="sdpa" if block.kind == "causal" else None
-        )
-    except OSError as e:
-        raise _not_found(name, e) from None
-    return LoadedModel(model.to(device()), tokenizer, block.kind == "seq2seq")
-
-
 def apply_lora(model, lora: LoraBlock):
     """Wrap `model` with fresh LoRA adapters; only the adapters are trainable."""
     from peft import LoraConfig, TaskType, get_peft_model
@@ -221,22 +208,44 @@ def save_model(model, tokenizer, folder: Path, extra_json: dict[str, Any] | None
     _atomic_dir(folder, write)
 
 
-def load_saved(folder: Path, is_seq2seq: bool = False, *, for_training: bool = False) -> LoadedModel:
-    """Load a folder written by `save_model`: fp32 when it will be trained (or on CPU),
-    bf16 on a GPU when it only generates and is evaluated."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+def model_dtype(*, for_training: bool) -> str:
+    """The one dtype policy: fp32 master weights for training (bf16 AdamW updates at lr 2e-5
+    mostly round away; training autocasts to bf16 on a GPU), bf16 for inference on a GPU,
+    fp32 for everything on a CPU (its bf16 matmul is ~150x slower)."""
+    return "bfloat16" if device() == "cuda" and not for_training else "float32"
 
-    if not (folder / "config.json").exists():
-        raise ModelError(f"{folder}: not a saved model folder (no config.json)")
-    dtype = torch.bfloat16 if device() == "cuda" and not for_training else torch.float32
-    cls = AutoModelForSeq2SeqLM if is_seq2seq else AutoModelForCausalLM
-    kw = {} if is_seq2seq else {"attn_implementation": "sdpa"}
-    model = cls.from_pretrained(folder, dtype=dtype, **kw).to(device())
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    tokenizer.padding_side = "left"
-    model.eval()
-    return LoadedModel(model, tokenizer, is_seq2seq)
+
+def load_model(source: str | Path, *, seq2seq: bool = False, for_training: bool) -> LoadedModel:
+    """Load a model and its tokenizer: the one loader of the project.
+
+    Args:
+        source: A saved model folder, a local HF folder, a name under `$COLLAPSELAB_MODELS`,
+            a catalogue name or a hub id (resolved by `resolve_model_path`).
+        seq2seq: An encoder-decoder model (else causal).
+        for_training: It will be trained: fp32 (see `model_dtype`), train mode left to the
+            trainer; else eval mode.
+
+    Returns:
+        The model on `device()`, its left-padding tokenizer, and the dtype it was loaded in.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    name = str(source)
+    if Path(name).is_dir() and not (Path(name) / "config.json").exists():
+        raise ModelError(f"{name}: not a model folder (no config.json)")
+    tokenizer = load_tokenizer(name)
+    dtype = model_dtype(for_training=for_training)
+    cls = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
+    kw = {} if seq2seq else {"attn_implementation": "sdpa"}
+    try:
+        model = cls.from_pretrained(resolve_model_path(name), dtype=getattr(torch, dtype), **kw)
+    except OSError as e:
+        raise _not_found(name, e) from None
+    model = model.to(device())
+    if not for_training:
+        model.eval()
+    return LoadedModel(model, tokenizer, seq2seq, dtype)
 
 
 def _atomic_dir(folder: Path, write) -> None:

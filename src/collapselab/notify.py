@@ -15,10 +15,11 @@ import os
 import time
 import urllib.request
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict
 
+from collapselab.config.operations import NotifyBlock
 from collapselab.events import (
     Event,
     GenerationFailed,
@@ -29,7 +30,6 @@ from collapselab.events import (
 )
 from collapselab.outbox import Outbox
 
-EventName = Literal["generation_started", "generation_finished", "generation_failed", "run_finished"]
 ALWAYS_SENT = ("generation_failed", "run_finished")
 # Shown in a finished-generation message when notify.metrics is not given, those present.
 KEY_METRICS = ("perplexity", "reference_perplexity", "exact_match", "f1", "accuracy", "distinct_2")
@@ -39,41 +39,17 @@ class _Block(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class WebhookBlock(_Block):
-    url: str | None = Field(None, description="URL each message is POSTed to as JSON: {'text': ...} (Slack-compatible) plus a 'collapselab' object with the event's fields; null: $COLLAPSELAB_WEBHOOK_URL (webhook URLs are often secrets).")
 
 
-class TelegramBlock(_Block):
-    token_env: str = Field("TELEGRAM_BOT_TOKEN", description="Environment variable holding the bot token.")
-    chat_id_env: str = Field("TELEGRAM_CHAT_ID", description="Environment variable holding the chat id.")
-    api_url: str = Field("https://api.telegram.org", description="Bot API server (a local Bot API server works too).")
 
 
-class NotifyBlock(_Block):
-    webhook: WebhookBlock | None = Field(None, description="Send to a webhook.")
-    telegram: TelegramBlock | None = Field(None, description="Send to a Telegram chat.")
-    events: list[EventName] = Field(
-        default_factory=lambda: ["generation_started", "generation_finished", "generation_failed", "run_finished"],
-        description="Which events send a message (a sweep: [generation_failed, run_finished] keeps a chat quiet).",
-    )
-    max_messages: int = Field(20, ge=1, description="Most messages one run sends; later started/finished messages are held back (failures and the run-finished message are always sent).")
-    metrics: list[str] | None = Field(None, description="Metrics a finished-generation message shows (default: those of perplexity, exact_match, f1, accuracy, distinct_2 present).")
-    timeout_s: float = Field(10.0, gt=0, description="Seconds one send may take.")
-    retries: int = Field(2, ge=0, description="Retries of a failed send before it is reported as not sent.")
-    drain_s: float = Field(30.0, ge=0, description="When the run ends, how long it waits for messages still queued; the rest are reported as not sent.")
-
-    @model_validator(mode="after")
-    def _somewhere(self) -> NotifyBlock:
-        if self.webhook is None and self.telegram is None:
-            raise ValueError("notify: give webhook, telegram or both")
-        return self
 
 
 class Notifier:
     """Listener that sends the run's events as messages (see the module docstring)."""
 
     def __init__(self, block: NotifyBlock, say: Callable[[str], None]) -> None:
-        from collapselab.config import ConfigError
+        from collapselab.errors import ConfigError
 
         self.block, self.say = block, say
         self.senders: list[tuple[Outbox, Callable[[str, dict[str, Any]], None]]] = []

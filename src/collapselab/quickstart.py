@@ -3,9 +3,9 @@ language (against a unigram baseline and by its samples), and did the replace ar
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from collapselab.metrics_file import read_metrics_file
 from collapselab.records import read_records
 from collapselab.rundir import gen_dir, load_run_config
 
@@ -15,7 +15,7 @@ def explain(run_dir: Path, n_samples: int = 3) -> dict[str, float]:
     seed, last = cfg.experiment.seeds[0], cfg.experiment.generations - 1
 
     def metric(arm: str, g: int, name: str) -> float:
-        return json.loads((gen_dir(run_dir, arm, seed, g) / "metrics.json").read_text())["metrics"][name]["value"]
+        return read_metrics_file(gen_dir(run_dir, arm, seed, g) / "metrics.json").metrics[name].value
 
     first = cfg.arms[0].name
     ppl0, uni = metric(first, 0, "perplexity"), metric(first, 0, "unigram_perplexity")

@@ -22,14 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from collapselab.config import ExperimentConfig, config_from_dict, dump_config
-from collapselab.errors import CollapselabError
+from collapselab.errors import RunError
 from collapselab.records import atomic_write_json, atomic_write_text
 
 PACKAGES = ["collapselab", "torch", "transformers", "tokenizers", "peft", "numpy", "pydantic", "pyarrow", "sqlalchemy"]
-
-
-class RunError(CollapselabError, ValueError):
-    """A run directory cannot be used as asked; the message says why and what to do."""
 
 
 def gen_dir(run_dir: Path, arm: str, seed: int, generation: int) -> Path:
@@ -76,6 +72,17 @@ def hardware() -> dict[str, Any]:
     return hw
 
 
+def runtime(cfg: ExperimentConfig) -> dict[str, str]:
+    """How models are run: the one dtype policy's choices (`models.model_dtype`) and the
+    generation backend; recorded in the manifest and in every generation's metrics.json."""
+    from collapselab.generation import generation_backend
+    from collapselab.metrics_file import Runtime
+    from collapselab.models import device, model_dtype
+
+    return Runtime(device=device(), train_dtype=model_dtype(for_training=True), infer_dtype=model_dtype(for_training=False),
+                   generation_backend=generation_backend(cfg.decoding)).model_dump()
+
+
 def manifest(cfg: ExperimentConfig, run_id: str) -> dict[str, Any]:
     versions = {}
     for p in PACKAGES:
@@ -86,7 +93,7 @@ def manifest(cfg: ExperimentConfig, run_id: str) -> dict[str, Any]:
     return {
         "run_id": run_id, "experiment": cfg.experiment.name, "created": datetime.now(UTC).isoformat(),
         "config_hash": cfg.config_hash(), "git_sha": git_sha(), "packages": versions, "python": sys.version.split()[0],
-        "seeds": cfg.experiment.seeds, "hardware": hardware(), "command": sys.argv,
+        "seeds": cfg.experiment.seeds, "hardware": hardware(), "runtime": runtime(cfg), "command": sys.argv,
     }
 
 
@@ -142,8 +149,3 @@ def supersede_from(run_dir: Path, cfg: ExperimentConfig, generation: int) -> lis
                     shutil.move(str(d), dest)
                     moved.append((arm.name, seed, g))
     return moved
-
-
-def read_metrics(folder: Path) -> dict[str, Any] | None:
-    p = folder / "metrics.json"
-    return json.loads(p.read_text()) if p.exists() else None

@@ -20,10 +20,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
+from collapselab.config.operations import TrackingBlock
 from collapselab.events import Event, GenerationFailed, GenerationFinished, RunFinished, RunStarted
 from collapselab.outbox import Outbox
 
@@ -34,22 +35,10 @@ class _Block(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class MlflowBlock(_Block):
-    tracking_uri: str = Field("sqlite:///mlflow.db", description="MLflow tracking URI: a SQLite file (works offline), a tracking server (http://host:5000), or a folder (./mlruns, with MLFLOW_ALLOW_FILE_STORE=true).")
-    experiment: str | None = Field(None, description="MLflow experiment name (default: experiment.name).")
 
 
-class WandbBlock(_Block):
-    project: str = Field("collapselab", description="W&B project.")
-    entity: str | None = Field(None, description="W&B entity (user or team); null: the default one.")
-    mode: Literal["offline", "online"] = Field("offline", description="offline writes run files to sync later (`wandb sync`), with no network.")
-    dir: str | None = Field(None, description="Folder of W&B's run files (default: the run directory).")
 
 
-class TrackingBlock(_Block):
-    mlflow: MlflowBlock | None = Field(None, description="Log to MLflow.")
-    wandb: WandbBlock | None = Field(None, description="Log to Weights & Biases.")
-    drain_s: float = Field(120.0, ge=0, description="When the run ends, how long it waits for tracker calls still queued; the rest are reported as not logged.")
 
 
 def flat_params(config: dict[str, Any], prefix: str = "") -> dict[str, str]:

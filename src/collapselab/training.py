@@ -22,14 +22,16 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from collapselab.batching import token_budget_batches
-from collapselab.config import TrainingBlock
+
+if TYPE_CHECKING:
+    from collapselab.config import TrainingBlock
 
 IGNORE = -100  # label of tokens that carry no loss (prompt tokens, padding)
 
@@ -59,10 +61,12 @@ def train_lm(
     *,
     eos_id: int,
     seed: int,
+    sequences: Sequence[Sequence[int]] = (),
     desc: str = "train",
     progress: bool = True,
 ) -> TrainResult:
-    """Train a causal LM on documents packed into blocks; loss on every token.
+    """Train a causal LM on documents packed into blocks, and on separate sequences; loss on
+    every token.
 
     Args:
         model: A transformers causal LM (or a peft model wrapping one), fp32.
@@ -70,6 +74,9 @@ def train_lm(
         cfg: Steps / epochs, optimizer, schedule, `seq_len` and the micro-batch token budget.
         eos_id: Separator appended after every document.
         seed: Seed of the data order (and of dropout).
+        sequences: Texts that never followed each other (e.g. generated continuations): each
+            is its own row `EOS ids` (the EOS gives its first token a context), cut to
+            `seq_len`, so no token attends across two of them. Batched by length.
         desc: Progress bar label.
         progress: Show a progress bar (with ETA) on stderr.
 
@@ -77,31 +84,52 @@ def train_lm(
         Per-step losses, steps, tokens trained on and seconds.
     """
     stream = torch.tensor([t for doc in docs for t in (*doc, eos_id)], dtype=torch.long)
-    if stream.numel() < 2:
-        raise ValueError("train_lm: docs hold no tokens")
+    rows = [[eos_id, *seq[: cfg.seq_len - 1]] for seq in sequences if len(seq)]
+    if stream.numel() < 2 and not rows:
+        raise ValueError("train_lm: docs and sequences hold no tokens")
     # Blocks start every seq_len tokens; as in nanoGPT a block's targets are the stream shifted
     # by one, so a block's last token is trained on the next block's first and every token
     # but the stream's first is a target. The ragged tail is one more, shorter block, padded
     # with EOS after its real tokens (causal attention never lets a real token see them).
-    starts = list(range(0, stream.numel() - 1, cfg.seq_len))
+    starts = list(range(0, stream.numel() - 1, cfg.seq_len)) if stream.numel() >= 2 else []
     per_batch = max(1, cfg.batch_tokens // cfg.seq_len)
+    row_lengths = [len(r) for r in rows]
+
+    def block_batch(chosen: list[int]) -> _Batch:
+        ids = torch.full((len(chosen), cfg.seq_len), eos_id, dtype=torch.long)  # (B, T)
+        labels = torch.full((len(chosen), cfg.seq_len), IGNORE, dtype=torch.long)
+        real = 0
+        for row, s in enumerate(chosen):
+            block = stream[s : s + cfg.seq_len]
+            targets = stream[s + 1 : s + cfg.seq_len + 1]
+            ids[row, : block.numel()] = block
+            labels[row, : targets.numel()] = targets
+            real += block.numel()
+        return _Batch({"input_ids": ids}, labels, real)
+
+    def row_batch(chosen: list[int]) -> _Batch:
+        # Right-padded, no mask: pads come after every real token (see _collate_causal).
+        width = max(row_lengths[i] for i in chosen)
+        ids = torch.full((len(chosen), width), eos_id, dtype=torch.long)  # (B, T)
+        labels = torch.full((len(chosen), width), IGNORE, dtype=torch.long)
+        for row, i in enumerate(chosen):
+            seq = torch.tensor(rows[i], dtype=torch.long)
+            ids[row, : seq.numel()] = seq
+            labels[row, : seq.numel() - 1] = seq[1:]
+        return _Batch({"input_ids": ids}, labels, sum(row_lengths[i] for i in chosen))
 
     def epoch(gen: torch.Generator) -> Iterator[_Batch]:
         order = torch.randperm(len(starts), generator=gen).tolist()
-        for first in range(0, len(order), per_batch):
-            chosen = [starts[i] for i in order[first : first + per_batch]]
-            ids = torch.full((len(chosen), cfg.seq_len), eos_id, dtype=torch.long)  # (B, T)
-            labels = torch.full((len(chosen), cfg.seq_len), IGNORE, dtype=torch.long)
-            real = 0
-            for row, s in enumerate(chosen):
-                block = stream[s : s + cfg.seq_len]
-                targets = stream[s + 1 : s + cfg.seq_len + 1]
-                ids[row, : block.numel()] = block
-                labels[row, : targets.numel()] = targets
-                real += block.numel()
-            yield _Batch({"input_ids": ids}, labels, real)
+        batches = [("block", [starts[i] for i in order[f : f + per_batch]]) for f in range(0, len(order), per_batch)]
+        if rows:
+            perm = torch.randperm(len(rows), generator=gen).tolist()
+            perm.sort(key=lambda i: row_lengths[i])
+            batches += [("rows", b) for b in token_budget_batches(row_lengths, cfg.batch_tokens, order=perm)]
+            batches = [batches[j] for j in torch.randperm(len(batches), generator=gen).tolist()]
+        for kind, chosen in batches:
+            yield block_batch(chosen) if kind == "block" else row_batch(chosen)
 
-    n_batches = math.ceil(len(starts) / per_batch)
+    n_batches = math.ceil(len(starts) / per_batch) + (len(token_budget_batches(row_lengths, cfg.batch_tokens)) if rows else 0)
     return _run(model, epoch, n_batches, cfg, seed=seed, desc=desc, progress=progress)
 
 

@@ -36,7 +36,7 @@ def test_lm_on_real_text(dataset, shared_data, tmp_path, monkeypatch):
     monkeypatch.setenv("COLLAPSELAB_DATA", str(shared_data))
     cfg = _config(tmp_path, "lm", dataset)
     cfg["evaluation"] = {"metrics": ["perplexity", "cross_entropy", "reference_perplexity"]}
-    run_dir = run_experiment(config_from_dict(cfg), report=lambda *_: None)
+    run_dir = run_experiment(config_from_dict(cfg))
     g0 = json.loads((run_dir / "replace/seed-0/gen-0/metrics.json").read_text())["metrics"]
     g1 = json.loads((run_dir / "replace/seed-0/gen-1/metrics.json").read_text())["metrics"]
     # one short epoch already beats a uniform guess over the 512-token vocabulary by far;
@@ -55,7 +55,7 @@ def test_qa_on_real_questions(dataset, shared_data, tmp_path, monkeypatch):
     monkeypatch.setenv("COLLAPSELAB_DATA", str(shared_data))
     cfg = _config(tmp_path, "qa", dataset)
     cfg["evaluation"] = {"metrics": ["exact_match", "f1"]}
-    run_dir = run_experiment(config_from_dict(cfg), report=lambda *_: None)
+    run_dir = run_experiment(config_from_dict(cfg))
     import pyarrow.parquet as pq
 
     test_ids = [r["example_id"] for r in pq.read_table(run_dir / "replace/seed-0/gen-1/predictions.parquet").to_pylist()]

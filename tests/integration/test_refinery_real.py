@@ -20,14 +20,14 @@ CONFIG = Path(__file__).resolve().parents[2] / "configs" / "refinery-squad.yaml"
 TINY = [
     "experiment.seeds=[0]", "data.train_size=40", "data.test_size=16",
     "model.scratch.d_model=48", "model.scratch.vocab_size=512", "model.pretrain.epochs=2", "refinery.generator_epochs=1",
-    "decoding.max_new_tokens=12", "evaluation.metrics=[exact_match,f1,rouge1,rouge2,rougeL,bertscore]",
+    "decoding.max_new_tokens=12", "evaluation.metrics=[exact_match,f1,has_ans_f1,no_ans_accuracy,rouge1,rouge2,rougeL,bertscore]",
 ]
 
 
 def test_refinery_squad_tiny_end_to_end(shared_data, tmp_path, monkeypatch):
     monkeypatch.setenv("COLLAPSELAB_DATA", str(shared_data))
     cfg = load_config(CONFIG, [*TINY, f"experiment.output_dir={tmp_path / 'runs'}"])
-    run_dir = run_experiment(cfg, db_url=f"sqlite:///{tmp_path / 'db.sqlite'}", report=lambda *_: None)
+    run_dir = run_experiment(cfg, db_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
     stats = json.loads((run_dir / "C-synthetic/seed-0/gen-0/refinery.json").read_text())
     # every configured filter ran, in order, each on what the previous ones left
     assert stats["filter_order"] == cfg.refinery.filters.order and set(stats["filters"]) == set(stats["filter_order"])

@@ -40,17 +40,17 @@ def _run(config: Path, overrides: list[str] | None, fresh: bool, run_id: str | N
     except ConfigError as e:
         _fail(str(e))
 
-    def report(item) -> None:
-        if isinstance(item, tuple):  # a generation finished: print its row
-            _, arm, seed, g, folder = item
-            run_dir = folder.parents[2]
-            rows = [r for r in generation_rows(run_dir) if (r["arm"], r["seed"], r["generation"]) == (arm, seed, g)]
-            console.print(table(rows, f"{cfg.experiment.name}: {arm} generation {g} (seed {seed})"))
-        else:
-            console.print(item)
+    def show(event) -> None:
+        from collapselab.events import GenerationFinished, Message
+
+        if isinstance(event, GenerationFinished):
+            rows = [r for r in generation_rows(event.run_dir) if (r["arm"], r["seed"], r["generation"]) == (event.arm, event.seed, event.generation)]
+            console.print(table(rows, f"{cfg.experiment.name}: {event.arm} generation {event.generation} (seed {event.seed})"))
+        elif isinstance(event, Message):
+            console.print(event.text)
 
     try:
-        run_dir = run_experiment(cfg, fresh=fresh, run_id=run_id, restart_from=restart_from, db_url=db, report=report)
+        run_dir = run_experiment(cfg, fresh=fresh, run_id=run_id, restart_from=restart_from, db_url=db, listeners=[show])
     except (ConfigError, DatasetError, RecordError, RunError, ModelError) as e:
         _fail(str(e))
     console.print(table(generation_rows(run_dir), f"{cfg.experiment.name}: all generations ({run_dir})"))

@@ -31,8 +31,9 @@ def get_source(name: str) -> Source:
 
 def cache_dir() -> Path:
     """Where downloads go: $COLLAPSELAB_CACHE/datasets (default ~/.cache/collapselab/datasets)."""
-    root = os.environ.get("COLLAPSELAB_CACHE") or Path.home() / ".cache" / "collapselab"
-    return Path(root) / "datasets"
+    from collapselab.cache import cache_dir as root
+
+    return root("datasets")
 
 
 def find_layout(name: str, folder: Path) -> Layout:

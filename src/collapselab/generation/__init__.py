@@ -19,13 +19,12 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
 
 from collapselab.batching import token_budget_batches
-from collapselab.config import DecodingBlock
 from collapselab.generation.causal import (
     TokenListener,
     common_prefix_lengths,
@@ -35,6 +34,9 @@ from collapselab.generation.causal import (
 )
 from collapselab.generation.sampling import GenerationError, PromptSampling
 from collapselab.generation.streams import prompt_keys
+
+if TYPE_CHECKING:
+    from collapselab.config import DecodingBlock
 
 __all__ = [
     "GenerationError",

@@ -8,14 +8,16 @@ own multinomial draw has nothing left to choose.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from collapselab.config import DecodingBlock
 from collapselab.generation.sampling import PromptSampling, draw, warpers
 from collapselab.generation.streams import uniforms
+
+if TYPE_CHECKING:
+    from collapselab.config import DecodingBlock
 
 
 def generation_config(model: Any, tokenizer: Any, decoding: DecodingBlock, max_new_tokens: int) -> Any:

@@ -14,13 +14,15 @@ import gc
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from collapselab.config import DecodingBlock
 from collapselab.generation.sampling import PromptSampling
 from collapselab.generation.streams import prompt_key
+
+if TYPE_CHECKING:
+    from collapselab.config import DecodingBlock
 
 # Share of the GPU vLLM may take: the rest stays for the HF model's activations between calls.
 GPU_MEMORY_UTILIZATION = 0.85

@@ -1,5 +1,11 @@
-"""Collapse metrics: a registry (`registry.py`) and one module per family."""
+"""Collapse metrics: a registry (`registry.py`) and one module per family.
 
+Importing this package registers every built-in metric (each family module registers its
+own on import), so `get_metric` always sees them; the registry itself imports no family.
+"""
+
+# The families register themselves; the registry above must be imported first.
+from collapselab.metrics import diversity, language, overlap, qa, sanity, semantic  # noqa: E402, F401, I001
 from collapselab.metrics.registry import (
     EvalInputs,
     MetricResult,
@@ -8,10 +14,11 @@ from collapselab.metrics.registry import (
     default_metrics,
     evaluate,
     get_metric,
+    metric_for_task,
     register_metric,
 )
 
 __all__ = [
     "EvalInputs", "MetricResult", "MetricValue", "all_metrics", "default_metrics",
-    "evaluate", "get_metric", "register_metric",
+    "evaluate", "get_metric", "metric_for_task", "register_metric",
 ]

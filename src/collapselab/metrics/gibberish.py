@@ -207,8 +207,9 @@ def cached_gibberish_scorer(human_texts: Sequence[str], *, heldout_fraction: flo
     """Fit on human texts (the last `heldout_fraction` held out for calibration), cached by content hash."""
     texts = [t for t in human_texts if t.strip()]
     digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:20]
-    cache = Path(os.environ.get("COLLAPSELAB_CACHE", Path.home() / ".cache" / "collapselab"))
-    path = cache / "gibberish" / f"v1-{digest}.npz"
+    from collapselab.cache import cache_dir
+
+    path = cache_dir("gibberish") / f"v1-{digest}.npz"
     if path.exists():
         return GibberishScorer.load(path)
     if len(texts) < 5:

@@ -52,7 +52,7 @@ def token_nll(
     return total, count, per_block
 
 
-def _test_blocks(inputs: EvalInputs) -> list[list[int]]:
+def packed_test_blocks(inputs: EvalInputs) -> list[list[int]]:
     key = ("test_blocks", inputs.seq_len)
     if key not in inputs.extra:
         texts = [r.text for r in inputs.test if r.text]
@@ -65,7 +65,7 @@ def _nll(inputs: EvalInputs, which: str) -> tuple[float, int, list[float]]:
     if key not in inputs.extra:
         model = inputs.model if which == "model" else inputs.reference_model
         desc = "evaluate: test perplexity" + ("" if which == "model" else " (reference model)")
-        inputs.extra[key] = token_nll(model, _test_blocks(inputs), inputs.batch_tokens, inputs.device, desc)
+        inputs.extra[key] = token_nll(model, packed_test_blocks(inputs), inputs.batch_tokens, inputs.device, desc)
     return inputs.extra[key]
 
 

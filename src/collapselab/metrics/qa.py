@@ -158,6 +158,27 @@ def f1_metric(inputs: EvalInputs) -> MetricValue:
     return _percent_metric(inputs, token_f1)
 
 
+def _subset_mean(inputs: EvalInputs, answerable: bool) -> tuple[float, int]:
+    preds, refs = qa_pairs(inputs)
+    scorer = token_f1 if answerable else exact_match
+    vals = [100.0 * scorer(p, r) for p, r in zip(preds, refs, strict=True) if bool(r) == answerable]
+    return (sum(vals) / len(vals) if vals else float("nan")), len(vals)
+
+
+@register_metric("has_ans_f1", task="qa", higher_is_better=True, version="1", needs=("predictions",))
+def has_ans_f1_metric(inputs: EvalInputs) -> MetricValue:
+    """SQuAD token F1 (0-100) over the answerable test questions only (the official HasAns_f1)."""
+    value, n = _subset_mean(inputs, True)
+    return MetricValue(value, None, {"HasAns_total": n})
+
+
+@register_metric("no_ans_accuracy", task="qa", higher_is_better=True, version="1", needs=("predictions",))
+def no_ans_accuracy_metric(inputs: EvalInputs) -> MetricValue:
+    """Share (0-100) of unanswerable test questions answered with no answer (the official NoAns_exact)."""
+    value, n = _subset_mean(inputs, False)
+    return MetricValue(value, None, {"NoAns_total": n})
+
+
 @register_metric("jaccard", task="qa", higher_is_better=True, version="1", needs=("predictions",))
 def jaccard_metric(inputs: EvalInputs) -> MetricValue:
     """Jaccard overlap (0-1) of normalised answer token sets, best reference."""

@@ -79,7 +79,7 @@ SYNTHETIC_DEFAULTS: list[str] = [
 # they load a sentence encoder, too slow for the CPU quickstart.
 TASK_DEFAULTS: dict[str, list[str]] = {
     "lm": ["perplexity", "cross_entropy", "reference_perplexity", *SYNTHETIC_DEFAULTS],
-    "qa": ["exact_match", "f1", "rouge1", "rouge2", "rougeL", "jaccard", "bertscore", "semantic_similarity",
+    "qa": ["exact_match", "f1", "has_ans_f1", "no_ans_accuracy", "rouge1", "rouge2", "rougeL", "jaccard", "bertscore", "semantic_similarity",
            "answer_in_context", "answer_length",
            # a short answer's perplexity without its question means little: not a qa default
            *(n for n in SYNTHETIC_DEFAULTS if n != "synthetic_perplexity")],
@@ -107,20 +107,21 @@ def register_metric(
     return wrap
 
 
-def _load_builtin() -> None:
-    # Importing the modules registers their metrics.
-    from collapselab.metrics import diversity, language, overlap, qa, sanity, semantic  # noqa: F401
-
-
 def get_metric(name: str) -> Metric:
-    _load_builtin()
     if name not in _REGISTRY:
         raise KeyError(f"unknown metric {name!r}; known: {sorted(_REGISTRY)}")
     return _REGISTRY[name]
 
 
+def metric_for_task(name: str, task: str) -> Metric:
+    """The metric `name`, checked to apply to `task` (raises KeyError / ValueError naming it)."""
+    m = get_metric(name)
+    if m.task not in ("any", task):
+        raise ValueError(f"{name!r} is a {m.task} metric, this is a {task} experiment")
+    return m
+
+
 def all_metrics() -> dict[str, Metric]:
-    _load_builtin()
     return dict(_REGISTRY)
 
 

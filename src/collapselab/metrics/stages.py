@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from collapselab.config import StageBlock
+if TYPE_CHECKING:
+    from collapselab.config import StageBlock
+
 
 StageName = Literal["A", "B", "C"]
 STAGE_MEANING = {"A": "knowledge preserved", "B": "fluent but wrong", "C": "collapsed"}
@@ -34,10 +36,10 @@ class Stage:
     retained: float | None  # share of generation 0's above-chance accuracy kept
 
 
-def collapse_stage(accuracy: float, gen0_accuracy: float, *, chance: float = 0.0, gibberish: float | None = None,
-                   thresholds: StageBlock | None = None) -> Stage:
-    """The stage of one generation (accuracies as fractions in [0, 1])."""
-    t = thresholds or StageBlock()
+def collapse_stage(accuracy: float, gen0_accuracy: float, *, thresholds: StageBlock, chance: float = 0.0,
+                   gibberish: float | None = None) -> Stage:
+    """The stage of one generation (accuracies as fractions in [0, 1]; thresholds: `evaluation.stages`)."""
+    t = thresholds
     for name, v in (("accuracy", accuracy), ("gen0_accuracy", gen0_accuracy), ("chance", chance)):
         if not 0.0 <= v <= 1.0:
             raise ValueError(f"{name} must be a fraction in [0, 1], got {v}")

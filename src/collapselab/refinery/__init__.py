@@ -10,16 +10,6 @@ quality filters that synthetic data passes through (each with a reason code).
 
 from __future__ import annotations
 
-from typing import Any
+from collapselab.refinery.builders import BuiltData, build_arm_data
 
 __all__ = ["BuiltData", "build_arm_data"]
-
-
-def __getattr__(name: str) -> Any:
-    # Lazy: collapselab.config imports refinery.config, and builders import the tasks
-    # (which import collapselab.config), so importing builders here would be circular.
-    if name in __all__:
-        from collapselab.refinery import builders
-
-        return getattr(builders, name)
-    raise AttributeError(f"module 'collapselab.refinery' has no attribute {name!r}")

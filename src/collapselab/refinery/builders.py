@@ -19,12 +19,16 @@ import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collapselab.records import Record
 from collapselab.refinery import strategies as st
 from collapselab.refinery.pipeline import run_filters
-from collapselab.tasks import QA_ANSWER_TOKENS, qa_prompt_ids, qa_target
+from collapselab.seeds import step_seed as derive_seed
+from collapselab.tasks.qa import answer_questions, training_pairs
+
+if TYPE_CHECKING:
+    from collapselab.lab import Lab
 
 
 @dataclass(slots=True)
@@ -34,7 +38,7 @@ class BuiltData:
     stats: dict[str, Any] = field(default_factory=dict)  # refinery.json / metrics.json "refinery"
 
 
-def build_arm_data(lab, arm, seed: int, step_seed: int) -> BuiltData:
+def build_arm_data(lab: Lab, arm, seed: int, step_seed: int) -> BuiltData:
     """The generation-0 data of a `contaminated` or `synthetic` arm (engine contract)."""
     model, log = generator(lab, seed)
     if arm.data == "contaminated":
@@ -51,72 +55,70 @@ def build_arm_data(lab, arm, seed: int, step_seed: int) -> BuiltData:
 # ---------------------------------------------------------------- the generator
 
 
-def generator_dir(lab, seed: int) -> Path:
+def generator_dir(lab: Lab, seed: int) -> Path:
     return lab.run_dir / "refinery-generator" / f"seed-{seed}"
 
 
-def generator(lab, seed: int) -> tuple[Any, dict[str, Any]]:
+def generator(lab: Lab, seed: int) -> tuple[Any, dict[str, Any]]:
     """The base model fine-tuned on the human seed in QA + QG format (trained once per seed)."""
-    from collapselab.engine import _load, prepare_scratch_base, step_seed
-    from collapselab.models import apply_lora, load_pretrained, save_model
+    from collapselab.models import save_model
+    from collapselab.starts import base_source, fine_tune_start, load_for_inference
     from collapselab.training import train_supervised
 
     cfg, folder = lab.cfg, generator_dir(lab, seed)
     if not (folder / "config.json").exists():
-        if cfg.model.name == "scratch":
-            base = prepare_scratch_base(lab, seed)
-            model, base_name = _load(base, cfg).model, f"scratch base {base.name}"
-        else:
-            model, base_name = load_pretrained(cfg.model.name, cfg.model).model, cfg.model.name
-            model = apply_lora(model, cfg.model.lora) if cfg.model.lora else model
+        model = fine_tune_start(lab, seed)  # the same start as an `init: base` arm: fp32, LoRA if configured
         recipe = cfg.training.model_copy(update={"epochs": cfg.refinery.generator_epochs, "max_steps": None})
         result = train_supervised(model, generator_pairs(lab), recipe, pad_id=lab.tokenizer.pad_token_id,
-                                  seed=step_seed(seed, 0, "refinery-generator"), desc="train refinery generator")
-        log = {"losses": result.losses, "steps": result.steps, "tokens": result.tokens, "seconds": result.seconds, "base": base_name}
+                                  seed=derive_seed(seed, 0, "refinery-generator"), desc="train refinery generator")
+        log = {"losses": result.losses, "steps": result.steps, "tokens": result.tokens, "seconds": result.seconds,
+               "base": base_source(lab, seed)}
         save_model(model, lab.tokenizer, folder, extra_json={"train_log.json": log})
     log = json.loads((folder / "train_log.json").read_text())
-    return _load(folder, cfg).model, log
+    return load_for_inference(lab, folder), log
 
 
-def generator_pairs(lab) -> list[tuple[list[int], list[int]]]:
+def generator_pairs(lab: Lab) -> list[tuple[list[int], list[int]]]:
     """(prompt, target) ids: every human record once as QA and once as question generation."""
-    tok, limit = lab.tokenizer, lab.max_positions
+    fmt, limit = lab.prompt_format, lab.max_positions
     q_max = lab.cfg.refinery.max_question_tokens
     pairs = []
-    for r in lab.human.train:
-        answer = st.answer_of(r)
-        target = tok(qa_target(answer), add_special_tokens=False)["input_ids"][:QA_ANSWER_TOKENS] + [tok.eos_token_id]
-        pairs.append((qa_prompt_ids(tok, r, limit - len(target)), target))
-        q = tok(f" {r.question}", add_special_tokens=False)["input_ids"][:q_max] + [tok.eos_token_id]
-        pairs.append((st.qg_prompt_ids(tok, r.context or "", answer, limit - len(q)), q))
+    for r, qa in zip(lab.human.train, training_pairs(lab, lab.human.train), strict=True):
+        pairs.append(qa)
+        q = fmt.target(r.question or "", q_max)
+        pairs.append((fmt.qg(r.context or "", st.answer_of(r), limit - len(q)).ids, q))
     return pairs
 
 
-def _texts(lab, model, prompts: list[list[int]], max_new: int, seed: int, desc: str) -> list[str]:
+def _questions(lab: Lab, model, drafts: list[tuple[str, str]], seed: int, desc: str) -> list[str]:
+    """Generated questions for (context, answer) drafts (one line each)."""
     from collapselab.generation import generate
 
-    outs = generate(model, lab.tokenizer, prompts, lab.cfg.decoding, max_new_tokens=max_new, seed=seed, desc=desc)
-    return [lab.tokenizer.decode(o, skip_special_tokens=True).strip() for o in outs]
+    fmt, q_max = lab.prompt_format, lab.cfg.refinery.max_question_tokens
+    prompts = [fmt.qg(c, a, lab.max_positions - q_max).ids for c, a in drafts]
+    outs = generate(model, lab.tokenizer, prompts, lab.cfg.decoding, max_new_tokens=q_max, seed=seed, desc=desc)
+    return [lab.tokenizer.decode(o, skip_special_tokens=True).strip().split("\n", 1)[0].strip() for o in outs]
 
 
-def _tag(lab, seed: int, strategy: str) -> str:
+def _tag(lab: Lab, seed: int, strategy: str) -> str:
     cfg = lab.cfg
     return json.dumps({"model": cfg.model.name, "generator": "base fine-tuned on the human seed (QA + question generation)",
-                       "decoding": cfg.decoding.model_dump(mode="json"), "strategy": strategy, "seed": seed}, sort_keys=True)
+                       "decoding": cfg.decoding.model_dump(mode="json"), "strategy": strategy, "seed": seed,
+                       **lab.prompt_format.describe("qg" if strategy.startswith(("question", "context")) else "qa")}, sort_keys=True)
 
 
 # ---------------------------------------------------------------- contaminated
 
 
-def build_contaminated(lab, model, seed: int, step_seed: int) -> BuiltData:
+def build_contaminated(lab: Lab, model, seed: int, step_seed: int) -> BuiltData:
     from collapselab.refinery.filters import normalize
 
     human, share = lab.human.train, lab.cfg.refinery.contamination_share
     rng = random.Random(step_seed)
     paraphrased = set(rng.sample(range(len(human)), round(share * len(human))))
     ai = [i for i in range(len(human)) if i not in paraphrased]
-    prompts = [qa_prompt_ids(lab.tokenizer, human[i], lab.max_positions - QA_ANSWER_TOKENS) for i in ai]
-    answers = dict(zip(ai, _texts(lab, model, prompts, QA_ANSWER_TOKENS, step_seed, "contaminate: answer"), strict=True))
+    generated = answer_questions(lab, model, [human[i] for i in ai], lab.cfg.decoding, step_seed, "contaminate: answer")
+    answers = dict(zip(ai, generated, strict=True))
     records, in_context, changed = [], 0, 0
     for i, r in enumerate(human):
         strategy = "answer_paraphrase" if i in paraphrased else "generator_answer"
@@ -139,11 +141,11 @@ def build_contaminated(lab, model, seed: int, step_seed: int) -> BuiltData:
 # ---------------------------------------------------------------- synthetic
 
 
-def build_synthetic(lab, model, seed: int, step_seed: int) -> BuiltData:
+def build_synthetic(lab: Lab, model, seed: int, step_seed: int) -> BuiltData:
     from collapselab.metrics.qa import token_f1
     from collapselab.refinery.filters import answer_present
 
-    rc, human, tok = lab.cfg.refinery, lab.human.train, lab.tokenizer
+    rc, human = lab.cfg.refinery, lab.human.train
     target = max(1, round(rc.expansion_factor * len(human)))
     rng = random.Random(step_seed)
     order = list(range(len(human)))
@@ -172,12 +174,11 @@ def build_synthetic(lab, model, seed: int, step_seed: int) -> BuiltData:
             per[s]["not_applicable"] += 1
     drafts = [d for d in drafts if d is not None]
     ask = [i for i, d in enumerate(drafts) if d[4] is None]
-    q_prompts = [st.qg_prompt_ids(tok, drafts[i][2], drafts[i][3], lab.max_positions - rc.max_question_tokens) for i in ask]
-    questions = dict(zip(ask, _texts(lab, model, q_prompts, rc.max_question_tokens, step_seed, "refinery: questions"), strict=True))
+    asked = _questions(lab, model, [(drafts[i][2], drafts[i][3]) for i in ask], step_seed, "refinery: questions")
+    questions = dict(zip(ask, asked, strict=True))
     variants = [i for i in ask if drafts[i][1] == "question_variants"]
     probe = [Record(id="q", context=drafts[i][2], question=questions[i]) for i in variants]
-    a_prompts = [qa_prompt_ids(tok, r, lab.max_positions - QA_ANSWER_TOKENS) for r in probe]
-    answered = dict(zip(variants, _texts(lab, model, a_prompts, QA_ANSWER_TOKENS, step_seed + 1, "refinery: answers"), strict=True))
+    answered = dict(zip(variants, answer_questions(lab, model, probe, lab.cfg.decoding, step_seed + 1, "refinery: answers"), strict=True))
     candidates = []
     for i, (parent, s, c, a, q, _span) in enumerate(drafts):
         answer = answered.get(i, a)

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from collapselab.config.refinery import FiltersConfig
 from collapselab.records import Record
-from collapselab.refinery.config import FiltersConfig
 
 EXACT_DUPLICATE = "exact_duplicate"
 NEAR_DUPLICATE = "near_duplicate"

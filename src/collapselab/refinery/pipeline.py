@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from collapselab.config.refinery import FiltersConfig
 from collapselab.records import Record
-from collapselab.refinery.config import FiltersConfig
 from collapselab.refinery.filters import FILTERS, FilterContext, Rejection
 
 

@@ -1,8 +1,7 @@
 """Prompts and strategies that turn a human seed QA record into new candidates.
 
-The generator is the base model fine-tuned on the human seed in two formats: answering
-(`tasks.qa_prompt`: "Context / Question / Answer:") and question generation
-(`QG`: "Context / Answer / Question:"). What each strategy produces:
+The generator is the base model fine-tuned on the human seed in two formats, answering and
+question generation (both from `collapselab.prompts`). What each strategy produces:
 
 - question_paraphrase: same context and answer, a question the generator writes for
   that answer (with sampling, so it words it its own way).
@@ -35,20 +34,6 @@ SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 SPAN = re.compile(r"\b(?:\d[\d,.]*\d|\d|[A-Z][\w'-]+(?:\s+(?:of\s+)?[A-Z][\w'-]+)*)\b")
 CLAUSE_END = re.compile(r"[.,;:!?()\"]")
 NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
-
-
-def qg_prompt(context: str, answer: str) -> str:
-    """The question-generation prompt; the target is ' ' + question."""
-    return f"Context: {context}\nAnswer: {answer}\nQuestion:"
-
-
-def qg_prompt_ids(tokenizer, context: str, answer: str, max_len: int) -> list[int]:
-    """QG prompt ids, the context cut from the left when the prompt is longer than `max_len`
-    (the answer and the question cue are never cut), as `tasks.qa_prompt_ids` does."""
-    tail = tokenizer(f"\nAnswer: {answer}\nQuestion:", add_special_tokens=False)["input_ids"]
-    head = tokenizer(f"Context: {context}", add_special_tokens=False)["input_ids"]
-    keep = max(0, max_len - len(tail))
-    return head[-keep:] + tail if keep else tail[-max_len:]
 
 
 def answer_of(r: Record) -> str:

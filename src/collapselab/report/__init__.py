@@ -36,6 +36,7 @@ def write_report(run_dir: Path, out_dir: Path | None = None) -> ReportPaths:
     outcomes.main_table(run, doc)
     outcomes.comparisons(run, doc, figdir)
     outcomes.per_generation(run, doc, figdir)
+    outcomes.knowledge_and_stages(run, doc)
     details.dataset_statistics(run, doc)
     details.filter_effectiveness(run, doc, figdir)
     details.sample_predictions(run, doc)

@@ -16,8 +16,10 @@ from typing import Any
 
 from collapselab.config import ExperimentConfig
 from collapselab.errors import CollapselabError
+from collapselab.metrics_file import read_metrics_file
 from collapselab.records import Record, read_records
 from collapselab.rundir import gen_dir, is_done, load_run_config
+from collapselab.tasks import Task
 
 
 class ReportError(CollapselabError, ValueError):
@@ -62,6 +64,13 @@ class RunData:
     @property
     def recursive(self) -> bool:
         return self.cfg.experiment.generations > 1
+
+    @cached_property
+    def task(self) -> Task:
+        """The run's task object: what its metrics mean and how its records look."""
+        from collapselab.tasks import get_task
+
+        return get_task(self.cfg.experiment.task)
 
     @cached_property
     def data_kind(self) -> dict[str, str]:
@@ -120,9 +129,8 @@ def load_run(run_dir: Path) -> RunData:
             for g in range(cfg.experiment.generations):
                 folder = gen_dir(run_dir, arm.name, seed, g)
                 if is_done(folder):
-                    doc = json.loads((folder / "metrics.json").read_text())
-                    values = {k: v["value"] for k, v in doc["metrics"].items()}
-                    gens.append(Generation(arm.name, seed, g, folder, values, doc))
+                    doc = read_metrics_file(folder / "metrics.json")
+                    gens.append(Generation(arm.name, seed, g, folder, doc.values(), doc.model_dump()))
     if not gens:
         raise ReportError(f"{run_dir}: no finished generation yet (no DONE file); run it first")
     return RunData(run_dir, cfg, json.loads((run_dir / "manifest.json").read_text()), gens)

@@ -29,7 +29,7 @@ def _mean(xs: list[float]) -> str:
 def dataset_statistics(run: RunData, doc: Document) -> None:
     doc.add(Heading("Dataset statistics"))
     seed = run.seeds[0]
-    qa = run.cfg.experiment.task == "qa"
+    qa = run.task.answers_questions
     rows = []
     for arm in run.arms:
         for g in sorted((x for x in run.gens if x.arm == arm and x.seed == seed), key=lambda x: x.generation):
@@ -47,7 +47,7 @@ def dataset_statistics(run: RunData, doc: Document) -> None:
     header += ["mean question words", "mean answer words", "unique questions", "no-answer share"] if qa else ["mean words", "unique texts"]
     doc.add(Table(header, rows, caption=f"Training set of each generation (seed {seed})"))
     test = run.predictions(run.gens[0])
-    doc.add(Para(f"Held-out human test set: {len(test)} {'questions' if qa else 'scored blocks'}, shared by every arm and generation."))
+    doc.add(Para(f"Held-out human test set: {len(test)} {run.task.test_unit}s, shared by every arm and generation."))
 
 
 def filter_effectiveness(run: RunData, doc: Document, figdir: Path) -> None:
@@ -101,7 +101,7 @@ def filter_effectiveness(run: RunData, doc: Document, figdir: Path) -> None:
 def sample_predictions(run: RunData, doc: Document) -> None:
     doc.add(Heading("Sample predictions"))
     seed, g = run.seeds[0], run.last_generation
-    if run.cfg.experiment.task != "qa":
+    if not run.task.answers_questions:
         rows = []
         for arm in run.arms:
             for gen in sorted({0, g}):

@@ -22,11 +22,13 @@ LABELS: dict[str, tuple[str, str]] = {
     "cross_entropy": ("cross-entropy", "nats/token"), "distinct_2": ("distinct-2", "synthetic, 0-1"),
     "self_bleu": ("self-BLEU", "synthetic, 0-100"), "tail_coverage": ("tail coverage", "synthetic, 0-1"),
     "gibberish_rate": ("gibberish rate", "synthetic, share"), "duplicate_rate": ("duplicate rate", "synthetic, share"),
+    "has_ans_f1": ("HasAns F1", "%"), "no_ans_accuracy": ("NoAns accuracy", "%"), "mmlu_accuracy": ("MMLU accuracy", "0-1"),
 }
-MAIN = {"qa": ["exact_match", "f1", "rouge1", "rouge2", "rougeL", "bertscore"],
-        "lm": ["perplexity", "reference_perplexity", "cross_entropy", "distinct_2", "self_bleu", "gibberish_rate"]}
-PRIMARY = {"lm": "perplexity"}  # qa: refinery.success.metric
-PERCENT = {"exact_match", "f1", "jaccard", "answer_in_context"}  # 0-100 scales
+# Shown in their own section (knowledge_and_stages), not as per-generation curves.
+STAGE_METRICS = ("collapse_stage",)
+
+
+MMLU_PARTS = ("mmlu_accuracy.", "mmlu_")  # per group / subject / extra format: the MMLU section's
 
 
 def label(metric: str) -> str:
@@ -54,7 +56,12 @@ def summary(run: RunData, arm: str, generation: int, metric: str) -> Summary | N
 
 
 def primary_metric(run: RunData) -> str:
-    return PRIMARY.get(run.cfg.experiment.task, run.cfg.refinery.success.metric)
+    return run.task.primary_metric(run.cfg)
+
+
+def percent(run: RunData, metric: str) -> bool:
+    """The metric is on a 0-100 scale (shown /100 beside 0-1 ones)."""
+    return metric in run.task.percent_metrics
 
 
 def overview(run: RunData, doc: Document) -> None:
@@ -91,7 +98,7 @@ def success_criteria(run: RunData, doc: Document) -> None:
 
 
 def main_table(run: RunData, doc: Document) -> None:
-    metrics = MAIN[run.cfg.experiment.task]
+    metrics = list(run.task.main_metrics)
     g = run.last_generation
     doc.add(Heading("Main results"))
     rows = [[f"`{arm}`", run.data_kind[arm]] + [cell(summary(run, arm, g, m)) for m in metrics] for arm in run.arms]
@@ -111,10 +118,10 @@ def comparisons(run: RunData, doc: Document, figdir: Path) -> None:
     else:
         path = figures.bar_comparison(arms, sums, label(primary), f"{label(primary)} by arm, generation {g}", figdir / "primary.png")
         doc.add(Figure(path, f"{label(primary)} per arm at generation {g}; error bars: 95 % CI over seeds ({len(run.seeds)} seed(s))."))
-    metrics = [m for m in MAIN[run.cfg.experiment.task] if all(summary(run, a, g, m) for a in arms)]
+    metrics = [m for m in run.task.main_metrics if all(summary(run, a, g, m) for a in arms)]
     doc.add(Heading("All main metrics"))
-    if run.cfg.experiment.task == "qa" and metrics:
-        scaled = {a: [_scale(summary(run, a, g, m), 0.01 if m in PERCENT else 1.0) for m in metrics] for a in arms}
+    if run.task.percent_metrics and metrics:  # scores that share one 0-1 scale
+        scaled = {a: [_scale(summary(run, a, g, m), 0.01 if percent(run, m) else 1.0) for m in metrics] for a in arms}
         path = figures.grouped_bars([LABELS[m][0] for m in metrics], arms, scaled, "score (0-1; EM and F1 divided by 100)",
                                     f"Main metrics by arm, generation {g}", figdir / "metrics.png")
         doc.add(Figure(path, "Every main metric on one 0-1 scale; error bars: 95 % CI over seeds."))
@@ -156,8 +163,8 @@ def _gap(run: RunData, doc: Document, figdir: Path, metrics: list[str]) -> None:
         return
     rows = [[f"`{a}`"] + [fmt(v.mean) for v in values[a]] for a in arms]
     doc.add(Table(["arm"] + [label(m) for m in metrics], rows, caption=f"Gap: {what}, in each metric's units"))
-    if run.cfg.experiment.task == "qa":  # one 0-1 scale, so EM/F1 (0-100) do not dwarf ROUGE
-        plotted = {a: [_scale(v, 0.01 if m in PERCENT else 1.0) for v, m in zip(values[a], metrics, strict=True)] for a in arms}
+    if run.task.percent_metrics:  # one 0-1 scale, so EM/F1 (0-100) do not dwarf ROUGE
+        plotted = {a: [_scale(v, 0.01 if percent(run, m) else 1.0) for v, m in zip(values[a], metrics, strict=True)] for a in arms}
         ylabel = "difference (0-1 scale; EM and F1 divided by 100)"
     else:  # perplexities and rates: relative change
         ref = {a: [summary(run, base_arm if roles else a, 0 if not roles else g, m) for m in metrics] for a in arms}
@@ -175,7 +182,7 @@ def per_generation(run: RunData, doc: Document, figdir: Path) -> None:
         doc.add(Para("One generation per arm: no per-generation curves in this run."))
         return
     gens = list(range(run.last_generation + 1))
-    names = run.metric_names
+    names = [m for m in run.metric_names if m not in STAGE_METRICS and (m == "mmlu_accuracy" or not m.startswith(MMLU_PARTS))]
     series = {m: {a: [summary(run, a, g, m) for g in gens] for a in run.arms} for m in names}
     rows = [[label(m), f"`{a}`"] + [cell(s) for s in series[m][a]] for m in names for a in run.arms]
     doc.add(Table(["metric", "arm"] + [f"gen {g}" for g in gens], rows, caption="Mean over seeds ± 95 % CI half-width"))
@@ -188,3 +195,32 @@ def per_generation(run: RunData, doc: Document, figdir: Path) -> None:
             doc.add(Figure(path, f"{title}; shaded: 95 % CI over seeds."))
         else:
             doc.add(Para(f"No {key} metrics were computed per generation in this run."))
+
+
+def knowledge_and_stages(run: RunData, doc: Document) -> None:
+    """MMLU accuracy by group per generation, and the collapse stage A/B/C of every generation."""
+    doc.add(Heading("Knowledge retention and collapse stages"))
+    gens = list(range(run.last_generation + 1))
+    groups = sorted({m for m in run.metric_names if m.startswith("mmlu_accuracy.group.")})
+    if "mmlu_accuracy" in run.metric_names:
+        rows = []
+        for arm in run.arms:
+            for m in ["mmlu_accuracy", *groups]:
+                name = "all questions" if m == "mmlu_accuracy" else m.removeprefix("mmlu_accuracy.group.").replace("_", " ")
+                rows.append([f"`{arm}`", name] + [cell(summary(run, arm, g, m)) for g in gens])
+        fmt_ = run.cfg.evaluation.mmlu.formats[0] if run.cfg.evaluation.mmlu else "?"
+        doc.add(Table(["arm", "MMLU"] + [f"gen {g}" for g in gens], rows,
+                      caption=f"MMLU accuracy (0-1, chance 0.25; format {fmt_}) per subject group and generation; per-subject values are in metrics.json and the database"))
+    else:
+        doc.add(Para("MMLU was not evaluated in this run (`evaluation.mmlu` is not set)."))
+    staged = [g for g in run.gens if "collapse_stage" in g.doc["metrics"]]
+    if not staged:
+        doc.add(Para("No collapse stage: this task gives no accuracy of its own and MMLU was not evaluated."))
+        return
+    rows = []
+    for g in sorted(staged, key=lambda x: (run.arms.index(x.arm), x.seed, x.generation)):
+        d = g.doc["metrics"]["collapse_stage"]["details"]
+        rows.append([f"`{g.arm}`", str(g.seed), str(g.generation), f"**{d['stage']}**", d["reason"],
+                     fmt(d["retained"]) if d.get("retained") is not None else "not defined"])
+    doc.add(Table(["arm", "seed", "gen", "stage", "why", "share of gen-0 above-chance accuracy kept"], rows,
+                  caption="Collapse stage per generation: A knowledge preserved, B fluent but wrong, C collapsed (`evaluation.stages`)"))

@@ -9,8 +9,6 @@ has its schema upgraded to the newest migration.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +16,14 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from collapselab.errors import CollapselabError
+from collapselab.errors import StoreError
+from collapselab.store.transactions import is_sqlite, read_transaction, write_transaction
 
 DEFAULT_URL = "sqlite:///runs/collapselab.db"
 ENV_VAR = "COLLAPSELAB_DB"
 # How long a SQLite connection waits for another writer before failing; a generation's
 # transaction takes milliseconds, so 60 s only ever trips on a stuck process.
 BUSY_TIMEOUT_MS = 60_000
-
-
-class StoreError(CollapselabError, RuntimeError):
-    """The results database or a run directory is not what the store expects; says which."""
 
 
 def resolve_url(db_url: str | None) -> str:
@@ -44,10 +39,6 @@ def require_database(db_url: str | None) -> None:
             raise StoreError(
                 f"no results database at {url.database}; record a run first, or pass --db / set ${ENV_VAR}"
             )
-
-
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
 
 
 def connect(db_url: str | None = None, *, migrate: bool = True) -> Engine:
@@ -97,23 +88,4 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     return engine
 
 
-@contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """One transaction for a write: committed as a whole or not at all."""
-    with engine.connect().execution_options(collapselab_write=True) as conn, conn.begin():
-        yield conn
-
-
-@contextmanager
-def read_transaction(engine: Engine) -> Iterator[Connection]:
-    """One consistent snapshot for a query that reads several tables.
-
-    SQLite: a WAL read transaction sees one snapshot. PostgreSQL: READ COMMITTED takes a
-    snapshot per statement, so a multi-statement read could straddle a commit; REPEATABLE
-    READ keeps one for the whole transaction.
-    """
-    conn = engine.connect()
-    if not is_sqlite(engine):
-        conn = conn.execution_options(isolation_level="REPEATABLE READ")
-    with conn, conn.begin():
-        yield conn
+__all__ = ["DEFAULT_URL", "StoreError", "connect", "is_sqlite", "read_transaction", "require_database", "resolve_url", "write_transaction"]

@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from collapselab.errors import RunError
+from collapselab.metrics_file import read_metrics_file
 from collapselab.store.db import StoreError
 
 # Files indexed in `data_files`; model weights are left out (large, and the model folder
@@ -23,6 +25,7 @@ DATA_FILES: dict[str, str] = {
     "rejected.parquet": "rejected",
     "predictions.parquet": "predictions",
     "metrics.json": "metrics",
+    "synthetic_scores.parquet": "synthetic_scores",
 }
 REQUIRED_FILES = (
     "DONE",
@@ -164,53 +167,40 @@ def read_generation(
     done = load_json(gdir / "DONE")
     finished = _get(done, "finished", str, str(gdir / "DONE"))
     mpath = gdir / "metrics.json"
-    m = load_json(mpath)
+    try:
+        m = read_metrics_file(mpath)
+    except RunError as e:
+        raise StoreError(str(e)) from None
     metrics_text = mpath.read_text(encoding="utf-8")
     where = str(mpath)
     for k, expected in (("arm", arm), ("seed", seed), ("generation", generation)):
-        found = _get(m, k, type(expected), where)
+        found = getattr(m, k)
         if found != expected:
             raise StoreError(
                 f"{where}: key {k!r} is {found!r} but the file lies in the directory for {k} {expected!r}"
             )
-    train = _get(m, "train", dict, where)
-    timings = _get(m, "timings", dict, where)
-    sizes = _get(m, "sizes", dict, where)
-    losses = _get(train, "losses", list, where, "train")
-    for i, loss in enumerate(losses):
-        if not isinstance(loss, int | float) or isinstance(loss, bool):
-            raise StoreError(f"{where}: key 'train.losses.{i}': expected a number, got {loss!r}")
-    num = (int, float)
     generation_row = {
         **key,
         "status": "done",
         "finished": finished,
-        "train_s": _float(_timing(timings, "train_s", where)),
-        "generate_s": _float(_timing(timings, "generate_s", where)),
-        "evaluate_s": _float(_timing(timings, "evaluate_s", where)),
-        "train_losses": dumps([float(x) for x in losses]),
-        "train_steps": _get(train, "steps", int, where, "train", nullable=True),
-        "train_tokens": _get(train, "tokens", int, where, "train", nullable=True),
-        "train_seconds": _float(_get(train, "seconds", num, where, "train", nullable=True)),
-        "train_records": _get(sizes, "train_records", int, where, "sizes"),
-        "synthetic_records": _get(sizes, "synthetic_records", int, where, "sizes"),
+        "train_s": m.timings.get("train_s"),
+        "generate_s": m.timings.get("generate_s"),
+        "evaluate_s": m.timings.get("evaluate_s"),
+        "train_losses": dumps(m.train.losses),
+        "train_steps": m.train.steps,
+        "train_tokens": m.train.tokens,
+        "train_seconds": m.train.seconds,
+        "train_records": m.sizes.train_records,
+        "synthetic_records": m.sizes.synthetic_records,
         "metrics_json": metrics_text,
     }
-    metric_rows = []
-    for name, entry in sorted(_get(m, "metrics", dict, where).items()):
-        w = f"metrics.{name}"
-        metric_rows.append(
-            {
-                **key,
-                "name": name,
-                "value": _float(_get(entry, "value", num, where, w, nullable=True)),
-                "version": _get(entry, "version", str, where, w),
-                "higher_is_better": _get(entry, "higher_is_better", bool, where, w),
-                "details": dumps(_get(entry, "details", dict, where, w)),
-            }
-        )
+    metric_rows = [
+        {**key, "name": name, "value": entry.value, "version": entry.version,
+         "higher_is_better": entry.higher_is_better, "details": dumps(entry.details)}
+        for name, entry in sorted(m.metrics.items())
+    ]
     refinery_rows, rejection_rows = [], []
-    ref = _get(m, "refinery", dict, where, nullable=True)
+    ref = m.refinery
     if ref is not None:
         w = "refinery"
         refinery_rows.append(

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from collapselab.config import ConfigError
+from collapselab.errors import ConfigError
 from collapselab.records import atomic_write_json
 from collapselab.sweep.config import SweepBlock
 from collapselab.sweep.plan import SweepPlan, Trial, trial_progress

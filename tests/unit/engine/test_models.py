@@ -10,7 +10,7 @@ from collapselab.config import ScratchArchitecture, config_from_dict
 from collapselab.engine import run_experiment
 from collapselab.models import (
     build_scratch_model,
-    load_saved,
+    load_model,
     resolve_model_path,
     save_model,
     train_tokenizer,
@@ -42,12 +42,12 @@ def test_lora_run_from_a_models_folder_saves_merged_full_models(tiny_pretrained,
     cfg = tiny_config(tiny_lm_data, tmp_path / "runs", generations=2)
     cfg["model"] = {"name": "tiny-llama", "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}}
     cfg["arms"] = [{"name": "base", "init": "base", "mix": "replace"}]
-    run_dir = run_experiment(config_from_dict(cfg), report=lambda *_: None)
-    before = load_saved(tiny_pretrained).model.state_dict()
+    run_dir = run_experiment(config_from_dict(cfg))
+    before = load_model(tiny_pretrained, for_training=False).model.state_dict()
     for g in range(2):
         folder = run_dir / "base/seed-0" / f"gen-{g}" / "model"
         assert not (folder / "adapter_config.json").exists()  # adapters merged: a full HF folder
-        after = load_saved(folder).model.state_dict()
+        after = load_model(folder, for_training=False).model.state_dict()
         assert set(after) == set(before)
         changed = [k for k in before if not (before[k] == after[k]).all()]
         # LoRA on q/v only: exactly the attention q and v projections moved
@@ -63,5 +63,5 @@ def test_unknown_model_is_a_clear_error(tiny_lm_data, tmp_path):
     cfg["model"] = {"name": str(tmp_path / "no-such-model")}
     cfg["arms"] = [{"name": "a", "init": "base", "mix": "replace"}]
     with pytest.raises(ModelError, match="no-such-model"):
-        run_experiment(config_from_dict(cfg), report=lambda *_: None)
+        run_experiment(config_from_dict(cfg))
     assert not (tmp_path / "runs").exists()  # failed before a run directory was made

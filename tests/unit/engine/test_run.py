@@ -15,6 +15,7 @@ import pytest
 
 from collapselab.config import config_from_dict
 from collapselab.engine import run_experiment
+from collapselab.events import RunStarted
 from collapselab.records import read_records
 
 from .conftest import tiny_config, write_config
@@ -35,10 +36,12 @@ def _cli(*args: str, env_extra: dict | None = None) -> subprocess.Popen:
 
 def test_tiny_run_writes_every_file_with_provenance(tiny_lm_data, tmp_path):
     cfg = config_from_dict(tiny_config(tiny_lm_data, tmp_path / "runs"))
-    run_dir = run_experiment(cfg, report=lambda *_: None)
+    run_dir = run_experiment(cfg)
     assert (run_dir / "config.yaml").exists()
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["config_hash"] == cfg.config_hash() and manifest["packages"]["torch"] and manifest["hardware"]["cores"]
+    runtime = {"device": "cpu", "train_dtype": "float32", "infer_dtype": "float32", "generation_backend": "transformers"}
+    assert manifest["runtime"] == runtime
     for arm in ("replace", "accumulate"):
         for g in range(3):
             d = run_dir / arm / "seed-0" / f"gen-{g}"
@@ -48,6 +51,7 @@ def test_tiny_run_writes_every_file_with_provenance(tiny_lm_data, tmp_path):
             assert len(syn) == 24 and all(r.source == "synthetic" and r.generation == g for r in syn)
             assert {r.parent_id for r in syn} == {r.id for r in read_records(run_dir / arm / "seed-0" / "gen-0" / "train.parquet")}
             assert json.loads(syn[0].generator)["decoding"]["top_p"] == 0.9
+            assert json.loads((d / "metrics.json").read_text())["runtime"] == runtime
     m = _metrics(run_dir)
     # generation 0 is shared by construction: the same numbers in both arms
     assert m["replace/seed-0/gen-0"] == m["accumulate/seed-0/gen-0"]
@@ -62,8 +66,8 @@ def test_tiny_run_writes_every_file_with_provenance(tiny_lm_data, tmp_path):
 
 
 def test_same_config_and_seed_give_the_same_numbers(tiny_lm_data, tmp_path):
-    a = run_experiment(config_from_dict(tiny_config(tiny_lm_data, tmp_path / "a", generations=2)), report=lambda *_: None)
-    b = run_experiment(config_from_dict(tiny_config(tiny_lm_data, tmp_path / "b", generations=2)), report=lambda *_: None)
+    a = run_experiment(config_from_dict(tiny_config(tiny_lm_data, tmp_path / "a", generations=2)))
+    b = run_experiment(config_from_dict(tiny_config(tiny_lm_data, tmp_path / "b", generations=2)))
     assert _metrics(a) == _metrics(b)
 
 
@@ -105,7 +109,7 @@ def test_sigkill_mid_generation_then_resume_equals_uninterrupted(tiny_lm_data, t
 
 def test_restart_from_generation_moves_old_results_aside_and_redoes_them(tiny_lm_data, tmp_path):
     cfg = config_from_dict(tiny_config(tiny_lm_data, tmp_path / "runs", generations=2))
-    run_dir = run_experiment(cfg, report=lambda *_: None)
+    run_dir = run_experiment(cfg)
     before = _metrics(run_dir)
     from collapselab.store import Store
 
@@ -115,12 +119,12 @@ def test_restart_from_generation_moves_old_results_aside_and_redoes_them(tiny_lm
         ]
     seen = []
 
-    def report(item):  # before any work starts, the database has forgotten generation 1
-        if isinstance(item, str) and item.startswith("run "):
+    def listener(event):  # before any work starts, the database has forgotten generation 1
+        if isinstance(event, RunStarted):
             with Store() as store:
                 seen.append(sorted({(m["arm"], m["generation"]) for m in store.metrics(run_dir.name)}))
 
-    again = run_experiment(cfg, restart_from=1, report=report)
+    again = run_experiment(cfg, restart_from=1, listeners=[listener])
     assert again == run_dir
     assert seen == [[("accumulate", 0), ("replace", 0)]]
     assert _metrics(run_dir) == before
@@ -174,7 +178,7 @@ def test_unknown_yaml_key_exits_2_naming_it(tmp_path):
 
 def test_status_reports_done_generations(tiny_lm_data, tmp_path):
     cfg = config_from_dict(tiny_config(tiny_lm_data, tmp_path / "runs", generations=1))
-    run_dir = run_experiment(cfg, report=lambda *_: None)
+    run_dir = run_experiment(cfg)
     p = _cli("status", str(run_dir))
     out, err = p.communicate(timeout=60)
     assert p.returncode == 0, err
@@ -202,7 +206,7 @@ def test_configs_that_would_fail_after_training_fail_before_the_run_exists(tiny_
         else:
             cfg[block] = values
     with pytest.raises((ConfigError, RecordError), match=message):
-        run_experiment(config_from_dict(cfg), report=lambda *_: None)
+        run_experiment(config_from_dict(cfg))
     assert not (tmp_path / "runs").exists()
 
 
@@ -222,9 +226,9 @@ def test_a_generation_whose_database_write_failed_is_recorded_on_the_next_run(ti
 
     monkeypatch.setattr(store, "record_generation", flaky)
     with pytest.raises(OSError):
-        run_experiment(cfg, report=lambda *_: None)
+        run_experiment(cfg)
     monkeypatch.setattr(store, "record_generation", real)
-    run_dir = run_experiment(cfg, report=lambda *_: None)
+    run_dir = run_experiment(cfg)
     with Store() as db:
         recorded = sorted({(m["arm"], m["generation"]) for m in db.metrics(run_dir.name)})
     assert recorded == [("accumulate", 0), ("accumulate", 1), ("replace", 0), ("replace", 1)]
@@ -232,7 +236,7 @@ def test_a_generation_whose_database_write_failed_is_recorded_on_the_next_run(ti
 
 def test_copied_generation0_names_its_own_arm(tiny_lm_data, tmp_path):
     cfg = config_from_dict(tiny_config(tiny_lm_data, tmp_path / "runs", generations=1))
-    run_dir = run_experiment(cfg, report=lambda *_: None)
+    run_dir = run_experiment(cfg)
     tag = json.loads(read_records(run_dir / "accumulate/seed-0/gen-0/synthetic.parquet")[0].generator)
     assert tag["arm"] == "accumulate" and tag["copied_from_arm"] == "replace"
     assert json.loads(read_records(run_dir / "replace/seed-0/gen-0/synthetic.parquet")[0].generator)["arm"] == "replace"
@@ -240,7 +244,7 @@ def test_copied_generation0_names_its_own_arm(tiny_lm_data, tmp_path):
 
 def test_plain_run_continues_the_newest_run_not_the_last_name(tiny_lm_data, tmp_path):
     cfg = config_from_dict(tiny_config(tiny_lm_data, tmp_path / "runs", generations=1))
-    named = run_experiment(cfg, run_id="zzz-named", report=lambda *_: None)
-    newest = run_experiment(cfg, fresh=True, report=lambda *_: None)
+    named = run_experiment(cfg, run_id="zzz-named")
+    newest = run_experiment(cfg, fresh=True)
     assert newest != named
-    assert run_experiment(cfg, report=lambda *_: None) == newest
+    assert run_experiment(cfg) == newest

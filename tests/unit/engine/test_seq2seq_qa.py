@@ -37,13 +37,13 @@ def test_seq2seq_qa_run_trains_on_its_own_answers(tiny_qa_data, tmp_path):
     cfg["decoding"] = {"method": "greedy", "max_new_tokens": 8}
     cfg["evaluation"] = {"metrics": ["exact_match", "f1"]}
     cfg["arms"] = [{"name": "selfplag", "init": "previous", "mix": "replace"}]
-    run_dir = run_experiment(config_from_dict(cfg), report=lambda *_: None)
+    run_dir = run_experiment(config_from_dict(cfg))
     gen1 = read_records(run_dir / "selfplag/seed-0/gen-1/train.parquet")
     syn0 = read_records(run_dir / "selfplag/seed-0/gen-0/synthetic.parquet")
     assert [r.answers for r in gen1] == [r.answers for r in syn0] and all(len(r.answers) == 1 for r in gen1)
     assert all(r.source == "synthetic" and r.parent_id for r in gen1)
     m = json.loads((run_dir / "selfplag/seed-0/gen-1/metrics.json").read_text())["metrics"]
     assert 0 <= m["exact_match"]["value"] <= m["f1"]["value"] <= 100
-    from collapselab.models import load_saved
+    from collapselab.models import load_model
 
-    assert load_saved(run_dir / "selfplag/seed-0/gen-1/model", is_seq2seq=True).model.config.is_encoder_decoder
+    assert load_model(run_dir / "selfplag/seed-0/gen-1/model", seq2seq=True, for_training=False).model.config.is_encoder_decoder

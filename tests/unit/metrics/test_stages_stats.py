@@ -14,7 +14,8 @@ from collapselab.metrics.stats import paired_bootstrap, summarize
 
 def test_stages_of_a_collapsing_arm():
     # MMLU-like: chance 0.25, generation 0 at 0.45 (0.20 above chance).
-    stages = collapse_stages([0.45, 0.44, 0.35, 0.26, 0.40], chance=0.25, gibberish=[2.9, 2.8, 2.7, 2.6, 1.0])
+    stages = collapse_stages([0.45, 0.44, 0.35, 0.26, 0.40], chance=0.25, gibberish=[2.9, 2.8, 2.7, 2.6, 1.0],
+                             thresholds=StageBlock())
     assert [s.stage for s in stages] == ["A", "A", "B", "C", "C"]
     assert stages[1].retained == pytest.approx(0.95)  # (0.44 - 0.25) / 0.20
     assert stages[2].retained == pytest.approx(0.5)
@@ -25,11 +26,11 @@ def test_stage_thresholds_come_from_the_config_block():
     strict = StageBlock(retained=0.99, chance_margin=0.0, gibberish_floor=2.95)
     assert collapse_stage(0.44, 0.45, chance=0.25, thresholds=strict).stage == "B"
     assert collapse_stage(0.44, 0.45, chance=0.25, gibberish=2.9, thresholds=strict).stage == "C"
-    assert collapse_stage(0.44, 0.45, chance=0.25).stage == "A"
+    assert collapse_stage(0.44, 0.45, chance=0.25, thresholds=StageBlock()).stage == "A"
     # Generation 0 at chance: nothing to lose, so a fluent above-chance generation is A.
-    assert collapse_stage(0.30, 0.25, chance=0.25).stage == "A"
+    assert collapse_stage(0.30, 0.25, chance=0.25, thresholds=StageBlock()).stage == "A"
     with pytest.raises(ValueError, match="fraction"):
-        collapse_stage(45.0, 50.0)
+        collapse_stage(45.0, 50.0, thresholds=StageBlock())
 
 
 def test_summarize_mean_std_and_t_interval():

@@ -9,9 +9,9 @@ import random
 import numpy as np
 import pytest
 
+from collapselab.config.refinery import FiltersConfig, RefineryConfig
 from collapselab.records import Record
 from collapselab.refinery import filters as F
-from collapselab.refinery.config import FiltersConfig, RefineryConfig
 from collapselab.refinery.pipeline import rejection_of, run_filters
 
 from .qa_fixtures import qa_record

@@ -50,7 +50,7 @@ def three_arm_run(tmp_path_factory) -> tuple[Path, str]:
     with pytest.MonkeyPatch.context() as mp:  # module-scoped: the autouse isolation is per test
         mp.setenv("COLLAPSELAB_CACHE", str(tmp / "cache"))
         cfg = three_arm_config(write_tiny_qa(tmp / "data"), tmp / "runs")
-        return run_experiment(config_from_dict(cfg), db_url=db, report=lambda *_: None), db
+        return run_experiment(config_from_dict(cfg), db_url=db), db
 
 
 def test_builders_write_provenance_reasons_and_store_rows(three_arm_run):
@@ -100,7 +100,7 @@ def test_recursive_lm_report(tmp_path):
         (folder / f"{split}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in tiny_corpus(n, seed, split)))
     cfg = tiny_config(folder, tmp_path / "runs", generations=2, seeds=[0, 1])
     cfg["evaluation"]["metrics"] += ["distinct_2", "duplicate_rate"]
-    run_dir = run_experiment(config_from_dict(cfg), report=lambda *_: None)
+    run_dir = run_experiment(config_from_dict(cfg))
     md, html = _report(run_dir, tmp_path / "out")
     assert not _placeholder(md) and not _placeholder(html)
     assert "Not a three-arm refinery run" in md and "No refinery in this run" in md

@@ -78,7 +78,8 @@ def upgrade(engine: Engine, target: int | None = None) -> list[str]:
     Concurrent callers are safe: SQLite serializes them with its write lock, PostgreSQL
     with an advisory lock, and each re-reads the version once it holds the lock.
     """
-    from collapselab.store.db import StoreError, read_transaction, write_transaction
+    from collapselab.errors import StoreError
+    from collapselab.store.transactions import read_transaction, write_transaction
 
     todo = migrations()
     target = len(todo) if target is None else target

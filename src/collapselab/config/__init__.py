@@ -15,20 +15,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from collapselab.errors import CollapselabError
-from collapselab.hub import HubBlock
-from collapselab.notify import NotifyBlock
-from collapselab.refinery.config import RefineryConfig
-from collapselab.sweep.config import SweepBlock
-from collapselab.tracking import TrackingBlock
+from collapselab.config.operations import HubBlock, NotifyBlock, SweepBlock, TrackingBlock
+from collapselab.config.refinery import RefineryConfig
+from collapselab.errors import ConfigError
 
 # Blocks that say how a run is carried out and watched, not what it computes: they are
 # left out of the config hash, so adding a tracker or a sweep grid keeps a run resumable.
 OPERATIONAL_BLOCKS = frozenset({"sweep", "tracking", "hub", "notify"})
-
-
-class ConfigError(CollapselabError, ValueError):
-    """A config file or override is invalid; the message names the key path and value."""
 
 
 class _Block(BaseModel):
@@ -102,7 +95,7 @@ class DecodingBlock(_Block):
     top_k: int = Field(0, ge=0, description="0 = no top-k truncation.")
     num_beams: int = Field(1, ge=1, description="Beams for method 'beam'.")
     repetition_penalty: float = Field(1.0, gt=0, description="CTRL-style repetition penalty (1 = off).")
-    max_new_tokens: int | None = Field(None, ge=1, description="lm default: block_tokens; qa default: 32.")
+    max_new_tokens: int | None = Field(None, ge=1, description="New tokens per generated record; lm default: block_tokens; qa default: 32 (also the length QA training targets are cut to).")
     batch_tokens: int = Field(16384, ge=64, description="Token budget per generation batch (prompt + new tokens).")
     backend: Literal["auto", "transformers", "vllm"] = Field("auto", description="auto: vLLM when installed and a GPU is present.")
 
@@ -113,10 +106,39 @@ class StageBlock(_Block):
     gibberish_floor: float = Field(1.5, ge=0, le=3, description="Stage C when the synthetic data's mean gibberish score (0-3) is below this.")
 
 
+MMLUGroup = Literal["STEM", "humanities", "social sciences", "other"]
+MMLUFormat = Literal["zero_shot", "few_shot", "short_answer", "no_instruction"]
+
+
+class MMLUBlock(_Block):
+    subjects: list[str] = Field(default_factory=list, description="MMLU subjects, e.g. high_school_biology (with groups: their union; both empty: all 57).")
+    groups: list[MMLUGroup] = Field(default_factory=list, description="MMLU subject groups whose subjects are evaluated.")
+    formats: list[MMLUFormat] = Field(default_factory=lambda: ["zero_shot"], min_length=1, description="Prompt formats (metrics/mmlu.py); the first gives mmlu_accuracy and the collapse stage.")
+    scoring: Literal["loglik", "generate"] = Field("loglik", description="loglik: the option with the highest log-likelihood; generate: parse a greedy answer.")
+    per_subject: int | None = Field(20, ge=1, description="Questions per subject (the first N of its test split); None = all.")
+    greedy_check: bool = Field(False, description="Also generate greedily and report the share of questions where it agrees with the scored choice.")
+    batch_tokens: int = Field(8192, ge=64, description="Token budget per MMLU scoring batch.")
+    path: str | None = Field(None, description="The MMLU folder (dev/ test/); else $COLLAPSELAB_DATA/mmlu.")
+
+
 class EvaluationBlock(_Block):
     metrics: list[str] | None = Field(None, description="Metric names from the registry; None = the task's defaults.")
     batch_tokens: int = Field(16384, ge=64, description="Token budget per evaluation batch.")
     stages: StageBlock = Field(default_factory=StageBlock, description="Thresholds of the collapse stage A/B/C per generation (metrics/stages.py).")
+    mmlu: MMLUBlock | None = Field(None, description="MMLU at every generation (knowledge retention); None = off.")
+
+
+class PromptsBlock(_Block):
+    format: Literal["auto", "plain", "chat"] = Field("auto", description="qa prompts: plain 'Context/Question/Answer:' (base models) or the tokenizer's chat template (instruct models); auto picks chat when the tokenizer has a template.")
+    qa_instruction: str = Field(
+        "Answer the question with a short span copied from the context. If the context does not contain the answer, reply exactly: {unanswerable}",
+        description="chat: the system instruction of QA prompts ({unanswerable} is replaced).",
+    )
+    qg_instruction: str = Field(
+        "Write one question about the context whose answer is the given answer.",
+        description="chat: the system instruction of question-generation prompts (the refinery).",
+    )
+    unanswerable: str = Field("unanswerable", description="chat: the reply that means 'no answer' (read back as the SQuAD v2 empty answer).")
 
 
 class ArmConfig(_Block):
@@ -136,6 +158,7 @@ class ExperimentConfig(_Block):
     model: ModelBlock = Field(default_factory=ModelBlock)
     training: TrainingBlock = Field(default_factory=TrainingBlock)
     decoding: DecodingBlock = Field(default_factory=DecodingBlock)
+    prompts: PromptsBlock = Field(default_factory=PromptsBlock)
     evaluation: EvaluationBlock = Field(default_factory=EvaluationBlock)
     refinery: RefineryConfig = Field(default_factory=RefineryConfig)
     arms: list[ArmConfig] = Field(min_length=1)
@@ -146,6 +169,9 @@ class ExperimentConfig(_Block):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ExperimentConfig:
+        from collapselab.tasks import get_task
+
+        task = get_task(self.experiment.task)
         names = [a.name for a in self.arms]
         if len(set(names)) != len(names):
             raise ValueError(f"arms: names must be unique, got {names}")
@@ -154,18 +180,16 @@ class ExperimentConfig(_Block):
                 raise ValueError(f"arms.{i}.ratio: required when arms.{i}.mix is 'ratio'")
             if arm.mix != "ratio" and arm.ratio is not None:
                 raise ValueError(f"arms.{i}.ratio: only meaningful with mix 'ratio', got mix {arm.mix!r}")
-            if arm.data != "human" and self.experiment.task != "qa":
-                raise ValueError(f"arms.{i}.data: {arm.data!r} data builders are for task 'qa'")
+            if arm.data != "human" and arm.data not in task.data_builders:
+                raise ValueError(f"arms.{i}.data: task {task.name!r} has no {arm.data!r} data builder")
             if arm.init == "scratch" and self.model.name != "scratch":
                 raise ValueError(f"arms.{i}.init: 'scratch' needs model.name 'scratch', got {self.model.name!r}")
         if self.decoding.method == "beam" and self.decoding.num_beams < 2:
             raise ValueError("decoding.num_beams: beam search needs at least 2 beams")
         if self.decoding.method != "beam" and self.decoding.num_beams != 1:
             raise ValueError(f"decoding.num_beams: {self.decoding.num_beams} beams need decoding.method 'beam'")
-        if self.experiment.task == "lm" and self.data.prompt_tokens and self.data.prompt_tokens > self.data.block_tokens:
-            raise ValueError("data.prompt_tokens: must not exceed data.block_tokens")
-        if self.experiment.task == "lm" and self.model.kind != "causal":
-            raise ValueError("model.kind: the lm task continues text, which needs a causal model")
+        for error in task.config_errors(self):
+            raise ValueError(error)
         if self.model.name == "scratch":
             if self.model.kind != "causal":
                 raise ValueError("model.kind: scratch models are causal")
@@ -173,10 +197,6 @@ class ExperimentConfig(_Block):
             for key, recipe in (("training", self.training), ("model.pretrain", self.model.pretrain)):
                 if recipe.seq_len > limit:
                     raise ValueError(f"{key}.seq_len: {recipe.seq_len} exceeds model.scratch.max_positions {limit}")
-            if self.experiment.task == "lm":
-                need = (self.data.prompt_tokens or self.data.block_tokens) + self.max_new_tokens
-                if need > limit:
-                    raise ValueError(f"model.scratch.max_positions: {limit} is shorter than a prompt plus its continuation ({need} tokens)")
         return self
 
     def config_hash(self) -> str:
@@ -187,9 +207,13 @@ class ExperimentConfig(_Block):
 
     @property
     def max_new_tokens(self) -> int:
+        """New tokens per generated record (lm: a continuation; qa: an answer, also the
+        length training targets are cut to): `decoding.max_new_tokens`, else the task's."""
         if self.decoding.max_new_tokens is not None:
             return self.decoding.max_new_tokens
-        return self.data.block_tokens if self.experiment.task == "lm" else 32
+        from collapselab.tasks import get_task
+
+        return get_task(self.experiment.task).default_max_new_tokens(self)
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:

@@ -1,4 +1,4 @@
-"""Config of the data refinery: builders of generation-0 data and the quality filters.
+"""Config blocks of the data refinery: builders of generation-0 data and the quality filters.
 
 Embedded in ExperimentConfig as `refinery:`. Arms opt in with `arms[].data:
 contaminated | synthetic`; human arms ignore this block.

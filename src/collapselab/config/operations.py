@@ -1,0 +1,92 @@
+"""Config blocks of how a run is carried out and watched, not what it computes: the sweep
+grid (`sweep:`), trackers (`tracking:`), hub push (`hub:`) and notifications (`notify:`).
+
+They live with the other config blocks; the listeners that act on them (`collapselab.sweep`,
+`tracking`, `hub`, `notify`) import them from here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Block(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+
+class TrialResources(_Block):
+    cpus: float = Field(1.0, gt=0, description="CPUs each trial reserves on Ray (num_cpus); its torch threads too (at least 1).")
+    gpus: float = Field(0.0, ge=0, description="GPUs each trial reserves (num_gpus); a fraction such as 0.5 packs two trials onto one GPU.")
+
+class SweepBlock(_Block):
+    name: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.\-]+$",
+        description="Sweep name: its folder <output_dir>/sweeps/<name> and the prefix of its trials' run ids (default: <experiment>-<hash of the base config>).",
+    )
+    grid: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="Config key path -> values (as for --set); every combination is one trial. `collapselab sweep --grid KEY=V1,V2` adds or replaces a key.",
+    )
+    resources: TrialResources = Field(default_factory=TrialResources, description="What each trial reserves on the Ray cluster.")
+    address: str | None = Field(None, description="Ray cluster to run on, as <head-ip>:6379 from a node of the cluster; null starts a local Ray on this machine (or joins $RAY_ADDRESS, as Ray does).")
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray (null: every core of this machine); not used with an address.")
+    metric: str | None = Field(None, description="Metric the sweep report plots against the swept key (default: the task's primary metric, lm perplexity, qa refinery.success.metric).")
+
+
+class MlflowBlock(_Block):
+    tracking_uri: str = Field("sqlite:///mlflow.db", description="MLflow tracking URI: a SQLite file (works offline), a tracking server (http://host:5000), or a folder (./mlruns, with MLFLOW_ALLOW_FILE_STORE=true).")
+    experiment: str | None = Field(None, description="MLflow experiment name (default: experiment.name).")
+
+class WandbBlock(_Block):
+    project: str = Field("collapselab", description="W&B project.")
+    entity: str | None = Field(None, description="W&B entity (user or team); null: the default one.")
+    mode: Literal["offline", "online"] = Field("offline", description="offline writes run files to sync later (`wandb sync`), with no network.")
+    dir: str | None = Field(None, description="Folder of W&B's run files (default: the run directory).")
+
+class TrackingBlock(_Block):
+    mlflow: MlflowBlock | None = Field(None, description="Log to MLflow.")
+    wandb: WandbBlock | None = Field(None, description="Log to Weights & Biases.")
+    drain_s: float = Field(120.0, ge=0, description="When the run ends, how long it waits for tracker calls still queued; the rest are reported as not logged.")
+
+
+class HubBlock(_Block):
+    repo_id: str = Field(description="Hub model repository to push to, e.g. user/collapse-runs (created, private, if missing).")
+    prefix: str = Field("", description="Folder in the repository above <arm>/seed-<s>/gen-<g>; {run_id} and {experiment} are filled in (a sweep needs {run_id}).")
+    private: bool = Field(True, description="Create the repository private.")
+    endpoint: str | None = Field(None, description="Hub URL (default: $HF_ENDPOINT, else https://huggingface.co), e.g. a self-hosted Hub.")
+    token_env: str = Field("HF_TOKEN", description="Environment variable holding a write token.")
+    retries: int = Field(3, ge=0, description="Retries of a failed upload (pauses of 1, 2, 4 ... s) before it is reported as not uploaded.")
+    drain_s: float = Field(600.0, ge=0, description="When the run ends, how long it waits for uploads still queued; the rest are reported as not uploaded.")
+
+
+EventName = Literal["generation_started", "generation_finished", "generation_failed", "run_finished"]
+
+class WebhookBlock(_Block):
+    url: str | None = Field(None, description="URL each message is POSTed to as JSON: {'text': ...} (Slack-compatible) plus a 'collapselab' object with the event's fields; null: $COLLAPSELAB_WEBHOOK_URL (webhook URLs are often secrets).")
+
+class TelegramBlock(_Block):
+    token_env: str = Field("TELEGRAM_BOT_TOKEN", description="Environment variable holding the bot token.")
+    chat_id_env: str = Field("TELEGRAM_CHAT_ID", description="Environment variable holding the chat id.")
+    api_url: str = Field("https://api.telegram.org", description="Bot API server (a local Bot API server works too).")
+
+class NotifyBlock(_Block):
+    webhook: WebhookBlock | None = Field(None, description="Send to a webhook.")
+    telegram: TelegramBlock | None = Field(None, description="Send to a Telegram chat.")
+    events: list[EventName] = Field(
+        default_factory=lambda: ["generation_started", "generation_finished", "generation_failed", "run_finished"],
+        description="Which events send a message (a sweep: [generation_failed, run_finished] keeps a chat quiet).",
+    )
+    max_messages: int = Field(20, ge=1, description="Most messages one run sends; later started/finished messages are held back (failures and the run-finished message are always sent).")
+    metrics: list[str] | None = Field(None, description="Metrics a finished-generation message shows (default: those of perplexity, exact_match, f1, accuracy, distinct_2 present).")
+    timeout_s: float = Field(10.0, gt=0, description="Seconds one send may take.")
+    retries: int = Field(2, ge=0, description="Retries of a failed send before it is reported as not sent.")
+    drain_s: float = Field(30.0, ge=0, description="When the run ends, how long it waits for messages still queued; the rest are reported as not sent.")
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> NotifyBlock:
+        if self.webhook is None and self.telegram is None:
+            raise ValueError("notify: give webhook, telegram or both")
+        return self

@@ -1,0 +1,102 @@
+"""The one model of a generation's `metrics.json`, which every reader and the writer use.
+
+    {"arm", "seed", "generation",
+     "metrics": {name: {"value", "version", "higher_is_better", "details"}},
+     "train": {"losses", "steps", "tokens", "seconds"},
+     "timings": {"train_s", "generate_s", "evaluate_s"},
+     "sizes": {"train_records", "synthetic_records", "train_synthetic_share"},
+     "runtime": {"device", "train_dtype", "infer_dtype", "generation_backend"},
+     "refinery": {...} or null, "copied_from": path or null}
+
+A file that does not match is refused with a `RunError` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from collapselab.errors import RunError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)  # "1.5" is not a number here
+
+
+class MetricEntry(_Strict):
+    value: float | None  # None: not computable for this generation (e.g. NaN written as null)
+    version: str
+    higher_is_better: bool
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainSummary(_Strict):
+    losses: list[float] = Field(default_factory=list)  # per optimizer step; empty when nothing was trained
+    steps: int | None = None
+    tokens: int | None = None
+    seconds: float | None = None
+
+
+class Sizes(_Strict):
+    train_records: int
+    synthetic_records: int
+    train_synthetic_share: float | None = None  # share of data_g not written by humans
+
+
+class Runtime(_Strict):
+    """How the generation ran: the one dtype policy's choices and the generation backend."""
+
+    device: str
+    train_dtype: str
+    infer_dtype: str
+    generation_backend: str
+
+
+class GenerationMetrics(_Strict):
+    arm: str
+    seed: int
+    generation: int
+    metrics: dict[str, MetricEntry]
+    train: TrainSummary
+    timings: dict[str, float | None]  # a step that ran in an earlier, interrupted process has none
+    sizes: Sizes
+    runtime: Runtime | None = None  # absent in files written before it was recorded
+    refinery: dict[str, Any] | None = None
+    copied_from: str | None = None  # generation 0 computed in another arm
+
+    def values(self) -> dict[str, float | None]:
+        """Metric name -> value."""
+        return {k: v.value for k, v in self.metrics.items()}
+
+
+def read_metrics_file(path: Path) -> GenerationMetrics:
+    """Read and check `metrics.json`; errors name the file and the key."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{path}: file does not exist") from None
+    except UnicodeDecodeError as e:
+        raise RunError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise RunError(f"{path}: not valid JSON ({e})") from None
+    try:
+        return GenerationMetrics.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "top level"
+        raise RunError(f"{path}: key {key!r}: {first['msg']} (got {_short(first.get('input'))})") from None
+
+
+def write_metrics_file(path: Path, metrics: GenerationMetrics) -> None:
+    """Write atomically (a reader sees the old file or the new one, never a part)."""
+    from collapselab.records import atomic_write_json
+
+    atomic_write_json(path, metrics.model_dump())
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,163 @@
+"""The question-answering task: answer human questions, train the next generation on the answers.
+
+The model answers every human training question on its human context; the next
+generation trains on those answers as labels (SelfPlagAI). An empty answer means "no
+answer" (SQuAD v2). Prompts come from `collapselab.prompts` (plain for base models, the
+chat template for instruct models); the answer length is `max_new_tokens` everywhere: the
+training targets are cut to it and generation and evaluation produce at most that many.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from collapselab.records import Record
+from collapselab.tasks.base import (
+    Evaluation,
+    HumanData,
+    as_entries,
+    eval_inputs,
+    generator_tag,
+    metric_names,
+    per_example,
+    score,
+    synthetic_score_rows,
+)
+
+if TYPE_CHECKING:
+    from collapselab.config import ArmConfig, ExperimentConfig, TrainingBlock
+    from collapselab.lab import Lab
+    from collapselab.prompts import Prompt
+
+MIN_PROMPT_TOKENS = 32  # a prompt needs room for at least the question
+
+
+class QATask:
+    name = "qa"
+    record_fields = ("context", "question")
+    data_builders = ("contaminated", "synthetic")
+    test_unit = "question"
+    main_metrics = ("exact_match", "f1", "has_ans_f1", "no_ans_accuracy", "rouge1", "rouge2", "rougeL", "bertscore")
+    answers_questions = True  # predictions are answers judged against references
+    percent_metrics = ("exact_match", "f1", "has_ans_f1", "no_ans_accuracy")
+
+    def primary_metric(self, cfg: ExperimentConfig) -> str:
+        return cfg.refinery.success.metric  # the metric the three-arm criteria are judged on
+
+    def config_errors(self, cfg: ExperimentConfig) -> list[str]:
+        return []
+
+    def default_max_new_tokens(self, cfg: ExperimentConfig) -> int:
+        return 32
+
+    def human_pools(self, cfg: ExperimentConfig, splits: Any) -> tuple[list[Record], list[Record]]:
+        """Seeded subsets of `train_size` (`test_size`) questions."""
+        from collapselab.datasets import subset
+
+        d = cfg.data
+        return subset(splits.train, d.train_size, d.split_seed), subset(splits.test, d.test_size, d.split_seed)
+
+    def tokenizer_texts(self, pool: list[Record]) -> list[str]:
+        return [f"{r.context}\n{r.question}\n{' '.join(r.answers)}" for r in pool]
+
+    def prepare_human(self, cfg: ExperimentConfig, pools: tuple[list[Record], list[Record]], tokenizer: Any) -> HumanData:
+        return HumanData(*pools)
+
+    def precheck(self, cfg: ExperimentConfig, max_positions: int) -> None:
+        from collapselab.errors import ConfigError
+
+        if max_positions - cfg.max_new_tokens < MIN_PROMPT_TOKENS:
+            raise ConfigError(f"decoding.max_new_tokens: {cfg.max_new_tokens} leaves fewer than {MIN_PROMPT_TOKENS} of the model's {max_positions} positions for the prompt")
+
+    # ---- training
+
+    def train(self, lab: Lab, model: Any, records: list[Record], recipe: TrainingBlock, seed: int, desc: str):
+        from collapselab.training import train_supervised
+
+        return train_supervised(model, training_pairs(lab, records), recipe, pad_id=lab.tokenizer.pad_token_id, seed=seed, desc=desc)
+
+    # ---- generation
+
+    def write_synthetic(self, lab: Lab, model: Any, arm: ArmConfig, generation: int, seed: int) -> list[Record]:
+        fmt = lab.prompt_format
+        answers = answer_questions(lab, model, lab.human.train, lab.cfg.decoding, seed, f"generate g{generation}")
+        tag = generator_tag(lab.cfg, arm.name, generation, seed, **fmt.describe("qa"))
+        return [
+            r.derive(id=f"{r.id}@g{generation}", source="synthetic", generation=generation, parent_id=r.id, generator=tag,
+                     answers=(a,) if a else ())
+            for r, a in zip(lab.human.train, answers, strict=True)
+        ]
+
+    # ---- evaluation
+
+    def evaluate(self, lab: Lab, model: Any, reference: Any, synthetic: list[Record], seed: int) -> Evaluation:
+        from collapselab.metrics import default_metrics
+
+        inputs = eval_inputs(lab, model, reference, synthetic, seed)
+        inputs.predictions = greedy_answers(lab, model, lab.human.test, seed, "evaluate")
+        results = score(metric_names(lab, default_metrics("qa")), inputs)
+        ids = [r.id for r in lab.human.test]
+        scores = per_example(results, ids, "test")
+        rows = [
+            {"example_id": r.id, "input": f"{r.question}\n\n{r.context}", "reference": json.dumps(list(r.answers)),
+             "prediction": p, "scores": json.dumps(scores[r.id])}
+            for r, p in zip(lab.human.test, inputs.predictions, strict=True)
+        ]
+        return Evaluation(as_entries(results), rows, synthetic_score_rows(results, synthetic))
+
+    def baselines(self, lab: Lab, load_base: Any, seed: int) -> dict[str, dict[str, Any]]:
+        """The zero-shot score of the starting model before any fine-tuning (pretrained
+        models only: a scratch base has never seen the task's format)."""
+        base_model = load_base()
+        if base_model is None:
+            return {}
+        from collapselab.metrics import evaluate as run_metrics
+
+        inputs = eval_inputs(lab, base_model, None, None, seed)
+        inputs.predictions = greedy_answers(lab, base_model, lab.human.test, seed, "zero-shot base")
+        out = {}
+        for name, r in run_metrics(["exact_match", "f1", "has_ans_f1", "no_ans_accuracy"], inputs).items():
+            out[f"zero_shot_{name}"] = {"value": r.value, "version": r.version, "higher_is_better": r.higher_is_better,
+                                        "details": {**r.details, "what": f"{lab.cfg.model.name} before fine-tuning"}}
+        return out
+
+    def stage_inputs(self, metrics: dict[str, dict[str, Any]]) -> tuple[float, float] | None:
+        f1 = metrics.get("f1")
+        return None if f1 is None else (f1["value"] / 100.0, 0.0)
+
+
+# ---------------------------------------------------------------- shared with the refinery
+
+
+def training_pairs(lab: Lab, records: list[Record]) -> list[tuple[list[int], list[int]]]:
+    """(prompt, target) ids of QA records: the first reference answer is the target."""
+    fmt, limit, n = lab.prompt_format, lab.max_positions, lab.cfg.max_new_tokens
+    pairs = []
+    for r in records:
+        target = fmt.target(r.answers[0] if r.answers else "", n)
+        pairs.append((fmt.qa(r.context or "", r.question or "", limit - len(target)).ids, target))
+    return pairs
+
+
+def qa_prompts(lab: Lab, records: list[Record]) -> list[Prompt]:
+    fmt, room = lab.prompt_format, lab.max_positions - lab.cfg.max_new_tokens
+    return [fmt.qa(r.context or "", r.question or "", room) for r in records]
+
+
+def answer_questions(lab: Lab, model: Any, records: list[Record], decoding: Any, seed: int, desc: str) -> list[str]:
+    """The model's answers to `records` with `decoding` (empty: no answer)."""
+    from collapselab.generation import generate
+
+    prompts = qa_prompts(lab, records)
+    outs = generate(model, lab.tokenizer, [p.ids for p in prompts], decoding, max_new_tokens=lab.cfg.max_new_tokens,
+                    seed=seed, desc=desc)
+    return [lab.prompt_format.answer(o) for o in outs]
+
+
+def greedy_answers(lab: Lab, model: Any, records: list[Record], seed: int, desc: str) -> list[str]:
+    """Evaluation answers: greedy, whatever the experiment's decoding."""
+    d = lab.cfg.decoding
+    greedy = d.model_copy(update={"method": "greedy", "temperature": 1.0, "top_p": 1.0, "top_k": 0, "num_beams": 1,
+                                  "repetition_penalty": 1.0})
+    return answer_questions(lab, model, records, greedy, seed, desc)
