@@ -66,7 +66,8 @@ def run_experiment(
         run_id: Continue (or create) this run.
         restart_from: Redo generation `restart_from` and later (old results moved aside).
         db_url: Results database URL (None: `$COLLAPSELAB_DB`, else the SQLite default).
-        listeners: Called with every `collapselab.events` event, in order.
+        listeners: Called with every `collapselab.events` event, in order; the trackers, hub
+            push and notifiers of the config's `tracking:`, `hub:` and `notify:` blocks follow.
     """
     from collapselab import store
 
@@ -78,7 +79,9 @@ def run_experiment(
     human = task.prepare_human(cfg, pools, tokenizer)
     positions = _max_positions(cfg, tokenizer)
     precheck(cfg, task, human, positions, db_url)
-    listeners = list(listeners)
+    from collapselab.outlets import with_outlets
+
+    listeners = with_outlets(cfg, listeners)  # trackers, hub push, notifications the config asks for
     resumed = not fresh and run_id is None
     run_dir = open_run(cfg, fresh=fresh, run_id=run_id)
     if restart_from is not None:

@@ -95,8 +95,9 @@ def _questions(lab: Lab, model, drafts: list[tuple[str, str]], seed: int, desc: 
     from collapselab.generation import generate
 
     fmt, q_max = lab.prompt_format, lab.cfg.refinery.max_question_tokens
-    prompts = [fmt.qg(c, a, lab.max_positions - q_max).ids for c, a in drafts]
-    outs = generate(model, lab.tokenizer, prompts, lab.cfg.decoding, max_new_tokens=q_max, seed=seed, desc=desc)
+    prompts = [fmt.qg(c, a, lab.max_positions - q_max) for c, a in drafts]
+    outs = generate(model, lab.tokenizer, [p.ids for p in prompts], lab.cfg.decoding, max_new_tokens=q_max, seed=seed,
+                    prefix_lengths=[len(p.prefix) for p in prompts], desc=desc)
     return [lab.tokenizer.decode(o, skip_special_tokens=True).strip().split("\n", 1)[0].strip() for o in outs]
 
 

@@ -78,7 +78,17 @@ def _run(config: dict[str, Any], run_id: str, sweep: dict[str, Any], db_url: str
     torch.set_num_threads(max(1, int(cpus)))
     cfg = config_from_dict(config, source=f"trial {run_id}")
     open_trial_run(cfg, run_id, sweep)
-    return run_experiment(cfg, run_id=run_id, db_url=db_url, report=lambda item: print(item, flush=True))
+    return run_experiment(cfg, run_id=run_id, db_url=db_url, listeners=[_print])
+
+
+def _print(event) -> None:
+    """A trial's progress on its worker's stdout (Ray forwards it to the driver's log)."""
+    from collapselab.events import GenerationFinished, Message
+
+    if isinstance(event, Message):
+        print(event.text, flush=True)
+    elif isinstance(event, GenerationFinished):
+        print(f"finished {event.arm} seed {event.seed} generation {event.generation}", flush=True)
 
 
 def open_trial_run(cfg, run_id: str, sweep: dict[str, Any]) -> Path:

@@ -150,8 +150,9 @@ def answer_questions(lab: Lab, model: Any, records: list[Record], decoding: Any,
     from collapselab.generation import generate
 
     prompts = qa_prompts(lab, records)
+    # instruction + context first: every question about one context shares its KV cache
     outs = generate(model, lab.tokenizer, [p.ids for p in prompts], decoding, max_new_tokens=lab.cfg.max_new_tokens,
-                    seed=seed, desc=desc)
+                    seed=seed, prefix_lengths=[len(p.prefix) for p in prompts], desc=desc)
     return [lab.prompt_format.answer(o) for o in outs]
 
 
