@@ -26,34 +26,28 @@ def _fail(message: str) -> None:
 
 
 def _run(config: Path, overrides: list[str] | None, fresh: bool, run_id: str | None, restart_from: int | None, db: str | None) -> Path:
-    from collapselab.config import ConfigError, load_config
-    from collapselab.datasets import DatasetError
-    from collapselab.engine import run_experiment
-    from collapselab.models import ModelError
-    from collapselab.records import RecordError
-    from collapselab.rundir import RunError
+    """`collapselab.run` with a table printed as each generation ends (errors: one line, exit 2/3)."""
+    from collapselab import api
+    from collapselab.errors import CollapselabError
     from collapselab.summary import generation_rows, table
 
     console = _console()
-    try:
-        cfg = load_config(config, overrides or [])
-    except ConfigError as e:
-        _fail(str(e))
 
     def show(event) -> None:
         from collapselab.events import GenerationFinished, Message
 
         if isinstance(event, GenerationFinished):
             rows = [r for r in generation_rows(event.run_dir) if (r["arm"], r["seed"], r["generation"]) == (event.arm, event.seed, event.generation)]
-            console.print(table(rows, f"{cfg.experiment.name}: {event.arm} generation {event.generation} (seed {event.seed})"))
+            console.print(table(rows, f"{event.run_dir.parent.name}: {event.arm} generation {event.generation} (seed {event.seed})"))
         elif isinstance(event, Message):
             console.print(event.text)
 
     try:
-        run_dir = run_experiment(cfg, fresh=fresh, run_id=run_id, restart_from=restart_from, db_url=db, listeners=[show])
-    except (ConfigError, DatasetError, RecordError, RunError, ModelError) as e:
-        _fail(str(e))
-    console.print(table(generation_rows(run_dir), f"{cfg.experiment.name}: all generations ({run_dir})"))
+        run_dir = api.run(config, overrides or [], fresh=fresh, db=db, run_id=run_id, restart_from_generation=restart_from, listeners=[show]).run_dir
+    except CollapselabError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(e.exit_code) from None
+    console.print(table(generation_rows(run_dir), f"{run_dir.parent.name}: all generations ({run_dir})"))
     return run_dir
 
 
