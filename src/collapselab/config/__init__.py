@@ -78,7 +78,7 @@ class TrainingBlock(_Block):
 
 
 class ModelBlock(_Block):
-    name: str = Field("scratch", description="'scratch', a local HF folder, a name under $COLLAPSELAB_MODELS, or a hub id.")
+    name: str = Field("scratch", description="'scratch', a catalogue name (smollm2-135m-instruct, gemma-3-270m), a local HF folder, a name under $COLLAPSELAB_MODELS, or a hub id.")
     kind: Literal["causal", "seq2seq"] = Field("causal", description="Decoder-only or encoder-decoder (hub models).")
     scratch: ScratchArchitecture = Field(default_factory=ScratchArchitecture)
     pretrain: TrainingBlock = Field(
