@@ -4,7 +4,7 @@
 
 Each case runs in its own process against a fresh, empty cache (so "first load" is what
 a user's first `model.name: <name>` costs: reassembly, sha256 check, tokenizer and weight
-conversion, saving), then the cached load (`load_pretrained` by name: tokenizer plus a
+conversion, saving), then the cached load (`load_model` by name: tokenizer plus a
 safetensors `from_pretrained`) twice, each in a new process. Peak RSS is the process's own.
 Run it on a quiet machine (`flock -x /work/cpu.lock ...`).
 """
@@ -23,8 +23,7 @@ from common import machine, peak_rss_mib, run_in_own_process
 def _case(name: str, args: tuple[str, str], queue) -> None:
     cache, what = args
     os.environ["COLLAPSELAB_CACHE"] = cache
-    from collapselab.config import ModelBlock
-    from collapselab.models import load_pretrained, load_tokenizer, resolve_model_path
+    from collapselab.models import load_model, load_tokenizer, resolve_model_path
 
     start = time.perf_counter()
     if what == "first":
@@ -33,7 +32,7 @@ def _case(name: str, args: tuple[str, str], queue) -> None:
     else:
         load_tokenizer(name)
         tok_s = time.perf_counter() - start
-        loaded = load_pretrained(name, ModelBlock(name=name))
+        loaded = load_model(name, for_training=True)  # fp32, as training loads it
         out = {"seconds": time.perf_counter() - start, "tokenizer_seconds": tok_s,
                "parameters": sum(p.numel() for p in loaded.model.parameters())}
     out["peak_rss_mib"] = peak_rss_mib()

@@ -9,7 +9,7 @@ cache, and a test asks for them with the `catalogue_model` fixture:
     def test_something(catalogue_model):
         folder = catalogue_model("smollm2-135m-instruct")   # the HF folder (a Path)
         # ...and inside this test the name itself resolves too, to the same folder:
-        cfg["model"] = {"name": "smollm2-135m-instruct"}   # engine, serve, load_pretrained
+        cfg["model"] = {"name": "smollm2-135m-instruct"}   # engine, serve, load_model
 
 The first test of a session that asks for a model pays its conversion (SmolLM2: about
 15 s, Gemma 3: about 60 s on 2 cores); the others get it at once. Only integration and

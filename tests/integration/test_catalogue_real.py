@@ -12,8 +12,7 @@ import time
 import pytest
 
 from collapselab import catalogue
-from collapselab.config import ModelBlock
-from collapselab.models import load_pretrained, max_positions, resolve_model_path
+from collapselab.models import load_model, max_positions, resolve_model_path
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +62,7 @@ def test_catalogue_model_from_its_package_is_a_real_language_model(name, catalog
 
     monkeypatch.setattr(catalogue, "_convert", convert_again)
     start = time.perf_counter()
-    loaded = load_pretrained(name, ModelBlock(name=name))  # by name, through the one resolver
+    loaded = load_model(name, for_training=False)  # by name, through the one resolver
     load_seconds = time.perf_counter() - start
     assert resolve_model_path(name).endswith(folder.name)
     assert load_seconds < info["seconds"] / 2  # a safetensors load, not a conversion
@@ -90,7 +89,7 @@ def test_catalogue_model_from_its_package_is_a_real_language_model(name, catalog
 def test_smollm2_answers_through_its_chat_template_and_stops_at_eos(catalogue_model):
     import torch
 
-    loaded = load_pretrained(str(catalogue_model("smollm2-135m-instruct")), ModelBlock(name="x"))
+    loaded = load_model(catalogue_model("smollm2-135m-instruct"), for_training=False)
     tok = loaded.tokenizer
     messages = [{"role": "user", "content": "What is the capital of France?"}]
     prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
