@@ -1,0 +1,366 @@
+"""The chat server: `create_app(cfg)` builds the FastAPI app; `serve(cfg)` runs it on uvicorn.
+
+Routes: the page at `/`, `POST /chat` (the chatbot's own API), OpenAI-compatible
+`POST /v1/chat/completions`, `POST /v1/completions` and `GET /v1/models`, `GET /health`
+(open) and `GET /metrics` (Prometheus text). Every request becomes one or more `Job`s on the
+scheduler; a route waits on its jobs' events, or streams them as server-sent events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from collapselab.serve.config import ServeConfig
+from collapselab.serve.guard import Guard, load_api_keys
+from collapselab.serve.pool import ModelPool, Served, UnknownModel
+from collapselab.serve.prompting import chat_prompt, chat_stops, completion_prompt, held_back
+from collapselab.serve.scheduler import Delta, Done, Failed, Job, QueueFull, Sampling, Scheduler
+from collapselab.serve.schemas import (
+    ApiError,
+    ChatCompletionRequest,
+    ChatRequest,
+    CompletionRequest,
+    error_body,
+)
+from collapselab.serve.telemetry import Telemetry
+
+STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("collapselab.serve")
+
+
+class Service:
+    """What the routes share: config, model pool, scheduler, counters, reload watcher."""
+
+    def __init__(self, cfg: ServeConfig, pool: ModelPool | None = None):
+        self.cfg = cfg
+        self.pool = pool or ModelPool(cfg.source, cfg.batching.max_loaded_models)
+        self.telemetry = Telemetry({
+            "collapselab_queue_length": ("Requests waiting to be decoded.", lambda: self.scheduler.queue_length()),
+            "collapselab_requests_in_flight": ("Requests waiting or decoding.", lambda: self.scheduler.in_flight()),
+            "collapselab_model_reloads_total": ("Learner checkpoints swapped in.", lambda: self.pool.reloads),
+        })
+        self.scheduler = Scheduler(self.pool, cfg.batching, on_batch=self.telemetry.batch_done)
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.scheduler.start()
+        if self.pool.kind == "learner":
+            self.pool.refresh()
+            self._watcher = threading.Thread(target=self._watch, name="collapselab-reload", daemon=True)
+            self._watcher.start()
+        else:
+            self.pool.get(self.pool.default_id)  # load before the first request, fail at start
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.scheduler.stop()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.cfg.batching.reload_interval_s):
+            self.pool.refresh()
+
+    # ------------------------------------------------------------ one request
+
+    def resolve(self, model: str | None, generation: int | None = None) -> str:
+        """The model id a request names (`model`, or a generation of the default arm)."""
+        if generation is not None and model is None:
+            if self.pool.kind == "run":
+                model = f"{self.pool.default_id.rsplit('/gen-', 1)[0]}/gen-{generation}"
+            elif self.pool.kind == "learner":
+                model = f"step-{generation}"
+            else:
+                raise ApiError(400, "generation: this server serves one model, not a run", param="generation")
+        model = model or self.pool.default_id
+        if model not in self.pool.ids():
+            raise ApiError(404, f"model {model!r} is not served here; GET /v1/models lists {self.pool.ids()}", param="model", code="model_not_found")
+        return model
+
+    async def served(self, model_id: str) -> Served:
+        try:
+            return await asyncio.to_thread(self.pool.get, model_id)
+        except UnknownModel as e:
+            raise ApiError(503, f"model {model_id!r} is not ready: {e.args[0]}", type_="server_error", code="model_not_ready", headers={"Retry-After": "5"}) from None
+
+    def sampling(self, temperature: float | None, top_p: float | None, top_k: int | None, max_new: int | None, seed: int | None, max_field: str) -> Sampling:
+        d = self.cfg.sampling
+        max_new = max_new or d.max_new_tokens
+        if max_new > d.max_new_tokens_limit:
+            raise ApiError(400, f"{max_field}: {max_new} is more than this server's limit of {d.max_new_tokens_limit} tokens", param=max_field)
+        return Sampling(
+            temperature=d.temperature if temperature is None else temperature,
+            top_p=d.top_p if top_p is None else top_p,
+            top_k=d.top_k if top_k is None else top_k,
+            max_new_tokens=max_new,
+            seed=seed,
+        )
+
+    def check_prompt(self, served: Served, ids: list[int], sampling: Sampling, field: str) -> None:
+        limit = self.cfg.security.max_prompt_tokens
+        if len(ids) > limit:
+            raise ApiError(400, f"{field}: the prompt is {len(ids)} tokens, more than the limit of {limit}", param=field, code="context_length_exceeded")
+        if len(ids) + sampling.max_new_tokens > served.max_positions:
+            raise ApiError(400, f"{field}: the prompt ({len(ids)} tokens) plus max tokens ({sampling.max_new_tokens}) exceeds the model's {served.max_positions} positions", param=field, code="context_length_exceeded")
+        if not ids:
+            raise ApiError(400, f"{field}: the prompt is empty", param=field)
+
+    def submit(self, model_id: str, ids: list[int], sampling: Sampling, stops: list[str]) -> asyncio.Queue:
+        """Queue one job; its events arrive on the returned asyncio queue."""
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
+        job = Job(model_id, ids, sampling, stops, sink=lambda ev: loop.call_soon_threadsafe(events.put_nowait, ev))
+        try:
+            self.scheduler.submit(job)
+        except QueueFull as e:
+            raise ApiError(503, f"the server is at capacity ({self.cfg.batching.max_queue} requests waiting); retry after {e.retry_after} s", type_="server_error", code="server_overloaded", headers={"Retry-After": str(e.retry_after)}) from None
+        events.job = job  # type: ignore[attr-defined]  # so a dropped client can cancel it
+        return events
+
+    async def result(self, events: asyncio.Queue) -> Done:
+        try:
+            while True:
+                ev = await events.get()
+                if isinstance(ev, Done):
+                    self.telemetry.add_tokens(ev.prompt_tokens, ev.completion_tokens)
+                    return ev
+                if isinstance(ev, Failed):
+                    raise ApiError(500, f"decoding failed: {ev.error.__class__.__name__}: {ev.error}", type_="server_error")
+        except asyncio.CancelledError:
+            events.job.cancelled = True  # type: ignore[attr-defined]
+            raise
+
+    async def stream(self, events: asyncio.Queue, stops: list[str]) -> AsyncIterator[Delta | Done]:
+        """Deltas as they come (text that may start a stop string held back), then Done."""
+        sent = ""
+        try:
+            while True:
+                ev = await events.get()
+                if isinstance(ev, Failed):
+                    raise ApiError(500, f"decoding failed: {ev.error}", type_="server_error")
+                if isinstance(ev, Delta):
+                    text = sent + ev.text
+                    ready = text[: len(text) - held_back(text, stops)]
+                    if len(ready) > len(sent):
+                        yield Delta(ready[len(sent):])
+                        sent = ready
+                    continue
+                if len(ev.text) > len(sent):
+                    yield Delta(ev.text[len(sent):])
+                self.telemetry.add_tokens(ev.prompt_tokens, ev.completion_tokens)
+                yield ev
+                return
+        finally:
+            events.job.cancelled = True  # type: ignore[attr-defined]  # no-op once it is done
+
+
+def _sse(obj: Any) -> str:
+    return f"data: {json.dumps(obj)}\n\n"
+
+
+def _info(done: Done) -> dict[str, Any]:
+    return {"generation": done.served.generation, "origin": done.served.origin, "batch_size": done.batch_size}
+
+
+def create_app(cfg: ServeConfig, pool: ModelPool | None = None):
+    """The FastAPI app for `cfg` (its lifespan starts the scheduler and loads the model)."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
+    from fastapi.staticfiles import StaticFiles
+    from starlette.exceptions import HTTPException
+
+    service = Service(cfg, pool)
+    keys = load_api_keys(cfg.security)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await asyncio.to_thread(service.start)
+        yield
+        await asyncio.to_thread(service.stop)
+
+    app = FastAPI(title="collapselab chat", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.service = service
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, e: ApiError):
+        return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, e: RequestValidationError):
+        first = e.errors()[0]
+        loc = [str(p) for p in first["loc"] if p != "body"]
+        param = ".".join(loc) or None
+        return JSONResponse(error_body(f"{param or 'body'}: {first['msg']}", param=param, code="invalid_value"), status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, e: HTTPException):
+        return JSONResponse(error_body(str(e.detail), code=str(e.status_code)), status_code=e.status_code)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/")
+    async def page():
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "model": service.pool.default_id, "loaded": service.pool.loaded(), "queue": service.scheduler.queue_length(), "auth": bool(keys)}
+
+    @app.get("/metrics")
+    async def metrics():
+        return PlainTextResponse(service.telemetry.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/models")
+    async def models():
+        data = []
+        for model_id in service.pool.ids():
+            d = service.pool.describe(model_id)
+            data.append({"id": model_id, "object": "model", "created": 0, "owned_by": "collapselab", "generation": d["generation"], "origin": d["origin"], "default": model_id == service.pool.default_id})
+        return {"object": "list", "data": data}
+
+    @app.post("/chat")
+    async def chat(body: ChatRequest):
+        t0 = time.perf_counter()
+        model_id = service.resolve(body.model, body.generation)
+        sampling = service.sampling(body.temperature, body.top_p, body.top_k, body.max_length, body.seed, "max_length")
+        served = await service.served(model_id)
+        messages = _with_system(cfg, [t.model_dump() for t in body.history] + [{"role": "user", "content": body.message}])
+        ids = chat_prompt(served.tokenizer, messages)
+        service.check_prompt(served, ids, sampling, "history" if body.history else "message")
+        done = await service.result(service.submit(model_id, ids, sampling, chat_stops(served.tokenizer)))
+        return {
+            "reply": done.text, "model": model_id, "generation": done.served.generation, "origin": done.served.origin,
+            "prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens,
+            "finish_reason": done.finish_reason, "seconds": round(time.perf_counter() - t0, 4),
+        }
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(body: ChatCompletionRequest):
+        if body.n != 1:
+            raise ApiError(400, "n: only n=1 is supported", param="n")
+        model_id = service.resolve(body.model)
+        max_new = body.max_completion_tokens or body.max_tokens
+        field = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
+        sampling = service.sampling(body.temperature, body.top_p, body.top_k, max_new, body.seed, field)
+        served = await service.served(model_id)
+        messages = _with_system(cfg, [{"role": "system" if m.role == "developer" else m.role, "content": m.content} for m in body.messages])
+        ids = chat_prompt(served.tokenizer, messages)
+        service.check_prompt(served, ids, sampling, "messages")
+        stops = chat_stops(served.tokenizer) + _stops(body.stop)
+        events = service.submit(model_id, ids, sampling, stops)
+        rid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        if not body.stream:
+            done = await service.result(events)
+            return {
+                "id": rid, "object": "chat.completion", "created": created, "model": model_id,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": done.text}, "finish_reason": done.finish_reason}],
+                "usage": _usage(done), "collapselab": _info(done),
+            }
+        usage = body.stream_options is not None and body.stream_options.include_usage
+
+        async def chunks() -> AsyncIterator[str]:
+            head = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model_id}
+            yield _sse({**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
+            async for ev in _guarded(service.stream(events, stops)):
+                if isinstance(ev, dict):
+                    yield _sse(ev)
+                elif isinstance(ev, Delta):
+                    yield _sse({**head, "choices": [{"index": 0, "delta": {"content": ev.text}, "finish_reason": None}]})
+                else:
+                    yield _sse({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": ev.finish_reason}], "collapselab": _info(ev)})
+                    if usage:
+                        yield _sse({**head, "choices": [], "usage": _usage(ev)})
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(chunks(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    @app.post("/v1/completions")
+    async def completions(body: CompletionRequest):
+        if body.n != 1:
+            raise ApiError(400, "n: only n=1 is supported", param="n")
+        prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+        if not prompts:
+            raise ApiError(400, "prompt: no prompt given", param="prompt")
+        if body.stream and len(prompts) > 1:
+            raise ApiError(400, "prompt: streaming takes one prompt", param="prompt")
+        model_id = service.resolve(body.model)
+        sampling = service.sampling(body.temperature, body.top_p, body.top_k, body.max_tokens, body.seed, "max_tokens")
+        served = await service.served(model_id)
+        stops = _stops(body.stop)
+        all_ids = [completion_prompt(served.tokenizer, p) for p in prompts]
+        for ids in all_ids:
+            service.check_prompt(served, ids, sampling, "prompt")
+        queues = [service.submit(model_id, ids, sampling, stops) for ids in all_ids]
+        rid, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        head = {"id": rid, "object": "text_completion", "created": created, "model": model_id}
+        if not body.stream:
+            results = await asyncio.gather(*(service.result(q) for q in queues))
+            usage = {k: sum(_usage(d)[k] for d in results) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+            choices = [{"index": i, "text": d.text, "finish_reason": d.finish_reason, "logprobs": None} for i, d in enumerate(results)]
+            return {**head, "choices": choices, "usage": usage, "collapselab": _info(results[0])}
+
+        async def chunks() -> AsyncIterator[str]:
+            async for ev in _guarded(service.stream(queues[0], stops)):
+                if isinstance(ev, dict):
+                    yield _sse(ev)
+                elif isinstance(ev, Delta):
+                    yield _sse({**head, "choices": [{"index": 0, "text": ev.text, "finish_reason": None, "logprobs": None}]})
+                else:
+                    yield _sse({**head, "choices": [{"index": 0, "text": "", "finish_reason": ev.finish_reason, "logprobs": None}], "usage": _usage(ev), "collapselab": _info(ev)})
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(chunks(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    if cfg.security.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=cfg.security.cors_origins, allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(Guard, security=cfg.security, telemetry=service.telemetry, keys=keys)
+    return app
+
+
+async def _guarded(events: AsyncIterator[Delta | Done]) -> AsyncIterator[Delta | Done | dict[str, Any]]:
+    """A stream's events; a failure mid-stream becomes one error event (the status is sent)."""
+    try:
+        async for ev in events:
+            yield ev
+    except ApiError as e:
+        yield e.body()
+
+
+def _with_system(cfg: ServeConfig, messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    system = cfg.sampling.system_prompt
+    if system and not any(m["role"] == "system" for m in messages):
+        return [{"role": "system", "content": system}, *messages]
+    return messages
+
+
+def _stops(stop: str | list[str] | None) -> list[str]:
+    if stop is None:
+        return []
+    return [stop] if isinstance(stop, str) else list(stop)
+
+
+def _usage(done: Done) -> dict[str, int]:
+    return {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens, "total_tokens": done.prompt_tokens + done.completion_tokens}
+
+
+def serve(cfg: ServeConfig) -> None:
+    """Run the server until interrupted (SIGINT/SIGTERM finish the batch in progress)."""
+    import uvicorn
+
+    logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(cfg)
+    pool = app.state.service.pool
+    if pool.kind != "learner":  # a model that cannot load fails here, as one line, not in uvicorn
+        pool.get(pool.default_id)
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level, timeout_graceful_shutdown=30)

@@ -1,0 +1,129 @@
+"""The chat server's config: one pydantic block per concern, read from YAML and/or CLI flags.
+
+Precedence is the project's: CLI flag > YAML > default. Every security feature is off until
+the config turns it on (no keys: no auth; no rate: no limit), except the body and prompt
+limits, which always hold.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from collapselab.errors import CollapselabError
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+class ServeConfigError(CollapselabError, ValueError):
+    """A serve config file or flag is invalid; the message names the key and the value."""
+
+
+class _Block(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SourceBlock(_Block):
+    model: str | None = Field(None, description=f"A model name as model.name takes it (catalogue name, local folder, $COLLAPSELAB_MODELS/<name>); default {DEFAULT_MODEL!r} when no run or learner is given.")
+    run: str | None = Field(None, description="A run directory (or a run id recorded in the database): serve its generations' saved models.")
+    arm: str | None = Field(None, description="With run: the arm answering by default (default: the run's first arm).")
+    generation: int | None = Field(None, ge=0, description="With run: the generation answering by default (default: the arm's last finished one).")
+    seed: int | None = Field(None, description="With run: the seed's generations (default: the run's first seed).")
+    learner: str | None = Field(None, description="A learner's run directory: serve the newest checkpoint it published, switching when it publishes another.")
+    db: str | None = Field(None, description="Results database URL used to find a run given by id.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SourceBlock:
+        given = [k for k in ("model", "run", "learner") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"source: give one of model, run, learner, got {given}")
+        if self.run is None and (self.arm is not None or self.generation is not None or self.seed is not None):
+            raise ValueError("source.arm / generation / seed: only meaningful with source.run")
+        return self
+
+
+class BatchingBlock(_Block):
+    max_batch: int = Field(16, ge=1, description="Most requests decoded together in one batch.")
+    wait_ms: float = Field(10.0, ge=0, description="How long the scheduler waits for more requests to join a batch once one is waiting.")
+    max_queue: int = Field(64, ge=1, description="Requests waiting to be decoded; one more answers 503 with Retry-After.")
+    batch_tokens: int = Field(16384, ge=64, description="Token budget of one decoding batch (prompt + new tokens), passed to generate.")
+    max_loaded_models: int = Field(2, ge=1, description="Models held in memory at once (compare mode needs 2); the least recently used is dropped.")
+    reload_interval_s: float = Field(2.0, gt=0, description="How often the learner's `latest` pointer is checked for a new checkpoint.")
+
+
+class SamplingBlock(_Block):
+    temperature: float = Field(0.7, ge=0, le=2, description="Default sampling temperature (0 = greedy).")
+    top_p: float = Field(0.95, gt=0, le=1, description="Default nucleus mass.")
+    top_k: int = Field(0, ge=0, description="Default top-k (0 = off).")
+    max_new_tokens: int = Field(128, ge=1, description="Default reply length in tokens.")
+    max_new_tokens_limit: int = Field(512, ge=1, description="Largest max_tokens / max_length a request may ask for.")
+    system_prompt: str | None = Field(None, description="System message put before every chat (instruct models).")
+
+    @model_validator(mode="after")
+    def _default_within_limit(self) -> SamplingBlock:
+        if self.max_new_tokens > self.max_new_tokens_limit:
+            raise ValueError(f"sampling.max_new_tokens: {self.max_new_tokens} exceeds sampling.max_new_tokens_limit {self.max_new_tokens_limit}")
+        return self
+
+
+class SecurityBlock(_Block):
+    api_keys_file: str | None = Field(None, description="File of API keys, one per line (# comments); requests then need Authorization: Bearer <key>.")
+    api_keys_env: str | None = Field(None, description="Environment variable holding comma-separated API keys (added to the file's).")
+    rate_per_minute: float | None = Field(None, gt=0, description="Requests per minute per API key (per client address without keys); over it answers 429 with Retry-After. None = no limit.")
+    rate_burst: int = Field(10, ge=1, description="Requests a key may send at once before the per-minute rate applies.")
+    max_body_bytes: int = Field(65536, ge=256, description="Largest request body; a larger one answers 413.")
+    max_prompt_tokens: int = Field(2048, ge=1, description="Longest prompt (history included) in tokens; longer answers 400 naming the field.")
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (empty = CORS off).")
+
+
+class ServeConfig(_Block):
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port to listen on (0 = any free port).")
+    source: SourceBlock = Field(default_factory=SourceBlock, description="Which model answers.")
+    batching: BatchingBlock = Field(default_factory=BatchingBlock, description="How concurrent requests are batched and queued.")
+    sampling: SamplingBlock = Field(default_factory=SamplingBlock, description="Default and largest sampling settings.")
+    security: SecurityBlock = Field(default_factory=SecurityBlock, description="API keys, rate limit, body and prompt limits, CORS.")
+    log_level: str = Field("info", description="uvicorn log level.")
+
+
+def _format(err: ValidationError, source: str) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        if e["type"] == "extra_forbidden":
+            parts.append(f"{source}: unknown key '{loc}'")
+        else:
+            value = e.get("input")
+            shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+            parts.append(f"{source}: {loc}: {e['msg'].removeprefix('Value error, ')}{shown}")
+    return "; ".join(parts)
+
+
+def load_serve_config(path: Path | None, overrides: dict[str, Any]) -> ServeConfig:
+    """YAML file (optional) with `overrides` (dotted key -> value, from CLI flags) on top."""
+    data: dict[str, Any] = {}
+    where = str(path) if path else "serve flags"
+    if path is not None:
+        if not path.is_file():
+            raise ServeConfigError(f"{path}: config file does not exist")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ServeConfigError(f"{path}: not valid YAML ({e})") from None
+        if not isinstance(data, dict):
+            raise ServeConfigError(f"{path}: top level must be a mapping")
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    try:
+        return ServeConfig.model_validate(data)
+    except ValidationError as e:
+        raise ServeConfigError(_format(e, where)) from None
