@@ -19,7 +19,7 @@ from collapselab.learner.loop import Spool
 from collapselab.learner.sources import Document, JsonlDocuments, TextFolder
 from collapselab.records import read_records
 
-from .conftest import save_tiny
+from .tiny_chat import save_tiny
 
 WORDS = "the cat sat on the mat and the dog sat on the log a model trained on its own output forgets".split()
 
@@ -91,6 +91,12 @@ def test_steps_publish_record_and_resume_without_repeating_a_document(tmp_path, 
         arms = conn.execute(sa.text("select arm from arms")).scalars().all()
     assert [g for g, _ in rows] == [0, 1, 2, 3, 4] and all(v > 1 for _, v in rows)
     assert arms == ["learner"]
+    # the report reads a learner run as a run: its perplexity curve has one point per step
+    from collapselab.report.data import load_run
+
+    data = load_run(run_dir)
+    assert [g.generation for g in data.gens] == [0, 1, 2, 3, 4]
+    assert [round(g.values["perplexity"], 6) for g in data.gens] == [round(v, 6) for _, v in rows]
 
 
 def test_stop_ends_after_the_step_in_progress(tmp_path, tiny_base):

@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from collapselab.learner.checkpoints import checkpoint_dir, publish
 
-from .conftest import config, tiny_model, tiny_tokenizer
+from .conftest import config
+from .tiny_chat import tiny_model, tiny_tokenizer
 
 ASK = {"message": "hello there", "temperature": 0, "max_length": 6}
 
