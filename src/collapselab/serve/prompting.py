@@ -57,7 +57,8 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
 def held_back(text: str, stops: Sequence[str]) -> int:
     """How many trailing characters of a streamed `text` might begin a stop string (or are an
     unfinished multi-byte character), so they are not sent until the next tokens decide."""
-    n = 1 if text.endswith("\ufffd") else 0
+    # Bytes of an unfinished character decode as trailing U+FFFDs; the next token may finish it.
+    n = len(text) - len(text.rstrip("\ufffd"))
     for s in stops:
         for k in range(min(len(s) - 1, len(text)), 0, -1):
             if text.endswith(s[:k]):

@@ -1,13 +1,14 @@
 """The batching scheduler: requests that arrive together are decoded together.
 
 One worker thread owns the models. It waits for a request, gives others `wait_ms` to join,
-then takes up to `max_batch` waiting requests for the same model and sampling settings and
-decodes them in one call of `collapselab.generation.generate` (the project's own batched
-decode loop, never a per-request `model.generate`). `generate` takes one set of sampling
-settings per call, so requests are grouped by (model, temperature, top_p, top_k, seed);
-their lengths may differ: the batch decodes to its longest `max_new_tokens` and each reply
-is cut to its own. The wait list is bounded: one request more is refused (`QueueFull`),
-which the app answers with 503 and Retry-After.
+then takes up to `max_batch` waiting requests for the same model and decodes them in one call
+of `collapselab.generation.generate` (the project's own batched decode loop, never a
+per-request `model.generate`): each prompt with its own temperature, top-p, top-k and reply
+length, the batch's common prefix (system prompt, template header) prefilled once, and every
+new token streamed back to its request as it is produced (a stop string ends that reply
+alone). A request with a `seed` decodes alone, so its reply is reproducible. The wait list
+is bounded: one request more is refused (`QueueFull`), which the app answers with 503 and
+Retry-After.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from collapselab.serve.config import BatchingBlock
 from collapselab.serve.pool import ModelPool, Served
-from collapselab.serve.prompting import cut_at_stop
+from collapselab.serve.prompting import cut_at_stop, held_back
 
 log = logging.getLogger("collapselab.serve")
 
@@ -47,10 +48,9 @@ class Sampling:
     seed: int | None = None
 
     def batch_key(self) -> tuple[Any, ...]:
-        # Everything `generate` takes once per call; max_new_tokens is not in it (cut per reply).
-        if self.temperature == 0:
-            return ("greedy",)
-        return (self.temperature, self.top_p, self.top_k, self.seed)
+        # Settings are per prompt in `generate`, so any requests batch together; a seeded
+        # request decodes alone, so the same seed always gives the same reply.
+        return () if self.seed is None else ("seeded", id(self))
 
 
 @dataclass(slots=True)
@@ -188,36 +188,70 @@ class Scheduler:
 
     def _decode(self, batch: list[Job]) -> None:
         from collapselab.config import DecodingBlock
-        from collapselab.generation import generate
+        from collapselab.generation import PromptSampling, generate
 
         served = self.pool.get(batch[0].model_id)  # held by this batch even if a reload swaps it
-        s = batch[0].sampling
-        greedy = s.temperature == 0
-        decoding = DecodingBlock(
-            method="greedy" if greedy else "sample",
-            temperature=1.0 if greedy else s.temperature,
-            top_p=s.top_p,
-            top_k=s.top_k,
-            batch_tokens=self.cfg.batch_tokens,
-            backend="transformers",
-        )
-        longest = max(j.sampling.max_new_tokens for j in batch)
-        seed = s.seed if s.seed is not None else next(self._seeds)
-        outs = generate(
-            served.model, served.tokenizer, [j.prompt for j in batch], decoding,
-            max_new_tokens=longest, seed=seed, progress=False,
-        )
         tok = served.tokenizer
-        for job, ids in zip(batch, outs, strict=True):
-            ids = ids[: job.sampling.max_new_tokens]
-            text = tok.decode(ids, skip_special_tokens=True)
-            text, stopped = cut_at_stop(text, job.stops)
-            if stopped:
-                n_tokens = len(tok(text, add_special_tokens=False)["input_ids"])
-            else:
-                n_tokens = len(ids)
-            reason = "stop" if stopped or len(ids) < job.sampling.max_new_tokens else "length"
-            text = text.removesuffix("\ufffd")  # a reply cut inside a multi-byte character
-            if text:
-                job.sink(Delta(text))
-            job.sink(Done(text, len(job.prompt), n_tokens, reason, served, len(batch)))
+        settings = [
+            PromptSampling(method="greedy", max_new_tokens=j.sampling.max_new_tokens) if j.sampling.temperature == 0
+            else PromptSampling(method="sample", temperature=j.sampling.temperature, top_p=j.sampling.top_p,
+                                top_k=j.sampling.top_k, max_new_tokens=j.sampling.max_new_tokens)
+            for j in batch
+        ]
+        streams = [_Stream(job, tok) for job in batch]
+
+        def on_tokens(i: int, ids: list[int], finished: bool) -> bool:
+            return streams[i].add(ids)  # True: a stop string ended this reply
+
+        seed = batch[0].sampling.seed if batch[0].sampling.seed is not None else next(self._seeds)
+        prompts = [j.prompt for j in batch]
+        shared = _common_prefix(prompts)  # the system prompt and template header, prefilled once
+        generate(
+            served.model, tok, prompts, DecodingBlock(batch_tokens=self.cfg.batch_tokens, backend="transformers"),
+            max_new_tokens=max(j.sampling.max_new_tokens for j in batch), seed=seed,
+            prefix_lengths=[shared] * len(batch), sampling=settings, on_tokens=on_tokens, progress=False,
+        )
+        for s in streams:
+            s.job.sink(s.done(served, len(batch)))
+
+
+def _common_prefix(prompts: list[list[int]]) -> int:
+    first = prompts[0]
+    n = min(len(p) for p in prompts)
+    for k in range(n):
+        if any(p[k] != first[k] for p in prompts):
+            return k
+    return n
+
+
+class _Stream:
+    """One reply as it is decoded: its ids, the text sent so far, and where a stop string cut it."""
+
+    def __init__(self, job: Job, tokenizer: Any):
+        self.job, self.tok = job, tokenizer
+        self.ids: list[int] = []
+        self.text = ""
+        self.stopped = False
+
+    def add(self, ids: list[int]) -> bool:
+        if not ids:
+            return False
+        self.ids.extend(ids)
+        text = self.tok.decode(self.ids, skip_special_tokens=True)
+        cut, self.stopped = cut_at_stop(text, self.job.stops)
+        # Text that may begin a stop string or is half a character waits for the next tokens.
+        ready = cut if self.stopped else cut[: len(cut) - held_back(cut, self.job.stops)]
+        if len(ready) > len(self.text) and not self.job.cancelled:
+            self.job.sink(Delta(ready[len(self.text) :]))
+            self.text = ready
+        return self.stopped or self.job.cancelled  # a dropped client's reply stops too
+
+    def done(self, served: Served, batch_size: int) -> Done:
+        text = self.tok.decode(self.ids, skip_special_tokens=True)
+        text, stopped = cut_at_stop(text, self.job.stops)
+        text = text.rstrip("\ufffd")  # a reply cut inside a multi-byte character
+        if len(text) > len(self.text):
+            self.job.sink(Delta(text[len(self.text) :]))
+        n_tokens = len(self.tok(text, add_special_tokens=False)["input_ids"]) if stopped else len(self.ids)
+        finished = stopped or len(self.ids) < self.job.sampling.max_new_tokens
+        return Done(text, len(self.job.prompt), n_tokens, "stop" if finished else "length", served, batch_size)

@@ -96,7 +96,7 @@ def test_steps_publish_record_and_resume_without_repeating_a_document(tmp_path, 
 
     data = load_run(run_dir)
     assert [g.generation for g in data.gens] == [0, 1, 2, 3, 4]
-    assert [round(g.values["perplexity"], 6) for g in data.gens] == [round(v, 6) for _, v in rows]
+    assert [round(g.metrics["perplexity"], 6) for g in data.gens] == [round(v, 6) for _, v in rows]
 
 
 def test_stop_ends_after_the_step_in_progress(tmp_path, tiny_base):

@@ -38,14 +38,14 @@ def test_chat_replies_with_the_project_decode_of_the_chat_template(client, chat_
     ids = chat_prompt(loaded.tokenizer, [*history, {"role": "user", "content": "how are you today?"}])
     assert ids[-1] == loaded.tokenizer.convert_tokens_to_ids("<|assistant|>")
     (expected,) = generate(loaded.model, loaded.tokenizer, [ids], DecodingBlock(method="greedy"), max_new_tokens=8, seed=0, progress=False)
-    assert body["reply"] == loaded.tokenizer.decode(expected, skip_special_tokens=True).removesuffix("\ufffd")
+    assert body["reply"] == loaded.tokenizer.decode(expected, skip_special_tokens=True).rstrip("\ufffd")
     assert body["prompt_tokens"] == len(ids) and body["completion_tokens"] == len(expected)
     assert body["model"] == str(chat_model_dir) and body["generation"] is None
     assert body["seconds"] > 0 and body["finish_reason"] in ("stop", "length")
 
 
 def test_openai_chat_completion_and_its_stream_agree(client):
-    req = {"messages": [{"role": "user", "content": "hello there"}], "temperature": 0, "max_tokens": 8}
+    req = {"messages": [{"role": "user", "content": "hello there"}], "temperature": 0, "max_tokens": 16}
     whole = client.post("/v1/chat/completions", json=req).json()
     assert whole["object"] == "chat.completion"
     content = whole["choices"][0]["message"]["content"]
@@ -55,8 +55,9 @@ def test_openai_chat_completion_and_its_stream_agree(client):
     chunks = _sse(r.text)
     assert all(c["object"] == "chat.completion.chunk" and c["id"] == chunks[0]["id"] for c in chunks)
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
-    streamed = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
-    assert streamed == content
+    pieces = [c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"]]
+    assert "".join(pieces) == content
+    assert len([p for p in pieces if p]) >= 2  # tokens are sent as they are decoded, not at the end
     assert chunks[-2]["choices"][0]["finish_reason"] == whole["choices"][0]["finish_reason"]
     assert chunks[-1]["usage"] == whole["usage"]
 

@@ -127,14 +127,24 @@ def test_full_queue_is_503_with_retry_after_and_nothing_is_lost(client_for, mode
 def test_requests_arriving_together_decode_in_one_batch(client_for, model):
     c = client_for(config(source={"model": model}, batching={"wait_ms": 300, "max_batch": 8}))
     prompts = ["hello there", "the cat sat on the mat", "how are you today?", "a model trained"]
-    alone = [c.post("/chat", json={**HELLO, "message": p}).json() for p in prompts]
-    assert {a["reply"] for a in alone} and all(a["model"] == model for a in alone)
-    with ThreadPoolExecutor(len(prompts)) as pool:
-        together = list(pool.map(lambda p: c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": p}], "temperature": 0, "max_tokens": 6}).json(), prompts))
-    assert max(t["collapselab"]["batch_size"] for t in together) == len(prompts)
-    # decoded together, each greedy reply is what it was alone
-    assert [t["choices"][0]["message"]["content"] for t in together] == [a["reply"] for a in alone]
-    assert "collapselab_batch_size_bucket{le=\"4\"}" in c.get("/metrics").text
+    lengths = [6, 3, 6, 3]  # different reply lengths (and below, sampling settings) share a batch
+
+    def ask(p: str, n: int, **extra) -> dict:
+        body = {"messages": [{"role": "user", "content": p}], "temperature": 0, "max_tokens": n, **extra}
+        return c.post("/v1/chat/completions", json=body).json()
+
+    alone = [ask(p, n)["choices"][0]["message"]["content"] for p, n in zip(prompts, lengths, strict=True)]
+    with ThreadPoolExecutor(6) as pool:
+        greedy = [pool.submit(ask, p, n) for p, n in zip(prompts, lengths, strict=True)]
+        sampled = [pool.submit(ask, "hello there", 5, temperature=1.3, top_k=5, top_p=0.9) for _ in range(2)]
+        together = [f.result() for f in greedy]
+        others = [f.result() for f in sampled]
+    assert max(t["collapselab"]["batch_size"] for t in together + others) == 6
+    # decoded together, each greedy reply is what it was alone, cut at its own length
+    assert [t["choices"][0]["message"]["content"] for t in together] == alone
+    assert all(t["usage"]["completion_tokens"] <= n for t, n in zip(together, lengths, strict=True))
+    assert all(o["usage"]["completion_tokens"] <= 5 for o in others)
+    assert "collapselab_batch_size_bucket{le=\"8\"}" in c.get("/metrics").text
 
 
 def test_cors_is_off_by_default_and_on_by_config(client_for, model):
