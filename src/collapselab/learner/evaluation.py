@@ -18,7 +18,7 @@ from typing import Any
 
 from collapselab.learner.config import LearnerConfig, LearnerError
 from collapselab.learner.sources import Document, open_source
-from collapselab.records import Record, atomic_write_json, write_records
+from collapselab.records import Record, write_records
 from collapselab.seeds import step_seed
 
 ARM = "learner"
@@ -91,15 +91,17 @@ def evaluate_step(
     _write_predictions(folder / "predictions.parquet", inputs, results)
     write_records(folder / "train.parquet", trained)
     write_records(folder / "synthetic.parquet", continuations)
-    atomic_write_json(folder / "metrics.json", {
-        "arm": ARM, "seed": seed, "generation": step, "metrics": metrics,
-        "train": {k: train_log.get(k) for k in ("losses", "steps", "tokens", "seconds")},
-        "timings": {**timings, "generate_s": generate_s, "evaluate_s": evaluate_s},
-        "sizes": {"train_records": len(trained), "synthetic_records": len(continuations),
-                  "train_synthetic_share": sum(r.source != "human" for r in trained) / max(1, len(trained))},
-        "refinery": None,
-        "learner": {"checkpoint": f"step-{step}", "cursor": train_log.get("cursor", 0)},
-    })
+    from collapselab.metrics_file import GenerationMetrics, Runtime, write_metrics_file
+    from collapselab.models import model_dtype
+
+    write_metrics_file(folder / "metrics.json", GenerationMetrics(
+        arm=ARM, seed=seed, generation=step, metrics=metrics,
+        train={k: train_log.get(k) for k in ("losses", "steps", "tokens", "seconds")},
+        timings={**timings, "generate_s": generate_s, "evaluate_s": evaluate_s},
+        sizes={"train_records": len(trained), "synthetic_records": len(continuations),
+               "train_synthetic_share": sum(r.source != "human" for r in trained) / max(1, len(trained))},
+        runtime=Runtime(device=device(), train_dtype=model_dtype(for_training=True), infer_dtype=model_dtype(for_training=True), generation_backend="transformers"),
+    ))
     mark_done(folder)
     store.record_generation(db_url, run_dir, ARM, seed, step)
     return {n: r.value for n, r in results.items()}

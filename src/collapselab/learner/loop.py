@@ -45,7 +45,7 @@ def run_learner(
     """Run (or continue) the learner until `learner.steps` steps are published, the source
     runs dry, or `stop` is set; returns the run directory."""
     from collapselab import store
-    from collapselab.models import load_saved
+    from collapselab.models import load_model
 
     stop = stop or threading.Event()
     run_dir = open_learner_run(cfg, fresh=fresh)
@@ -57,7 +57,7 @@ def run_learner(
     current = latest(run_dir)
     state = read_state(current)
     step, cursor = state["step"], state["cursor"]
-    loaded = load_saved(current, for_training=True)
+    loaded = load_model(current, for_training=True)
     model, tokenizer = loaded.model, loaded.tokenizer
     held = held_out(cfg, tokenizer)
     if not (gen_folder(run_dir, cfg.learner.seed, step) / "DONE").exists():
@@ -148,9 +148,9 @@ def open_learner_run(cfg: LearnerConfig, *, fresh: bool) -> Path:
 
 def publish_base(cfg: LearnerConfig, run_dir: Path) -> None:
     """Step 0: the starting model itself, published so it is served and evaluated too."""
-    from collapselab.models import load_pretrained
+    from collapselab.models import load_model
 
-    loaded = load_pretrained(cfg.model.name, cfg.model)
+    loaded = load_model(cfg.model.name, for_training=True)
     publish(loaded.model, loaded.tokenizer, run_dir, 0, {"cursor": 0, "documents": [], "self_fed": [], "train": {"losses": [], "steps": 0, "tokens": 0, "seconds": 0.0}})
 
 

@@ -45,9 +45,9 @@ def _positions(model: Any, tokenizer: Any) -> int:
 
 
 def _load_folder(folder: Path) -> tuple[Any, Any]:
-    from collapselab.models import load_saved
+    from collapselab.models import load_model
 
-    loaded = load_saved(folder)
+    loaded = load_model(folder, for_training=False)
     return loaded.model, loaded.tokenizer
 
 
@@ -174,12 +174,10 @@ class ModelPool:
 
     def _load(self, model_id: str) -> Served:
         if self.kind == "model":
-            from collapselab.config import ModelBlock
-            from collapselab.models import load_pretrained
+            from collapselab.models import load_model
 
-            loaded = load_pretrained(self.name, ModelBlock(name=self.name))
+            loaded = load_model(self.name, for_training=False)
             model, tok = loaded.model, loaded.tokenizer
-            model.eval()
             return Served(model_id, model, tok, None, self.name, _positions(model, tok))
         if self.kind == "run":
             from collapselab.rundir import gen_dir

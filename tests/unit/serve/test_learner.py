@@ -73,9 +73,9 @@ def test_steps_publish_record_and_resume_without_repeating_a_document(tmp_path, 
     cfg4 = learner_config_from_dict(_config(tmp_path, tiny_base, steps=4))
     state = {"cursor": 9, "documents": ["jsonl:d6", "jsonl:d7", "jsonl:d8"], "self_fed": [], "train": {"losses": [1.0], "steps": 1, "tokens": 1, "seconds": 0.1}}
     from collapselab.learner.checkpoints import publish
-    from collapselab.models import load_saved
+    from collapselab.models import load_model
 
-    step2 = load_saved(run_dir / "checkpoints" / "step-2")
+    step2 = load_model(run_dir / "checkpoints" / "step-2", for_training=False)
     Spool(run_dir / "stream.jsonl", JsonlDocuments(Path(cfg.source.path))).take(0, 9)
     publish(step2.model, step2.tokenizer, run_dir, 3, state)
     again = run_learner(cfg4, db_url=_db(tmp_path), report=lambda s: None)

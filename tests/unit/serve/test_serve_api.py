@@ -8,7 +8,7 @@ import pytest
 
 from collapselab.config import DecodingBlock
 from collapselab.generation import generate
-from collapselab.models import load_saved
+from collapselab.models import load_model
 from collapselab.serve.prompting import chat_prompt
 
 from .conftest import config
@@ -34,7 +34,7 @@ def test_chat_replies_with_the_project_decode_of_the_chat_template(client, chat_
     assert r.status_code == 200
     body = r.json()
     # The same prompt (template applied to history + message) decoded greedily by generate.
-    loaded = load_saved(chat_model_dir)
+    loaded = load_model(chat_model_dir, for_training=False)
     ids = chat_prompt(loaded.tokenizer, [*history, {"role": "user", "content": "how are you today?"}])
     assert ids[-1] == loaded.tokenizer.convert_tokens_to_ids("<|assistant|>")
     (expected,) = generate(loaded.model, loaded.tokenizer, [ids], DecodingBlock(method="greedy"), max_new_tokens=8, seed=0, progress=False)
@@ -96,7 +96,7 @@ def test_base_model_uses_the_plain_transcript(client_for, base_model_dir):
     c = client_for(config(source={"model": str(base_model_dir)}))
     r = c.post("/chat", json={"message": "hello there", "history": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hey"}], **GREEDY})
     assert r.status_code == 200
-    assert r.json()["prompt_tokens"] == len(load_saved(base_model_dir).tokenizer("User: hi\nAssistant: hey\nUser: hello there\nAssistant:")["input_ids"])
+    assert r.json()["prompt_tokens"] == len(load_model(base_model_dir, for_training=False).tokenizer("User: hi\nAssistant: hey\nUser: hello there\nAssistant:")["input_ids"])
     assert "\nUser:" not in r.json()["reply"]
 
 
