@@ -22,6 +22,7 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("zero_shot_f1", "zero-shot F1", "{:.2f}"),
     ("zero_shot_has_ans_f1", "zero-shot HasAns F1", "{:.2f}"),
     ("answer_length", "answer words", "{:.1f}"),
+    ("synthetic_success_rate", "syn answers valid", "{:.3f}"),
     ("mmlu_accuracy", "MMLU acc", "{:.3f}"),
     ("distinct_2", "syn distinct-2", "{:.3f}"),
     ("duplicate_rate", "syn duplicate rate", "{:.3f}"),

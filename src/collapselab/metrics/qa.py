@@ -197,6 +197,22 @@ def answer_in_context_metric(inputs: EvalInputs) -> MetricValue:
     return MetricValue(sum(per) / len(per), per, details)
 
 
+@register_metric("synthetic_success_rate", task="qa", higher_is_better=True, version="1", needs=("synthetic",))
+def synthetic_success_rate_metric(inputs: EvalInputs) -> MetricValue:
+    """Share of the answers this generation wrote (its next generation's labels) that are valid:
+    found verbatim (normalised) in their own context, or an abstention (SelfPlagAI's check)."""
+    records = inputs.synthetic or []
+    if not records:
+        raise ValueError("no synthetic records to validate")
+    per = [float(answer_in_context(r.answers[0] if r.answers else "", r.context or "")) for r in records]
+    abstained = sum(not r.answers for r in records)
+    answered = len(records) - abstained
+    found = sum(v for v, r in zip(per, records, strict=True) if r.answers)
+    details = {"records": len(records), "abstained": abstained,
+               "answered_in_context": found / answered if answered else None}
+    return MetricValue(sum(per) / len(per), per, details)
+
+
 @register_metric("answer_length", task="qa", higher_is_better=True, version="1", needs=("predictions",))
 def answer_length_metric(inputs: EvalInputs) -> MetricValue:
     """Mean answer length in whitespace tokens (direction is nominal: compare with `reference_mean`)."""

@@ -80,7 +80,7 @@ SYNTHETIC_DEFAULTS: list[str] = [
 TASK_DEFAULTS: dict[str, list[str]] = {
     "lm": ["perplexity", "cross_entropy", "reference_perplexity", *SYNTHETIC_DEFAULTS],
     "qa": ["exact_match", "f1", "has_ans_f1", "no_ans_accuracy", "rouge1", "rouge2", "rougeL", "jaccard", "bertscore", "semantic_similarity",
-           "answer_in_context", "answer_length",
+           "answer_in_context", "answer_length", "synthetic_success_rate",
            # a short answer's perplexity without its question means little: not a qa default
            *(n for n in SYNTHETIC_DEFAULTS if n != "synthetic_perplexity")],
 }

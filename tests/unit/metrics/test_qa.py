@@ -83,3 +83,19 @@ def test_prediction_count_must_match_test_set():
     test = [Record(id="a", answers=("x",))]
     with pytest.raises(ValueError, match="one prediction per test record"):
         evaluate(["f1"], EvalInputs(task="qa", test=test, predictions=["x", "y"]))
+
+
+def test_synthetic_success_rate_counts_answers_found_in_their_context_and_abstentions():
+    from collapselab.metrics import EvalInputs, evaluate
+    from collapselab.records import Record
+
+    ctx = "The Eiffel Tower is in Paris and was finished in 1889."
+    synthetic = [
+        Record(id="a", source="synthetic", generation=0, context=ctx, question="q", answers=("Paris",)),
+        Record(id="b", source="synthetic", generation=0, context=ctx, question="q", answers=("the year 1889",)),  # not verbatim
+        Record(id="c", source="synthetic", generation=0, context=ctx, question="q", answers=()),  # abstains: invents nothing
+        Record(id="d", source="synthetic", generation=0, context=ctx, question="q", answers=("London",)),
+    ]
+    r = evaluate(["synthetic_success_rate"], EvalInputs(task="qa", test=[], synthetic=synthetic))["synthetic_success_rate"]
+    assert r.value == 0.5 and r.per_example == [1.0, 0.0, 1.0, 0.0]
+    assert r.details == {"records": 4, "abstained": 1, "answered_in_context": 1 / 3}
