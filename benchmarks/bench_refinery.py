@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import DATA, machine  # noqa: E402
 
-from collapselab.records import Record  # noqa: E402
 from collapselab.config.refinery import FiltersConfig  # noqa: E402
+from collapselab.records import Record  # noqa: E402
 from collapselab.refinery.filters import FilterContext  # noqa: E402
 from collapselab.refinery.pipeline import run_filters  # noqa: E402
 

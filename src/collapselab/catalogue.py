@@ -2,7 +2,7 @@
 
 A catalogue name (`smollm2-135m-instruct`, `gemma-3-270m`) resolves offline to an HF model
 folder. The package's GGUF file is dequantized to fp32 once, through transformers' GGUF
-loader, and the folder is cached under `cache_root()/models/<name>-<key>`, where the key
+loader, and the folder is cached under `cache_dir()/models/<name>-<key>`, where the key
 hashes the GGUF's sha256 (as its package declares it) and this module's conversion
 version: later loads are a plain `from_pretrained` of safetensors. Finding the folder
 reads no weights: the sha256 comes from the package's metadata, and the real bytes are
@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from collapselab.models import ModelError, cache_root, content_hash
+from collapselab.cache import cache_dir, content_hash
+from collapselab.errors import ModelError
 
 # Bump when the conversion below changes what lands in the folder: old caches are then
 # ignored instead of silently reused.
@@ -126,7 +127,7 @@ def declared_sha256(model: CatalogueModel) -> str:
 
 def cached_folder(model: CatalogueModel, sha256: str, root: Path | None = None) -> Path:
     """Where the dequantized folder of the GGUF with this sha256 lives (existing or not)."""
-    return (root or cache_root()) / "models" / f"{model.name}-{content_hash(CONVERSION, sha256)}"
+    return (root or cache_dir()) / "models" / f"{model.name}-{content_hash(CONVERSION, sha256)}"
 
 
 def is_cached(folder: Path) -> bool:
@@ -139,7 +140,7 @@ def materialize(name: str, root: Path | None = None) -> Path:
 
     Args:
         name: a catalogue name.
-        root: the cache to use (default `cache_root()`); tests pass their own.
+        root: the cache to use (default `cache_dir()`); tests pass their own.
 
     Returns:
         The cached folder (config, safetensors, tokenizer, generation config, and
@@ -164,7 +165,7 @@ def materialize(name: str, root: Path | None = None) -> Path:
 
 def cached_models(root: Path | None = None) -> Iterator[tuple[Path, dict[str, Any]]]:
     """Every complete catalogue folder in the cache, with its `catalogue.json`."""
-    base = (root or cache_root()) / "models"
+    base = (root or cache_dir()) / "models"
     for folder in sorted(base.glob("*")) if base.is_dir() else []:
         if is_cached(folder):
             yield folder, json.loads((folder / "catalogue.json").read_text())
@@ -300,7 +301,7 @@ def available_models(root: Path | None = None) -> list[Available]:
     for folder in sorted(Path(models_dir).iterdir()) if models_dir and Path(models_dir).is_dir() else []:
         if (folder / "config.json").exists():
             found.append(Available(folder.name, "COLLAPSELAB_MODELS", "local folder", _parameters(folder), _size(folder), "see its model card", str(folder)))
-    scratch = (root or cache_root()) / "scratch"
+    scratch = (root or cache_dir()) / "scratch"
     for folder in sorted(scratch.iterdir()) if scratch.is_dir() else []:
         if (folder / "config.json").exists():
             # not a name: a scratch base is rebuilt from its config, or named by its path

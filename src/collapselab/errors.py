@@ -37,3 +37,7 @@ class RunError(CollapselabError, ValueError):
 
 class StoreError(CollapselabError, RuntimeError):
     """The results database or a run directory is not what the store expects; says which."""
+
+
+class ModelError(CollapselabError, ValueError):
+    """A model could not be resolved or loaded; the message names it and where it was looked for."""

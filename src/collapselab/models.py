@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from collapselab.errors import CollapselabError
+from collapselab.cache import content_hash
+from collapselab.errors import ModelError
 
 if TYPE_CHECKING:
     from collapselab.config import LoraBlock, ScratchArchitecture
@@ -27,9 +28,6 @@ if TYPE_CHECKING:
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
 
-
-class ModelError(CollapselabError, ValueError):
-    """A model could not be resolved or loaded; the message names it and where it was looked for."""
 
 
 @dataclass(slots=True)
@@ -45,19 +43,6 @@ def cache_root() -> Path:
     from collapselab.cache import cache_dir
 
     return cache_dir()
-
-
-def content_hash(*parts: Any) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        if isinstance(p, bytes):
-            h.update(p)
-        elif isinstance(p, str):
-            h.update(p.encode())
-        else:
-            h.update(json.dumps(p, sort_keys=True, default=str).encode())
-        h.update(b"\x00")
-    return h.hexdigest()[:16]
 
 
 def texts_hash(texts: Iterable[str]) -> str:
