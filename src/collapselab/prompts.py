@@ -10,6 +10,11 @@ template, else `plain`):
   is the answer then the end-of-turn token, and an unanswerable question is answered with
   `prompts.unanswerable` ("unanswerable"), read back as the SQuAD v2 empty answer.
 
+Conversations (the chat server): instruct models answer through their chat template; base
+models, such as a scratch run's generation, get a plain transcript (`User: ...` /
+`Assistant: ...`) and their reply is cut where they start the user's next turn
+(`chat_stops`).
+
 Every prompt is laid out shared part first (`|` above): the prefix (instruction + context)
 is the same for every question about one context, so generation computes its KV cache once.
 A context too long for the model is cut from the left; the question and the answer cue are
@@ -19,6 +24,7 @@ never cut. Generated answers are cut at the first line break and at EOS.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -147,3 +153,42 @@ def _words(text: str) -> str:
 def prompt_format(tokenizer: Any, block: PromptsBlock) -> PromptFormat:
     """The configured prompt format bound to `tokenizer`."""
     return PromptFormat(tokenizer, block)
+
+
+# ---------------------------------------------------------------- conversations
+
+USER, ASSISTANT = "User", "Assistant"
+BASE_STOP = f"\n{USER}:"  # a base model that goes on to write the user's turn has finished
+
+
+def is_instruct(tokenizer: Any) -> bool:
+    """True when the tokenizer carries a chat template."""
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def chat_prompt(tokenizer: Any, messages: Sequence[dict[str, str]]) -> list[int]:
+    """Prompt ids for a conversation ending in a user turn; the model writes the next turn."""
+    if is_instruct(tokenizer):
+        ids = tokenizer.apply_chat_template(
+            list(messages), add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+        return list(ids)
+    lines = []
+    for m in messages:
+        role = {"user": USER, "assistant": ASSISTANT}.get(m["role"])
+        if role is None:  # a system message is the transcript's preamble
+            lines.append(m["content"])
+        else:
+            lines.append(f"{role}: {m['content']}")
+    text = "\n".join(lines) + f"\n{ASSISTANT}:"
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def completion_prompt(tokenizer: Any, prompt: str) -> list[int]:
+    """Prompt ids for a plain text continuation."""
+    return tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+
+def chat_stops(tokenizer: Any) -> list[str]:
+    """Stop strings a chat reply is cut at (the template's EOS already stops decoding)."""
+    return [] if is_instruct(tokenizer) else [BASE_STOP]

@@ -19,10 +19,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from collapselab.prompts import chat_prompt, chat_stops, completion_prompt
 from collapselab.serve.config import ServeConfig
 from collapselab.serve.guard import Guard, load_api_keys
 from collapselab.serve.pool import ModelPool, Served, UnknownModel
-from collapselab.serve.prompting import chat_prompt, chat_stops, completion_prompt, held_back
 from collapselab.serve.scheduler import Delta, Done, Failed, Job, QueueFull, Sampling, Scheduler
 from collapselab.serve.schemas import (
     ApiError,
@@ -31,6 +31,7 @@ from collapselab.serve.schemas import (
     CompletionRequest,
     error_body,
 )
+from collapselab.serve.stops import held_back
 from collapselab.serve.telemetry import Telemetry
 
 STATIC = Path(__file__).parent / "static"

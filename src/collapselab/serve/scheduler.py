@@ -24,7 +24,7 @@ from typing import Any
 
 from collapselab.serve.config import BatchingBlock
 from collapselab.serve.pool import ModelPool, Served
-from collapselab.serve.prompting import cut_at_stop, held_back
+from collapselab.serve.stops import cut_at_stop, held_back
 
 log = logging.getLogger("collapselab.serve")
 

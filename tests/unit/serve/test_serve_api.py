@@ -9,7 +9,7 @@ import pytest
 from collapselab.config import DecodingBlock
 from collapselab.generation import generate
 from collapselab.models import load_model
-from collapselab.serve.prompting import chat_prompt
+from collapselab.prompts import chat_prompt
 
 from .conftest import config
 
