@@ -82,8 +82,8 @@ def run_experiment(
     from collapselab.outlets import with_outlets
 
     listeners = with_outlets(cfg, listeners)  # trackers, hub push, notifications the config asks for
-    resumed = not fresh and run_id is None
     run_dir = open_run(cfg, fresh=fresh, run_id=run_id)
+    resumed = any(run_dir.glob("*/seed-*/gen-*/DONE"))  # finished steps before this invocation
     if restart_from is not None:
         moved = supersede_from(run_dir, cfg, restart_from)
         emit(listeners, Message(f"restarting from generation {restart_from}: moved {len(moved)} generation folders to {run_dir / '.superseded'}"))
@@ -94,7 +94,7 @@ def run_experiment(
         store.forget_generations(db_url, run_dir, moved)
     lab = Lab(cfg, task, run_dir, human, tokenizer, positions, db_url, listeners)
     lab.prompt_format = _prompt_format(cfg, tokenizer)
-    emit(listeners, RunStarted(run_dir, run_dir.name, cfg.experiment.name, cfg, resumed and any(run_dir.glob("*/seed-*/gen-*/DONE"))))
+    emit(listeners, RunStarted(run_dir, run_dir.name, cfg.experiment.name, cfg, resumed))
     emit(listeners, Message(f"run {run_dir} | {len(human.train)} human training records, {len(human.test)} test records"))
     for seed in cfg.experiment.seeds:
         for arm in cfg.arms:
