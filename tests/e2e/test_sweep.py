@@ -40,12 +40,13 @@ def _sweep(config: Path, cwd: Path, ray_tmp: str, *extra: str) -> subprocess.Pop
 
 
 def _start_cluster(ray_tmp: str) -> str:
-    """`ray start --head` with two CPUs (two trials at a time); returns its address."""
+    """`ray start --head` with one CPU (trials one at a time: one worker to start, the test's
+    budget); returns its address."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     subprocess.run([str(Path(sys.executable).parent / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-                    "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+                    "--num-cpus=1", "--include-dashboard=false", "--disable-usage-stats"],
                    env=_env(ray_tmp), check=True, capture_output=True, timeout=180)
     return f"127.0.0.1:{port}"
 
@@ -104,10 +105,9 @@ def test_sweep_reports_a_failed_trial_and_resumes_after_sigkill_of_its_driver(tm
         half_done = [t for t in others if t not in finished and (t.run_dir / "ratio").exists()]
         assert finished and half_done, before
 
-        # 2. the same command again, on a local Ray started on demand (one CPU: one worker
-        #    to start, the test's budget): the rest runs, what was finished is not redone.
-        #    sweep.* does not change the sweep's name or its trials' ids.
-        rerun = _sweep(config, tmp_path, local_tmp, "--set", "sweep.num_cpus=1")
+        # 2. the same command again, on a local Ray started on demand with two CPUs (two
+        #    trials at a time): the rest runs, what was finished is not redone
+        rerun = _sweep(config, tmp_path, local_tmp)
         out = rerun.communicate(timeout=300)[0]
         assert rerun.returncode == 1, out  # one trial failed
         assert f"{len(finished)} finished before" in out, out

@@ -90,7 +90,7 @@ def _run_on_ray(plan: SweepPlan, todo: list[Trial], block: SweepBlock, address: 
                  log_to_driver=False, logging_level=logging.WARNING)
     try:
         _check_resources(ray.cluster_resources(), res, local=not address, say=say)
-        env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)}
+        env = trial_env(plan.base)
         task = ray.remote(run_trial)
         since = _now()
         pending: dict[Any, Trial] = {}
@@ -123,6 +123,17 @@ def _run_on_ray(plan: SweepPlan, todo: list[Trial], block: SweepBlock, address: 
                 shown = line
     finally:
         ray.shutdown()
+
+
+def trial_env(cfg) -> dict[str, str]:
+    """The driver's variables a trial needs: `COLLAPSELAB_*`, `HF_*`, `TRANSFORMERS_*`, and
+    those the config's outlets read their secrets from (Telegram's token and chat id...)."""
+    names = set()
+    if cfg.hub is not None:
+        names.add(cfg.hub.token_env)
+    if cfg.notify is not None and cfg.notify.telegram is not None:
+        names |= {cfg.notify.telegram.token_env, cfg.notify.telegram.chat_id_env}
+    return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV) or k in names}
 
 
 def progress_line(plan: SweepPlan, pending, out: SweepOutcome, since: str) -> str:

@@ -101,3 +101,15 @@ def test_comparison_rows_and_the_metric_over_seeds_against_the_swept_key():
         (0.25, "[0]", "done", 10.0), (0.25, "[1]", "done", 12.0), (0.75, "[0]", "done", 20.0), (0.75, "[1]", "1/2 generations", None)]
     assert swept_key(trials) == "arms.0.ratio"
     assert metric_by_key(trials, "perplexity", "arms.0.ratio") == {"r": {0.25: [10.0, 12.0], 0.75: [20.0]}}
+
+
+def test_trials_get_the_driver_variables_their_runs_and_outlets_read(tmp_path, monkeypatch):
+    from collapselab.sweep.runner import trial_env
+
+    for k, v in {"TELEGRAM_BOT_TOKEN": "t", "MY_CHAT": "42", "UNRELATED": "x", "COLLAPSELAB_DATA": "/d"}.items():
+        monkeypatch.setenv(k, v)
+    cfg = config_from_dict({**_config(tmp_path).model_dump(mode="json"),
+                            "notify": {"telegram": {"chat_id_env": "MY_CHAT"}}})
+    env = trial_env(cfg)
+    assert {k: env[k] for k in ("TELEGRAM_BOT_TOKEN", "MY_CHAT", "COLLAPSELAB_DATA")} == {"TELEGRAM_BOT_TOKEN": "t", "MY_CHAT": "42", "COLLAPSELAB_DATA": "/d"}
+    assert "UNRELATED" not in env
