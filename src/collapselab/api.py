@@ -80,8 +80,10 @@ def resolve_config(config: str | Path | dict[str, Any] | ExperimentConfig, overr
         parse_override,
     )
 
-    if isinstance(config, str | Path):
-        return load_config(config, list(overrides or []))
+    if isinstance(config, str | Path):  # a YAML path, or a ready config's name ("quickstart")
+        from collapselab.config_files import resolve_config as find_config
+
+        return load_config(find_config(config), list(overrides or []))
     data = config.model_dump(mode="json") if isinstance(config, ExperimentConfig) else dict(config)
     for item in overrides or []:
         keys, value = parse_override(item)

@@ -1,13 +1,48 @@
-"""The `collapselab` command line. Thin: parse, build config, call the library."""
+"""The `collapselab` command line. Thin: parse, build config, call the library.
+
+Errors: commands do not catch the project's named errors themselves. They raise, and
+the one handler here (`CollapselabCommands.invoke`) prints `error: <one line>` on stderr
+and exits with the error's code (see `collapselab.errors`), the same for every command.
+"""
 
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
+import click
 import typer
+from typer.core import TyperGroup
+
+from collapselab.errors import EXIT_FAILED, CollapselabError
+
+
+def error_line(message: str) -> str:
+    """A message as one line: a message from a library (YAML, SQLAlchemy) may hold several."""
+    return " ".join(message.split()) or "(no message)"
+
+
+class CollapselabCommands(TyperGroup):
+    """The root command group: every command runs inside its error handler."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CollapselabError as e:
+            typer.echo(f"error: {error_line(str(e))}", err=True)
+            raise typer.Exit(e.exit_code) from None
+        except OSError as e:
+            # A file the command itself writes (an output folder that is read-only, a full
+            # disk): the system's message names the file; a traceback would add nothing.
+            if e.filename is None:
+                raise
+            typer.echo(f"error: {e.filename}: {error_line(e.strerror or str(e))}", err=True)
+            raise typer.Exit(EXIT_FAILED) from None
+
 
 app = typer.Typer(
     name="collapselab",
+    cls=CollapselabCommands,
     help="A laboratory for model collapse: recursive training, its metrics, the data refinery.",
     no_args_is_help=True,
     add_completion=False,

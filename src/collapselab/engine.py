@@ -135,10 +135,7 @@ def precheck(cfg: ExperimentConfig, task: Any, human: HumanData, max_positions: 
         mcq.questions(cfg.evaluation.mmlu)  # names a missing file or subject now
     from collapselab import store
 
-    try:
-        store.connect(db_url).dispose()
-    except Exception as e:  # SQLAlchemy raises many types for a bad URL or an unreachable server
-        raise store.StoreError(f"--db / $COLLAPSELAB_DB: cannot open the results database ({e.__class__.__name__}: {str(e).splitlines()[0]})") from None
+    store.connect(db_url).dispose()  # raises DatabaseUnreachable (exit 3) naming the URL
 
 
 def run_arm(lab: Lab, arm: ArmConfig, seed: int) -> None:

@@ -36,7 +36,16 @@ class RunError(CollapselabError, ValueError):
 
 
 class StoreError(CollapselabError, RuntimeError):
-    """The results database or a run directory is not what the store expects; says which."""
+    """A run directory, an export or a request (run id, arm, metric) is not what the store
+    expects; says which. Bad input: exit code 2."""
+
+
+class DatabaseUnreachable(StoreError):
+    """The results database cannot be opened or reached: a URL that does not parse, a
+    missing driver, a server that does not answer, a file that is not a database, a
+    schema newer than this collapselab. Exit code 3."""
+
+    exit_code = EXIT_STORE
 
 
 class ModelError(CollapselabError, ValueError):

@@ -10,7 +10,6 @@ complete; `DONE` is written last. A crashed run resumes at the first missing fil
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
@@ -24,6 +23,7 @@ from typing import Any
 from collapselab.config import ExperimentConfig, config_from_dict, dump_config
 from collapselab.errors import RunError
 from collapselab.records import atomic_write_json, atomic_write_text
+from collapselab.textio import read_json, read_yaml
 
 PACKAGES = ["collapselab", "torch", "transformers", "tokenizers", "peft", "numpy", "pydantic", "pyarrow", "sqlalchemy"]
 
@@ -98,9 +98,21 @@ def manifest(cfg: ExperimentConfig, run_id: str) -> dict[str, Any]:
 
 
 def load_run_config(run_dir: Path) -> ExperimentConfig:
-    import yaml
+    path = run_dir / "config.yaml"
+    data = read_yaml(path, error=RunError)
+    if not isinstance(data, dict):
+        raise RunError(f"{path}: top level must be a mapping of blocks, got {type(data).__name__}")
+    return config_from_dict(data, source=str(path))
 
-    return config_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()), source=str(run_dir / "config.yaml"))
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """A run's manifest.json, checked to be an object with the keys a run is found by."""
+    path = run_dir / "manifest.json"
+    data = read_json(path, error=RunError)
+    for key in ("created", "config_hash"):
+        if not isinstance(data, dict) or not isinstance(data.get(key), str):
+            raise RunError(f"{path}: key {key!r} is missing or not a string; the run directory is damaged")
+    return data
 
 
 def open_run(cfg: ExperimentConfig, *, fresh: bool = False, run_id: str | None = None) -> Path:
@@ -113,7 +125,7 @@ def open_run(cfg: ExperimentConfig, *, fresh: bool = False, run_id: str | None =
     if run_id is None and not fresh:
         existing = [p for p in root.glob("*") if (p / "manifest.json").exists()] if root.exists() else []
         # the newest by creation time, not by name (a named run must not shadow later ones)
-        existing.sort(key=lambda p: (json.loads((p / "manifest.json").read_text())["created"], p.name))
+        existing.sort(key=lambda p: (read_manifest(p)["created"], p.name))
         run_id = existing[-1].name if existing else None
     if run_id is None:
         run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -121,7 +133,7 @@ def open_run(cfg: ExperimentConfig, *, fresh: bool = False, run_id: str | None =
             run_id += "x"
     run_dir = root / run_id
     if (run_dir / "manifest.json").exists():
-        old = json.loads((run_dir / "manifest.json").read_text())["config_hash"]
+        old = read_manifest(run_dir)["config_hash"]
         if old != cfg.config_hash():
             raise RunError(
                 f"{run_dir}: existing run has config hash {old}, this config is {cfg.config_hash()}; "

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 # The run-directory factory and backend URLs are shared with the unit store tests.
@@ -17,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "store"))
 from run_factory import every_answer, make_run, write_generation  # noqa: E402
 from store_backends import pg_schema_url, sqlite_url  # noqa: E402
 
-from collapselab.commands.results import register  # noqa: E402
+from collapselab.cli import app  # noqa: E402
 from collapselab.store import Store, export_run, import_export, import_run_dir, record_generation  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -59,8 +58,6 @@ def test_export_from_postgres_imports_into_sqlite_identically(pg_url, tmp_path):
 
 
 def test_results_command_prints_the_same_from_both(pg_url, tmp_path):
-    app = typer.Typer()
-    register(app)
     run_dir = make_run(tmp_path / "runs", generations=2)
     runner = CliRunner()
     outputs = []

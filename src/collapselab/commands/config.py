@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 config_app = typer.Typer(help="Check and resolve experiment configs.", no_args_is_help=True)
+FILE_HELP = "Experiment YAML, or the name of a ready config (e.g. quickstart)."
 
 
-def _load(file: Path, overrides: list[str] | None):
-    from collapselab.config import ConfigError, load_config
+def _load(file: str, overrides: list[str] | None):
+    from collapselab.config import load_config
+    from collapselab.config_files import resolve_config
 
-    try:
-        return load_config(file, overrides or [])
-    except ConfigError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    return load_config(resolve_config(file), overrides or [])
 
 
 @config_app.command("validate")
 def validate(
-    file: Path = typer.Argument(..., help="Experiment YAML."),
+    file: str = typer.Argument(..., help=FILE_HELP),
     set_: list[str] = typer.Option(None, "--set", help="Override key.path=value (repeatable)."),
 ) -> None:
     """Check a config; exit 2 naming the bad key when it is invalid."""
@@ -31,7 +27,7 @@ def validate(
 
 @config_app.command("show")
 def show(
-    file: Path = typer.Argument(..., help="Experiment YAML."),
+    file: str = typer.Argument(..., help=FILE_HELP),
     set_: list[str] = typer.Option(None, "--set", help="Override key.path=value (repeatable)."),
 ) -> None:
     """Print the config resolved with every default filled in."""

@@ -19,18 +19,11 @@ def report(
     """Write report.md and a self-contained report.html for a run, or for a sweep."""
     from collapselab.report import write_report
     from collapselab.report.data import ReportError, resolve_run_dir
-    from collapselab.store import StoreError
-    from collapselab.sweep.compare import SweepNotFound
     from collapselab.sweep.report import write_sweep_report
 
     if (run is None) == (sweep is None):
-        typer.echo("error: give a run, or --sweep FOLDER", err=True)
-        raise typer.Exit(2)
-    try:
-        paths = write_report(resolve_run_dir(run, db), out) if run is not None else write_sweep_report(sweep, out)
-    except (ReportError, StoreError, SweepNotFound) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+        raise ReportError("give a run, or --sweep FOLDER")
+    paths = write_report(resolve_run_dir(run, db), out) if run is not None else write_sweep_report(sweep, out)
     typer.echo(f"wrote {paths.markdown} and {paths.html} ({len(paths.figures)} figures)")
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -43,7 +41,7 @@ def results(
     """Print a run's metrics, arms side by side, one question's history, or a sweep's trials."""
     from collapselab.store import Store
 
-    with _store_errors(), Store(db) as store:
+    with Store(db) as store:
         if sweep is not None:
             _sweep_table(store, sweep, format)
             return
@@ -97,9 +95,8 @@ def export(
     """Export a run to Parquet, CSV and per-generation JSON."""
     from collapselab.store import export_run, require_database
 
-    with _store_errors():
-        require_database(db)
-        out = export_run(db, run, to)
+    require_database(db)
+    out = export_run(db, run, to)
     typer.echo(f"exported to {out}")
 
 
@@ -112,29 +109,16 @@ def import_(
     """Load an export, or rebuild a run's rows from its run directory."""
     from collapselab.store import StoreError, import_export, import_run_dir
 
-    with _store_errors():
-        if (path / "run.json").is_file():
-            run_id = import_export(db, path)
-            typer.echo(f"imported run {run_id} from export {path}")
-        elif (path / "manifest.json").is_file():
-            found = import_run_dir(db, path)
-            typer.echo(f"imported {len(found)} finished generation(s) from run directory {path}")
-        else:
-            raise StoreError(
-                f"{path}: neither an export (no run.json) nor a run directory (no manifest.json)"
-            )
-
-
-@contextmanager
-def _store_errors() -> Iterator[None]:
-    """Turn a StoreError into `error: ...` on stderr and exit status 1."""
-    from collapselab.store import StoreError
-
-    try:
-        yield
-    except StoreError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from None
+    if (path / "run.json").is_file():
+        run_id = import_export(db, path)
+        typer.echo(f"imported run {run_id} from export {path}")
+    elif (path / "manifest.json").is_file():
+        found = import_run_dir(db, path)
+        typer.echo(f"imported {len(found)} finished generation(s) from run directory {path}")
+    else:
+        raise StoreError(
+            f"{path}: neither an export (no run.json) nor a run directory (no manifest.json)"
+        )
 
 
 def _emit(rows: list[dict[str, Any]], format: Format, *, title: str) -> None:

@@ -6,11 +6,6 @@ from pathlib import Path
 
 import typer
 
-REPO_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
-
-# Exit codes: 0 done; 1 the run failed while running; 2 bad input (config, data, run dir).
-EXIT_BAD_INPUT = 2
-
 
 def _console():
     """A console that does not squeeze tables to 80 columns when output goes to a file."""
@@ -20,18 +15,18 @@ def _console():
     return console if console.is_terminal else Console(width=200)
 
 
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(EXIT_BAD_INPUT)
+def _run(config: str, overrides: list[str] | None, fresh: bool, run_id: str | None, restart_from: int | None, db: str | None) -> Path:
+    """`collapselab.run` with a table printed as each generation ends.
 
-
-def _run(config: Path, overrides: list[str] | None, fresh: bool, run_id: str | None, restart_from: int | None, db: str | None) -> Path:
-    """`collapselab.run` with a table printed as each generation ends (errors: one line, exit 2/3)."""
+    Named errors (bad config, data, run directory, model, database) reach the CLI's one
+    handler, which prints them as one line with their exit code.
+    """
     from collapselab import api
-    from collapselab.errors import CollapselabError
+    from collapselab.store import DatabaseUnreachable, connect
     from collapselab.summary import generation_rows, table
 
     console = _console()
+    connect(db).dispose()  # an unreachable database fails now, not after the data is prepared
 
     def show(event) -> None:
         from collapselab.events import GenerationFinished, Message
@@ -44,9 +39,9 @@ def _run(config: Path, overrides: list[str] | None, fresh: bool, run_id: str | N
 
     try:
         run_dir = api.run(config, overrides or [], fresh=fresh, db=db, run_id=run_id, restart_from_generation=restart_from, listeners=[show]).run_dir
-    except CollapselabError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(e.exit_code) from None
+    except DatabaseUnreachable as e:
+        # Raised between generations too: say that nothing already produced is lost.
+        raise DatabaseUnreachable(f"{e}; every finished generation stays in the run directory and is recorded when the run is continued") from None
     console.print(table(generation_rows(run_dir), f"{run_dir.parent.name}: all generations ({run_dir})"))
     return run_dir
 
@@ -55,7 +50,7 @@ SET_HELP = "Override a config value: key.path=value (repeatable), e.g. --set exp
 
 
 def run(
-    config: Path = typer.Argument(..., help="Experiment YAML (see configs/)."),
+    config: str = typer.Argument(..., help="Experiment YAML, or the name of a ready config (quickstart, shumailov-wikitext2, ...: see configs/)."),
     set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
     fresh: bool = typer.Option(False, "--fresh", help="Start a new run instead of continuing the latest one."),
     run_id: str = typer.Option(None, "--run-id", help="Continue (or create) this run id."),
@@ -71,11 +66,11 @@ def quickstart(
     fresh: bool = typer.Option(False, "--fresh", help="Start a new run instead of continuing the latest one."),
     db: str = typer.Option(None, "--db", help="Results database URL."),
 ) -> None:
-    """Run configs/quickstart.yaml: language modelling on real human text, replace vs accumulate vs ratio."""
+    """Run the ready quickstart config: language modelling on real human text, replace vs accumulate vs ratio."""
     import time
 
     t0 = time.perf_counter()
-    run_dir = _run(REPO_CONFIGS / "quickstart.yaml", set_, fresh, None, None, db)
+    run_dir = _run("quickstart", set_, fresh, None, None, db)
     from collapselab.quickstart import explain
 
     explain(run_dir)
@@ -84,10 +79,11 @@ def quickstart(
 
 def status(run: Path = typer.Argument(..., help="Run directory (runs/<experiment>/<run_id>).")) -> None:
     """Show which generations of a run are done, partial or pending."""
+    from collapselab.rundir import RunError
     from collapselab.summary import generation_rows, table
 
     if not (run / "config.yaml").exists():
-        _fail(f"{run}: not a run directory (no config.yaml)")
+        raise RunError(f"{run}: not a run directory (no config.yaml)")
     rows = generation_rows(run)
     _console().print(table(rows, str(run)))
     done = sum(r["status"] == "done" for r in rows)

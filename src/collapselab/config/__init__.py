@@ -221,7 +221,7 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "<root>"
         if e["type"] == "extra_forbidden":
-            lines.append(f"{source}: unknown key '{loc}'")
+            lines.append(f"{source}: unknown key '{loc}'{_did_you_mean(e['loc'])}")
         elif e["type"] == "missing":
             lines.append(f"{source}: missing required key '{loc}'")
         else:
@@ -230,6 +230,34 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
             shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
             lines.append(f"{source}: {loc}: {msg}{shown}" if loc != "<root>" else f"{source}: {msg}")
     return "; ".join(lines)
+
+
+def _did_you_mean(loc: tuple[Any, ...]) -> str:
+    """` (did you mean 'epochs'?)` for a mistyped key, from the keys its block has."""
+    import difflib
+
+    block: type[BaseModel] | None = ExperimentConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):  # a list index: arms.0.name
+            continue
+        field = block.model_fields.get(str(part)) if block is not None else None
+        block = _block_of(field.annotation) if field is not None else None
+    if block is None:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(block.model_fields), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(block.model_fields)})"
+
+
+def _block_of(annotation: Any) -> type[BaseModel] | None:
+    """The config block class inside an annotation (`Block`, `Block | None`, `list[Block]`)."""
+    import types
+    import typing
+
+    args = typing.get_args(annotation) if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) in (typing.Union, list) else ()
+    for a in (annotation, *args):
+        if isinstance(a, type) and issubclass(a, BaseModel):
+            return a
+    return None
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -269,13 +297,12 @@ def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     """Load and validate a YAML config, applying `key.path=value` overrides first."""
+    from collapselab.textio import read_yaml
+
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file does not exist")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    data = read_yaml(path, error=ConfigError)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping of blocks, got {type(data).__name__}")
     for item in overrides or []:
@@ -301,17 +328,11 @@ def reference_markdown() -> str:
     The help text lives once, on the pydantic fields; the README's config reference is
     this function's output (a test keeps the two equal).
     """
-    import types
     import typing
 
     from pydantic_core import PydanticUndefined
 
-    def block_of(annotation: Any) -> type[BaseModel] | None:
-        args = typing.get_args(annotation) if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) in (typing.Union, list) else ()
-        for a in (annotation, *args):
-            if isinstance(a, type) and issubclass(a, BaseModel):
-                return a
-        return None
+    block_of = _block_of
 
     out: list[str] = []
     seen: dict[type, str] = {}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Any
 
+from collapselab import textio
 from collapselab.records import Record
 
 from .errors import DatasetError, require
@@ -57,14 +57,7 @@ def _csv_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _jsonl_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    rows = []
-    for i, line in enumerate(read_text(path).split("\n"), 1):
-        if line.strip():
-            try:
-                rows.append((f"{path}:{i}", json.loads(line)))
-            except json.JSONDecodeError as e:
-                raise DatasetError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-    return rows
+    return [(f"{path}:{i}", row) for i, row in textio.read_jsonl(path, error=DatasetError)]
 
 
 def _record(row: dict[str, Any], where: str) -> Record:

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from collapselab import textio
 from collapselab.records import RECORD_FIELDS, Record, RecordError, read_records, record_from_dict
 
 from .errors import DatasetError
@@ -17,21 +18,13 @@ _LIST_FIELDS = ("answers", "choices")
 
 
 def read_text(path: Path) -> str:
-    """Read a UTF-8 file, naming it if it is missing or not UTF-8."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: file does not exist") from None
-    except UnicodeDecodeError as e:
-        raise DatasetError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    """Read a UTF-8 text file, naming it if it is missing, binary or not UTF-8."""
+    return textio.read_text(path, error=DatasetError)
 
 
 def load_json(path: Path) -> Any:
     """Parse a JSON file, naming the file, line and column on a syntax error."""
-    try:
-        return json.loads(read_text(path))
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg})") from None
+    return textio.read_json(path, error=DatasetError)
 
 
 def read_records_file(path: Path) -> list[Record]:
@@ -60,13 +53,7 @@ def read_records_file(path: Path) -> list[Record]:
 
 def _jsonl_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
     rows = []
-    for i, line in enumerate(read_text(path).split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise RecordError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+    for i, row in textio.read_jsonl(path, error=RecordError):
         if not isinstance(row, dict):
             raise RecordError(f"{path}:{i}: expected a JSON object, got {type(row).__name__}")
         rows.append((f"{path}:{i}", row))

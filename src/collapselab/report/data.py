@@ -18,7 +18,7 @@ from collapselab.config import ExperimentConfig
 from collapselab.errors import CollapselabError
 from collapselab.metrics_file import read_metrics_file
 from collapselab.records import Record, read_records
-from collapselab.rundir import gen_dir, is_done, load_run_config
+from collapselab.rundir import gen_dir, is_done, load_run_config, read_manifest
 from collapselab.tasks import Task
 
 
@@ -133,7 +133,7 @@ def load_run(run_dir: Path) -> RunData:
                     gens.append(Generation(arm.name, seed, g, folder, doc.values(), doc.model_dump()))
     if not gens:
         raise ReportError(f"{run_dir}: no finished generation yet (no DONE file); run it first")
-    return RunData(run_dir, cfg, json.loads((run_dir / "manifest.json").read_text()), gens)
+    return RunData(run_dir, cfg, read_manifest(run_dir), gens)
 
 
 def resolve_run_dir(run: str, db: str | None) -> Path:
@@ -141,6 +141,8 @@ def resolve_run_dir(run: str, db: str | None) -> Path:
     (found from the run's stored config: <output_dir>/<experiment>/<run_id>)."""
     if Path(run, "manifest.json").is_file():
         return Path(run)
+    if Path(run).is_dir():
+        raise ReportError(f"{run}: not a run directory (no manifest.json)")
     import yaml
 
     from collapselab.store import Store

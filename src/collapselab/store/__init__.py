@@ -11,7 +11,14 @@ read or write Parquet.
 
 from __future__ import annotations
 
-from collapselab.store.db import DEFAULT_URL, StoreError, connect, require_database, resolve_url
+from collapselab.store.db import (
+    DEFAULT_URL,
+    DatabaseUnreachable,
+    StoreError,
+    connect,
+    require_database,
+    resolve_url,
+)
 from collapselab.store.queries import Store
 from collapselab.store.record import (
     forget_generations,
@@ -23,6 +30,7 @@ from collapselab.store.transfer import export_run, import_export
 
 __all__ = [
     "DEFAULT_URL",
+    "DatabaseUnreachable",
     "Store",
     "StoreError",
     "connect",

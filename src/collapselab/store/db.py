@@ -16,8 +16,13 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from collapselab.errors import StoreError
-from collapselab.store.transactions import is_sqlite, read_transaction, write_transaction
+from collapselab.errors import DatabaseUnreachable, StoreError
+from collapselab.store.transactions import (
+    first_line,
+    is_sqlite,
+    read_transaction,
+    write_transaction,
+)
 
 DEFAULT_URL = "sqlite:///runs/collapselab.db"
 ENV_VAR = "COLLAPSELAB_DB"
@@ -33,10 +38,10 @@ def resolve_url(db_url: str | None) -> str:
 
 def require_database(db_url: str | None) -> None:
     """Raise when `db_url` names a SQLite file that does not exist (servers are left to connect)."""
-    url = sa.make_url(resolve_url(db_url))
+    url = _parse_url(resolve_url(db_url))
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         if not Path(url.database).is_file():
-            raise StoreError(
+            raise DatabaseUnreachable(
                 f"no results database at {url.database}; record a run first, or pass --db / set ${ENV_VAR}"
             )
 
@@ -47,17 +52,48 @@ def connect(db_url: str | None = None, *, migrate: bool = True) -> Engine:
     Args:
         db_url: SQLAlchemy URL; None means `$COLLAPSELAB_DB` or the SQLite default.
         migrate: apply pending migrations (tests turn this off to build old schemas).
+
+    Raises:
+        DatabaseUnreachable: The URL does not parse, its driver is not installed, or
+            (with `migrate`, which opens a connection) the database cannot be opened.
     """
-    url = sa.make_url(resolve_url(db_url))
-    if url.get_backend_name() == "sqlite":
-        engine = _sqlite_engine(url)
-    else:
-        engine = sa.create_engine(url)
+    raw = resolve_url(db_url)
+    url = _parse_url(raw)
+    try:
+        if url.get_backend_name() == "sqlite":
+            engine = _sqlite_engine(url)
+        else:
+            engine = sa.create_engine(url)
+    except sa.exc.ArgumentError as e:
+        raise DatabaseUnreachable(f"{_shown(raw)}: not a usable database URL ({first_line(e)})") from None
+    except (sa.exc.NoSuchModuleError, ModuleNotFoundError) as e:
+        raise DatabaseUnreachable(f"{_shown(raw)}: no driver for this database ({first_line(e)}); for PostgreSQL: pip install 'collapselab[postgres]'") from None
+    except OSError as e:
+        raise DatabaseUnreachable(f"{_shown(raw)}: cannot create the database's folder ({e.strerror or e})") from None
     if migrate:
         from collapselab.store.migrations import upgrade
 
-        upgrade(engine)
+        try:
+            upgrade(engine)
+        except BaseException:
+            engine.dispose()
+            raise
     return engine
+
+
+def _parse_url(raw: str) -> sa.URL:
+    try:
+        return sa.make_url(raw)
+    except sa.exc.ArgumentError as e:
+        raise DatabaseUnreachable(f"database URL {raw!r} is not a SQLAlchemy URL ({first_line(e)}); e.g. sqlite:///runs/collapselab.db or postgresql+psycopg://user@host/db") from None
+
+
+def _shown(raw: str) -> str:
+    """The URL as it may be printed: with any password masked."""
+    try:
+        return sa.make_url(raw).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return repr(raw)
 
 
 def _sqlite_engine(url: sa.URL) -> Engine:
@@ -88,4 +124,4 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     return engine
 
 
-__all__ = ["DEFAULT_URL", "StoreError", "connect", "is_sqlite", "read_transaction", "require_database", "resolve_url", "write_transaction"]
+__all__ = ["DEFAULT_URL", "DatabaseUnreachable", "StoreError", "connect", "is_sqlite", "read_transaction", "require_database", "resolve_url", "write_transaction"]

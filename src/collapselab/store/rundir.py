@@ -44,12 +44,15 @@ def generation_dir(run_dir: Path, arm: str, seed: int, generation: int) -> Path:
 
 
 def load_json(path: Path) -> Any:
-    if not path.is_file():
-        raise StoreError(f"{path}: file does not exist")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise StoreError(f"{path}: not valid JSON ({e})") from None
+    from collapselab.textio import read_json
+
+    return read_json(path, error=StoreError)
+
+
+def _read_text(path: Path) -> str:
+    from collapselab.textio import read_text
+
+    return read_text(path, error=StoreError)
 
 
 def _get(
@@ -107,21 +110,16 @@ def read_manifest_run_id(run_dir: Path) -> str:
 
 def read_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The `runs` row and the `arms` rows of a run directory."""
-    import yaml
+    from collapselab.textio import parse_yaml
 
     manifest_path = run_dir / "manifest.json"
     manifest = load_json(manifest_path)
-    manifest_text = manifest_path.read_text(encoding="utf-8")
+    manifest_text = _read_text(manifest_path)
     where = str(manifest_path)
     run_id = _get(manifest, "run_id", str, where)
     config_path = run_dir / "config.yaml"
-    if not config_path.is_file():
-        raise StoreError(f"{config_path}: file does not exist")
-    config_yaml = config_path.read_text(encoding="utf-8")
-    try:
-        config = yaml.safe_load(config_yaml)
-    except yaml.YAMLError as e:
-        raise StoreError(f"{config_path}: not valid YAML ({e})") from None
+    config_yaml = _read_text(config_path)
+    config = parse_yaml(config_yaml, where=str(config_path), error=StoreError)
     arms_cfg = _get(config, "arms", list, str(config_path))
     if not arms_cfg:
         raise StoreError(f"{config_path}: key 'arms' is empty; a run has at least one arm")
@@ -171,7 +169,7 @@ def read_generation(
         m = read_metrics_file(mpath)
     except RunError as e:
         raise StoreError(str(e)) from None
-    metrics_text = mpath.read_text(encoding="utf-8")
+    metrics_text = _read_text(mpath)
     where = str(mpath)
     for k, expected in (("arm", arm), ("seed", seed), ("generation", generation)):
         found = getattr(m, k)
@@ -246,7 +244,7 @@ def read_predictions(path: Path, key: dict[str, Any]) -> list[dict[str, Any]]:
             scores = json.loads(r["scores"])
         except json.JSONDecodeError as e:
             raise StoreError(
-                f"{path} row {i} (example {r['example_id']!r}): column 'scores' is not JSON ({e})"
+                f"{path} row {i} (example {r['example_id']!r}): column 'scores' is not JSON ({e.msg})"
             ) from None
         if not isinstance(scores, dict) or not all(
             isinstance(v, int | float) and not isinstance(v, bool) or v is None

@@ -8,12 +8,11 @@ import re
 from pathlib import Path
 
 import pytest
-import typer
 from engine.conftest import tiny_config, tiny_corpus
 from refinery.qa_fixtures import three_arm_config, write_tiny_qa
 from typer.testing import CliRunner
 
-from collapselab.commands.report import register
+from collapselab.cli import app
 from collapselab.config import config_from_dict
 from collapselab.engine import run_experiment
 from collapselab.records import read_records
@@ -34,9 +33,6 @@ def _placeholder(text: str) -> re.Match | None:
 
 
 def _report(run_dir: Path, out: Path) -> tuple[str, str]:
-    app = typer.Typer()
-    register(app)
-    app.command("noop")(lambda: None)  # a second command keeps `report` a named subcommand
     result = CliRunner().invoke(app, ["report", str(run_dir), "--out", str(out)])
     assert result.exit_code == 0, result.output
     return (out / "report.md").read_text(), (out / "report.html").read_text()
@@ -109,8 +105,13 @@ def test_recursive_lm_report(tmp_path):
 
 
 def test_report_of_unknown_run_is_one_line_error(tmp_path):
-    app = typer.Typer()
-    register(app)
-    app.command("noop")(lambda: None)
+    # A folder that is not a run directory: bad input (2), named in one line on stderr.
     result = CliRunner().invoke(app, ["report", str(tmp_path)])
-    assert result.exit_code != 0
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == f"error: {tmp_path}: not a run directory (no manifest.json)\n"
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    # A run id, with no results database to look it up in: the database's code (3).
+    result = CliRunner().invoke(app, ["report", "20250101-000000", "--db", f"sqlite:///{tmp_path / 'none.db'}"])
+    assert result.exit_code == 3 and result.stdout == ""
+    assert result.stderr.startswith("error: no results database at ") and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.output

@@ -1,4 +1,4 @@
-"""`collapselab results|export|import` on a fresh typer app."""
+"""`collapselab results|export|import` through the real CLI app."""
 
 from __future__ import annotations
 
@@ -7,17 +7,14 @@ import io
 import json
 
 import pytest
-import typer
 from run_factory import make_run, value
 from typer.testing import CliRunner
-
-from collapselab.commands.results import register
 
 
 @pytest.fixture(scope="module")
 def app():
-    app = typer.Typer()
-    register(app)
+    from collapselab.cli import app
+
     return app
 
 
@@ -114,14 +111,14 @@ def test_errors_name_what_is_wrong(app, recorded, tmp_path):
     db, _ = recorded
     runner = CliRunner()
     result = runner.invoke(app, ["results", "run-z", "--db", db])
-    assert result.exit_code == 1
-    assert "error: unknown run 'run-z'; known runs: ['run-a']" in result.stderr
+    assert result.exit_code == 2  # bad input
+    assert result.stderr == "error: unknown run 'run-z'; known runs: ['run-a']\n"
     result = runner.invoke(app, ["results", "--db", f"sqlite:///{tmp_path / 'missing.db'}"])
-    assert result.exit_code == 1 and "no results database at" in result.stderr
+    assert result.exit_code == 3 and "no results database at" in result.stderr  # no database
     assert not (tmp_path / "missing.db").exists()  # a reader never creates an empty database
     result = runner.invoke(app, ["import", str(tmp_path), "--db", db])
     assert (
-        result.exit_code == 1
+        result.exit_code == 2
         and "neither an export (no run.json) nor a run directory" in result.stderr
     )
 

@@ -78,7 +78,7 @@ def upgrade(engine: Engine, target: int | None = None) -> list[str]:
     Concurrent callers are safe: SQLite serializes them with its write lock, PostgreSQL
     with an advisory lock, and each re-reads the version once it holds the lock.
     """
-    from collapselab.errors import StoreError
+    from collapselab.errors import DatabaseUnreachable
     from collapselab.store.transactions import read_transaction, write_transaction
 
     todo = migrations()
@@ -88,7 +88,7 @@ def upgrade(engine: Engine, target: int | None = None) -> list[str]:
     with read_transaction(engine) as conn:
         version = current_version(conn)
     if version > len(todo):
-        raise StoreError(
+        raise DatabaseUnreachable(
             f"{engine.url.render_as_string(hide_password=True)}: schema version {version} is newer than this "
             f"collapselab knows ({len(todo)}); upgrade collapselab"
         )

@@ -1,0 +1,156 @@
+"""Reading the files a user hands in: UTF-8 text, JSON, JSON Lines and YAML.
+
+Every reader of a config, a data file, a predictions file or a run directory's JSON goes
+through here, so a file that is missing, a folder, binary, not UTF-8, empty, truncated or
+syntactically broken always fails the same way: a one-line named error that says which
+file, and where in it (line and column, or the JSON Lines record). Each caller passes the
+error class of its own layer (`DatasetError`, `ConfigError`, `StoreError`...), so callers
+keep catching what they caught before.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Hashable, Iterator
+from pathlib import Path
+from typing import Any
+
+from collapselab.errors import CollapselabError
+
+
+class FileFormatError(CollapselabError, ValueError):
+    """A file cannot be read as the text, JSON or YAML it should be; the message names it."""
+
+
+ErrorClass = type[CollapselabError]
+
+
+def read_text(path: str | os.PathLike[str], *, error: ErrorClass = FileFormatError) -> str:
+    """The whole file as text, checked to be UTF-8 and not binary.
+
+    A leading byte-order mark is dropped (editors on Windows write one; it is not content).
+
+    Args:
+        path: The file.
+        error: The named error to raise (a `CollapselabError` subclass).
+
+    Raises:
+        error: The file is missing, a folder, unreadable, not UTF-8, or binary (holds NUL
+            bytes, as no text, JSON or YAML file does); the message names the file and,
+            for a decoding error, the line.
+    """
+    path = Path(path)
+    data = read_bytes(path, error=error)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        start = e.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        line = data.count(b"\n", 0, start) + 1
+        raise error(f"{path}:{line}: not UTF-8 text (byte {data[start]:#04x} at offset {start}); save the file as UTF-8") from None
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise error(f"{path}:{text.count(chr(10), 0, nul) + 1}: not a text file (NUL byte at character {nul})")
+    return text
+
+
+def read_bytes(path: str | os.PathLike[str], *, error: ErrorClass = FileFormatError) -> bytes:
+    """The file's bytes; a missing, folder or unreadable path raises `error` naming it."""
+    path = Path(path)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{path}: file does not exist") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a folder, expected a file") from None
+    except PermissionError:
+        raise error(f"{path}: permission denied") from None
+    except OSError as e:
+        raise error(f"{path}: cannot be read ({e.strerror or e})") from None
+
+
+def read_json(path: str | os.PathLike[str], *, error: ErrorClass = FileFormatError) -> Any:
+    """Parse a JSON file; an empty, truncated or malformed file raises naming the line and column."""
+    path = Path(path)
+    return parse_json(read_text(path, error=error), where=str(path), error=error)
+
+
+def parse_json(text: str, *, where: str, error: ErrorClass = FileFormatError) -> Any:
+    """Parse JSON held in a string (a file's text, a database column), naming `where` on error."""
+    if not text.strip():
+        raise error(f"{where}: empty, expected JSON")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        # A file cut short (a copy interrupted, a disk full) fails at its very end.
+        cut = " (the text ends early: truncated?)" if e.pos >= len(text.rstrip()) else ""
+        raise error(f"{where}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}){cut}") from None
+
+
+def read_jsonl(path: str | os.PathLike[str], *, error: ErrorClass = FileFormatError) -> Iterator[tuple[int, Any]]:
+    """(line number, value) for each non-blank line of a JSON Lines file.
+
+    Raises:
+        error: The file cannot be read as text, or a line is not one JSON value; the
+            message names the file and the line.
+    """
+    path = Path(path)
+    for i, line in enumerate(read_text(path, error=error).split("\n"), 1):
+        if line.strip():
+            try:
+                yield i, json.loads(line)
+            except json.JSONDecodeError as e:
+                raise error(f"{path}:{i}: not valid JSON ({e.msg} at column {e.colno})") from None
+
+
+def read_yaml(path: str | os.PathLike[str], *, error: ErrorClass = FileFormatError) -> Any:
+    """Parse a YAML file; an empty file, a syntax error or a key given twice raises naming the line."""
+    path = Path(path)
+    return parse_yaml(read_text(path, error=error), where=str(path), error=error)
+
+
+def parse_yaml(text: str, *, where: str, error: ErrorClass = FileFormatError) -> Any:
+    """Parse YAML held in a string, naming `where` (and the line) on error."""
+    import yaml
+
+    if not text.strip():
+        raise error(f"{where}: empty, expected YAML")
+    try:
+        return yaml.load(text, Loader=_unique_key_loader())
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        what = " ".join(str(p) for p in (e.context, e.problem) if p)
+        raise error(f"{where}{at}: not valid YAML ({what})") from None
+    except yaml.YAMLError as e:
+        raise error(f"{where}: not valid YAML ({' '.join(str(e).split())})") from None
+
+
+@functools.cache
+def _unique_key_loader() -> Any:
+    """A safe YAML loader that refuses a key given twice in one mapping.
+
+    PyYAML keeps the last of two equal keys silently; in a config that is almost always
+    a mistake (an override pasted below the original), and the earlier value vanishes.
+    """
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # construct_mapping below names the unhashable key
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return loader.construct_mapping(node, deep=deep)
+
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return UniqueKeyLoader
