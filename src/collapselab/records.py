@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -51,6 +51,15 @@ class Record:
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise RecordError(f"record {self.id!r}: field 'source' is {self.source!r}, expected one of {SOURCES}")
+        # Every construction path ends here: a dict or a list slipping into `answers`
+        # (HF's {"text": [...], "answer_start": [...]} would iterate as its two keys)
+        # would be scored as if those were the reference answers.
+        for name in ("answers", "choices"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple | list) or not all(isinstance(v, str) for v in value):
+                raise RecordError(f"record {self.id!r}: field {name!r} must be a list of strings, got {value!r:.80}")
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))  # frozen: records stay hashable
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -64,6 +73,7 @@ class Record:
 
 
 RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Record))
+_TEXT_FIELDS = ("source", "parent_id", "generator", "text", "title", "context", "question", "subject")
 
 
 def record_from_dict(d: dict[str, Any], *, where: str = "<dict>") -> Record:
@@ -72,19 +82,19 @@ def record_from_dict(d: dict[str, Any], *, where: str = "<dict>") -> Record:
         raise RecordError(f"{where}: expected a record object, got {type(d).__name__}")
     if "id" not in d or d["id"] in (None, ""):
         raise RecordError(f"{where}: record is missing field 'id'")
+    if isinstance(d["id"], bool) or not isinstance(d["id"], str | int):
+        raise RecordError(f"{where}: field 'id' must be a string, got {type(d['id']).__name__} {d['id']!r:.60}")
     unknown = set(d) - set(RECORD_FIELDS)
     if unknown:
         raise RecordError(f"{where}: record {d['id']!r} has unknown field(s) {sorted(unknown)}")
     kw = dict(d)
     kw["id"] = str(kw["id"])
-    for name in ("answers", "choices"):
+    kw["answers"] = answers_from(kw.get("answers"), where=f"{where}: record {kw['id']!r}")
+    kw["choices"] = _strings(kw.get("choices"), "choices", where=f"{where}: record {kw['id']!r}")
+    for name in _TEXT_FIELDS:
         value = kw.get(name)
-        if value is None:
-            kw[name] = ()
-        elif isinstance(value, str) or not isinstance(value, Iterable):
-            raise RecordError(f"{where}: record {d['id']!r} field {name!r} must be a list of strings, got {value!r}")
-        else:
-            kw[name] = tuple(str(v) for v in value)
+        if value is not None and not isinstance(value, str):
+            raise RecordError(f"{where}: record {kw['id']!r} field {name!r} must be a string, got {type(value).__name__} {value!r:.60}")
     for name in ("generation", "label"):
         if kw.get(name) is not None:
             try:
@@ -95,6 +105,37 @@ def record_from_dict(d: dict[str, Any], *, where: str = "<dict>") -> Record:
         return Record(**kw)
     except RecordError as e:
         raise RecordError(f"{where}: {e}") from None
+
+
+def answers_from(value: Any, *, where: str) -> tuple[str, ...]:
+    """The reference answers of a record as read from a file, in every form a user has.
+
+    Accepted: a list of strings; a list of SQuAD answer objects (`{"text": ..., ...}`);
+    the Hugging Face datasets form `{"text": [...], "answer_start": [...]}` (what
+    `datasets` writes to JSON and Parquet for SQuAD). Anything else is refused: iterating
+    a dict would silently make its keys the answers.
+
+    Raises:
+        RecordError: naming `where`, the field and what was found.
+    """
+    if isinstance(value, dict):
+        if "text" not in value:
+            raise RecordError(f"{where}: field 'answers' is an object without 'text' (keys {sorted(value)}); expected a list of strings or {{\"text\": [...]}}")
+        return _strings(value["text"], "answers.text", where=where)
+    if isinstance(value, list | tuple):
+        value = [a["text"] if isinstance(a, dict) and "text" in a else a for a in value]
+    return _strings(value, "answers", where=where)
+
+
+def _strings(value: Any, name: str, *, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple):
+        raise RecordError(f"{where}: field {name!r} must be a list of strings, got {type(value).__name__} {value!r:.60}")
+    for k, v in enumerate(value):
+        if not isinstance(v, str):
+            raise RecordError(f"{where}: field {name!r} item {k} must be a string, got {type(v).__name__} {v!r:.60}")
+    return tuple(value)
 
 
 def require_fields(records: Sequence[Record], names: Sequence[str], *, where: str) -> None:
@@ -169,17 +210,9 @@ def read_records(path: str | os.PathLike[str]) -> list[Record]:
     if not path.exists():
         raise RecordError(f"{path}: records file does not exist")
     if path.suffix == ".jsonl":
-        out = []
-        with path.open(encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    d = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise RecordError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-                out.append(record_from_dict(d, where=f"{path}:{i}"))
-        return out
+        from collapselab import textio
+
+        return [record_from_dict(d, where=f"{path}:{i}") for i, d in textio.read_jsonl(path, error=RecordError)]
     import pyarrow.parquet as pq
 
     try:
