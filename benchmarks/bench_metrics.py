@@ -59,14 +59,14 @@ def main() -> None:
     data = Path(args.data)
     os.environ.setdefault("COLLAPSELAB_CACHE", tempfile.mkdtemp(prefix="bench-metrics-"))
 
+    from collapselab.datasets.squad import read_squad
     from collapselab.metrics import EvalInputs, evaluate
     from collapselab.metrics.registry import SYNTHETIC_DEFAULTS
-    from collapselab.metrics.squad_official import load_squad_records
     from collapselab.records import Record
 
     rng = random.Random(0)
     records = rng.sample(
-        load_squad_records(data / "squad_v2" / "dev-v2.0.explorer-eval.json"), args.n
+        read_squad(data / "squad_v2" / "dev-v2.0.explorer-eval.json"), args.n
     )
     preds = []
     for r in records:

@@ -16,14 +16,13 @@ import string
 
 import numpy as np
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from collapselab.commands import score
+from collapselab.cli import app
+from collapselab.datasets.squad import read_squad
 from collapselab.metrics import EvalInputs, evaluate
 from collapselab.metrics.qa import squad_eval
 from collapselab.metrics.semantic import bertscore_f1, encoder_path, semantic_similarity
-from collapselab.metrics.squad_official import load_squad_records
 from collapselab.records import Record
 
 pytestmark = pytest.mark.integration
@@ -104,7 +103,7 @@ def _official_evaluate(dataset, preds):
 @pytest.fixture
 def squad_dev(shared_data):
     path = shared_data / "squad_v2" / "dev-v2.0.explorer-eval.json"
-    return path, json.loads(path.read_text())["data"], load_squad_records(path)
+    return path, json.loads(path.read_text())["data"], read_squad(path)
 
 
 def _prediction_sets(records):
@@ -158,9 +157,6 @@ def test_score_command_on_real_dev_set(squad_dev, tmp_path, monkeypatch, shared_
     preds = _prediction_sets(records)["noisy"]
     (tmp_path / "preds.json").write_text(json.dumps(preds))
     monkeypatch.setenv("COLLAPSELAB_DATA", str(shared_data))
-    app = typer.Typer()
-    score.register(app)
-    app.callback()(lambda: None)
     res = CliRunner().invoke(app, ["score", "--dataset", "squad_v2", "--predictions", str(tmp_path / "preds.json")])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)

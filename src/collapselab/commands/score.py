@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -14,38 +13,30 @@ TEXT_METRICS = ["rouge1", "rouge2", "rougeL", "jaccard", "answer_in_context", "a
 SEMANTIC_METRICS = ["bertscore", "semantic_similarity"]
 
 
-def resolve_data_file(dataset: str, data_file: Path | None) -> Path:
-    """The explicit file, else $COLLAPSELAB_DATA/<dataset's dev file>; raise naming what is missing."""
-    from collapselab.metrics.squad_official import SQUAD_FILES
-
-    if dataset not in SQUAD_FILES:
-        raise ValueError(f"--dataset {dataset!r}: expected one of {sorted(SQUAD_FILES)}")
-    if data_file is not None:
-        return data_file
-    root = os.environ.get("COLLAPSELAB_DATA")
-    if not root:
-        raise ValueError(f"no dataset file: pass --data-file or set COLLAPSELAB_DATA (looked for <COLLAPSELAB_DATA>/{SQUAD_FILES[dataset]})")
-    path = Path(root) / SQUAD_FILES[dataset]
-    if not path.exists():
-        raise ValueError(f"{path}: dataset file does not exist (from COLLAPSELAB_DATA); pass --data-file")
-    return path
-
-
 def score_file(dataset: str, predictions: Path, data_file: Path | None = None, semantic: bool = False) -> dict:
-    """Every QA metric of a predictions file, as one flat dict (official keys first)."""
+    """Every QA metric of a predictions file, as one flat dict (official keys first).
+
+    Args:
+        dataset: A QA dataset name (its dev/test file, found like `data.dataset`), or a
+            file: official-format SQuAD `.json`, or a `.jsonl`/`.csv`/`.parquet` records file.
+        predictions: `{id: answer}` JSON.
+        data_file: Read this file with `dataset`'s reader instead of resolving the name.
+        semantic: Also the encoder metrics (they load a model).
+    """
+    from collapselab.datasets import DatasetError, load_reference_set
     from collapselab.metrics.qa import squad_eval
     from collapselab.metrics.registry import EvalInputs, evaluate
-    from collapselab.metrics.squad_official import (
-        align_predictions,
-        load_predictions,
-        load_squad_records,
-    )
+    from collapselab.metrics.squad_official import align_predictions, load_predictions
+    from collapselab.records import require_fields
 
-    path = resolve_data_file(dataset, data_file)
-    records = load_squad_records(path)
+    records, files = load_reference_set(dataset, data_file)
+    where = ", ".join(map(str, files))
+    if not records:
+        raise DatasetError(f"{where}: no questions to score")
+    require_fields(records, ["question"], where=f"{where} (scoring needs QA records)")
     by_id = load_predictions(predictions)
     preds = align_predictions(records, by_id, where=str(predictions))
-    out: dict = {"dataset": dataset, "data_file": str(path), "predictions": str(predictions)}
+    out: dict = {"dataset": str(dataset), "data_file": where, "predictions": str(predictions)}
     out.update(squad_eval(preds, [r.answers for r in records]))
     out["unused_predictions"] = len(set(by_id) - {r.id for r in records})
     names = TEXT_METRICS + (SEMANTIC_METRICS if semantic else [])
@@ -68,16 +59,12 @@ def _version(name: str) -> str:
 
 def score(
     predictions: Annotated[Path, typer.Option("--predictions", help="SQuAD-style JSON {id: answer}; empty string = no answer.")],
-    dataset: Annotated[str, typer.Option("--dataset", help="squad_v2 or squad_v1.1.")] = "squad_v2",
-    data_file: Annotated[Path | None, typer.Option("--data-file", help="Dataset JSON; default $COLLAPSELAB_DATA/<dataset>/dev-*.json.")] = None,
+    dataset: Annotated[str, typer.Option("--dataset", help="A QA dataset name (squad_v2, squad_v1.1, cosmosqa), or a file: SQuAD .json or a .jsonl/.csv/.parquet records file.")] = "squad_v2",
+    data_file: Annotated[Path | None, typer.Option("--data-file", help="Read this file with --dataset's reader; default: the dataset's dev/test file under $COLLAPSELAB_DATA.")] = None,
     semantic: Annotated[bool, typer.Option("--semantic", help="Also BERTScore and semantic similarity (local MiniLM encoder).")] = False,
 ) -> None:
     """Score a predictions file against a QA dataset and print every QA metric as JSON."""
-    try:
-        result = score_file(dataset, predictions, data_file, semantic)
-    except (ValueError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    result = score_file(dataset, predictions, data_file, semantic)
     typer.echo(json.dumps(result, indent=2))
 
 

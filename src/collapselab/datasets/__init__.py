@@ -25,6 +25,7 @@ __all__ = [
     "DatasetError",
     "Splits",
     "load_mmlu",
+    "load_reference_set",
     "load_splits",
     "resolve_dataset_path",
     "split_by_title",
@@ -72,6 +73,41 @@ def load_splits(
     files = [base / f for f in layout.train + layout.test]
     _check_unique_ids(train + test, name, files)
     return Splits(name=name, train=train, test=test, files=files)
+
+
+def load_reference_set(
+    dataset: str | os.PathLike[str], path: str | os.PathLike[str] | None = None
+) -> tuple[list[Record], list[Path]]:
+    """Every record of a dataset's held-out file(s), unsplit: what outside predictions are scored on.
+
+    Args:
+        dataset: A registered name (its test file, e.g. SQuAD's dev set; a dataset with
+            one file, such as squad_v1.1's dev, gives that whole file), or a file: `.json`
+            is read as official-format SQuAD, `.jsonl`/`.csv`/`.parquet` as records files.
+        path: With a name, read this file (or folder) instead of resolving the name.
+
+    Returns:
+        The records in file order, and the files they came from.
+
+    Raises:
+        DatasetError: (or RecordError) naming the file, record and field.
+    """
+    name, file = str(dataset), None if path is None else Path(path)
+    if name not in DATASETS:
+        file = Path(dataset)
+        if path is not None or not (file.exists() or file.suffix in (".json", ".jsonl", ".csv", ".parquet")):
+            raise DatasetError(f"{str(dataset)!r}: neither a dataset name ({', '.join(DATASETS)}) nor a data file")
+        name = "squad_v2" if file.suffix == ".json" else "jsonl"
+    source = get_source(name)
+    root = file if file is not None else resolve_dataset_path(name)
+    if root.is_dir():
+        layout = find_layout(name, root)
+        files = [root / f for f in layout.test or layout.train]
+    else:
+        files = [root]
+    records = _read_all(source, files)
+    _check_unique_ids(records, name, files)
+    return records, files
 
 
 def load_mmlu(

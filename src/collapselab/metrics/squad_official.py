@@ -1,59 +1,38 @@
-"""Read SQuAD-format files for scoring: the dataset JSON and a `{id: answer}` predictions file.
+"""The official SQuAD predictions file (`{id: answer}`) and its alignment with the questions.
 
-This is the metrics' own tiny reader, so scoring never depends on the dataset loaders:
-it keeps exactly what the official evaluation reads (`id`, `answers[].text`) plus the
-title, context and question.
+The questions themselves are read by the dataset loader (`collapselab.datasets`), the one
+SQuAD reader, with all of its field checks; the official EM/F1 computation is
+`collapselab.metrics.qa.squad_eval`.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from collapselab.errors import CollapselabError
 from collapselab.records import Record
 
-SQUAD_FILES = {
-    "squad_v2": "squad_v2/dev-v2.0.explorer-eval.json",
-    "squad_v1.1": "squad_v1.1/dev-v1.1.explorer-eval.json",
-}
 
-
-def load_squad_records(path: str | Path) -> list[Record]:
-    """Every question of an official-format SQuAD file as a Record (answers in file order)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: SQuAD file does not exist")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))["data"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ValueError(f"{path}: not an official-format SQuAD file ({e})") from None
-    out = []
-    for article in data:
-        for paragraph in article["paragraphs"]:
-            for qa in paragraph["qas"]:
-                out.append(
-                    Record(
-                        id=qa["id"],
-                        title=article["title"],
-                        context=paragraph["context"],
-                        question=qa["question"],
-                        answers=tuple(a["text"] for a in qa["answers"]),
-                    )
-                )
-    return out
+class PredictionsError(CollapselabError, ValueError):
+    """A predictions file is malformed or does not cover the dataset; names the file and the id."""
 
 
 def load_predictions(path: str | Path) -> dict[str, str]:
-    """A SQuAD predictions file: a JSON object mapping question id to answer ("" = no answer)."""
+    """A SQuAD predictions file: a JSON object mapping question id to answer ("" = no answer).
+
+    Raises:
+        PredictionsError: The file is missing, not UTF-8 JSON, not an object, or an answer
+            is not a string; the message names the file and the first bad id.
+    """
+    from collapselab.textio import read_json
+
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: predictions file does not exist")
-    try:
-        preds = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e.msg})") from None
-    if not isinstance(preds, dict) or not all(isinstance(v, str) for v in preds.values()):
-        raise ValueError(f"{path}: predictions must be a JSON object of id -> answer string")
+    preds = read_json(path, error=PredictionsError)
+    if not isinstance(preds, dict):
+        raise PredictionsError(f"{path}: predictions must be a JSON object of id -> answer string, got a JSON {type(preds).__name__}")
+    for qid, answer in preds.items():
+        if not isinstance(answer, str):
+            raise PredictionsError(f"{path}: prediction for {qid!r} must be a string (\"\" = no answer), got {type(answer).__name__} {answer!r:.60}")
     return preds
 
 
@@ -61,5 +40,5 @@ def align_predictions(records: list[Record], predictions: dict[str, str], *, whe
     """Predictions in record order; raise naming missing ids (a silent zero would skew scores)."""
     missing = [r.id for r in records if r.id not in predictions]
     if missing:
-        raise ValueError(f"{where}: no prediction for {len(missing)} of {len(records)} questions, e.g. {missing[:3]}")
+        raise PredictionsError(f"{where}: no prediction for {len(missing)} of {len(records)} questions, e.g. {missing[:3]}")
     return [predictions[r.id] for r in records]
