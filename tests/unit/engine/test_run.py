@@ -55,7 +55,6 @@ def test_tiny_run_writes_every_file_with_provenance(tiny_lm_data, tmp_path):
     m = _metrics(run_dir)
     # generation 0 is shared by construction: the same numbers in both arms
     assert m["replace/seed-0/gen-0"] == m["accumulate/seed-0/gen-0"]
-    assert m["replace/seed-0/gen-0"]["perplexity"] == pytest.approx(m["replace/seed-0/gen-0"]["reference_perplexity"])
     # replace trains on synthetic only; accumulate on human + all synthetic so far
     assert {r.source for r in read_records(run_dir / "replace/seed-0/gen-2/train.parquet")} == {"synthetic"}
     acc = read_records(run_dir / "accumulate/seed-0/gen-2/train.parquet")
