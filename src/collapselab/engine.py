@@ -106,7 +106,8 @@ def run_experiment(
 def precheck(cfg: ExperimentConfig, task: Any, human: HumanData, max_positions: int, db_url: str | None) -> None:
     """Everything that would otherwise fail after hours of training, checked up front."""
     from collapselab.generation import generation_backend
-    from collapselab.metrics import metric_for_task
+    from collapselab.metrics import default_metrics, metric_for_task
+    from collapselab.metrics.registry import METRICS_EXTRA, missing_libraries
     from collapselab.models import device
 
     for i, name in enumerate(cfg.evaluation.metrics or []):
@@ -114,6 +115,10 @@ def precheck(cfg: ExperimentConfig, task: Any, human: HumanData, max_positions: 
             metric_for_task(name, task.name)
         except (KeyError, ValueError) as e:
             raise ConfigError(f"evaluation.metrics.{i}: {e.args[0]}") from None
+    # A library missing for a metric fails after training, so it is asked for now.
+    for name, module in missing_libraries(cfg.evaluation.metrics or default_metrics(task.name)):
+        chosen = "evaluation.metrics" if cfg.evaluation.metrics else f"evaluation.metrics (the {task.name} defaults)"
+        raise ConfigError(f"{chosen}: metric {name!r} needs the {module} library, which is not installed: {METRICS_EXTRA}")
     try:
         generation_backend(cfg.decoding)
     except RuntimeError as e:

