@@ -119,6 +119,8 @@ FILES: dict[str, bytes] = {
     # databases and exports
     "notadb.db": b"this is a text file, not a SQLite database\n" * 100,
     "export-bad/run.json": b'{"format": "collapselab-export", "format_version": 1, "run": {',
+    "export-no-run/run.json": b'{"format": "collapselab-export", "format_version": 1, "arms": []}',
+    "export-odd-run/run.json": b'{"format": "collapselab-export", "format_version": 1, "run": {"run_id": "r", "colour": 1}, "arms": []}',
 }
 
 # (command line, exit code, a piece of the one line it prints)
@@ -177,6 +179,8 @@ CASES: list[tuple[str, int, str]] = [
     ("import {bad}/run-bad-manifest --db sqlite:///{bad}/empty.db", 2, "{bad}/run-bad-manifest/manifest.json:1:"),
     ("import {bad}/run-bad-metrics --db " + UNREACHABLE, 3, "cannot reach the results database"),
     ("import {bad}/export-bad --db sqlite:///{bad}/empty.db", 2, "{bad}/export-bad/run.json:1:"),
+    ("import {bad}/export-no-run --db sqlite:///{bad}/empty.db", 2, "{bad}/export-no-run/run.json: key 'run': expected an object of runs columns, got None"),
+    ("import {bad}/export-odd-run --db sqlite:///{bad}/empty.db", 2, "{bad}/export-odd-run/run.json: key 'run': unknown column(s) ['colour'], missing column(s) ["),
     ("import {bad} --db sqlite:///{bad}/empty.db", 2, "neither an export (no run.json) nor a run directory"),
     # score: predictions and dataset files
     ("score --data-file {bad}/squad.json --predictions {bad}/preds-nonstring.json", 2, "{bad}/preds-nonstring.json: prediction for 'q2' must be a string"),

@@ -270,7 +270,10 @@ def index_data_files(run_dir: Path, gdir: Path, key: dict[str, Any]) -> list[dic
         with path.open("rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
-        n_rows = pq.read_metadata(path).num_rows if name.endswith(".parquet") else None
+        try:
+            n_rows = pq.read_metadata(path).num_rows if name.endswith(".parquet") else None
+        except Exception as e:  # pyarrow raises several types for a corrupt file
+            raise StoreError(f"{path}: not a readable Parquet file ({' '.join(str(e).split())})") from None
         rows.append(
             {
                 **key,

@@ -107,13 +107,17 @@ def import_export(url: str | None, export_dir: Path) -> str:
         raise StoreError(
             f"{export_dir / 'run.json'}: export format_version {meta.get('format_version')!r}, this collapselab reads {EXPORT_VERSION}"
         )
+    run_row = _row(meta.get("run"), schema.runs, f"{export_dir / 'run.json'}: key 'run'")
+    arms_list = meta.get("arms")
+    if not isinstance(arms_list, list):
+        raise StoreError(f"{export_dir / 'run.json'}: key 'arms' must be a list of arm rows, got {arms_list!r:.60}")
+    arms = [_row(a, schema.arms, f"{export_dir / 'run.json'}: key 'arms.{i}'") for i, a in enumerate(arms_list)]
     tables = {}
     for table in TABLES:
         path = export_dir / "parquet" / f"{table.name}.parquet"
         if not path.is_file():
             raise StoreError(f"{path}: file does not exist (incomplete export)")
         tables[table.name] = _read_table(path, table)
-    run_row, arms = meta["run"], meta["arms"]
     engine = connect(url)
     try:
         with write_transaction(engine) as conn:
@@ -128,12 +132,26 @@ def import_export(url: str | None, export_dir: Path) -> str:
     return run_row["run_id"]
 
 
+def _row(value: Any, table: sa.Table, where: str) -> dict[str, Any]:
+    """A row of `table` from run.json, checked to name exactly the table's columns."""
+    if not isinstance(value, dict):
+        raise StoreError(f"{where}: expected an object of {table.name} columns, got {value!r:.60}")
+    columns = set(table.columns.keys())
+    unknown, missing = sorted(set(value) - columns), sorted(c.name for c in table.columns if c.name not in value and not c.nullable)
+    if unknown or missing:
+        raise StoreError(f"{where}: unknown column(s) {unknown}, missing column(s) {missing}")
+    return value
+
+
 def _read_table(path: Path, table: sa.Table) -> list[dict[str, Any]]:
     """Rows of an exported table. An export written before a migration added a nullable
     column still imports (the column is NULL); anything else that differs is an error."""
     import pyarrow.parquet as pq
 
-    rows = pq.read_table(path).to_pylist()
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except Exception as e:  # pyarrow raises several types for a corrupt file
+        raise StoreError(f"{path}: not a readable Parquet file ({' '.join(str(e).split())})") from None
     have = set(pq.read_schema(path).names)
     unknown = have - set(table.columns.keys())
     missing = [c for c in table.columns if c.name not in have]
