@@ -86,3 +86,15 @@ def test_jsonl_records_file_errors_name_the_line(tmp_path):
     p.write_text('{"id": "a"}\n[1, 2]\n')
     with pytest.raises(RecordError, match=rf"^{p}:2: expected a record object, got list$"):
         read_records(p)
+
+
+def test_official_squad_with_hf_answers_is_refused_not_misread(tmp_path):
+    # The official format has a list of answer objects; a dict there is refused by name.
+    qa = {"id": "q1", "question": "Where?", "answers": {"text": ["Normandy"], "answer_start": [21]}}
+    data = {"version": "v2.0", "data": [{"title": "T", "paragraphs": [{"context": "in Normandy", "qas": [qa]}]}]}
+    (tmp_path / "dev.json").write_text(json.dumps(data))
+    from collapselab.datasets import DatasetError
+    from collapselab.datasets.squad import read_squad
+
+    with pytest.raises(DatasetError, match=r"dev\.json: question 'q1': field 'answers' must be list, got dict"):
+        read_squad(tmp_path / "dev.json")
