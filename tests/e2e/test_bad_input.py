@@ -4,7 +4,7 @@ The table `CASES` is the contract: each row is a command line (with `{bad}` stan
 the folder of bad files), the exit code it must end with (2 bad input, 3 the results
 database cannot be reached; see `collapselab.errors`) and a piece of the one line it must
 print, which names the file and, where there is one, the record, field or key. A new
-command (dashboard, serve, learn, sweep, models) joins by adding rows.
+command (dashboard, serve, learn, models) joins by adding rows.
 """
 
 from __future__ import annotations
@@ -159,6 +159,10 @@ CASES: list[tuple[str, int, str]] = [
     ("config validate {bad}/config-unknown-key.yaml", 2, "unknown key 'training.epochz'"),
     ("config show {bad}/config-broken.yaml", 2, "{bad}/config-broken.yaml:2:5: not valid YAML"),
     ("config show {bad}/nothing-here", 2, "{bad}/nothing-here: config file does not exist"),
+    # sweep: the base config and the grid
+    ("sweep {bad}/config-nul.yaml --grid training.epochs=1,2", 2, "{bad}/config-nul.yaml:2: not a text file (NUL byte"),
+    ("sweep {bad}/lm.yaml --grid training.epochz=1,2", 2, "sweep point training.epochz=1: unknown key 'training.epochz' (did you mean 'epochs'?)"),
+    ("sweep {bad}/lm.yaml --grid nonsense", 2, "--grid 'nonsense': expected KEY=V1,V2,..."),
     # status and report over damaged run directories
     ("status {bad}", 2, "{bad}: not a run directory (no config.yaml)"),
     ("status {bad}/run-bad-metrics", 2, "{bad}/run-bad-metrics/replace/seed-0/gen-0/metrics.json:1:"),
@@ -166,6 +170,7 @@ CASES: list[tuple[str, int, str]] = [
     ("report {bad}/run-bad-metrics", 2, "{bad}/run-bad-metrics/replace/seed-0/gen-0/metrics.json:1:"),
     ("report {bad}/run-bad-manifest", 2, "{bad}/run-bad-manifest/manifest.json:1:"),
     ("report {bad}", 2, "{bad}: not a run directory (no manifest.json)"),
+    ("report {bad}/run-bad-metrics --sweep {bad}", 2, "give a run, or --sweep FOLDER"),
     ("report run-x --db " + UNREACHABLE, 3, "cannot reach the results database"),
     # the results database
     ("results --db " + UNREACHABLE, 3, "postgresql+psycopg://nobody@127.0.0.1:9/none: cannot reach the results database (OperationalError: "),
@@ -173,6 +178,7 @@ CASES: list[tuple[str, int, str]] = [
     ("results --db sqlite:///{bad}/missing.db", 3, "no results database at {bad}/missing.db"),
     ("results --db not-a-url", 3, "database URL 'not-a-url' is not a SQLAlchemy URL"),
     ("results --db mysql://u@localhost/db", 3, "no driver for this database"),
+    ("results --sweep nope --db " + UNREACHABLE, 3, "cannot reach the results database"),
     ("results run-x --db sqlite:///{bad}/empty.db", 2, "unknown run 'run-x'"),
     ("export run-x --to {bad}/out --db " + UNREACHABLE, 3, "cannot reach the results database"),
     ("export run-x --to {bad}/out --db sqlite:///{bad}/empty.db", 2, "unknown run 'run-x'"),

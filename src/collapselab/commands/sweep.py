@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,7 +13,7 @@ GRID_HELP = ("A grid key and its values, KEY=V1,V2,... (repeatable; values read 
 
 
 def sweep(
-    config: Annotated[Path, typer.Argument(help="Experiment YAML (the base every trial varies).")],
+    config: Annotated[str, typer.Argument(help="Experiment YAML, or a ready config's name (the base every trial varies).")],
     grid: Annotated[list[str] | None, typer.Option("--grid", help=GRID_HELP)] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a base config value: key.path=value (repeatable).")] = None,
     address: Annotated[str | None, typer.Option(help="Ray cluster address (default sweep.address, else a local Ray on this machine).")] = None,
@@ -23,18 +22,15 @@ def sweep(
 ) -> None:
     """Run every grid point as its own run on Ray; again to continue what is unfinished."""
     from collapselab.config import load_config
-    from collapselab.errors import CollapselabError
+    from collapselab.config_files import resolve_config
     from collapselab.sweep.compare import comparison_rows, from_folder
     from collapselab.sweep.plan import plan_sweep
     from collapselab.sweep.report import write_sweep_report
     from collapselab.sweep.runner import run_sweep
 
-    try:
-        plan = plan_sweep(load_config(config, set_ or []), grid or [], name)
-        outcome = run_sweep(plan, address=address, db_url=db, say=typer.echo)
-    except CollapselabError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(e.exit_code) from None
+    # Named errors reach the CLI's one handler (one line, their exit code).
+    plan = plan_sweep(load_config(resolve_config(config), set_ or []), grid or [], name)
+    outcome = run_sweep(plan, address=address, db_url=db, say=typer.echo)
     trials = from_folder(plan.folder)
     _print_table(comparison_rows(trials), f"sweep {plan.name}: final generation of each trial")
     if any(t.final for t in trials):
