@@ -29,6 +29,9 @@ OPTIONAL_LIBRARIES = {
     "scipy": "metrics",
     "datasketch": "refinery",
     "psycopg": "postgres",
+    "ray": "sweep",
+    "mlflow": "tracking",
+    "wandb": "tracking",
 }
 
 
