@@ -13,7 +13,6 @@ A file that does not match is refused with a `RunError` naming the file and the 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -74,14 +73,9 @@ class GenerationMetrics(_Strict):
 
 def read_metrics_file(path: Path) -> GenerationMetrics:
     """Read and check `metrics.json`; errors name the file and the key."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunError(f"{path}: file does not exist") from None
-    except UnicodeDecodeError as e:
-        raise RunError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    except json.JSONDecodeError as e:
-        raise RunError(f"{path}: not valid JSON ({e})") from None
+    from collapselab.textio import read_json
+
+    data = read_json(path, error=RunError)  # missing, binary, empty, truncated: named, one line
     try:
         return GenerationMetrics.model_validate(data)
     except ValidationError as e:

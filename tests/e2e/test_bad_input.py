@@ -118,6 +118,8 @@ FILES: dict[str, bytes] = {
     "preds-truncated.json": b'{"q1": "Normandy", "q2',
     # databases and exports
     "notadb.db": b"this is a text file, not a SQLite database\n" * 100,
+    "sweep-truncated/sweep.json": b'{"name": "s", "grid": {"training.epochs": [1, ',
+    "sweep-nameless/sweep.json": b'{"grid": {}}',
     "export-bad/run.json": b'{"format": "collapselab-export", "format_version": 1, "run": {',
     "export-no-run/run.json": b'{"format": "collapselab-export", "format_version": 1, "arms": []}',
     "export-odd-run/run.json": b'{"format": "collapselab-export", "format_version": 1, "run": {"run_id": "r", "colour": 1}, "arms": []}',
@@ -171,6 +173,11 @@ CASES: list[tuple[str, int, str]] = [
     ("report {bad}/run-bad-manifest", 2, "{bad}/run-bad-manifest/manifest.json:1:"),
     ("report {bad}", 2, "{bad}: not a run directory (no manifest.json)"),
     ("report {bad}/run-bad-metrics --sweep {bad}", 2, "give a run, or --sweep FOLDER"),
+    ("report --sweep {bad}", 2, "{bad}: not a sweep folder (no sweep.json)"),
+    ("report --sweep {bad}/sweep-truncated", 2, "{bad}/sweep-truncated/sweep.json:1:"),
+    ("report --sweep {bad}/sweep-nameless", 2, "{bad}/sweep-nameless/sweep.json: key 'name' is missing or not a string"),
+    ("status {bad}/run-metrics-list", 2, "{bad}/run-metrics-list/replace/seed-0/gen-0/metrics.json: key "),
+    ("report {bad}/run-metrics-list", 2, "{bad}/run-metrics-list/replace/seed-0/gen-0/metrics.json: key "),
     ("report run-x --db " + UNREACHABLE, 3, "cannot reach the results database"),
     # the results database
     ("results --db " + UNREACHABLE, 3, "postgresql+psycopg://nobody@127.0.0.1:9/none: cannot reach the results database (OperationalError: "),
@@ -201,6 +208,16 @@ CASES: list[tuple[str, int, str]] = [
 ]
 
 
+# A metrics.json as the engine writes it (collapselab.metrics_file), so only the manifest is bad.
+GOOD_METRICS = {
+    "arm": "replace", "seed": 0, "generation": 0,
+    "metrics": {"perplexity": {"value": 12.5, "version": "1", "higher_is_better": False, "details": {}}},
+    "train": {"losses": [3.0], "steps": 1, "tokens": 64, "seconds": 0.1},
+    "timings": {"train_s": 0.1, "generate_s": 0.1, "evaluate_s": 0.1},
+    "sizes": {"train_records": 8, "synthetic_records": 8},
+}
+
+
 @pytest.fixture(scope="module")
 def bad(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("bad")
@@ -212,8 +229,9 @@ def bad(tmp_path_factory) -> Path:
     manifest = {"run_id": "r1", "experiment": "bad-lm", "created": "2026-01-01T00:00:00+00:00", "config_hash": "0" * 16, "git_sha": "x"}
     for run, config, manifest_text, metrics in (
         ("run-bad-metrics", cfg.encode(), json.dumps(manifest), b'{"arm": "replace", "metrics": {"perplexity": {"va'),
-        ("run-bad-manifest", cfg.encode(), json.dumps(manifest)[:30], b'{"metrics": {}}'),
+        ("run-bad-manifest", cfg.encode(), json.dumps(manifest)[:30], json.dumps(GOOD_METRICS).encode()),
         ("run-bad-config", b"experiment:\n  name: caf\xe9\n", json.dumps(manifest), b"{}"),
+        ("run-metrics-list", cfg.encode(), json.dumps(manifest), b"[]"),  # JSON, but not the metrics.json shape
     ):
         gen = folder / run / "replace" / "seed-0" / "gen-0"
         gen.mkdir(parents=True)

@@ -60,15 +60,16 @@ def from_store(store, name: str) -> list[TrialResult]:
 def from_folder(folder: Path) -> list[TrialResult]:
     """The sweep's trials from its folder (`<output_dir>/sweeps/<name>`), read from their run
     directories (finished generations only)."""
-    from collapselab.rundir import gen_dir, is_done, load_run_config
+    from collapselab.metrics_file import read_metrics_file
+    from collapselab.rundir import gen_dir, is_done, load_run_config, read_manifest
 
     plan_file = folder / "sweep.json"
     if not plan_file.is_file():
         raise SweepNotFound(f"{folder}: not a sweep folder (no sweep.json)")
-    name = json.loads(plan_file.read_text())["name"]
+    name = read_plan(folder)["name"]
     out = []
     for manifest in sorted(folder.glob("runs/*/*/manifest.json")):
-        sweep = json.loads(manifest.read_text()).get("sweep") or {}
+        sweep = read_manifest(manifest.parent).get("sweep") or {}
         if sweep.get("name") != name:
             continue
         run_dir = manifest.parent
@@ -84,12 +85,24 @@ def from_folder(folder: Path) -> list[TrialResult]:
                         continue
                     result.done += 1
                     if g == e.generations - 1:
-                        metrics = json.loads((d / "metrics.json").read_text())["metrics"]
-                        result.final[(arm.name, seed)] = {k: v["value"] for k, v in metrics.items()}
+                        result.final[(arm.name, seed)] = read_metrics_file(d / "metrics.json").values()
         out.append(result)
     if not out:
         raise SweepNotFound(f"{folder}: no trial run directory of sweep {name!r} yet")
     return out
+
+
+def read_plan(folder: Path) -> dict[str, Any]:
+    """A sweep folder's sweep.json, checked to name its sweep (errors name the file)."""
+    from collapselab.textio import read_json
+
+    path = folder / "sweep.json"
+    if not path.is_file():
+        raise SweepNotFound(f"{folder}: not a sweep folder (no sweep.json)")
+    plan = read_json(path, error=SweepNotFound)
+    if not isinstance(plan, dict) or not isinstance(plan.get("name"), str):
+        raise SweepNotFound(f"{path}: key 'name' is missing or not a string; the sweep folder is damaged")
+    return plan
 
 
 def grid_keys(trials: list[TrialResult]) -> list[str]:

@@ -4,7 +4,6 @@ self-contained report.html), to `<sweep folder>/report/` by default."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from collapselab.sweep.compare import (
     from_folder,
     grid_keys,
     metric_by_key,
+    read_plan,
     swept_key,
 )
 
@@ -35,7 +35,7 @@ def write_sweep_report(folder: Path, out_dir: Path | None = None, metric: str | 
     from collapselab.report.document import Document, Figure, Heading, Para, Table
     from collapselab.report.outcomes import fmt, label
 
-    plan = json.loads((folder / "sweep.json").read_text())
+    plan = read_plan(folder)
     trials = from_folder(folder)
     metric = metric or plan.get("metric") or trials[0].primary
     out = out_dir or folder / "report"
