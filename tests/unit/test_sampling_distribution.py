@@ -23,7 +23,7 @@ from collapselab.generation import generate
 VOCAB = 24
 EOS = 1  # a sampled EOS comes back as an empty continuation
 PROMPTS = ([5, 9, 3], [7, 2, 11, 4, 8])
-COPIES = 2000
+COPIES = 1500
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,10 @@ def expected(logits: torch.Tensor, temperature: float, top_k: int, top_p: float)
 
 @pytest.mark.parametrize(
     ("temperature", "top_k", "top_p"),
-    [(0.6, 0, 1.0), (1.8, 0, 1.0), (1.0, 5, 1.0), (1.0, 0, 0.7), (1.4, 8, 0.85)],
+    # tests/unit/generation/test_sampling.py checks the same frequencies against transformers'
+    # own warpers; here the distribution is derived independently, below temperature 1 too,
+    # in a padded batch of two prompt lengths.
+    [(0.6, 0, 1.0), (1.0, 0, 0.7), (1.4, 8, 0.85)],
 )
 def test_token_frequencies_match_the_distribution(model, temperature, top_k, top_p):
     decoding = DecodingBlock(method="sample", temperature=temperature, top_k=top_k, top_p=top_p, batch_tokens=32768)
