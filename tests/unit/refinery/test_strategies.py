@@ -1,6 +1,6 @@
 """The refinery's candidate strategies: what each must produce from a seed record, and what it
 must never produce (a dropped answer, an unchanged "paraphrase", a span that is not in the
-context, a prompt whose answer or question cue was cut)."""
+context, a question-generation prompt whose answer or cue was cut)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import random
 
 import pytest
 
+from collapselab.config import PromptsBlock
+from collapselab.prompts import PromptFormat
 from collapselab.refinery.strategies import (
     SENTENCE_END,
     SPAN,
     augment_context,
     expand_answer,
     paraphrase_answer,
-    qg_prompt,
-    qg_prompt_ids,
     variant_span,
 )
 
@@ -118,7 +118,7 @@ def test_paraphrase_of_no_answer_stays_no_answer():
     assert paraphrase_answer("", CONTEXT, random.Random(0)) == ""
 
 
-# ---- qg_prompt_ids --------------------------------------------------------------------
+# ---- the question-generation prompt (prompts.PromptFormat.qg, plain format) -------------
 
 def _chars(text: str, add_special_tokens: bool) -> dict:
     assert add_special_tokens is False
@@ -129,16 +129,19 @@ def _text(ids: list[int]) -> str:
     return "".join(map(chr, ids))
 
 
-def test_qg_prompt_ids_is_the_prompt_when_it_fits():
-    prompt = qg_prompt("Anna lives in Paris.", "Paris")
-    assert _text(qg_prompt_ids(_chars, "Anna lives in Paris.", "Paris", 1000)) == prompt
-    assert prompt == "Context: Anna lives in Paris.\nAnswer: Paris\nQuestion:"
+QG = PromptFormat(_chars, PromptsBlock(format="plain"))
 
 
-def test_qg_prompt_ids_cuts_the_context_from_the_left_only():
+def test_qg_prompt_is_context_then_answer_then_the_question_cue():
+    prompt = QG.qg("Anna lives in Paris.", "Paris", 1000)
+    assert _text(prompt.prefix) == "Context: Anna lives in Paris."  # shared by every answer of a context
+    assert _text(prompt.ids) == "Context: Anna lives in Paris.\nAnswer: Paris\nQuestion:"
+
+
+def test_qg_prompt_cuts_the_context_from_the_left_only():
     tail = "\nAnswer: Paris\nQuestion:"
-    out = _text(qg_prompt_ids(_chars, CONTEXT, "Paris", 60))
+    out = _text(QG.qg(CONTEXT, "Paris", 60).ids)
     assert len(out) == 60 and out.endswith(tail)  # the answer and the cue survive whole
     assert ("Context: " + CONTEXT).endswith(out[: -len(tail)])  # the context's end is kept
-    # shorter than the answer part itself: the end of the tail, never more than max_len
-    assert _text(qg_prompt_ids(_chars, CONTEXT, "Paris", 10)) == tail[-10:]
+    # shorter than the answer part itself: the end of it, never more than max_len
+    assert _text(QG.qg(CONTEXT, "Paris", 10).ids) == tail[-10:]
