@@ -4,7 +4,7 @@ The table `CASES` is the contract: each row is a command line (with `{bad}` stan
 the folder of bad files), the exit code it must end with (2 bad input, 3 the results
 database cannot be reached; see `collapselab.errors`) and a piece of the one line it must
 print, which names the file and, where there is one, the record, field or key. A new
-command (dashboard, serve, learn, models) joins by adding rows.
+command joins by adding rows (`models` and `config reference` read no input).
 """
 
 from __future__ import annotations
@@ -96,6 +96,8 @@ FILES: dict[str, bytes] = {
     "config-unknown-key.yaml": _dump(_with(LM, "training", epochz=2)),
     "config-mistyped.yaml": _dump(_with(LM, "experiment", generations="two")),
     "config-duplicate.yaml": _dump(LM) + b"arms: []\n",
+    "serve-unknown-key.yaml": b"source: {modle: x}\n",
+    "learn-unknown-key.yaml": b"learner: {stepz: 1}\n",
     # data files
     "stories.txt": TEXT.encode(),
     "stories-latin1.txt": b"Once upon a time a caf\xe9 opened.\n\nThe end.\n",
@@ -161,6 +163,16 @@ CASES: list[tuple[str, int, str]] = [
     ("config validate {bad}/config-unknown-key.yaml", 2, "unknown key 'training.epochz'"),
     ("config show {bad}/config-broken.yaml", 2, "{bad}/config-broken.yaml:2:5: not valid YAML"),
     ("config show {bad}/nothing-here", 2, "{bad}/nothing-here: config file does not exist"),
+    # serve and learn: their configs, and what they are pointed at (each fails before serving or training)
+    ("serve --config {bad}/config-latin1.yaml", 2, "{bad}/config-latin1.yaml:2: not UTF-8 text"),
+    ("serve --config {bad}/config-broken.yaml", 2, "{bad}/config-broken.yaml:2:5: not valid YAML"),
+    ("serve --config {bad}/serve-unknown-key.yaml", 2, "{bad}/serve-unknown-key.yaml: unknown key 'source.modle'"),
+    ("serve --run {bad}", 2, "{bad}: not a run directory (no manifest.json)"),
+    ("serve --run {bad}/run-bad-config", 2, "{bad}/run-bad-config/config.yaml:2: not UTF-8 text"),
+    ("learn {bad}/config-binary.yaml", 2, "{bad}/config-binary.yaml:2: not UTF-8 text"),
+    ("learn {bad}/config-empty.yaml", 2, "{bad}/config-empty.yaml: empty, expected YAML"),
+    ("learn {bad}/learn-unknown-key.yaml", 2, "unknown key 'learner.stepz'"),
+    ("learn {bad}/missing.yaml", 2, "{bad}/missing.yaml: config file does not exist"),
     # sweep: the base config and the grid
     ("sweep {bad}/config-nul.yaml --grid training.epochs=1,2", 2, "{bad}/config-nul.yaml:2: not a text file (NUL byte"),
     ("sweep {bad}/lm.yaml --grid training.epochz=1,2", 2, "sweep point training.epochz=1: unknown key 'training.epochz' (did you mean 'epochs'?)"),

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import typer
 
-from collapselab.errors import CollapselabError
-
 
 def learn(
     config: Path = typer.Argument(..., help="Learner YAML (see configs/learn-*.yaml)."),
@@ -28,12 +26,9 @@ def learn(
         stop.set()
 
     signal.signal(signal.SIGTERM, on_term)
-    try:
-        cfg = load_learner_config(config, set_ or [])
-        run_dir = run_learner(cfg, fresh=fresh, db_url=db, stop=stop, report=typer.echo)
-    except CollapselabError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(e.exit_code) from None
+    # Named errors reach the CLI's one handler (one line, their exit code).
+    cfg = load_learner_config(config, set_ or [])
+    run_dir = run_learner(cfg, fresh=fresh, db_url=db, stop=stop, report=typer.echo)
     typer.echo(f"learner stopped; run {run_dir}")
 
 

@@ -77,13 +77,9 @@ def results(
 
 def _sweep_table(store: Any, name: str, format: Format) -> None:
     """The sweep section (collapselab.sweep.compare): one row per trial x arm x seed."""
-    from collapselab.sweep.compare import SweepNotFound, comparison_rows, from_store
+    from collapselab.sweep.compare import comparison_rows, from_store
 
-    try:
-        rows = comparison_rows(from_store(store, name))
-    except SweepNotFound as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(e.exit_code) from None
+    rows = comparison_rows(from_store(store, name))
     _emit(rows, format, title=f"sweep {name}: final generation of each trial")
 
 

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import typer
 
-from collapselab.errors import CollapselabError
-
 
 def serve(
     config: Path = typer.Option(None, "--config", help="Serve config YAML (see configs/serve-*.yaml); flags override it."),
@@ -36,12 +34,8 @@ def serve(
         "security.api_keys_file": api_keys_file, "security.api_keys_env": api_keys_env,
         "security.rate_per_minute": rate_per_minute, "batching.max_batch": max_batch, "batching.max_queue": max_queue,
     }
-    try:
-        cfg = load_serve_config(config, overrides)
-        run_server(cfg)
-    except CollapselabError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(e.exit_code) from None
+    # Named errors reach the CLI's one handler (one line, their exit code).
+    run_server(load_serve_config(config, overrides))
 
 
 def register(app: typer.Typer) -> None:

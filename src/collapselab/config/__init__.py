@@ -221,7 +221,7 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "<root>"
         if e["type"] == "extra_forbidden":
-            lines.append(f"{source}: unknown key '{loc}'{_did_you_mean(e['loc'])}")
+            lines.append(f"{source}: unknown key '{loc}'{_did_you_mean(e['loc']) if err.title == ExperimentConfig.__name__ else ''}")
         elif e["type"] == "missing":
             lines.append(f"{source}: missing required key '{loc}'")
         else:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from collapselab.config import (
@@ -84,10 +83,9 @@ def load_learner_config(path: str | Path, overrides: list[str] | None = None) ->
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file does not exist")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    from collapselab.textio import read_yaml
+
+    data = read_yaml(path, error=ConfigError)  # binary, not UTF-8, empty, broken: named, one line
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping of blocks")
     for item in overrides or []:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from collapselab.errors import CollapselabError
@@ -109,10 +108,10 @@ def load_serve_config(path: Path | None, overrides: dict[str, Any]) -> ServeConf
     if path is not None:
         if not path.is_file():
             raise ServeConfigError(f"{path}: config file does not exist")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise ServeConfigError(f"{path}: not valid YAML ({e})") from None
+        from collapselab.textio import parse_yaml, read_text
+
+        text = read_text(path, error=ServeConfigError)  # binary, not UTF-8: named, one line
+        data = parse_yaml(text, where=str(path), error=ServeConfigError) if text.strip() else {}
         if not isinstance(data, dict):
             raise ServeConfigError(f"{path}: top level must be a mapping")
     for key, value in overrides.items():
