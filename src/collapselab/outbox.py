@@ -40,7 +40,7 @@ class Outbox:
         self.delivered: list[str] = []
         self.failed: list[Undelivered] = []
         self._jobs: queue.Queue = queue.Queue()
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._pending: list[str] = []  # what is queued or running, in order
         self._thread = threading.Thread(target=self._work, name=f"collapselab-{name}", daemon=True)
         self._thread.start()
@@ -53,9 +53,14 @@ class Outbox:
 
     def close(self, wait_s: float) -> list[Undelivered]:
         """Wait at most `wait_s` for queued jobs, stop the thread, and return what was not
-        delivered: jobs that failed after their retries, then jobs still queued."""
+        delivered: jobs that failed after their retries, then jobs still queued.
+
+        A running job may queue more (the hub's listing queues the uploads it finds missing):
+        the wait is for the queue to be empty, not for the jobs queued before `close`."""
+        with self._lock:
+            self._lock.wait_for(lambda: not self._pending, timeout=wait_s)
         self._jobs.put(_STOP)
-        self._thread.join(wait_s)
+        self._thread.join(0.1)
         with self._lock:
             late = [Undelivered(w, f"not sent within {wait_s:g} s") for w in self._pending]
             self._pending.clear()
@@ -83,3 +88,4 @@ class Outbox:
                     self.failed.append(Undelivered(what, error))
                 else:
                     self.delivered.append(what)
+                self._lock.notify_all()

@@ -30,6 +30,22 @@ def test_a_job_failing_every_retry_is_reported_with_its_last_error():
     assert box.delivered == ["fine"]
 
 
+def test_jobs_a_running_job_queues_are_delivered_even_when_close_comes_first():
+    # the hub's repository listing queues the uploads it finds missing: close() must not
+    # stop the thread between the listing and those uploads (a race seen under load)
+    started, done = threading.Event(), []
+    box = Outbox("test", retries=0)
+
+    def listing() -> None:
+        started.set()
+        time.sleep(0.2)  # close() is called while this runs
+        box.put("upload gen-1", lambda: done.append("gen-1"))
+
+    box.put("list", listing)
+    started.wait(5)
+    assert box.close(5) == [] and done == ["gen-1"] and box.delivered == ["list", "upload gen-1"]
+
+
 def test_put_never_waits_and_close_waits_only_as_long_as_it_is_told():
     release = threading.Event()
     box = Outbox("test", retries=0)
