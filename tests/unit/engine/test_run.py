@@ -59,8 +59,7 @@ def test_tiny_run_writes_every_file_with_provenance(tiny_lm_data, tmp_path):
     assert {r.source for r in read_records(run_dir / "replace/seed-0/gen-2/train.parquet")} == {"synthetic"}
     acc = read_records(run_dir / "accumulate/seed-0/gen-2/train.parquet")
     assert len(acc) == 24 * 3 and sum(r.source == "human" for r in acc) == 24
-    # the reference model is fixed: gen-2's reference perplexity is gen-0's perplexity
-    assert m["replace/seed-0/gen-2"]["reference_perplexity"] == pytest.approx(m["replace/seed-0/gen-0"]["perplexity"])
+    # the replace arm's model changes from generation to generation
     assert m["replace/seed-0/gen-2"]["perplexity"] != pytest.approx(m["replace/seed-0/gen-0"]["perplexity"])
 
 
