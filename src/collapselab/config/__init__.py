@@ -36,6 +36,11 @@ class ExperimentBlock(_Block):
     output_dir: str = Field("runs", description="Root folder of run directories.")
 
 
+class TopicBlock(_Block):
+    mmlu_subject: str = Field(description="lm: the MMLU subject whose domain the training text is drawn from (e.g. high_school_biology); its dev and val questions are the query, never its test questions.")
+    articles: int = Field(20, ge=1, description="Training articles kept: those ranked highest by BM25 against the query (datasets/topic.py); the held-out test text stays the dataset's own.")
+
+
 class DataBlock(_Block):
     dataset: str = Field(description="Dataset name in the registry: wikitext2, tinystories, squad_v2, squad_v1.1, cosmosqa, mmlu, jsonl.")
     path: str | None = Field(None, description="Explicit file or folder; else $COLLAPSELAB_DATA/<dataset>.")
@@ -44,6 +49,7 @@ class DataBlock(_Block):
     block_tokens: int = Field(64, ge=8, description="lm: tokens per human text block; the prompt and the continuation length.")
     prompt_tokens: int | None = Field(None, ge=1, description="lm: tokens of each human block used as the prompt (default: block_tokens).")
     split_seed: int = Field(0, description="Seed of the deterministic subset and train/test split.")
+    topic: TopicBlock | None = Field(None, description="lm: train only on the articles most about one MMLU subject (the knowledge-collapse framework's --mmlu_topic); None = all articles.")
 
 
 class ScratchArchitecture(_Block):

@@ -71,7 +71,13 @@ class LMTask:
         d = cfg.data
         need = d.train_size * d.block_tokens if d.train_size else None
         test_need = d.test_size * d.block_tokens if d.test_size else None
-        return select_docs(splits.train, need, d.split_seed, "train"), select_docs(splits.test, test_need, d.split_seed, "test")
+        train = splits.train
+        if d.topic is not None:  # only one subject's articles (the test text stays the dataset's own)
+            from collapselab.datasets.topic import topic_documents
+
+            mmlu_path = cfg.evaluation.mmlu.path if cfg.evaluation.mmlu else None
+            train = topic_documents(train, d.topic.mmlu_subject, d.topic.articles, mmlu_path)
+        return select_docs(train, need, d.split_seed, "train"), select_docs(splits.test, test_need, d.split_seed, "test")
 
     def tokenizer_texts(self, pool: list[Record]) -> list[str]:
         return [d.text for d in pool if d.text]

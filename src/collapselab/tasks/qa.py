@@ -46,7 +46,7 @@ class QATask:
         return cfg.refinery.success.metric  # the metric the three-arm criteria are judged on
 
     def config_errors(self, cfg: ExperimentConfig) -> list[str]:
-        return []
+        return ["data.topic: choosing articles by MMLU subject is for the lm task"] if cfg.data.topic else []
 
     def default_max_new_tokens(self, cfg: ExperimentConfig) -> int:
         return 32
