@@ -92,3 +92,49 @@ def test_readme_config_reference_is_generated_from_the_models():
     readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     start = readme.index("<!-- config-reference:start -->\n") + len("<!-- config-reference:start -->\n")
     assert readme[start : readme.index("<!-- config-reference:end -->")] == reference_markdown()
+
+
+def _shipped(stem: str):
+    return load_config(CONFIGS[[p.stem for p in CONFIGS].index(stem)])
+
+
+def test_smollm2_qa_configs_are_what_issue_10_asks_for():
+    from collapselab.metrics import get_metric
+
+    selfplag = _shipped("selfplag-smollm2")
+    assert selfplag.model.name == "smollm2-135m-instruct" and selfplag.model.lora is not None
+    assert selfplag.data.dataset == "squad_v2" and selfplag.experiment.generations >= 3
+    assert [(a.init, a.mix, a.data) for a in selfplag.arms] == [("previous", "replace", "human")]
+    assert {"has_ans_f1", "no_ans_accuracy", "answer_length", "synthetic_success_rate"} <= set(selfplag.evaluation.metrics)
+    for stem, dataset in (("refinery-squad-smollm2", "squad_v2"), ("refinery-cosmosqa-smollm2", "cosmosqa")):
+        cfg = _shipped(stem)
+        assert cfg.model.name == "smollm2-135m-instruct" and cfg.data.dataset == dataset
+        assert sorted(a.data for a in cfg.arms) == ["contaminated", "human", "synthetic"]
+        assert len(cfg.experiment.seeds) >= 2
+        assert cfg.refinery.success.metric in cfg.evaluation.metrics  # the criteria's metric is computed
+    # SQuAD v2: judged on HasAns F1, never overall F1 (all-"no answer" scores ~50)
+    assert _shipped("refinery-squad-smollm2").refinery.success.metric == "has_ans_f1"
+    for stem in ("selfplag-smollm2", "refinery-squad-smollm2", "refinery-cosmosqa-smollm2"):
+        for name in _shipped(stem).evaluation.metrics:
+            assert get_metric(name).task in ("qa", "any"), (stem, name)
+
+
+def test_smollm2_lm_configs_are_what_issue_10_asks_for():
+    from collapselab.metrics import get_metric
+
+    shumailov = _shipped("shumailov-smollm2")
+    assert shumailov.model.name == "smollm2-135m-instruct" and shumailov.data.dataset == "wikitext2"
+    assert shumailov.data.block_tokens == 64 and shumailov.decoding.method == "beam" and shumailov.decoding.num_beams == 5
+    assert shumailov.decoding.repetition_penalty > 1
+    assert {(a.init, a.mix, a.ratio) for a in shumailov.arms} == {("base", "replace", None), ("base", "ratio", 0.9)}
+    kc, domain = _shipped("kc-smollm2"), _shipped("kc-smollm2-domain")
+    for cfg in (kc, domain):
+        assert cfg.model.name == "smollm2-135m-instruct" and cfg.data.dataset == "wikitext2"
+        assert [(a.mix, a.ratio) for a in cfg.arms] == [("ratio", 0.5)]
+        assert {"perplexity", "entropy", "gibberish_score"} <= set(cfg.evaluation.metrics)
+        assert cfg.evaluation.mmlu is not None and cfg.evaluation.mmlu.subjects
+    for cfg in (shumailov, kc, domain):
+        for name in cfg.evaluation.metrics:
+            assert get_metric(name).task in ("lm", "any"), name
+    assert kc.data.topic is None and 2 <= len(kc.evaluation.mmlu.subjects) <= 6
+    assert domain.data.topic is not None and domain.evaluation.mmlu.subjects == [domain.data.topic.mmlu_subject]
