@@ -1,9 +1,10 @@
 """The results database: runs, arms, generations, metrics, predictions, refinery statistics.
 
 SQLite embedded by default (`sqlite:///runs/collapselab.db`, WAL mode), PostgreSQL (or any
-SQLAlchemy URL) by `--db URL` or `$COLLAPSELAB_DB`. The engine writes with `record_run` and
-`record_generation`; the report, dashboard and servers read through `Store`. Bulk data stays
-in Parquet in the run directory; the database indexes it by path and content hash.
+SQLAlchemy URL) by `--db URL` or `$COLLAPSELAB_DB`. The engine writes with `record_run`,
+`record_run_status` and `record_generation`; the report, dashboard and servers read
+through `Store`. Bulk data stays in Parquet in the run directory; the database indexes it
+by path and content hash.
 
 Importing this package is cheap: pyarrow and pandas are imported only by the calls that
 read or write Parquet.
@@ -25,6 +26,7 @@ from collapselab.store.record import (
     import_run_dir,
     record_generation,
     record_run,
+    record_run_status,
 )
 from collapselab.store.transfer import export_run, import_export
 
@@ -40,6 +42,7 @@ __all__ = [
     "import_run_dir",
     "record_generation",
     "record_run",
+    "record_run_status",
     "require_database",
     "resolve_url",
 ]

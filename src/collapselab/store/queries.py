@@ -46,18 +46,28 @@ class Store:
         self.close()
 
     def list_runs(self) -> list[Row]:
-        """One row per run: id, experiment, task, created, git SHA, config hash, arms,
-        and how many generations are recorded."""
+        """One row per run: id, experiment, task, created, git SHA, config hash, arms, how many
+        generations are recorded, and its status (running / done / failed, when it was
+        recorded, the error line), `generations_planned` (G) and `generations_expected` (arms x
+        seeds x G; None where the run was recorded before the store kept G)."""
         r, g = schema.runs, schema.generations
         n_gen = sa.select(sa.func.count()).where(g.c.run_id == r.c.run_id).scalar_subquery()
-        cols = [r.c.run_id, r.c.experiment, r.c.task, r.c.created, r.c.git_sha, r.c.config_hash]
+        last = sa.select(sa.func.max(g.c.finished)).where(g.c.run_id == r.c.run_id).scalar_subquery()
+        cols = [
+            *(r.c[c] for c in ("run_id", "experiment", "task", "created", "git_sha", "config_hash")),
+            *(r.c[c] for c in ("status", "status_at", "error", "generations_planned", "manifest")),
+        ]
         with read_transaction(self.engine) as conn:
-            rows = [
-                dict(m)
-                for m in conn.execute(sa.select(*cols, n_gen.label("generations"))).mappings()
-            ]
+            q = sa.select(*cols, n_gen.label("generations"), last.label("last_finished"))
+            rows = [dict(m) for m in conn.execute(q).mappings()]
             for row in rows:
                 row["arms"] = list(_arm_order(conn, row["run_id"]))
+        for row in rows:
+            seeds = json.loads(row.pop("manifest"))["seeds"]
+            planned = row["generations_planned"]
+            row["generations_expected"] = (
+                None if planned is None else planned * len(row["arms"]) * len(seeds)
+            )
         return sorted(rows, key=lambda x: (x["created"] or "", x["run_id"]))
 
     def resolve_run(self, run: str | Path) -> str:
@@ -121,11 +131,15 @@ class Store:
         generation: int | None = None,
         seed: int | None = None,
         name: str | None = None,
+        *,
+        details: bool = True,
     ) -> list[Row]:
         """Metric rows (arm, seed, generation, name, value, version, higher_is_better, details),
-        filtered by any of arm, generation, seed and metric name."""
+        filtered by any of arm, generation, seed and metric name. `details=False` leaves the
+        details out (they can hold a value per synthetic sequence: large for a whole run)."""
         t = schema.metrics
-        q = sa.select(t).where(t.c.run_id == run_id)
+        cols = [c for c in t.columns if details or c.name != "details"]
+        q = sa.select(*cols).where(t.c.run_id == run_id)
         for col, value in (
             ("arm", arm),
             ("generation", generation),
@@ -139,7 +153,8 @@ class Store:
             rows = [dict(r) for r in conn.execute(q).mappings()]
         for row in rows:
             del row["run_id"]
-            row["details"] = json.loads(row["details"])
+            if details:
+                row["details"] = json.loads(row["details"])
         return sorted(rows, key=lambda r: (order[r["arm"]], r["seed"], r["generation"], r["name"]))
 
     def metrics_table(self, run_id: str, arm: str | None = None) -> list[Row]:
@@ -259,6 +274,96 @@ class Store:
         for row in rows:
             del row["run_id"]
         return sorted(rows, key=lambda r: (order[r["arm"]], r["seed"], r["generation"], r["path"]))
+
+    def predictions(self, run_id: str, arm: str, seed: int, generation: int) -> list[Row]:
+        """One generation's per-example rows in file order: example_id, input, reference,
+        prediction and scores (a dict of metric -> value)."""
+        p = schema.predictions
+        q = sa.select(
+            p.c.example_id, p.c.input, p.c.reference, p.c.prediction, p.c.scores
+        ).where(p.c.run_id == run_id, p.c.arm == arm, p.c.seed == seed, p.c.generation == generation)
+        with read_transaction(self.engine) as conn:
+            _check_run(conn, run_id, arm)
+            rows = [dict(r) for r in conn.execute(q.order_by(p.c.position)).mappings()]
+        for row in rows:
+            row["scores"] = json.loads(row["scores"])
+        return rows
+
+    def questions(self, run_id: str) -> list[Row]:
+        """The run's test examples once each (example_id, input, reference) in test-set order,
+        from its first recorded generation: every generation scores the same test set."""
+        g, p = schema.generations, schema.predictions
+        with read_transaction(self.engine) as conn:
+            order = _check_run(conn, run_id)
+            keys = conn.execute(
+                sa.select(g.c.arm, g.c.seed, g.c.generation).where(g.c.run_id == run_id)
+            ).all()
+            if not keys:
+                return []
+            arm, seed, generation = min(keys, key=lambda k: (k[2], order[k[0]], k[1]))
+            q = (
+                sa.select(p.c.example_id, p.c.input, p.c.reference)
+                .where(p.c.run_id == run_id, p.c.arm == arm, p.c.seed == seed)
+                .where(p.c.generation == generation)
+                .order_by(p.c.position)
+            )
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def documents(self, run_id: str, arm: str | None = None) -> list[Row]:
+        """Each generation's metrics.json as recorded (arm, seed, generation, finished,
+        document); document is None for generations recorded before migration m003."""
+        g = schema.generations
+        q = sa.select(g.c.arm, g.c.seed, g.c.generation, g.c.finished, g.c.metrics_json)
+        q = q.where(g.c.run_id == run_id)
+        if arm is not None:
+            q = q.where(g.c.arm == arm)
+        with read_transaction(self.engine) as conn:
+            order = _check_run(conn, run_id, arm)
+            rows = [dict(r) for r in conn.execute(q).mappings()]
+        for row in rows:
+            text = row.pop("metrics_json")
+            row["document"] = None if text is None else json.loads(text)
+        return sorted(rows, key=lambda r: (order[r["arm"]], r["seed"], r["generation"]))
+
+    def records(self, run_id: str, arm: str, seed: int, generation: int, kind: str) -> list[Any]:
+        """The records (`collapselab.records.Record`) of one generation's indexed data file of
+        `kind` (train, synthetic or rejected), read from the run directory it was recorded
+        from; raises naming the file when it is not indexed, not there, or has changed."""
+        from collapselab.records import read_records
+
+        r, t = schema.runs, schema.data_files
+        where = f"run {run_id!r}, arm {arm!r}, seed {seed}, generation {generation}"
+        with read_transaction(self.engine) as conn:
+            _check_run(conn, run_id, arm)
+            run_dir = conn.execute(sa.select(r.c.run_dir).where(r.c.run_id == run_id)).scalar_one()
+            row = conn.execute(
+                sa.select(t.c.path, t.c.bytes).where(
+                    t.c.run_id == run_id, t.c.arm == arm, t.c.seed == seed,
+                    t.c.generation == generation, t.c.kind == kind,
+                )
+            ).first()
+        if row is None:
+            raise StoreError(f"{where}: no {kind} data file is indexed")
+        if run_dir is None:
+            raise StoreError(
+                f"run {run_id!r} was recorded before the database kept run directories; "
+                "`collapselab import RUN_DIR` records it again"
+            )
+        path = Path(run_dir) / row.path
+        if not path.is_file():
+            raise StoreError(f"{path}: the {kind} data of {where} is not there (run directory moved?)")
+        if path.stat().st_size != row.bytes:
+            raise StoreError(f"{path}: changed since it was recorded ({row.bytes} bytes then)")
+        return read_records(path)
+
+    def data_version(self) -> tuple[Any, ...]:
+        """A fingerprint of the database that changes whenever a run, a run status or a
+        generation is recorded, redone or removed: a cache key for readers that poll."""
+        r, g = schema.runs, schema.generations
+        with read_transaction(self.engine) as conn:
+            runs = conn.execute(sa.select(sa.func.count(), sa.func.max(r.c.status_at))).one()
+            gens = conn.execute(sa.select(sa.func.count(), sa.func.max(g.c.finished))).one()
+        return (*runs, *gens)
 
 
 def resolve_run_id(conn: Connection, run: str | Path) -> str:

@@ -7,6 +7,7 @@ a reader sees either the old generation or the new one, never a mix.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,12 @@ from sqlalchemy.engine import Connection
 
 from collapselab.store import schema
 from collapselab.store.db import StoreError, connect, write_transaction
-from collapselab.store.rundir import done_generations, read_generation, read_run
+from collapselab.store.rundir import (
+    done_generations,
+    read_generation,
+    read_manifest_run_id,
+    read_run,
+)
 
 
 def record_run(db_url: str | None, run_dir: Path) -> None:
@@ -31,6 +37,36 @@ def record_run(db_url: str | None, run_dir: Path) -> None:
     try:
         with write_transaction(engine) as conn:
             write_run(conn, *read_run(Path(run_dir)))
+    finally:
+        engine.dispose()
+
+
+def record_run_status(db_url: str | None, run_dir: Path, status: str, error: str | None = None) -> None:
+    """Record that the run in `run_dir` is `running`, `done` or `failed` (with its error line).
+
+    The engine calls this when a run starts, finishes and fails; the run must have been
+    recorded with `record_run`. `error` is kept for a failed run only, cut to its first line.
+    """
+    if status not in schema.RUN_STATUSES:
+        raise ValueError(f"run status must be one of {schema.RUN_STATUSES}, got {status!r}")
+    if (error is not None) != (status == "failed"):
+        raise ValueError(f"an error line goes with status 'failed' only (status {status!r}, error {error!r})")
+    run_id = read_manifest_run_id(Path(run_dir))
+    now = dt.datetime.now(dt.UTC).isoformat()  # microseconds: readers key caches on it
+    line = None if error is None else (error.strip().splitlines() or [""])[0][:2000]
+    runs = schema.runs
+    engine = connect(db_url)
+    try:
+        with write_transaction(engine) as conn:
+            done = conn.execute(
+                runs.update()
+                .where(runs.c.run_id == run_id)
+                .values(status=status, status_at=now, error=line)
+            )
+            if done.rowcount != 1:
+                raise StoreError(
+                    f"run {run_id!r} ({run_dir}) is not recorded; call record_run before record_run_status"
+                )
     finally:
         engine.dispose()
 

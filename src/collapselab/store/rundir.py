@@ -127,8 +127,8 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     for i, arm in enumerate(arms_cfg):
         name = _get(arm, "name", str, str(config_path), f"arms.{i}")
         arm_rows.append({"run_id": run_id, "arm": name, "position": i, "config": dumps(arm)})
-    experiment_block = config.get("experiment")
-    task = experiment_block.get("task") if isinstance(experiment_block, dict) else None
+    experiment_block = _get(config, "experiment", dict, str(config_path))
+    task = experiment_block.get("task")
     run_row = {
         "run_id": run_id,
         "experiment": _get(manifest, "experiment", str, where),
@@ -138,6 +138,8 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "git_sha": _get(manifest, "git_sha", str, where),
         "config_yaml": config_yaml,
         "manifest": manifest_text,
+        "generations_planned": _get(experiment_block, "generations", int, str(config_path), "experiment"),
+        "run_dir": str(run_dir.resolve()),
     }
     return run_row, arm_rows
 

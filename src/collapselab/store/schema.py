@@ -34,7 +34,15 @@ runs = sa.Table(
     sa.Column("git_sha", sa.String(80)),
     sa.Column("config_yaml", sa.Text, nullable=False),
     sa.Column("manifest", sa.Text, nullable=False),
+    # m004: NULL for runs recorded before it, until the engine records them again
+    sa.Column("status", sa.String(16)),  # running, done, failed
+    sa.Column("status_at", sa.String(64)),
+    sa.Column("error", sa.Text),
+    sa.Column("generations_planned", sa.Integer),  # G
+    sa.Column("run_dir", sa.Text),  # absolute; where data_files paths are relative to
 )
+
+RUN_STATUSES: tuple[str, ...] = ("running", "done", "failed")
 
 arms = sa.Table(
     "arms",

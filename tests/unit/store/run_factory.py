@@ -153,4 +153,10 @@ def every_answer(store, run_id: str) -> dict:
         "history": [store.question_history(run_id, f"h{i}") for i in range(n_examples)],
         "refinery": store.refinery(run_id),
         "data_files": store.data_files(run_id),
+        "questions": store.questions(run_id),
+        "documents": store.documents(run_id),
+        "predictions": [
+            store.predictions(run_id, g["arm"], g["seed"], g["generation"])
+            for g in store.generations(run_id)
+        ],
     }

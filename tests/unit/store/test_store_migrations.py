@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from run_factory import make_run, value
 
-from collapselab.store import Store, StoreError, export_run, record_generation
+from collapselab.store import Store, StoreError, export_run, record_generation, record_run
 from collapselab.store import schema as current
 from collapselab.store.db import connect, write_transaction
 from collapselab.store.migrations import current_version, latest_version, migrations, upgrade
@@ -20,7 +20,12 @@ M001_TABLES = ("runs", "arms", "generations", "metrics", "predictions")
 
 def test_migrations_are_numbered_without_gaps():
     names = [m.name for m in migrations()]
-    assert names[:3] == ["m001_initial", "m002_refinery_and_data_files", "m003_generation_document"]
+    assert names[:4] == [
+        "m001_initial",
+        "m002_refinery_and_data_files",
+        "m003_generation_document",
+        "m004_run_status",
+    ]
     assert latest_version() == len(names)
 
 
@@ -50,14 +55,18 @@ def test_database_at_m001_upgrades_in_place_without_loss(db_url, runs_root, tmp_
     tables = {name: sa.Table(name, old, autoload_with=engine) for name in M001_TABLES}
     run_row, arm_rows = read_run(run_dir)
     with write_transaction(engine) as conn:
-        conn.execute(tables["runs"].insert(), [run_row])
+        conn.execute(tables["runs"].insert(), [{k: run_row[k] for k in tables["runs"].c.keys()}])
         conn.execute(tables["arms"].insert(), arm_rows)
         for g in (0, 1):
             rows = read_generation(run_dir, "run-a", "replace", 0, g)
             for name in ("generations", "metrics", "predictions"):
                 conn.execute(tables[name].insert(), rows[name])
 
-    assert upgrade(engine) == ["m002_refinery_and_data_files", "m003_generation_document"]
+    assert upgrade(engine) == [
+        "m002_refinery_and_data_files",
+        "m003_generation_document",
+        "m004_run_status",
+    ]
     assert upgrade(engine) == []  # idempotent
     with engine.connect() as conn:
         assert current_version(conn) == latest_version()
@@ -81,11 +90,18 @@ def test_database_at_m001_upgrades_in_place_without_loss(db_url, runs_root, tmp_
         original = json.loads((run_dir / f"replace/seed-0/gen-{g}/metrics.json").read_text())
         exported = json.loads((out / f"results/replace/seed-0/gen-{g}.json").read_text())
         assert exported == original | {"refinery": None, "finished": f"2026-11-22T10:0{g}:00+00:00"}
-    # Recording a generation again fills in what m002 and m003 added.
+    with Store(db_url) as store:  # m004's columns are NULL: not recorded then
+        (run,) = store.list_runs()
+        assert (run["status"], run["generations_planned"], run["generations_expected"]) == (None, None, None)
+        assert store.run("run-a")["run_dir"] is None
+    # Recording the run and a generation again fills in what m002, m003 and m004 added.
+    record_run(db_url, run_dir)
     record_generation(db_url, run_dir, "replace", 0, 1)
     with Store(db_url) as store:
         assert [g["refinery_attempts"] for g in store.generations("run-a")] == [None, 11]
         assert len(store.data_files("run-a")) == 5
+        assert store.list_runs()[0]["generations_expected"] == 2
+        assert len(store.records("run-a", "replace", 0, 1, "synthetic")) == 3
 
 
 def test_database_from_a_newer_collapselab_is_refused(db_url):

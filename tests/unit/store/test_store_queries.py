@@ -27,6 +27,10 @@ def test_list_runs(store):
         ("run-b", ["base"], 1),
     ]
     assert runs[0]["git_sha"] == "abc1234-dirty" and runs[0]["task"] == "qa"
+    # G from the config; expected = arms x seeds x G; no status until the engine records one
+    assert [(r["generations_planned"], r["generations_expected"]) for r in runs] == [(3, 12), (1, 1)]
+    assert [(r["status"], r["status_at"], r["error"]) for r in runs] == [(None, None, None)] * 2
+    assert runs[0]["last_finished"] == "2026-11-22T10:02:00+00:00"
 
 
 def test_metrics_filters_and_order(store):
@@ -113,3 +117,47 @@ def test_run_resolves_from_id_or_directory(store, tmp_path):
         },
     }
     assert "arms:" in run["config_yaml"]
+
+
+def test_metrics_without_details(store):
+    rows = store.metrics("run-a", arm="replace", seed=0, generation=1, details=False)
+    assert [(r["name"], "details" in r) for r in rows] == [
+        ("exact_match", False),
+        ("f1", False),
+        ("perplexity", False),
+    ]
+    assert rows[1]["value"] == value("replace", 0, 1)
+
+
+def test_predictions_of_one_generation_in_file_order(store):
+    rows = store.predictions("run-a", "accumulate", 1, 2)
+    assert [r["example_id"] for r in rows] == ["h0", "h1", "h2"]
+    assert rows[2]["prediction"] == "accumulate s1 g2 a0 #2"
+    assert rows[1]["scores"] == {"exact_match": 1.0, "f1": value("accumulate", 1, 2)}
+
+
+def test_questions_are_the_test_set_once(store):
+    assert store.questions("run-a") == [
+        {"example_id": f"h{i}", "input": f"question: q{i}? context: context {i}", "reference": f'["a{i}"]'}
+        for i in range(3)
+    ]
+
+
+def test_documents_are_each_generations_metrics_json(store):
+    docs = store.documents("run-a", arm="replace")
+    assert [(d["seed"], d["generation"]) for d in docs] == [(s, g) for s in (0, 1) for g in range(3)]
+    assert docs[4]["document"]["metrics"]["f1"]["value"] == value("replace", 1, 1)
+    assert docs[4]["document"]["refinery"]["rejected"] == {"duplicate": 1, "too_short": 2}
+    assert docs[4]["finished"] == "2026-11-22T10:01:00+00:00"
+
+
+def test_records_come_from_the_indexed_files(store):
+    synthetic = store.records("run-a", "replace", 1, 2, "synthetic")
+    assert [(r.id, r.source, r.generation, r.parent_id) for r in synthetic] == [
+        (f"s2-h{i}", "synthetic", 2, f"h{i}") for i in range(3)
+    ]
+    assert [r.id for r in store.records("run-a", "replace", 1, 2, "rejected")] == ["s2-h0"]
+    with pytest.raises(
+        StoreError, match=r"run 'run-a', arm 'replace', seed 0, generation 7: no train data file is indexed"
+    ):
+        store.records("run-a", "replace", 0, 7, "train")

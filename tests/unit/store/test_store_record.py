@@ -160,3 +160,56 @@ def test_default_url_is_env_then_sqlite_under_runs(tmp_path, monkeypatch, runs_r
     monkeypatch.chdir(tmp_path / "runs" / "quick")  # a folder without runs/: the store makes it
     record_run(None, run_dir)
     assert (tmp_path / "runs/quick/runs/collapselab.db").is_file()
+
+
+def test_run_status_is_recorded_with_its_error_line(db_url, runs_root):
+    from collapselab.store import record_run_status
+
+    run_dir = make_run(runs_root, arms=("replace",), generations=1, examples=2)
+    with pytest.raises(StoreError, match=r"run 'run-a' .* is not recorded; call record_run before"):
+        record_run_status(db_url, run_dir, "running")
+    import_run_dir(db_url, run_dir)
+    with Store(db_url) as store:
+        before = store.data_version()
+        record_run_status(db_url, run_dir, "running")
+        (run,) = store.list_runs()
+        assert (run["status"], run["error"]) == ("running", None)
+        started = run["status_at"]
+        assert store.data_version() != before  # a polling reader sees the change
+        record_run_status(db_url, run_dir, "failed", error="RuntimeError: out of memory\n  at step 3")
+        (run,) = store.list_runs()
+        assert (run["status"], run["error"]) == ("failed", "RuntimeError: out of memory")
+        assert run["status_at"] > started
+        record_run_status(db_url, run_dir, "done")
+        assert [(r["status"], r["error"]) for r in store.list_runs()] == [("done", None)]
+        assert store.run("run-a")["run_dir"] == str(run_dir.resolve())
+    with pytest.raises(ValueError, match=r"run status must be one of \('running', 'done', 'failed'\), got 'paused'"):
+        record_run_status(db_url, run_dir, "paused")
+    with pytest.raises(ValueError, match="an error line goes with status 'failed' only"):
+        record_run_status(db_url, run_dir, "done", error="x")
+
+
+def test_data_version_changes_when_a_generation_is_redone(db_url, runs_root):
+    run_dir = make_run(runs_root, arms=("replace",), generations=1, examples=2)
+    import_run_dir(db_url, run_dir)
+    with Store(db_url) as store:
+        before = store.data_version()
+        assert store.data_version() == before  # stable while nothing is written
+        gdir = write_generation(run_dir, "replace", 0, 0, examples=2, attempt=1)
+        (gdir / "DONE").write_text(json.dumps({"finished": "2026-11-23T00:00:00+00:00"}))
+        record_generation(db_url, run_dir, "replace", 0, 0)
+        assert store.data_version() != before
+
+
+def test_records_name_a_file_that_moved_or_changed(db_url, runs_root):
+    run_dir = make_run(runs_root, arms=("replace",), generations=1, examples=2)
+    import_run_dir(db_url, run_dir)
+    path = run_dir / "replace/seed-0/gen-0/synthetic.parquet"
+    with Store(db_url) as store:
+        assert len(store.records("run-a", "replace", 0, 0, "synthetic")) == 2
+        path.write_bytes(path.read_bytes() + b"x")
+        with pytest.raises(StoreError, match=r"synthetic.parquet: changed since it was recorded"):
+            store.records("run-a", "replace", 0, 0, "synthetic")
+        path.unlink()
+        with pytest.raises(StoreError, match=r"synthetic.parquet: the synthetic data of run 'run-a', arm 'replace', seed 0, generation 0 is not there"):
+            store.records("run-a", "replace", 0, 0, "synthetic")
