@@ -92,13 +92,19 @@ def run_experiment(
     store.import_run_dir(db_url, run_dir)
     if restart_from is not None:
         store.forget_generations(db_url, run_dir, moved)
+    store.record_run_status(db_url, run_dir, "running")  # the dashboard's Runs page reads these
     lab = Lab(cfg, task, run_dir, human, tokenizer, positions, db_url, listeners)
     lab.prompt_format = _prompt_format(cfg, tokenizer)
     emit(listeners, RunStarted(run_dir, run_dir.name, cfg.experiment.name, cfg, resumed))
     emit(listeners, Message(f"run {run_dir} | {len(human.train)} human training records, {len(human.test)} test records"))
-    for seed in cfg.experiment.seeds:
-        for arm in cfg.arms:
-            run_arm(lab, arm, seed)
+    try:
+        for seed in cfg.experiment.seeds:
+            for arm in cfg.arms:
+                run_arm(lab, arm, seed)
+    except BaseException as e:  # Ctrl-C too: a stopped run is not running
+        store.record_run_status(db_url, run_dir, "failed", error=f"{type(e).__name__}: {e}")
+        raise
+    store.record_run_status(db_url, run_dir, "done")
     emit(listeners, RunFinished(run_dir, run_dir.name))
     return run_dir
 
