@@ -3,16 +3,18 @@
 The run directory holds every number the results database holds (metrics.json is stored
 verbatim there) plus what the database only indexes (training sets, rejected records,
 per-example predictions), so the report reads the files; the database is used only to
-find a run directory from a run id.
+find a run directory from a run id. The dashboard builds the same `RunData` from the
+database (`run_from_store`), so both compute their verdicts and figures with one code.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from collapselab.config import ExperimentConfig
 from collapselab.errors import CollapselabError
@@ -40,6 +42,48 @@ class Generation:
         return self.doc.get("refinery")
 
 
+class GenerationFiles(Protocol):
+    """Where a generation's bulk data comes from: its folder, or the results database."""
+
+    def predictions(self, g: Generation) -> list[dict[str, Any]]: ...
+
+    def records(self, g: Generation, name: str) -> list[Record]: ...
+
+
+class FolderFiles:
+    """The files in the generation's folder (`name` is e.g. `train.parquet`)."""
+
+    def predictions(self, g: Generation) -> list[dict[str, Any]]:
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(g.folder / "predictions.parquet").to_pylist()
+        for r in rows:
+            r["scores"] = json.loads(r["scores"])
+        return rows
+
+    def records(self, g: Generation, name: str) -> list[Record]:
+        path = g.folder / name
+        return read_records(path) if path.exists() else []
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFiles:
+    """The same data through the results database (`collapselab.store.Store`): predictions
+    from its rows, records from the files it indexed."""
+
+    store: Any
+    run_id: str
+
+    def predictions(self, g: Generation) -> list[dict[str, Any]]:
+        return self.store.predictions(self.run_id, g.arm, g.seed, g.generation)
+
+    def records(self, g: Generation, name: str) -> list[Record]:
+        kind = name.removesuffix(".parquet")
+        indexed = {f["kind"] for f in self.store.data_files(self.run_id)
+                   if (f["arm"], f["seed"], f["generation"]) == (g.arm, g.seed, g.generation)}
+        return self.store.records(self.run_id, g.arm, g.seed, g.generation, kind) if kind in indexed else []
+
+
 @dataclass
 class RunData:
     run_dir: Path
@@ -47,6 +91,7 @@ class RunData:
     manifest: dict[str, Any]
     gens: list[Generation]
     _cache: dict[Any, Any] = field(default_factory=dict)
+    files: GenerationFiles = field(default_factory=FolderFiles)
 
     @property
     def arms(self) -> list[str]:
@@ -102,19 +147,13 @@ class RunData:
     def records(self, g: Generation, name: str) -> list[Record]:
         key = (g.folder, name)
         if key not in self._cache:
-            path = g.folder / name
-            self._cache[key] = read_records(path) if path.exists() else []
+            self._cache[key] = self.files.records(g, name)
         return self._cache[key]
 
     def predictions(self, g: Generation) -> list[dict[str, Any]]:
         key = (g.folder, "predictions")
         if key not in self._cache:
-            import pyarrow.parquet as pq
-
-            rows = pq.read_table(g.folder / "predictions.parquet").to_pylist()
-            for r in rows:
-                r["scores"] = json.loads(r["scores"])
-            self._cache[key] = rows
+            self._cache[key] = self.files.predictions(g)
         return self._cache[key]
 
 
@@ -134,6 +173,59 @@ def load_run(run_dir: Path) -> RunData:
     if not gens:
         raise ReportError(f"{run_dir}: no finished generation yet (no DONE file); run it first")
     return RunData(run_dir, cfg, read_manifest(run_dir), gens)
+
+
+def run_from_store(store: Any, run_id: str) -> RunData:
+    """A recorded run as `RunData`, read through `store` (a `collapselab.store.Store`) only:
+    every generation recorded with its metrics.json."""
+    import yaml
+
+    from collapselab.config import config_from_dict
+
+    row = store.run(run_id)
+    cfg = config_from_dict(yaml.safe_load(row["config_yaml"]), source=f"run {run_id!r} config")
+    run_dir = Path(row["run_dir"] or ".")
+    gens = [
+        Generation(d["arm"], d["seed"], d["generation"], gen_dir(run_dir, d["arm"], d["seed"], d["generation"]),
+                   {k: v["value"] for k, v in d["document"]["metrics"].items()}, d["document"])
+        for d in store.documents(run_id) if d["document"] is not None
+    ]
+    if not gens:
+        raise ReportError(f"run {run_id!r}: no generation recorded with its metrics.json yet")
+    return RunData(run_dir, cfg, row["manifest"], gens, files=StoredFiles(store, run_id))
+
+
+def sequence_perplexities(doc: dict[str, Any]) -> list[float] | None:
+    """Per-sequence perplexities, under the generation-0 model, of the synthetic records one
+    generation wrote (in synthetic.parquet's row order), from its metrics.json; None where
+    `synthetic_perplexity` was not computed or was recorded before they were kept."""
+    entry = doc["metrics"].get("synthetic_perplexity")
+    return None if entry is None else entry["details"].get("per_sequence")
+
+
+@dataclass(frozen=True, slots=True)
+class Histograms:
+    edges: list[float]  # bin edges shared by every generation, log-spaced
+    share: dict[int, list[float]]  # generation -> share of its sequences in each bin (sums to 1)
+    counts: dict[int, int]  # generation -> sequences
+
+
+def perplexity_histograms(by_generation: dict[int, Sequence[float]], bins: int = 30) -> Histograms:
+    """Histograms of per-sequence perplexity per generation on one set of log-spaced bins:
+    the Nature 2024 figure (Shumailov et al., Fig. 1b), overlaid. Shares rather than counts,
+    so generations of different sizes compare; a perplexity is at least 1."""
+    import numpy as np
+
+    pooled = np.concatenate([np.asarray(v, dtype=np.float64) for v in by_generation.values() if len(v)] or [np.ones(1)])
+    lo, hi = max(1.0, float(pooled.min())), max(float(pooled.max()), 1.0 + 1e-9)
+    edges = np.geomspace(lo, hi * (1 + 1e-9), bins + 1) if hi > lo else np.array([lo, lo + 1.0])
+    share, counts = {}, {}
+    for g, values in sorted(by_generation.items()):
+        x = np.clip(np.asarray(values, dtype=np.float64), edges[0], edges[-1])
+        hist = np.histogram(x, bins=edges)[0]
+        share[g] = (hist / max(1, x.size)).tolist()
+        counts[g] = int(x.size)
+    return Histograms(edges.tolist(), share, counts)
 
 
 def resolve_run_dir(run: str, db: str | None) -> Path:

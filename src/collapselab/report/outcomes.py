@@ -9,7 +9,7 @@ from pathlib import Path
 from collapselab.metrics.registry import SYNTHETIC_DEFAULTS
 from collapselab.metrics.stats import Summary, summarize
 from collapselab.report import figures
-from collapselab.report.criteria import three_arm_criteria
+from collapselab.report.criteria import Criteria, three_arm_criteria
 from collapselab.report.data import RunData
 from collapselab.report.document import Document, Figure, Heading, Para, Table
 
@@ -81,9 +81,20 @@ def success_criteria(run: RunData, doc: Document) -> None:
         doc.add(Para("Not a three-arm refinery run (no arms with human, contaminated and synthetic data): no success criteria apply."))
         return
     c = three_arm_criteria(run)
-    roles = run.three_arm
-    rows = [[f"A = `{roles['human']}`", cell(c.a)], [f"B = `{roles['contaminated']}`", cell(c.b)], [f"C = `{roles['synthetic']}`", cell(c.c)]]
-    doc.add(Table(["arm", label(c.metric)], rows, caption=f"{label(c.metric)} at the final generation"))
+    arms, verdict = criteria_rows(c, run.three_arm)
+    doc.add(Table(["arm", label(c.metric)], arms, caption=f"{label(c.metric)} at the final generation"))
+    doc.add(Table(["criterion", "result", "detail"], verdict))
+    doc.add(Para(f"**Verdict: {'met' if criteria_met(c) else 'not met'}** on {label(c.metric)} (tolerance {fmt(c.tolerance)}, `refinery.success`)."))
+
+
+def criteria_met(c: Criteria) -> bool:
+    return c.c_beats_b and c.c_near_a
+
+
+def criteria_rows(c: Criteria, roles: dict[str, str]) -> tuple[list[list[str]], list[list[str]]]:
+    """The success criteria as table rows (the report and the dashboard show the same):
+    [arm, value] per role A/B/C, and [criterion, result, detail] per criterion."""
+    arms = [[f"A = `{roles['human']}`", cell(c.a)], [f"B = `{roles['contaminated']}`", cell(c.b)], [f"C = `{roles['synthetic']}`", cell(c.c)]]
     verdict = [
         ["C > B", "yes" if c.c_beats_b else "no", f"C - B = {fmt(c.c.mean - c.b.mean)}"],
         [f"|C - A| <= {fmt(c.tolerance)}", "yes" if c.c_near_a else "no", f"C - A = {fmt(c.c.mean - c.a.mean)}"],
@@ -92,9 +103,7 @@ def success_criteria(run: RunData, doc: Document) -> None:
     for name, r in (("C - B", c.c_minus_b), ("C - A", c.c_minus_a)):
         if r is not None:
             verdict.append([f"paired bootstrap {name} (per question)", f"{fmt(r.difference)} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]", f"p = {fmt(r.p_value, 3)}, {r.n_resamples} resamples"])
-    doc.add(Table(["criterion", "result", "detail"], verdict))
-    ok = c.c_beats_b and c.c_near_a
-    doc.add(Para(f"**Verdict: {'met' if ok else 'not met'}** on {label(c.metric)} (tolerance {fmt(c.tolerance)}, `refinery.success`)."))
+    return arms, verdict
 
 
 def main_table(run: RunData, doc: Document) -> None:
