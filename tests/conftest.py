@@ -1,4 +1,6 @@
-"""Shared fixtures: user dirs point at a temp dir; real data is found beside the checkout.
+"""Shared fixtures: user dirs point at a temp dir; real data is found beside the checkout;
+real tiny engine runs are built once per session for the tests that read results
+(`tiny_lm_run`, `tiny_qa_run`, `tiny_three_arm_run`: tests/tiny_runs.py).
 
 Every test gets its own empty `COLLAPSELAB_CACHE` (autouse `_isolated_dirs`), so nothing
 reads or writes the user's cache. Pretrained catalogue models are the exception that
@@ -92,3 +94,42 @@ def catalogue_model(catalogue_folder) -> Callable[[str], Path]:
         return folder
 
     return get
+
+
+@pytest.fixture(scope="session")
+def _tiny_home(tmp_path_factory) -> Path:
+    # One folder (and one model cache) for every tiny run: runs on the same data share
+    # their tokenizer and scratch base.
+    return tmp_path_factory.mktemp("tiny-runs")
+
+
+def _tiny(home: Path, build):
+    import tiny_runs
+
+    with pytest.MonkeyPatch.context() as mp:  # session-scoped: the autouse isolation is per test
+        tiny_runs.isolate(mp, home)
+        return build(home)
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_run(_tiny_home):
+    """A recursive lm run: replace vs accumulate, 2 generations, 2 seeds (tiny_runs.py)."""
+    import tiny_runs
+
+    return _tiny(_tiny_home, tiny_runs.lm_run)
+
+
+@pytest.fixture(scope="session")
+def tiny_three_arm_run(_tiny_home):
+    """A three-arm refinery run: human, contaminated, synthetic; one generation."""
+    import tiny_runs
+
+    return _tiny(_tiny_home, tiny_runs.three_arm_run)
+
+
+@pytest.fixture(scope="session")
+def tiny_qa_run(_tiny_home):
+    """A recursive qa run: replace vs accumulate, 3 generations."""
+    import tiny_runs
+
+    return _tiny(_tiny_home, tiny_runs.qa_run)

@@ -8,13 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
-from engine.conftest import tiny_config, tiny_corpus
-from refinery.qa_fixtures import three_arm_config, write_tiny_qa
 from typer.testing import CliRunner
 
 from collapselab.cli import app
-from collapselab.config import config_from_dict
-from collapselab.engine import run_experiment
 from collapselab.records import read_records
 from collapselab.refinery.filters import REASONS
 from collapselab.refinery.pipeline import rejection_of
@@ -38,15 +34,10 @@ def _report(run_dir: Path, out: Path) -> tuple[str, str]:
     return (out / "report.md").read_text(), (out / "report.html").read_text()
 
 
-@pytest.fixture(scope="module")
-def three_arm_run(tmp_path_factory) -> tuple[Path, str]:
-    """One tiny three-arm run shared by the tests of this module (the slow part)."""
-    tmp = tmp_path_factory.mktemp("three-arm")
-    db = f"sqlite:///{tmp / 'db.sqlite'}"
-    with pytest.MonkeyPatch.context() as mp:  # module-scoped: the autouse isolation is per test
-        mp.setenv("COLLAPSELAB_CACHE", str(tmp / "cache"))
-        cfg = three_arm_config(write_tiny_qa(tmp / "data"), tmp / "runs")
-        return run_experiment(config_from_dict(cfg), db_url=db), db
+@pytest.fixture
+def three_arm_run(tiny_three_arm_run) -> tuple[Path, str]:
+    """The session's tiny three-arm run (tests/tiny_runs.py: shared with the dashboard tests)."""
+    return tiny_three_arm_run.run_dir, tiny_three_arm_run.db
 
 
 def test_builders_write_provenance_reasons_and_store_rows(three_arm_run):
@@ -89,14 +80,8 @@ def test_three_arm_report_has_every_section_and_no_placeholder(three_arm_run, tm
     assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)  # self-contained
 
 
-def test_recursive_lm_report(tmp_path):
-    folder = tmp_path / "text"
-    folder.mkdir()
-    for split, n, seed in (("train", 120, 1), ("test", 30, 2)):
-        (folder / f"{split}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in tiny_corpus(n, seed, split)))
-    cfg = tiny_config(folder, tmp_path / "runs", generations=2, seeds=[0, 1])
-    cfg["evaluation"]["metrics"] += ["distinct_2", "duplicate_rate"]
-    run_dir = run_experiment(config_from_dict(cfg))
+def test_recursive_lm_report(tiny_lm_run, tmp_path):
+    run_dir = tiny_lm_run.run_dir
     md, html = _report(run_dir, tmp_path / "out")
     assert not _placeholder(md) and not _placeholder(html)
     assert "Not a three-arm refinery run" in md and "No refinery in this run" in md
