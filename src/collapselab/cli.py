@@ -75,7 +75,7 @@ app = typer.Typer(
 
 # Each module registers its commands on `app`; a module that does not exist yet is a
 # bug, not an option, so import errors propagate.
-COMMAND_MODULES = ["run", "config", "results", "score", "report", "sweep", "models", "serve", "learn"]
+COMMAND_MODULES = ["run", "config", "results", "score", "report", "sweep", "models", "serve", "learn", "dashboard"]
 for _name in COMMAND_MODULES:
     importlib.import_module(f"collapselab.commands.{_name}").register(app)
 

@@ -1,0 +1,74 @@
+"""Runs: every run with its status and progress; two runs' configs side by side."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from collapselab.dashboard import selection as sel
+from collapselab.dashboard.views import Context, progress_of, status_of
+
+
+def flatten(config: Any, prefix: str = "") -> dict[str, str]:
+    """Dotted keys -> values (as JSON) of a config; list items that have a `name` (arms)
+    are keyed by it, so comparing two runs pairs arms by name, not by position."""
+    out: dict[str, str] = {}
+    if isinstance(config, dict):
+        for k, v in config.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(config, list) and config and all(isinstance(x, dict) and "name" in x for x in config):
+        for item in config:
+            out.update(flatten({k: v for k, v in item.items() if k != "name"}, f"{prefix}[{item['name']}]"))
+    else:
+        out[prefix] = json.dumps(config, ensure_ascii=False)
+    return out
+
+
+def config_differences(a: dict[str, Any], b: dict[str, Any], *, every_key: bool = False) -> list[dict[str, str]]:
+    """Rows (key, a, b) of the keys whose values differ (every key with `every_key`);
+    a key one config lacks shows as 'not set'."""
+    fa, fb = flatten(a), flatten(b)
+    rows = []
+    for key in sorted(fa.keys() | fb.keys()):
+        va, vb = fa.get(key, "not set"), fb.get(key, "not set")
+        if every_key or va != vb:
+            rows.append({"key": key, "a": va, "b": vb})
+    return rows
+
+
+def render(ctx: Context) -> None:
+    import yaml
+
+    st.header("Runs")
+    table = pd.DataFrame([
+        {"run": r["run_id"], "experiment": r["experiment"], "task": r["task"], "status": status_of(r),
+         "generations": progress_of(r), "G": r["generations_planned"], "arms": ", ".join(r["arms"]),
+         "started": r["created"], "last generation": r["last_finished"], "config hash": r["config_hash"],
+         "git SHA": r["git_sha"], "error": r["error"] or ""}
+        for r in reversed(ctx.runs)  # newest first
+    ])
+    st.dataframe(table, hide_index=True)
+    st.caption("generations: (arm, seed, generation) recorded of arms x seeds x G; "
+               "status as the engine last recorded it (a run killed without a chance to record shows running).")
+
+    st.subheader("Compare two runs")
+    ids = [r["run_id"] for r in reversed(ctx.runs)]
+    if len(ids) < 2:
+        st.write("One run only: nothing to compare it with yet.")
+        return
+    left, right = st.columns(2)
+    a = sel.one("compare_a", "run A", ids, default=ids[1], where=left)
+    b = sel.one("compare_b", "run B", ids, default=ids[0], where=right)
+    every = sel.flag("all_keys", "show every key (not only those that differ)", where=st)
+    ca = yaml.safe_load(ctx.source.run(a)["config_yaml"])
+    cb = yaml.safe_load(ctx.source.run(b)["config_yaml"])
+    rows = config_differences(ca, cb, every_key=every)
+    if not rows:
+        st.write(f"`{a}` and `{b}` have the same config.")
+        return
+    st.dataframe(pd.DataFrame(rows).rename(columns={"a": f"A: {a}", "b": f"B: {b}"}), hide_index=True)
+    if not every:
+        st.caption(f"{len(rows)} of {len(flatten(ca).keys() | flatten(cb).keys())} config keys differ.")

@@ -1,0 +1,62 @@
+"""Driving the dashboard with Streamlit's AppTest: one page run, and what it shows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from collapselab.dashboard import APP
+from collapselab.store import import_run_dir
+
+TIMEOUT_S = 120  # a first run imports pandas, altair, scipy and matplotlib
+
+
+def fill(db: str, *runs) -> str:
+    """Record the tiny runs' directories in `db` (one database holding all of them)."""
+    for run in runs:
+        import_run_dir(db, run.run_dir)
+    return db
+
+
+def page(monkeypatch: pytest.MonkeyPatch, db: str, **params: str):
+    """A fresh session of the dashboard on `db`, first run with these URL query parameters."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("COLLAPSELAB_DB", db)
+    at = AppTest.from_file(str(Path(APP)), default_timeout=TIMEOUT_S)
+    for k, v in params.items():
+        at.query_params[k] = v
+    return checked(at.run())
+
+
+def checked(at):
+    """`at` after a run that raised nothing and showed no error."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def rerun(at):
+    return checked(at.run())
+
+
+def charts(at) -> list[dict]:
+    """The Vega-Lite specs of the page's charts."""
+    return [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+
+
+def titles(at) -> list[str]:
+    return [spec.get("title", "") for spec in charts(at)]
+
+
+def texts(at) -> str:
+    """Every markdown, caption, info and text element of the page, joined."""
+    parts = [x.value for kind in ("markdown", "caption", "info", "text", "success", "warning") for x in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def frames(at) -> list[pd.DataFrame]:
+    return [d.value for d in at.dataframe]

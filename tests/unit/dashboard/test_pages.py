@@ -1,0 +1,178 @@
+"""Every page of the dashboard, driven by AppTest on one database filled by real tiny engine
+runs (lm, qa, three-arm refinery): selecting changes what is shown, and no page raises."""
+
+from __future__ import annotations
+
+import pytest
+
+from collapselab.report.data import load_run, run_from_store
+from collapselab.store import Store
+
+from .apptest import charts, fill, frames, page, rerun, texts, titles
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory, tiny_lm_run, tiny_qa_run, tiny_three_arm_run) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('dashboard') / 'results.db'}"
+    return fill(url, tiny_lm_run, tiny_qa_run, tiny_three_arm_run)
+
+
+@pytest.fixture(scope="module")
+def ids(tiny_lm_run, tiny_qa_run, tiny_three_arm_run) -> dict[str, str]:
+    return {"lm": tiny_lm_run.run_dir.name, "qa": tiny_qa_run.run_dir.name, "three": tiny_three_arm_run.run_dir.name}
+
+
+def test_runs_page_lists_status_and_compares_configs(db, ids, monkeypatch):
+    at = page(monkeypatch, db, page="runs")
+    (runs, diff) = frames(at)
+    by_id = runs.set_index("run")
+    assert set(by_id.index) == set(ids.values())
+    assert by_id.loc[ids["lm"], "status"] == "done" and by_id.loc[ids["lm"], "generations"] == "8 of 8"
+    assert by_id.loc[ids["qa"], "generations"] == "6 of 6" and by_id.loc[ids["three"], "G"] == 1
+    assert by_id.loc[ids["lm"], "git SHA"] and by_id.loc[ids["lm"], "config hash"]
+    at.selectbox(key="compare_a").select(ids["lm"])
+    at.selectbox(key="compare_b").select(ids["qa"])
+    keys = set(frames(rerun(at))[1]["key"])
+    assert {"experiment.task", "experiment.name", "data.path"} <= keys
+    assert "training.epochs" not in keys  # equal in both: hidden by default
+    at.checkbox(key="all_keys").check()
+    assert "training.epochs" in set(frames(rerun(at))[1]["key"])
+    at.selectbox(key="experiment").select("tiny")
+    assert list(frames(rerun(at))[0]["run"]) == [ids["lm"]]
+    assert "One run only" in texts(at)
+
+
+def test_generations_page_follows_arm_metric_and_seed(db, ids, monkeypatch):
+    at = page(monkeypatch, db, page="generations", run=ids["lm"])
+    assert {"perplexity (lower is better ↓)", "reference perplexity (lower is better ↓)"} <= set(titles(at))
+    table = frames(at)[-1]
+    assert set(table.arm) == {"replace", "accumulate"} and set(table.generation) == {0, 1}
+    assert set(table.seeds) == {2} and (table.ci_low <= table["mean"]).all() and (table["mean"] <= table.ci_high).all()
+    with Store(db) as store:  # the mean is over the two seeds' recorded values
+        values = [m["value"] for m in store.metrics(ids["lm"], arm="replace", generation=1, name="perplexity")]
+    row = table[(table.metric == "perplexity") & (table.arm == "replace") & (table.generation == 1)]
+    assert row["mean"].item() == pytest.approx(sum(values) / 2, rel=1e-6)
+    assert "No collapse stage for this lm run" in texts(at)
+
+    at.multiselect(key="arms").set_value(["replace"])
+    at.multiselect(key="metrics").set_value(["perplexity", "distinct_2"])
+    rerun(at)
+    assert set(titles(at)) == {"perplexity (lower is better ↓)", "distinct-2 (higher is better ↑)"}
+    assert set(frames(at)[-1].arm) == {"replace"} and set(frames(at)[-1].metric) == {"perplexity", "distinct_2"}
+    layers = len(charts(at)[0]["layer"])
+    at.checkbox(key="show_seeds").check()
+    at.multiselect(key="seeds").set_value([1])
+    rerun(at)
+    assert len(charts(at)[0]["layer"]) == layers + 1  # a line per seed on demand
+    one = frames(at)[-1]
+    assert set(one.seeds) == {1} and (one.ci_low == one["mean"]).all()
+    assert at.get("download_button")[0].proto.label == "Download CSV"
+
+
+def test_generations_page_shows_the_collapse_stage_of_a_qa_run(db, ids, monkeypatch):
+    at = page(monkeypatch, db, page="generations", run=ids["qa"])
+    stages = frames(at)[0]
+    assert list(stages.columns) == ["gen 0", "gen 1", "gen 2"] and list(stages.index) == ["replace", "accumulate"]
+    assert all(v[0] in "ABC" for v in stages.to_numpy().ravel())
+
+
+def test_question_page_follows_question_search_and_arm(db, ids, monkeypatch):
+    at = page(monkeypatch, db, page="question", run=ids["qa"])
+    first = at.selectbox(key="question").value
+    history = frames(at)[0]
+    assert len(history) == 2 * 3 and set(history.arm) == {"replace", "accumulate"}  # arms x generations
+    assert {"prediction", "exact_match", "f1"} <= set(history.columns)
+    with Store(db) as store:
+        h = store.question_history(ids["qa"], first)
+    assert h["input"].partition("\n\n")[0] in texts(at)
+    assert titles(at) == ["F1 (%) of this question per generation"]
+
+    other = at.selectbox(key="question").options[5]
+    at.selectbox(key="question").select(other)
+    rerun(at)
+    with Store(db) as store:
+        question = store.question_history(ids["qa"], at.selectbox(key="question").value)["input"].partition("\n\n")[0]
+    assert question in texts(at) and at.selectbox(key="question").value != first
+
+    needle = " ".join(question.split()[:3])  # e.g. "Where does Anna"
+    at.text_input(key="search").input(needle)
+    rerun(at)
+    found = at.selectbox(key="question").options
+    assert found and all(needle in o for o in found) and len(found) < 12
+    at.multiselect(key="arms").set_value(["accumulate"])
+    at.selectbox(key="score").select("exact_match")
+    rerun(at)
+    assert set(frames(at)[0].arm) == {"accumulate"} and titles(at) == ["EM (%) of this question per generation"]
+
+    lm = page(monkeypatch, db, page="question", run=ids["lm"])
+    assert "it has no test questions" in texts(lm) and not frames(lm)
+
+
+def test_synthetic_page_sorts_by_perplexity_and_draws_every_generation(db, ids, tiny_lm_run, monkeypatch):
+    at = page(monkeypatch, db, page="synthetic", run=ids["lm"], arm="replace", seed="1", generation="1")
+    records = frames(at)[0]
+    assert len(records) == 24 and set(records.generation) == {1} and records.perplexity.notna().all()
+    at.selectbox(key="order").select("perplexity, highest first")
+    rerun(at)
+    ppl = list(frames(at)[0].perplexity)
+    assert ppl == sorted(ppl, reverse=True)
+    (hist,) = [c for c in charts(at) if "generation-0 model" in c.get("title", "")]
+    assert hist["encoding"]["x"]["scale"]["type"] == "log"
+    assert "Parent" in texts(at) and "not in the run's human data" not in texts(at)  # provenance found
+    at.selectbox(key="generation").select(0)
+    rerun(at)
+    assert set(frames(at)[0].generation) == {0}
+
+    qa = page(monkeypatch, db, page="synthetic", run=ids["qa"])
+    assert "question" in frames(qa)[0].columns
+    assert "No per-sequence perplexity for this generation" in texts(qa)  # not computed for qa
+
+
+def test_refinery_page_funnel_rejections_and_verdict(db, ids, tiny_three_arm_run, monkeypatch):
+    from collapselab.refinery.filters import REASONS
+    from collapselab.report.criteria import three_arm_criteria
+    from collapselab.report.outcomes import criteria_rows
+
+    at = page(monkeypatch, db, page="refinery", run=ids["three"])
+    summary = frames(at)[0]
+    assert set(summary.build) == {"B-contaminated / seed 0", "C-synthetic / seed 0"}
+    assert any("Filter funnel of" in t for t in titles(at)) and "Success rate per strategy" in titles(at)
+    at.selectbox(key="build").select("C-synthetic / seed 0")
+    rerun(at)
+    rejected = [f for f in frames(at) if "reason" in f.columns][0]
+    assert len(rejected) and set(rejected.reason) <= set(REASONS)
+    # the verdict is the report's, computed on the same run read from its directory
+    expected = criteria_rows(three_arm_criteria(load_run(tiny_three_arm_run.run_dir)), load_run(tiny_three_arm_run.run_dir).three_arm)
+    verdict = [f for f in frames(at) if "criterion" in f.columns][0]
+    assert verdict.values.tolist() == expected[1]
+    assert "recovery" in verdict.criterion.iloc[2]
+
+    lm = page(monkeypatch, db, page="refinery", run=ids["lm"])
+    assert "No refinery in this run" in texts(lm) and "Not a three-arm refinery run" in texts(lm)
+
+
+def test_the_selection_is_in_the_url_and_a_link_restores_it(db, ids, monkeypatch):
+    at = page(monkeypatch, db, page="generations", run=ids["lm"])
+    at.multiselect(key="arms").set_value(["accumulate"])
+    at.multiselect(key="metrics").set_value(["cross_entropy"])
+    rerun(at)
+    link = dict(at.query_params)
+    assert link["run"] == ids["lm"] and link["arms"] == "accumulate" and link["metrics"] == "cross_entropy"
+    shared = page(monkeypatch, db, **link)  # someone opens the link
+    assert shared.multiselect(key="arms").value == ["accumulate"]
+    assert titles(shared) == ["cross-entropy (lower is better ↓)"]
+    # leaving the page and coming back keeps the page's selection
+    shared.radio(key="page").set_value("runs")
+    rerun(shared)
+    shared.radio(key="page").set_value("generations")
+    rerun(shared)
+    assert titles(shared) == ["cross-entropy (lower is better ↓)"]
+
+
+def test_run_from_store_is_the_report_s_run(db, ids, tiny_three_arm_run):
+    from collapselab.report.criteria import three_arm_criteria
+
+    with Store(db) as store:
+        stored = run_from_store(store, ids["three"])
+        assert three_arm_criteria(stored) == three_arm_criteria(load_run(tiny_three_arm_run.run_dir))
+        assert stored.records(stored.final("C-synthetic")[0], "rejected.parquet")
