@@ -52,7 +52,10 @@ def main() -> None:
         source = open_source(url)
     except StoreError as e:
         _watch(url, str(e))
-        st.info(f"{e}. {HOW_TO_CREATE}" if "no results database" in str(e) else str(e))
+        if "no results database" in str(e):
+            st.info(f"{e}. {HOW_TO_CREATE}")
+        else:  # e.g. a schema newer than this collapselab
+            st.error(str(e))
         return
     except Exception as e:  # noqa: BLE001  (SQLAlchemy/driver errors: a server down, a bad URL)
         _watch(url, repr(e))

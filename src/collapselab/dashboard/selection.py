@@ -3,8 +3,7 @@
 The selection lives in `st.session_state["selection"]` and in the URL query string, so a
 view can be shared as a link: on a session's first run the query string fills the
 selection, and every run writes the selection back. Widgets are keyed by the selection's
-names; Streamlit forgets a widget's state when the page that drew it is left, so a
-widget's state is restored from the selection whenever Streamlit has none for it.
+names and set from it on every run (see `_prepare`).
 """
 
 from __future__ import annotations
@@ -65,21 +64,19 @@ def write_url() -> None:
         st.query_params.from_dict(wanted)
 
 
-def forget(*names: str) -> None:
-    """Drop names from the selection (e.g. the question when the run changes)."""
-    for name in names:
-        selection().pop(name, None)
-        st.session_state.pop(name, None)
+def _prepare(name: str, valid: Callable[[Any], bool], default: Any) -> dict[str, Any]:
+    # The selection is the truth: a user's change reaches it through the widget's on_change
+    # callback (which runs before the script), and every run sets the widget from it. That
+    # keeps the choice when Streamlit sees a "new" widget (its options changed: a new run
+    # was recorded, a run's label changed) or forgot it (its page was left). A value that
+    # is no longer valid (a run deleted, an arm this run lacks) falls back to the default.
+    value = selection().get(name, default)
+    st.session_state[name] = value if valid(value) else default
+    return {"key": name, "on_change": _changed, "args": (name,)}
 
 
-def _prepare(name: str, valid: Callable[[Any], bool], default: Any) -> None:
-    # Streamlit holds the widget's value while the widget is on screen; otherwise take it
-    # from the selection. A value that is no longer valid (a run deleted, an arm that
-    # does not exist in this run) falls back to the default.
-    if name not in st.session_state:
-        st.session_state[name] = selection().get(name, default)
-    if not valid(st.session_state[name]):
-        st.session_state[name] = default
+def _changed(name: str) -> None:
+    selection()[name] = st.session_state[name]
 
 
 def _keep(name: str, value: Any) -> Any:
@@ -93,9 +90,9 @@ def one(name: str, label: str, options: Sequence[Any], *, default: Any = None, w
     if not options:
         return None
     options = list(options)
-    _prepare(name, lambda v: v in options, default if default in options else options[0])
+    bound = _prepare(name, lambda v: v in options, default if default in options else options[0])
     widget = (where or st.sidebar).radio if radio else (where or st.sidebar).selectbox
-    return _keep(name, widget(label, options, key=name, format_func=format_func, help=help))
+    return _keep(name, widget(label, options, format_func=format_func, help=help, **bound))
 
 
 def many(name: str, label: str, options: Sequence[Any], *, default: Sequence[Any] | None = None, where: Any = None,
@@ -104,27 +101,27 @@ def many(name: str, label: str, options: Sequence[Any], *, default: Sequence[Any
     choice means the default."""
     options = list(options)
     fallback = [o for o in (options if default is None else default) if o in options]
-    _prepare(name, lambda v: isinstance(v, list) and bool(v) and all(x in options for x in v), fallback)
-    chosen = (where or st.sidebar).multiselect(label, options, key=name, format_func=format_func, help=help)
+    bound = _prepare(name, lambda v: isinstance(v, list) and bool(v) and all(x in options for x in v), fallback)
+    chosen = (where or st.sidebar).multiselect(label, options, format_func=format_func, help=help, **bound)
     return _keep(name, [o for o in options if o in chosen] or fallback)
 
 
 def flag(name: str, label: str, *, default: bool = False, where: Any = None, toggle: bool = False,
          help: str | None = None) -> bool:
     """A checkbox (or toggle) bound to selection[name]."""
-    _prepare(name, lambda v: isinstance(v, bool), default)
+    bound = _prepare(name, lambda v: isinstance(v, bool), default)
     widget = (where or st.sidebar).toggle if toggle else (where or st.sidebar).checkbox
-    return _keep(name, widget(label, key=name, help=help))
+    return _keep(name, widget(label, help=help, **bound))
 
 
 def text(name: str, label: str, *, where: Any = None, placeholder: str = "") -> str:
     """A text input bound to selection[name]."""
-    _prepare(name, lambda v: isinstance(v, str), "")
-    return _keep(name, (where or st.sidebar).text_input(label, key=name, placeholder=placeholder))
+    bound = _prepare(name, lambda v: isinstance(v, str), "")
+    return _keep(name, (where or st.sidebar).text_input(label, placeholder=placeholder, **bound))
 
 
 def number(name: str, label: str, *, default: int, low: int, high: int, where: Any = None,
            help: str | None = None) -> int:
     """An integer input bound to selection[name]."""
-    _prepare(name, lambda v: isinstance(v, int) and low <= v <= high, default)
-    return _keep(name, (where or st.sidebar).number_input(label, min_value=low, max_value=high, step=1, key=name, help=help))
+    bound = _prepare(name, lambda v: isinstance(v, int) and low <= v <= high, default)
+    return _keep(name, (where or st.sidebar).number_input(label, min_value=low, max_value=high, step=1, help=help, **bound))

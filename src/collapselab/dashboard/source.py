@@ -16,7 +16,7 @@ import streamlit as st
 
 from collapselab.store import Store
 
-TTL_S = 60
+TTL_S = 30
 ENTRIES = 256
 
 

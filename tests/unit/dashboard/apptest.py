@@ -21,15 +21,20 @@ def fill(db: str, *runs) -> str:
     return db
 
 
-def page(monkeypatch: pytest.MonkeyPatch, db: str, **params: str):
-    """A fresh session of the dashboard on `db`, first run with these URL query parameters."""
+def page(monkeypatch: pytest.MonkeyPatch, db: str, *, expect_error: bool = False, **params: str):
+    """A fresh session of the dashboard on `db`, first run with these URL query parameters;
+    it raised nothing and showed no error (unless `expect_error`)."""
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("COLLAPSELAB_DB", db)
     at = AppTest.from_file(str(Path(APP)), default_timeout=TIMEOUT_S)
     for k, v in params.items():
         at.query_params[k] = v
-    return checked(at.run())
+    at.run()
+    if expect_error:
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+    return checked(at)
 
 
 def checked(at):
@@ -49,12 +54,18 @@ def charts(at) -> list[dict]:
 
 
 def titles(at) -> list[str]:
-    return [spec.get("title", "") for spec in charts(at)]
+    """The charts' title texts."""
+    out = []
+    for spec in charts(at):
+        title = spec.get("title", "")
+        out.append(title["text"] if isinstance(title, dict) else title)
+    return out
 
 
 def texts(at) -> str:
     """Every markdown, caption, info and text element of the page, joined."""
-    parts = [x.value for kind in ("markdown", "caption", "info", "text", "success", "warning") for x in getattr(at, kind)]
+    kinds = ("markdown", "caption", "info", "text", "success", "warning", "error")
+    parts = [x.value for kind in kinds for x in getattr(at, kind)]
     return "\n".join(str(p) for p in parts)
 
 

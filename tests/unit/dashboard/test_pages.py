@@ -116,7 +116,7 @@ def test_synthetic_page_sorts_by_perplexity_and_draws_every_generation(db, ids, 
     rerun(at)
     ppl = list(frames(at)[0].perplexity)
     assert ppl == sorted(ppl, reverse=True)
-    (hist,) = [c for c in charts(at) if "generation-0 model" in c.get("title", "")]
+    (hist,) = [c for c, t in zip(charts(at), titles(at), strict=True) if "generation-0 model" in t]
     assert hist["encoding"]["x"]["scale"]["type"] == "log"
     assert "Parent" in texts(at) and "not in the run's human data" not in texts(at)  # provenance found
     at.selectbox(key="generation").select(0)
@@ -176,3 +176,21 @@ def test_run_from_store_is_the_report_s_run(db, ids, tiny_three_arm_run):
         stored = run_from_store(store, ids["three"])
         assert three_arm_criteria(stored) == three_arm_criteria(load_run(tiny_three_arm_run.run_dir))
         assert stored.records(stored.final("C-synthetic")[0], "rejected.parquet")
+
+
+@pytest.mark.postgres
+@pytest.mark.e2e
+def test_every_page_shows_the_same_on_postgresql(db, ids, tiny_lm_run, tiny_qa_run, tiny_three_arm_run, monkeypatch):
+    from unit.store.store_backends import pg_schema_url
+
+    with pg_schema_url() as pg:
+        fill(pg, tiny_lm_run, tiny_qa_run, tiny_three_arm_run)
+        views = [("runs", None), ("generations", "lm"), ("generations", "qa"), ("question", "qa"),
+                 ("synthetic", "lm"), ("refinery", "three")]
+        for name, run in views:
+            params = {"page": name, **({"run": ids[run]} if run else {})}
+            on_sqlite, on_pg = page(monkeypatch, db, **params), page(monkeypatch, pg, **params)
+            assert titles(on_pg) == titles(on_sqlite), name
+            assert len(frames(on_pg)) == len(frames(on_sqlite)) > 0, name
+            for a, b in zip(frames(on_pg), frames(on_sqlite), strict=True):
+                assert a.equals(b), (name, a, b)

@@ -11,6 +11,7 @@ import streamlit as st
 from collapselab.dashboard import charts
 from collapselab.dashboard import selection as sel
 from collapselab.dashboard.views import Context
+from collapselab.errors import CollapselabError
 
 # task -> (metric, scale to a fraction, chance level): the accuracy the collapse stage of
 # metrics/stages.py is defined on. lm runs have none (perplexity is not an accuracy).
@@ -74,6 +75,9 @@ def render(ctx: Context) -> None:
     show_seeds = sel.flag("show_seeds", "show individual seeds")
     chosen = rows[rows.arm.isin(arms) & rows.seed.isin(seeds) & rows.name.isin(metrics)]
     table = aggregate(chosen)
+    order = {"metric": {m: i for i, m in enumerate(metrics)}, "arm": {a: i for i, a in enumerate(arms)}}
+    table = table.sort_values(["metric", "arm", "generation"], key=lambda c: c.map(order[c.name]) if c.name in order else c,
+                              ignore_index=True)
     better = rows.drop_duplicates("name").set_index("name")["higher_is_better"].to_dict()
     columns = st.columns(2)
     for i, metric in enumerate(metrics):
@@ -86,26 +90,39 @@ def render(ctx: Context) -> None:
     seeds_note = "one seed: no band" if len(seeds) == 1 else f"band: 95 % CI of the mean over {len(seeds)} seeds"
     st.caption(f"Mean over seeds per arm; {seeds_note}. Each metric's direction of better is in its title.")
 
-    st.subheader("Collapse stage")
-    stage_table = None
-    if ctx.task in STAGE_ACCURACY:
-        thresholds = _stage_thresholds(ctx)
-        stage_table = stages(aggregate(rows[rows.arm.isin(arms) & rows.seed.isin(seeds)]), ctx.task, thresholds)
-    if stage_table is None:
-        st.write(f"No collapse stage for this {ctx.task} run: stages are defined on an accuracy "
-                 f"({', '.join(f'{m} for {t}' for t, (m, _, _) in STAGE_ACCURACY.items())}) with generation 0 recorded.")
+    if ctx.task in STAGE_ACCURACY:  # only the stage's inputs: aggregating every metric costs a second
+        needed = rows.name.isin([STAGE_ACCURACY[ctx.task][0], "gibberish_score"])
+        _stage_section(ctx, aggregate(rows[needed & rows.arm.isin(arms) & rows.seed.isin(seeds)]), arms)
     else:
-        order = [a for a in arms if a in set(stage_table.arm)]
-        wide = stage_table.pivot(index="arm", columns="generation", values="stage").reindex(order)
-        st.dataframe(wide.rename(columns=lambda g: f"gen {g}"))
-        st.caption("A: keeps at least `evaluation.stages.retained` of generation 0's above-chance accuracy; "
-                   "B: fluent but wrong; C: collapsed (at chance, or gibberish synthetic data).")
+        _stage_section(ctx, table, arms)
 
     st.subheader("Table")
     shown = table.assign(direction=table.metric.map(lambda m: "higher" if better[m] else "lower"))
     st.dataframe(shown.map(lambda v: round(v, 6) if isinstance(v, float) and math.isfinite(v) else v), hide_index=True)
     st.download_button("Download CSV", shown.to_csv(index=False).encode(), file_name=f"{ctx.run_id}-generations.csv",
                        mime="text/csv", key="download_generations", on_click="ignore")
+
+
+def _stage_section(ctx: Context, table: pd.DataFrame, arms: list[str]) -> None:
+    st.subheader("Collapse stage")
+    if ctx.task not in STAGE_ACCURACY:
+        defined = ", ".join(f"{m} for {t}" for t, (m, _, _) in STAGE_ACCURACY.items())
+        st.write(f"No collapse stage for this {ctx.task} run: stages are defined on an accuracy ({defined}).")
+        return
+    try:
+        thresholds = _stage_thresholds(ctx)
+    except CollapselabError as e:
+        st.write(f"No collapse stage: the run's recorded config does not load here ({str(e).splitlines()[0]}).")
+        return
+    found = stages(table, ctx.task, thresholds)
+    if found is None:
+        st.write(f"No collapse stage yet: it needs {STAGE_ACCURACY[ctx.task][0]} at generation 0 of the chosen arms.")
+        return
+    order = [a for a in arms if a in set(found.arm)]
+    wide = found.pivot(index="arm", columns="generation", values="stage").reindex(order)
+    st.dataframe(wide.rename(columns=lambda g: f"gen {g}"))
+    st.caption("A: keeps at least `evaluation.stages.retained` of generation 0's above-chance accuracy; "
+               "B: fluent but wrong; C: collapsed (at chance, or gibberish synthetic data).")
 
 
 def _stage_thresholds(ctx: Context) -> Any:

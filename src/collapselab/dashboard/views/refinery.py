@@ -58,8 +58,8 @@ def render(ctx: Context) -> None:
         right.write("This build records no per-strategy counts.")
     else:
         right.altair_chart(charts.bars(strategies.dropna(subset=["success rate"]), x="success rate", y="strategy",
-                                       x_title="success rate (passed / planned)", y_title=None,
-                                       title="Success rate per strategy"), width="stretch")
+                                       x_title="success rate (passed / planned)", title="Success rate per strategy"),
+                           width="stretch")
         st.dataframe(strategies, hide_index=True)
 
     _rejected(ctx, *keys[build], fmt)

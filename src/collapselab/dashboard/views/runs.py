@@ -39,6 +39,11 @@ def config_differences(a: dict[str, Any], b: dict[str, Any], *, every_key: bool 
     return rows
 
 
+def _when(iso: str | None) -> str:
+    """An ISO 8601 UTC time to the second, as people read it ('' when not recorded)."""
+    return "" if iso is None else iso[:19].replace("T", " ") + (" UTC" if iso.endswith("+00:00") else "")
+
+
 def render(ctx: Context) -> None:
     import yaml
 
@@ -46,7 +51,7 @@ def render(ctx: Context) -> None:
     table = pd.DataFrame([
         {"run": r["run_id"], "experiment": r["experiment"], "task": r["task"], "status": status_of(r),
          "generations": progress_of(r), "G": r["generations_planned"], "arms": ", ".join(r["arms"]),
-         "started": r["created"], "last generation": r["last_finished"], "config hash": r["config_hash"],
+         "started": _when(r["created"]), "last generation": _when(r["last_finished"]), "config hash": r["config_hash"],
          "git SHA": r["git_sha"], "error": r["error"] or ""}
         for r in reversed(ctx.runs)  # newest first
     ])
