@@ -42,20 +42,23 @@ HOW_TO_CREATE = ("Create it by running an experiment: `collapselab quickstart` (
 
 def main() -> None:
     """One run of the dashboard script."""
-    from collapselab.store import StoreError, resolve_url
+    from collapselab.store import StoreError, require_database, resolve_url
 
     st.set_page_config(page_title="collapselab dashboard", layout="wide")
     st.sidebar.title("collapselab")
     page = sel.one("page", "page", list(PAGES), format_func=lambda p: PAGES[p][0], radio=True)
     url = resolve_url(None)
     try:
-        source = open_source(url)
-    except StoreError as e:
+        require_database(url)
+    except StoreError as e:  # no SQLite file there yet: reading must not create it
         _watch(url, str(e))
-        if "no results database" in str(e):
-            st.info(f"{e}. {HOW_TO_CREATE}")
-        else:  # e.g. a schema newer than this collapselab
-            st.error(str(e))
+        st.info(f"{e}. {HOW_TO_CREATE}")
+        return
+    try:
+        source = open_source(url)
+    except StoreError as e:  # e.g. a schema newer than this collapselab
+        _watch(url, str(e))
+        st.error(str(e))
         return
     except Exception as e:  # noqa: BLE001  (SQLAlchemy/driver errors: a server down, a bad URL)
         _watch(url, repr(e))
