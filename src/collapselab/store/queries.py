@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from collapselab.store import schema
 from collapselab.store.db import StoreError, connect, read_transaction, require_database
+from collapselab.store.indexed import indexed_path
 
 Row = dict[str, Any]
 
@@ -322,7 +323,7 @@ class Store:
             rows = [dict(r) for r in conn.execute(q).mappings()]
         for row in rows:
             text = row.pop("metrics_json")
-            row["document"] = None if text is None else json.loads(text)
+            row["document"] = None if text is None else _document(text, run_id, row)
         return sorted(rows, key=lambda r: (order[r["arm"]], r["seed"], r["generation"]))
 
     def records(self, run_id: str, arm: str, seed: int, generation: int, kind: str) -> list[Any]:
@@ -331,30 +332,22 @@ class Store:
         from; raises naming the file when it is not indexed, not there, or has changed."""
         from collapselab.records import read_records
 
-        r, t = schema.runs, schema.data_files
-        where = f"run {run_id!r}, arm {arm!r}, seed {seed}, generation {generation}"
         with read_transaction(self.engine) as conn:
             _check_run(conn, run_id, arm)
-            run_dir = conn.execute(sa.select(r.c.run_dir).where(r.c.run_id == run_id)).scalar_one()
-            row = conn.execute(
-                sa.select(t.c.path, t.c.bytes).where(
-                    t.c.run_id == run_id, t.c.arm == arm, t.c.seed == seed,
-                    t.c.generation == generation, t.c.kind == kind,
-                )
-            ).first()
-        if row is None:
-            raise StoreError(f"{where}: no {kind} data file is indexed")
-        if run_dir is None:
-            raise StoreError(
-                f"run {run_id!r} was recorded before the database kept run directories; "
-                "`collapselab import RUN_DIR` records it again"
-            )
-        path = Path(run_dir) / row.path
-        if not path.is_file():
-            raise StoreError(f"{path}: the {kind} data of {where} is not there (run directory moved?)")
-        if path.stat().st_size != row.bytes:
-            raise StoreError(f"{path}: changed since it was recorded ({row.bytes} bytes then)")
+            path = indexed_path(conn, run_id, arm, seed, generation, kind)
         return read_records(path)
+
+    def synthetic_scores(self, run_id: str, arm: str, seed: int, generation: int) -> dict[str, dict[str, float]]:
+        """Per-record scores of the synthetic data one generation wrote (record id -> metric
+        -> value, e.g. `synthetic_perplexity` under the generation-0 model), from its indexed
+        synthetic_scores.parquet; raises like `records`."""
+        import pyarrow.parquet as pq
+
+        with read_transaction(self.engine) as conn:
+            _check_run(conn, run_id, arm)
+            path = indexed_path(conn, run_id, arm, seed, generation, "synthetic_scores")
+        table = pq.read_table(path, columns=["record_id", "scores"]).to_pydict()
+        return {i: json.loads(s) for i, s in zip(table["record_id"], table["scores"], strict=True)}
 
     def data_version(self) -> tuple[Any, ...]:
         """A fingerprint of the database that changes whenever a run, a run status or a
@@ -374,6 +367,23 @@ def resolve_run_id(conn: Connection, run: str | Path) -> str:
         run = read_manifest_run_id(Path(run))
     _check_run(conn, str(run))
     return str(run)
+
+
+def _document(text: str, run_id: str, row: Row) -> dict[str, Any]:
+    """A recorded metrics.json checked against the one model of it (metrics_file.py)."""
+    from pydantic import ValidationError
+
+    from collapselab.metrics_file import GenerationMetrics
+
+    try:
+        return GenerationMetrics.model_validate(json.loads(text)).model_dump()
+    except ValidationError as e:
+        first = e.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "top level"
+        raise StoreError(
+            f"run {run_id!r}, arm {row['arm']!r}, seed {row['seed']}, generation {row['generation']}: "
+            f"recorded metrics.json key {key!r}: {first['msg']}"
+        ) from None
 
 
 def _same_generation(t: sa.Table, g: sa.Table) -> list[Any]:
