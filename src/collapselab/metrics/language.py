@@ -146,8 +146,5 @@ def synthetic_perplexity(inputs: EvalInputs) -> MetricValue:
         "mean": float(ppl.mean()), "median": float(np.median(ppl)),
         "p90": float(np.percentile(ppl, 90)), "p99": float(np.percentile(ppl, 99)),
         "scored_by": "generation-0 model", "max_tokens": inputs.seq_len,
-        # one per synthetic record, in synthetic.parquet's row order: the distribution the
-        # dashboard and the report draw per generation (Shumailov et al., Nature 2024)
-        "per_sequence": [round(float(x), 4) for x in ppl],
     }
     return MetricValue(details["median"], ppl.tolist(), details)

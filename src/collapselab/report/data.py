@@ -49,6 +49,8 @@ class GenerationFiles(Protocol):
 
     def records(self, g: Generation, name: str) -> list[Record]: ...
 
+    def synthetic_scores(self, g: Generation) -> dict[str, dict[str, float]]: ...
+
 
 class FolderFiles:
     """The files in the generation's folder (`name` is e.g. `train.parquet`)."""
@@ -65,6 +67,15 @@ class FolderFiles:
         path = g.folder / name
         return read_records(path) if path.exists() else []
 
+    def synthetic_scores(self, g: Generation) -> dict[str, dict[str, float]]:
+        import pyarrow.parquet as pq
+
+        path = g.folder / "synthetic_scores.parquet"
+        if not path.exists():
+            return {}
+        table = pq.read_table(path, columns=["record_id", "scores"]).to_pydict()
+        return {i: json.loads(s) for i, s in zip(table["record_id"], table["scores"], strict=True)}
+
 
 @dataclass(frozen=True, slots=True)
 class StoredFiles:
@@ -79,9 +90,16 @@ class StoredFiles:
 
     def records(self, g: Generation, name: str) -> list[Record]:
         kind = name.removesuffix(".parquet")
-        indexed = {f["kind"] for f in self.store.data_files(self.run_id)
-                   if (f["arm"], f["seed"], f["generation"]) == (g.arm, g.seed, g.generation)}
-        return self.store.records(self.run_id, g.arm, g.seed, g.generation, kind) if kind in indexed else []
+        return self.store.records(self.run_id, g.arm, g.seed, g.generation, kind) if self._indexed(g, kind) else []
+
+    def synthetic_scores(self, g: Generation) -> dict[str, dict[str, float]]:
+        if not self._indexed(g, "synthetic_scores"):
+            return {}
+        return self.store.synthetic_scores(self.run_id, g.arm, g.seed, g.generation)
+
+    def _indexed(self, g: Generation, kind: str) -> bool:
+        return any((f["arm"], f["seed"], f["generation"], f["kind"]) == (g.arm, g.seed, g.generation, kind)
+                   for f in self.store.data_files(self.run_id))
 
 
 @dataclass
@@ -156,6 +174,13 @@ class RunData:
             self._cache[key] = self.files.predictions(g)
         return self._cache[key]
 
+    def synthetic_scores(self, g: Generation) -> dict[str, dict[str, float]]:
+        """Record id -> metric -> value for the synthetic records `g` wrote ({} if none kept)."""
+        key = (g.folder, "synthetic_scores")
+        if key not in self._cache:
+            self._cache[key] = self.files.synthetic_scores(g)
+        return self._cache[key]
+
 
 def load_run(run_dir: Path) -> RunData:
     """Read a run directory; every finished generation (DONE) is included."""
@@ -195,12 +220,24 @@ def run_from_store(store: Any, run_id: str) -> RunData:
     return RunData(run_dir, cfg, row["manifest"], gens, files=StoredFiles(store, run_id))
 
 
-def sequence_perplexities(doc: dict[str, Any]) -> list[float] | None:
-    """Per-sequence perplexities, under the generation-0 model, of the synthetic records one
-    generation wrote (in synthetic.parquet's row order), from its metrics.json; None where
-    `synthetic_perplexity` was not computed or was recorded before they were kept."""
-    entry = doc["metrics"].get("synthetic_perplexity")
-    return None if entry is None else entry["details"].get("per_sequence")
+def sequence_perplexities(run: RunData, g: Generation) -> dict[str, float] | None:
+    """Record id -> perplexity under the generation-0 model of each synthetic record `g`
+    wrote (synthetic_scores.parquet); None where `synthetic_perplexity` was not computed."""
+    scores = run.synthetic_scores(g)
+    values = {i: s["synthetic_perplexity"] for i, s in scores.items() if s.get("synthetic_perplexity") is not None}
+    return values or None
+
+
+def perplexities_by_generation(run: RunData, arm: str) -> dict[int, list[float]]:
+    """Generation -> every seed's per-sequence perplexities of what `arm` wrote (the
+    histograms' input); generations without them are left out."""
+    out: dict[int, list[float]] = {}
+    for g in run.gens:
+        if g.arm == arm:
+            values = sequence_perplexities(run, g)
+            if values:
+                out.setdefault(g.generation, []).extend(values.values())
+    return dict(sorted(out.items()))
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,14 +4,38 @@ from __future__ import annotations
 
 import pytest
 
-from collapselab.report.data import perplexity_histograms, sequence_perplexities
+from collapselab.report.data import (
+    load_run,
+    perplexities_by_generation,
+    perplexity_histograms,
+    run_from_store,
+    sequence_perplexities,
+)
 
 
-def test_sequence_perplexities_come_from_metrics_json():
-    doc = {"metrics": {"synthetic_perplexity": {"value": 3.0, "details": {"per_sequence": [2.0, 3.0, 9.0]}}}}
-    assert sequence_perplexities(doc) == [2.0, 3.0, 9.0]
-    assert sequence_perplexities({"metrics": {"synthetic_perplexity": {"value": 3.0, "details": {"median": 3.0}}}}) is None
-    assert sequence_perplexities({"metrics": {"perplexity": {"value": 3.0, "details": {}}}}) is None
+def test_sequence_perplexities_are_the_engine_s_per_record_scores_read_either_way(tiny_lm_run, tiny_qa_run, tmp_path):
+    import json
+
+    import pyarrow.parquet as pq
+
+    from collapselab.store import Store, import_run_dir
+
+    run = load_run(tiny_lm_run.run_dir)
+    g = run.find("replace", 1)[0]
+    rows = pq.read_table(g.folder / "synthetic_scores.parquet").to_pylist()
+    expected = {r["record_id"]: json.loads(r["scores"])["synthetic_perplexity"] for r in rows}
+    assert len(expected) == len(run.records(g, "synthetic.parquet")) > 0
+    assert sequence_perplexities(run, g) == expected
+    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    import_run_dir(db, tiny_lm_run.run_dir)
+    with Store(db) as store:
+        stored = run_from_store(store, tiny_lm_run.run_dir.name)
+        assert sequence_perplexities(stored, stored.find("replace", 1)[0]) == expected
+        by_generation = perplexities_by_generation(stored, "replace")
+    assert sorted(by_generation) == [0, 1]
+    assert sorted(by_generation[1]) == sorted(v for s in (0, 1) for v in sequence_perplexities(run, run.find("replace", 1)[s]).values())
+    qa = load_run(tiny_qa_run.run_dir)  # synthetic_perplexity not computed: none
+    assert all(sequence_perplexities(qa, x) is None for x in qa.gens)
 
 
 def test_histograms_share_log_bins_and_sum_to_one_per_generation():
