@@ -62,6 +62,9 @@ class Source:
     def data_files(self, run_id: str) -> list[dict[str, Any]]:
         return _data_files(self.url, self.version, run_id)
 
+    def perplexities(self, run_id: str, arm: str) -> dict[tuple[int, int], dict[str, float]]:
+        return _perplexities(self.url, self.version, run_id, arm)
+
     def criteria(self, run_id: str) -> Any:
         return _criteria(self.url, self.version, run_id)
 
@@ -108,6 +111,20 @@ def _records(url: str, version: tuple, run_id: str, arm: str, seed: int, generat
 @_cached
 def _data_files(url: str, version: tuple, run_id: str) -> list[dict[str, Any]]:
     return _store(url).data_files(run_id)
+
+
+@_cached
+def _perplexities(url: str, version: tuple, run_id: str, arm: str) -> dict[tuple[int, int], dict[str, float]]:
+    """(seed, generation) -> record id -> per-sequence perplexity under the generation-0
+    model of what `arm` wrote, for every generation that kept them (report/data.py)."""
+    from collapselab.report.data import run_from_store, sequence_perplexities
+
+    run = run_from_store(_store(url), run_id)
+    out = {}
+    for g in run.gens:
+        if g.arm == arm and (values := sequence_perplexities(run, g)):
+            out[(g.seed, g.generation)] = values
+    return out
 
 
 @_cached

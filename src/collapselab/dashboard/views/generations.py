@@ -11,11 +11,8 @@ import streamlit as st
 from collapselab.dashboard import charts
 from collapselab.dashboard import selection as sel
 from collapselab.dashboard.views import Context
-from collapselab.errors import CollapselabError
 
-# task -> (metric, scale to a fraction, chance level): the accuracy the collapse stage of
-# metrics/stages.py is defined on. lm runs have none (perplexity is not an accuracy).
-STAGE_ACCURACY: dict[str, tuple[str, float, float]] = {"qa": ("f1", 0.01, 0.0)}
+STAGE = "collapse_stage"  # recorded by the engine per generation; shown as its own table
 
 
 def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
@@ -31,32 +28,30 @@ def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["metric", "arm", "generation", "mean", "ci_low", "ci_high", "seeds"])
 
 
-def stages(table: pd.DataFrame, task: str | None, thresholds: Any) -> pd.DataFrame | None:
-    """Collapse stage A/B/C per arm and generation (metrics/stages.py) from the mean
-    accuracy over seeds (and the synthetic data's mean gibberish score where recorded);
-    None when the task defines no stage or the accuracy metric was not computed."""
-    from collapselab.metrics.stages import STAGE_MEANING, collapse_stages
+def stages(documents: list[dict[str, Any]], arms: list[str], seeds: list[int]) -> pd.DataFrame | None:
+    """The collapse stage A/B/C the engine recorded per arm, seed and generation (engine.py
+    `collapse_stage`, from the task's accuracy or MMLU's): one row per arm and seed, one
+    column per generation; None when no generation of the chosen arms and seeds has one."""
+    from collapselab.metrics.stages import STAGE_MEANING
 
-    if task not in STAGE_ACCURACY:
-        return None
-    metric, scale, chance = STAGE_ACCURACY[task]
     rows = []
-    for arm, group in table[table.metric == metric].groupby("arm", sort=False):
-        group = group.sort_values("generation")
-        if group.empty or group.generation.iloc[0] != 0:
-            continue  # generation 0 is the reference
-        gib = table[(table.metric == "gibberish_score") & (table.arm == arm)].set_index("generation")["mean"]
-        accuracy = [min(1.0, max(0.0, v * scale)) for v in group["mean"]]
-        gibberish = [float(gib[g]) if g in gib.index else None for g in group.generation]
-        for g, s in zip(group.generation, collapse_stages(accuracy, chance=chance, gibberish=gibberish,
-                                                          thresholds=thresholds), strict=True):
-            rows.append({"arm": arm, "generation": int(g), "stage": f"{s.stage}: {STAGE_MEANING[s.stage]}",
-                         "why": s.reason})
-    return pd.DataFrame(rows) if rows else None
+    for d in documents:
+        entry = (d["document"] or {}).get("metrics", {}).get(STAGE)
+        if entry is not None and d["arm"] in arms and d["seed"] in seeds:
+            stage = entry["details"]["stage"]
+            rows.append({"arm": d["arm"], "seed": d["seed"], "generation": d["generation"],
+                         "stage": f"{stage}: {STAGE_MEANING[stage]}"})
+    if not rows:
+        return None
+    found = pd.DataFrame(rows)
+    wide = found.pivot(index=["arm", "seed"], columns="generation", values="stage")
+    order = sorted(wide.index, key=lambda k: (arms.index(k[0]), k[1]))
+    return wide.reindex(order).rename(columns=lambda g: f"gen {g}")
 
 
 def render(ctx: Context) -> None:
-    from collapselab.report.outcomes import LABELS, MAIN, label
+    from collapselab.report.outcomes import LABELS, label
+    from collapselab.tasks import get_task
 
     st.header(f"Generations: {ctx.run_id}")
     rows = pd.DataFrame(ctx.source.metrics(ctx.run_id))
@@ -68,8 +63,8 @@ def render(ctx: Context) -> None:
              f"({ctx.run['generations']} of {ctx.run['generations_expected'] or '?'} arm x seed x generation).")
     arms = sel.many("arms", "arms", [a for a in ctx.arms if a in set(rows.arm)])
     seeds = sel.many("seeds", "seeds", sorted(int(s) for s in rows.seed.unique()))
-    recorded_names = set(rows.name)
-    main = [m for m in MAIN.get(ctx.task or "", []) if m in recorded_names]  # the report's main metrics first
+    recorded_names = set(rows.name) - {STAGE}
+    main = [m for m in get_task(ctx.task).main_metrics if m in recorded_names]  # the report's headline metrics first
     names = main + sorted(recorded_names - set(main))
     metrics = sel.many("metrics", "metrics", names, default=main or names[:4], format_func=label)
     show_seeds = sel.flag("show_seeds", "show individual seeds")
@@ -90,11 +85,7 @@ def render(ctx: Context) -> None:
     seeds_note = "one seed: no band" if len(seeds) == 1 else f"band: 95 % CI of the mean over {len(seeds)} seeds"
     st.caption(f"Mean over seeds per arm; {seeds_note}. Each metric's direction of better is in its title.")
 
-    if ctx.task in STAGE_ACCURACY:  # only the stage's inputs: aggregating every metric costs a second
-        needed = rows.name.isin([STAGE_ACCURACY[ctx.task][0], "gibberish_score"])
-        _stage_section(ctx, aggregate(rows[needed & rows.arm.isin(arms) & rows.seed.isin(seeds)]), arms)
-    else:
-        _stage_section(ctx, table, arms)
+    _stage_section(ctx, arms, seeds)
 
     st.subheader("Table")
     shown = table.assign(direction=table.metric.map(lambda m: "higher" if better[m] else "lower"))
@@ -103,33 +94,14 @@ def render(ctx: Context) -> None:
                        mime="text/csv", key="download_generations", on_click="ignore")
 
 
-def _stage_section(ctx: Context, table: pd.DataFrame, arms: list[str]) -> None:
+def _stage_section(ctx: Context, arms: list[str], seeds: list[int]) -> None:
     st.subheader("Collapse stage")
-    if ctx.task not in STAGE_ACCURACY:
-        defined = ", ".join(f"{m} for {t}" for t, (m, _, _) in STAGE_ACCURACY.items())
-        st.write(f"No collapse stage for this {ctx.task} run: stages are defined on an accuracy ({defined}).")
-        return
-    try:
-        thresholds = _stage_thresholds(ctx)
-    except CollapselabError as e:
-        st.write(f"No collapse stage: the run's recorded config does not load here ({str(e).splitlines()[0]}).")
-        return
-    found = stages(table, ctx.task, thresholds)
+    found = stages(ctx.source.documents(ctx.run_id), arms, seeds)
     if found is None:
-        st.write(f"No collapse stage yet: it needs {STAGE_ACCURACY[ctx.task][0]} at generation 0 of the chosen arms.")
+        st.write(f"No collapse stage in this {ctx.task} run: a stage needs an accuracy (the task's own, "
+                 "as qa's F1, or MMLU's with `evaluation.mmlu`).")
         return
-    order = [a for a in arms if a in set(found.arm)]
-    wide = found.pivot(index="arm", columns="generation", values="stage").reindex(order)
-    st.dataframe(wide.rename(columns=lambda g: f"gen {g}"))
-    st.caption("A: keeps at least `evaluation.stages.retained` of generation 0's above-chance accuracy; "
-               "B: fluent but wrong; C: collapsed (at chance, or gibberish synthetic data).")
-
-
-def _stage_thresholds(ctx: Context) -> Any:
-    """The run's `evaluation.stages` thresholds, from its recorded config."""
-    import yaml
-
-    from collapselab.config import config_from_dict
-
-    config = yaml.safe_load(ctx.source.run(ctx.run_id)["config_yaml"])
-    return config_from_dict(config, source=f"run {ctx.run_id!r} config").evaluation.stages
+    st.dataframe(found)
+    st.caption("As the engine recorded it per generation (`evaluation.stages`): A keeps at least `retained` of "
+               "generation 0's above-chance accuracy; B fluent but wrong; C collapsed (at chance, or gibberish "
+               "synthetic data).")

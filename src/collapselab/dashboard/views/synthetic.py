@@ -43,10 +43,9 @@ def _generator(r: dict[str, Any]) -> str:
 
 
 def render(ctx: Context) -> None:
-    from collapselab.report.data import perplexity_histograms, sequence_perplexities
+    from collapselab.report.data import perplexity_histograms
 
     st.header(f"Synthetic data: {ctx.run_id}")
-    docs = [d for d in ctx.source.documents(ctx.run_id) if d["document"] is not None]
     files = {(f["arm"], f["seed"], f["generation"]) for f in ctx.source.data_files(ctx.run_id) if f["kind"] == "synthetic"}
     if not files:
         st.write("No generation of this run has recorded synthetic data yet.")
@@ -54,24 +53,22 @@ def render(ctx: Context) -> None:
     arm = sel.one("arm", "arm", [a for a in ctx.arms if any(k[0] == a for k in files)])
     seed = sel.one("seed", "seed", sorted({k[1] for k in files if k[0] == arm}))
     generation = sel.one("generation", "generation", sorted(k[2] for k in files if k[:2] == (arm, seed)))
-    perplexity = {(d["arm"], d["seed"], d["generation"]): sequence_perplexities(d["document"]) for d in docs}
     try:
         records = ctx.source.records(ctx.run_id, arm, seed, generation, "synthetic")
+        perplexity = ctx.source.perplexities(ctx.run_id, arm)
     except CollapselabError as e:
         st.write(f"Cannot show the records: {e}")
         return
-    ppl = perplexity.get((arm, seed, generation))
-    if ppl is not None and len(ppl) != len(records):
-        ppl = None  # recorded for another version of the file; never pair values with the wrong rows
+    ppl = perplexity.get((seed, generation))
     table = pd.DataFrame([{"id": r["id"], "output": output_text(r), "question": r["question"], "parent": r["parent_id"],
                            "source": r["source"], "generation": r["generation"], "written by": _generator(r),
-                           "perplexity": None if ppl is None else ppl[i]} for i, r in enumerate(records)])
+                           "perplexity": None if ppl is None else ppl.get(r["id"])} for r in records])
     if ctx.task != "qa":
         table = table.drop(columns="question")
     st.write(f"{len(records)} records written by generation {generation} of `{arm}` (seed {seed}).")
     if ppl is None:
         st.caption("No per-sequence perplexity for this generation (`synthetic_perplexity` was not computed, "
-                   "or was recorded before per-sequence values were kept).")
+                   "or the run was recorded before synthetic_scores.parquet was kept).")
         table = table.drop(columns="perplexity")
     else:
         order = sel.one("order", "order", ORDERS, where=st)
@@ -90,9 +87,8 @@ def render(ctx: Context) -> None:
 
     st.subheader("Per-sequence perplexity per generation")
     by_generation: dict[int, list[float]] = {}
-    for (a, _s, g), values in sorted(perplexity.items()):
-        if a == arm and values:
-            by_generation.setdefault(g, []).extend(values)
+    for (_seed, g), values in sorted(perplexity.items()):
+        by_generation.setdefault(g, []).extend(values.values())
     if not by_generation:
         st.write(f"No per-sequence perplexities recorded for `{arm}`.")
         return
