@@ -23,7 +23,7 @@ def test_a_failing_run_is_recorded_as_failed_with_its_error(tiny_lm_data, tmp_pa
 
     monkeypatch.setattr(engine, "run_arm", fail)
     with pytest.raises(RuntimeError, match="disk full"):
-        engine.run_experiment(cfg, db_url=db, report=lambda *_: None)
+        engine.run_experiment(cfg, db_url=db)
     with Store(db) as store:
         (run,) = store.list_runs()
     assert seen == ["running"]
