@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,17 @@ import pytest
 
 from collapselab.dashboard import APP
 from collapselab.store import import_run_dir
+
+_backend = os.environ.get("MPLBACKEND")
+import streamlit.testing.v1  # noqa: E402, F401
+
+# Importing streamlit sets MPLBACKEND=Agg in this process's environment; every subprocess a
+# later test starts would inherit it (the example notebook's kernel then draws no inline
+# figures). Put it back as it was.
+if _backend is None:
+    os.environ.pop("MPLBACKEND", None)
+else:
+    os.environ["MPLBACKEND"] = _backend
 
 TIMEOUT_S = 120  # a first run imports pandas, altair, scipy and matplotlib
 
