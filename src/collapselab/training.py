@@ -13,22 +13,27 @@ Batches are sized by a token budget (`TrainingBlock.batch_tokens`), never by a c
   fast path.
 - `train_supervised` groups examples of similar length (dynamic padding): a batch is padded
   only to its own longest example.
+
+The loss never materialises a batch's logits: the model runs with its LM head detached and
+`lm_loss.head_loss` applies the head to the loss-bearing rows a chunk at a time (a 49k
+vocabulary's fp32 logits are the memory hog of training a 135M model).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from collapselab.batching import token_budget_batches
+from collapselab.lm_loss import base_model, check_head, detached_head, head_loss
 
 if TYPE_CHECKING:
     from collapselab.config import TrainingBlock
@@ -38,12 +43,24 @@ IGNORE = -100  # label of tokens that carry no loss (prompt tokens, padding)
 
 @dataclass
 class TrainResult:
-    """What a training call did: per-optimizer-step mean token loss, steps, real tokens seen, wall time."""
+    """What a training call did.
+
+    Attributes:
+        losses: Per optimizer step, the (weighted) mean token loss of its micro-batches.
+        steps: Optimizer steps taken.
+        tokens: Real (non-pad) tokens trained on.
+        seconds: Wall time of the loop.
+        target_tokens: Tokens that carried a loss (the LM head ran on these rows only).
+        row_tokens: Real tokens of every sequence trained on, in order (what FLOP counts of
+            causal attention, about n^2 per sequence, need).
+    """
 
     losses: list[float]
     steps: int
     tokens: int
     seconds: float
+    target_tokens: int = 0
+    row_tokens: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -51,7 +68,11 @@ class _Batch:
     # model inputs: input_ids, and attention_mask / decoder_input_ids for seq2seq
     inputs: dict[str, torch.Tensor]
     labels: torch.Tensor  # (B, T) aligned with the logits: position t predicts labels[:, t]
-    tokens: int  # real (non-pad) tokens in the batch
+    rows: list[int]  # real (non-pad) tokens of each row
+
+    @property
+    def tokens(self) -> int:
+        return sum(self.rows)
 
 
 def train_lm(
@@ -98,13 +119,13 @@ def train_lm(
     def block_batch(chosen: list[int]) -> _Batch:
         ids = torch.full((len(chosen), cfg.seq_len), eos_id, dtype=torch.long)  # (B, T)
         labels = torch.full((len(chosen), cfg.seq_len), IGNORE, dtype=torch.long)
-        real = 0
+        real = []
         for row, s in enumerate(chosen):
             block = stream[s : s + cfg.seq_len]
             targets = stream[s + 1 : s + cfg.seq_len + 1]
             ids[row, : block.numel()] = block
             labels[row, : targets.numel()] = targets
-            real += block.numel()
+            real.append(block.numel())
         return _Batch({"input_ids": ids}, labels, real)
 
     def row_batch(chosen: list[int]) -> _Batch:
@@ -116,7 +137,7 @@ def train_lm(
             seq = torch.tensor(rows[i], dtype=torch.long)
             ids[row, : seq.numel()] = seq
             labels[row, : seq.numel() - 1] = seq[1:]
-        return _Batch({"input_ids": ids}, labels, sum(row_lengths[i] for i in chosen))
+        return _Batch({"input_ids": ids}, labels, [row_lengths[i] for i in chosen])
 
     def epoch(gen: torch.Generator) -> Iterator[_Batch]:
         order = torch.randperm(len(starts), generator=gen).tolist()
@@ -163,18 +184,14 @@ def train_supervised(
     """
     if not pairs:
         raise ValueError("train_supervised: no pairs")
-    if any(len(t) == 0 for _, t in pairs):
-        raise ValueError("train_supervised: every target needs at least one token")
-    encoder_decoder = bool(_base_config(model).is_encoder_decoder)
-    if encoder_decoder:
-        lengths = [max(len(p), len(t)) for p, t in pairs]
-    else:
-        lengths = [len(p) + len(t) for p, t in pairs]
+    _check_targets(pairs, "pairs")
+    encoder_decoder = bool(base_model(model).config.is_encoder_decoder)
+    lengths = _lengths(pairs, encoder_decoder)
 
-    def collate(idx: list[int]) -> _Batch:
+    def collate(chosen: list[int]) -> _Batch:
         if encoder_decoder:
-            return _collate_seq2seq(model, [pairs[i] for i in idx], pad_id)
-        return _collate_causal([pairs[i] for i in idx], pad_id)
+            return _collate_seq2seq(model, [pairs[i] for i in chosen], pad_id)
+        return _collate_causal([pairs[i] for i in chosen], pad_id)
 
     def epoch(gen: torch.Generator) -> Iterator[_Batch]:
         # Shuffle, then stable-sort by length: equal lengths land in a fresh random order each
@@ -187,6 +204,19 @@ def train_supervised(
 
     n_batches = len(token_budget_batches(lengths, cfg.batch_tokens))
     return _run(model, epoch, n_batches, cfg, seed=seed, desc=desc, progress=progress)
+
+
+def _check_targets(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], what: str) -> None:
+    if any(len(t) == 0 for _, t in pairs):
+        raise ValueError(f"train_supervised: every target in {what} needs at least one token")
+
+
+def _lengths(
+    pairs: Sequence[tuple[Sequence[int], Sequence[int]]], encoder_decoder: bool
+) -> list[int]:
+    if encoder_decoder:
+        return [max(len(p), len(t)) for p, t in pairs]
+    return [len(p) + len(t) for p, t in pairs]
 
 
 def _collate_causal(pairs: list[tuple[Sequence[int], Sequence[int]]], pad_id: int) -> _Batch:
@@ -202,7 +232,7 @@ def _collate_causal(pairs: list[tuple[Sequence[int], Sequence[int]]], pad_id: in
         labels[row, first - 1 : seq.numel() - 1] = seq[first:]
     # Right padding and no attention mask: pads come after every real token, so causal
     # attention never lets a real token see one, and SDPA keeps its mask-free causal kernel.
-    return _Batch({"input_ids": ids}, labels, sum(len(p) + len(t) for p, t in pairs))
+    return _Batch({"input_ids": ids}, labels, [len(p) + len(t) for p, t in pairs])
 
 
 def _collate_seq2seq(
@@ -217,20 +247,9 @@ def _collate_seq2seq(
         ids[row, : len(p)] = torch.tensor(p, dtype=torch.long)
         mask[row, : len(p)] = 1
         labels[row, : len(t)] = torch.tensor(t, dtype=torch.long)
-    decoder_input_ids = _base_model(model).prepare_decoder_input_ids_from_labels(labels=labels)
+    decoder_input_ids = base_model(model).prepare_decoder_input_ids_from_labels(labels=labels)
     inputs = {"input_ids": ids, "attention_mask": mask, "decoder_input_ids": decoder_input_ids}
-    return _Batch(inputs, labels, sum(len(p) + len(t) for p, t in pairs))
-
-
-def _base_model(model: Any) -> Any:
-    """The transformers model under a peft wrapper (or the model itself)."""
-    from peft import PeftModel
-
-    return model.get_base_model() if isinstance(model, PeftModel) else model
-
-
-def _base_config(model: Any) -> Any:
-    return _base_model(model).config
+    return _Batch(inputs, labels, [len(p) + len(t) for p, t in pairs])
 
 
 def _use_all_cores() -> None:
@@ -275,7 +294,7 @@ def _lr_lambda(total: int, warmup: int) -> Any:
 
 def _run(
     model: Any,
-    epoch: Any,
+    epoch: Callable[[torch.Generator], Iterator[_Batch]],
     n_batches: int,
     cfg: TrainingBlock,
     *,
@@ -299,7 +318,6 @@ def _run(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _lr_lambda(steps, int(cfg.warmup_ratio * steps))
     )
-    forward = torch.compile(model) if cfg.compile else model
     gen = torch.Generator().manual_seed(seed)
 
     def micro_batches() -> Iterator[_Batch]:
@@ -307,14 +325,21 @@ def _run(
             yield from epoch(gen)
 
     stream = micro_batches()
-    losses: list[float] = []
-    tokens = 0
+    result = TrainResult(losses=[], steps=0, tokens=0, seconds=0.0)
     started = time.perf_counter()
-    model.train()
     bar = tqdm(total=steps, desc=desc, unit="step", disable=not progress, dynamic_ncols=True)
+    first = next(stream)
+    check_head(model, base_model(model).get_output_embeddings(), first.inputs)
+    stream = itertools.chain([first], stream)
     try:
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        with (
+            torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
+            detached_head(model) as head,
+        ):
+            # Inside: model(...).logits are the final hidden states (B, T, d), never logits.
+            forward = torch.compile(model) if cfg.compile else model
             torch.manual_seed(seed)  # dropout (e.g. LoRA's) is part of the seeded run
+            model.train()
             for _ in range(steps):
                 group = [next(stream) for _ in range(cfg.grad_accum)]
                 # Normalise by the loss-bearing tokens of the whole step, so accumulation
@@ -322,29 +347,27 @@ def _run(
                 n_targets = sum(int((b.labels != IGNORE).sum()) for b in group)
                 step_loss = torch.zeros((), device=device)
                 for b in group:
+                    mask = b.labels != IGNORE  # (B, T)
                     with _autocast(device, cfg.precision):
-                        logits = forward(
-                            **{k: v.to(device) for k, v in b.inputs.items()}
-                        ).logits  # (B, T, V)
-                    loss = F.cross_entropy(
-                        logits.float().flatten(0, 1),
-                        b.labels.to(device).flatten(),
-                        ignore_index=IGNORE,
-                        reduction="sum",
-                    ) / max(1, n_targets)
+                        hidden = forward(**{k: v.to(device) for k, v in b.inputs.items()}).logits
+                        loss = head_loss(
+                            hidden[mask.to(device)], b.labels[mask].to(device), head
+                        ) / max(1, n_targets)
                     loss.backward()
                     step_loss += loss.detach()
-                    tokens += b.tokens
+                    result.tokens += b.tokens
+                    result.target_tokens += int(mask.sum())
+                    result.row_tokens.extend(b.rows)
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-                losses.append(float(step_loss))
-                bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+                result.losses.append(float(step_loss))
+                bar.set_postfix(loss=f"{result.losses[-1]:.3f}", refresh=False)
                 bar.update(1)
     finally:
         bar.close()
         model.eval()
-    return TrainResult(
-        losses=losses, steps=len(losses), tokens=tokens, seconds=time.perf_counter() - started
-    )
+    result.steps = len(result.losses)
+    result.seconds = time.perf_counter() - started
+    return result
