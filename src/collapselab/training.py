@@ -33,7 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from collapselab.batching import token_budget_batches
-from collapselab.lm_loss import base_model, check_head, detached_head, head_loss
+from collapselab.lm_loss import base_model, check_head, detached_head, head_loss, output_layer
 
 if TYPE_CHECKING:
     from collapselab.config import TrainingBlock
@@ -47,12 +47,17 @@ class TrainResult:
 
     Attributes:
         losses: Per optimizer step, the (weighted) mean token loss of its micro-batches.
-        steps: Optimizer steps taken.
+        steps: Optimizer steps taken (fewer than planned when early stopping stopped it).
         tokens: Real (non-pad) tokens trained on.
-        seconds: Wall time of the loop.
+        seconds: Wall time of the loop, validation included.
         target_tokens: Tokens that carried a loss (the LM head ran on these rows only).
         row_tokens: Real tokens of every sequence trained on, in order (what FLOP counts of
             causal attention, about n^2 per sequence, need).
+        validation: (step, value) at each validation: the score callback's value, or the
+            validation token loss.
+        best_step: The step whose weights the model holds at the end when early stopping
+            restored the best ones; None without early stopping.
+        stopped_early: True when patience ran out before the planned steps.
     """
 
     losses: list[float]
@@ -61,6 +66,9 @@ class TrainResult:
     seconds: float
     target_tokens: int = 0
     row_tokens: list[int] = field(default_factory=list)
+    validation: list[tuple[int, float]] = field(default_factory=list)
+    best_step: int | None = None
+    stopped_early: bool = False
 
 
 @dataclass
@@ -69,10 +77,19 @@ class _Batch:
     inputs: dict[str, torch.Tensor]
     labels: torch.Tensor  # (B, T) aligned with the logits: position t predicts labels[:, t]
     rows: list[int]  # real (non-pad) tokens of each row
+    weights: torch.Tensor | None = None  # (B,) loss weight of each row's example; None = 1
 
     @property
     def tokens(self) -> int:
         return sum(self.rows)
+
+
+@dataclass
+class _Validator:
+    """What the loop calls at each validation, and which way is better."""
+
+    value: Callable[[torch.nn.Module], float]  # called with the LM head, the model without it
+    higher_is_better: bool
 
 
 def train_lm(
@@ -161,6 +178,9 @@ def train_supervised(
     *,
     pad_id: int,
     seed: int,
+    weights: Sequence[float] | None = None,
+    validation: Sequence[tuple[Sequence[int], Sequence[int]]] | None = None,
+    score: Callable[[Any], float] | None = None,
     desc: str = "train",
     progress: bool = True,
 ) -> TrainResult:
@@ -170,28 +190,55 @@ def train_supervised(
     stop); seq2seq models see the prompt in the encoder and the target as labels. Batches
     group examples of similar length and are padded only to their own longest example.
 
+    Per-example weights (e.g. SelfPlagAI's BERTScore weighting) make the step's loss the
+    weighted mean token loss, sum_i w_i * sum_t CE_it / sum_i w_i * n_i: the cross-entropy is
+    what is differentiated; the weights are constants that only reweight examples (no
+    gradient flows through whatever computed them). Weights that are all equal give exactly
+    the unweighted loss.
+
+    Early stopping (`cfg.early_stopping_patience`): every `cfg.eval_every` optimizer steps
+    (default once per epoch) and after the last step the model is validated, by `score(model)`
+    (higher is better; e.g. BERTScore F1 of its answers on held-out questions) or, without a
+    callback, by the token loss on `validation` (lower is better); after `patience`
+    validations without an improvement of more than `cfg.early_stopping_min_delta`
+    training stops, and the trainable weights of the best validation are restored.
+
     Args:
         model: A transformers causal LM or seq2seq model (or a peft model wrapping one), fp32.
         pairs: (prompt token ids, target token ids) per example; targets must be non-empty.
-        cfg: Steps / epochs, optimizer, schedule and the micro-batch token budget.
+        cfg: Steps / epochs, optimizer, schedule, the micro-batch token budget, validation.
         pad_id: Padding token id.
         seed: Seed of the data order (and of dropout).
+        weights: Loss weight per pair (>= 0, not all 0); None = uniform.
+        validation: Held-out pairs (not in `pairs`) for the validation loss.
+        score: Called with the model in eval mode under no_grad; returns the validation
+            metric, higher is better. Its random draws do not disturb training's.
         desc: Progress bar label.
         progress: Show a progress bar (with ETA) on stderr.
 
     Returns:
-        Per-step losses, steps, tokens trained on and seconds.
+        Per-step losses, steps, tokens trained on, seconds, and the validations.
     """
     if not pairs:
         raise ValueError("train_supervised: no pairs")
     _check_targets(pairs, "pairs")
+    if weights is not None:
+        if len(weights) != len(pairs):
+            raise ValueError(f"train_supervised: {len(weights)} weights for {len(pairs)} pairs")
+        if not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
+            raise ValueError("train_supervised: weights must be finite, >= 0 and not all 0")
     encoder_decoder = bool(base_model(model).config.is_encoder_decoder)
     lengths = _lengths(pairs, encoder_decoder)
 
-    def collate(chosen: list[int]) -> _Batch:
-        if encoder_decoder:
-            return _collate_seq2seq(model, [pairs[i] for i in chosen], pad_id)
-        return _collate_causal([pairs[i] for i in chosen], pad_id)
+    def collate(chosen: list[int], source=pairs, w: Sequence[float] | None = weights) -> _Batch:
+        batch = (
+            _collate_seq2seq(model, [source[i] for i in chosen], pad_id)
+            if encoder_decoder
+            else _collate_causal([source[i] for i in chosen], pad_id)
+        )
+        if w is not None:
+            batch.weights = torch.tensor([float(w[i]) for i in chosen], dtype=torch.float32)
+        return batch
 
     def epoch(gen: torch.Generator) -> Iterator[_Batch]:
         # Shuffle, then stable-sort by length: equal lengths land in a fresh random order each
@@ -202,8 +249,49 @@ def train_supervised(
         for j in torch.randperm(len(batches), generator=gen).tolist():
             yield collate(batches[j])
 
+    validator = None
+    if score is not None:
+
+        def scored(head: torch.nn.Module) -> float:
+            with output_layer(model, head):  # the whole model again, for generation
+                return float(score(model))
+
+        validator = _Validator(scored, higher_is_better=True)
+    elif validation:
+        _check_targets(validation, "validation")
+        held_out = token_budget_batches(_lengths(validation, encoder_decoder), cfg.batch_tokens)
+        val_batches = [collate(b, validation, None) for b in held_out]
+        validator = _Validator(
+            lambda head: _validation_loss(model, head, val_batches), higher_is_better=False
+        )
+    if cfg.early_stopping_patience is not None and validator is None:
+        raise ValueError(
+            "training.early_stopping_patience: needs validation pairs or a score callback"
+        )
     n_batches = len(token_budget_batches(lengths, cfg.batch_tokens))
-    return _run(model, epoch, n_batches, cfg, seed=seed, desc=desc, progress=progress)
+    return _run(
+        model, epoch, n_batches, cfg, seed=seed, desc=desc, progress=progress, validator=validator
+    )
+
+
+def validation_split(n: int, share: float, seed: int) -> tuple[list[int], list[int]]:
+    """Seeded (train, validation) indices of range(n): round(share * n) held out, at least one.
+
+    Args:
+        n: Number of examples (at least 2 when share > 0).
+        share: Share held out (`training.validation_share`); 0 holds out nothing.
+        seed: Seed of the draw.
+
+    Returns:
+        Ascending train indices and ascending validation indices, disjoint, covering range(n).
+    """
+    if share == 0:
+        return list(range(n)), []
+    k = min(n - 1, max(1, round(share * n)))
+    if k < 1:
+        raise ValueError(f"training.validation_share: {n} example(s) leave none to hold out")
+    held = set(torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k].tolist())
+    return [i for i in range(n) if i not in held], sorted(held)
 
 
 def _check_targets(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], what: str) -> None:
@@ -301,6 +389,7 @@ def _run(
     seed: int,
     desc: str,
     progress: bool,
+    validator: _Validator | None = None,
 ) -> TrainResult:
     """The shared loop: micro-batches from `epoch(generator)`, grad_accum per optimizer step."""
     _use_all_cores()
@@ -314,6 +403,7 @@ def _run(
         if cfg.max_steps is not None
         else max(1, math.ceil(total_micro / cfg.grad_accum))
     )
+    eval_every = cfg.eval_every or max(1, math.ceil(n_batches / cfg.grad_accum))  # once per epoch
     optimizer = _optimizer(params, cfg, device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _lr_lambda(steps, int(cfg.warmup_ratio * steps))
@@ -326,6 +416,7 @@ def _run(
 
     stream = micro_batches()
     result = TrainResult(losses=[], steps=0, tokens=0, seconds=0.0)
+    stopping = _EarlyStopping(cfg, params) if cfg.early_stopping_patience is not None else None
     started = time.perf_counter()
     bar = tqdm(total=steps, desc=desc, unit="step", disable=not progress, dynamic_ncols=True)
     first = next(stream)
@@ -340,19 +431,20 @@ def _run(
             forward = torch.compile(model) if cfg.compile else model
             torch.manual_seed(seed)  # dropout (e.g. LoRA's) is part of the seeded run
             model.train()
-            for _ in range(steps):
+            for step in range(1, steps + 1):
                 group = [next(stream) for _ in range(cfg.grad_accum)]
-                # Normalise by the loss-bearing tokens of the whole step, so accumulation
-                # over micro-batches of different sizes equals one big batch.
-                n_targets = sum(int((b.labels != IGNORE).sum()) for b in group)
+                # Normalise by the (weighted) loss-bearing tokens of the whole step, so
+                # accumulation over micro-batches of different sizes equals one big batch.
+                norm = sum(float(_token_weights(b).sum()) for b in group)
                 step_loss = torch.zeros((), device=device)
                 for b in group:
                     mask = b.labels != IGNORE  # (B, T)
                     with _autocast(device, cfg.precision):
                         hidden = forward(**{k: v.to(device) for k, v in b.inputs.items()}).logits
+                        w = None if b.weights is None else _token_weights(b)[mask].to(device)
                         loss = head_loss(
-                            hidden[mask.to(device)], b.labels[mask].to(device), head
-                        ) / max(1, n_targets)
+                            hidden[mask.to(device)], b.labels[mask].to(device), head, w
+                        ) / max(norm, 1e-12)
                     loss.backward()
                     step_loss += loss.detach()
                     result.tokens += b.tokens
@@ -365,9 +457,78 @@ def _run(
                 result.losses.append(float(step_loss))
                 bar.set_postfix(loss=f"{result.losses[-1]:.3f}", refresh=False)
                 bar.update(1)
+                if validator is not None and (step % eval_every == 0 or step == steps):
+                    value = _validate(model, validator, head, device)
+                    result.validation.append((step, value))
+                    if stopping is not None and stopping.should_stop(step, value, validator):
+                        result.stopped_early = step < steps
+                        break
+            if stopping is not None:
+                result.best_step = stopping.restore_best()
     finally:
         bar.close()
         model.eval()
     result.steps = len(result.losses)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _token_weights(b: _Batch) -> torch.Tensor:
+    """(B, T) weight of every label position: its row's example weight where it carries a loss."""
+    carries = (b.labels != IGNORE).float()
+    return carries if b.weights is None else carries * b.weights[:, None]
+
+
+def _validate(
+    model: Any, validator: _Validator, head: torch.nn.Module, device: torch.device
+) -> float:
+    # Its own RNG state: a score callback that samples must not shift training's dropout.
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            with torch.no_grad():
+                return validator.value(head)
+    finally:
+        model.train()
+
+
+def _validation_loss(model: Any, head: torch.nn.Module, batches: list[_Batch]) -> float:
+    """Mean token loss (unweighted) over held-out batches; the model runs without its head."""
+    device = next(model.parameters()).device
+    total, n = 0.0, 0
+    for b in batches:
+        mask = b.labels != IGNORE
+        hidden = model(**{k: v.to(device) for k, v in b.inputs.items()}).logits  # (B, T, d)
+        total += float(head_loss(hidden[mask.to(device)], b.labels[mask].to(device), head))
+        n += int(mask.sum())
+    return total / n
+
+
+class _EarlyStopping:
+    """Patience over validations, and a copy of the trainable weights of the best one."""
+
+    def __init__(self, cfg: TrainingBlock, params: list[torch.nn.Parameter]) -> None:
+        self.patience = cfg.early_stopping_patience
+        self.min_delta = cfg.early_stopping_min_delta
+        self.params = params
+        self.best: float | None = None
+        self.best_step: int | None = None
+        self.best_weights: list[torch.Tensor] = []
+        self.waited = 0
+
+    def should_stop(self, step: int, value: float, validator: _Validator) -> bool:
+        gain = value - self.best if self.best is not None else math.inf
+        gain = gain if validator.higher_is_better else -gain
+        if self.best is None or gain > self.min_delta:
+            self.best, self.best_step, self.waited = value, step, 0
+            # Only trainable weights change in training: under LoRA this copies the adapters.
+            self.best_weights = [p.detach().clone() for p in self.params]
+            return False
+        self.waited += 1
+        return self.waited >= self.patience
+
+    def restore_best(self) -> int | None:
+        with torch.no_grad():
+            for p, best in zip(self.params, self.best_weights, strict=True):
+                p.copy_(best)
+        return self.best_step

@@ -81,6 +81,12 @@ class TrainingBlock(_Block):
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
     compile: bool = Field(False, description="torch.compile the model (kept off unless measured faster).")
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 on CUDA, fp32 on CPU.")
+    validation_share: float = Field(0.0, ge=0, lt=1, description="qa: share of the training questions held out (seeded) as the validation split of early stopping; 0 = none.")
+    early_stopping_patience: int | None = Field(None, ge=1, description="Stop after this many validations without improvement and restore the best validation's weights; None = off (needs validation_share > 0).")
+    early_stopping_metric: str = Field("loss", description="'loss' (validation token loss, lower is better) or a metric the task scores the validation split with, higher is better (e.g. bertscore_f1).")
+    early_stopping_min_delta: float = Field(0.0, ge=0, description="An improvement smaller than this counts as none.")
+    eval_every: int | None = Field(None, ge=1, description="Optimizer steps between validations; None = once per epoch (always once more after the last step).")
+    loss_weights: Literal["uniform", "bertscore_f1"] = Field("uniform", description="qa: 'bertscore_f1' weights each example's token losses by a BERTScore F1 the task computes before training (a constant: only the cross-entropy is differentiated; the weights reweight examples).")
 
 
 class ModelBlock(_Block):
