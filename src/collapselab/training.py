@@ -33,6 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from collapselab.batching import token_budget_batches
+from collapselab.early_stopping import EarlyStopping, Validator, validate
 from collapselab.lm_loss import base_model, check_head, detached_head, head_loss, output_layer
 
 if TYPE_CHECKING:
@@ -82,14 +83,6 @@ class _Batch:
     @property
     def tokens(self) -> int:
         return sum(self.rows)
-
-
-@dataclass
-class _Validator:
-    """What the loop calls at each validation, and which way is better."""
-
-    value: Callable[[torch.nn.Module], float]  # called with the LM head, the model without it
-    higher_is_better: bool
 
 
 def train_lm(
@@ -256,12 +249,12 @@ def train_supervised(
             with output_layer(model, head):  # the whole model again, for generation
                 return float(score(model))
 
-        validator = _Validator(scored, higher_is_better=True)
+        validator = Validator(scored, higher_is_better=True)
     elif validation:
         _check_targets(validation, "validation")
         held_out = token_budget_batches(_lengths(validation, encoder_decoder), cfg.batch_tokens)
         val_batches = [collate(b, validation, None) for b in held_out]
-        validator = _Validator(
+        validator = Validator(
             lambda head: _validation_loss(model, head, val_batches), higher_is_better=False
         )
     if cfg.early_stopping_patience is not None and validator is None:
@@ -272,26 +265,6 @@ def train_supervised(
     return _run(
         model, epoch, n_batches, cfg, seed=seed, desc=desc, progress=progress, validator=validator
     )
-
-
-def validation_split(n: int, share: float, seed: int) -> tuple[list[int], list[int]]:
-    """Seeded (train, validation) indices of range(n): round(share * n) held out, at least one.
-
-    Args:
-        n: Number of examples (at least 2 when share > 0).
-        share: Share held out (`training.validation_share`); 0 holds out nothing.
-        seed: Seed of the draw.
-
-    Returns:
-        Ascending train indices and ascending validation indices, disjoint, covering range(n).
-    """
-    if share == 0:
-        return list(range(n)), []
-    k = min(n - 1, max(1, round(share * n)))
-    if k < 1:
-        raise ValueError(f"training.validation_share: {n} example(s) leave none to hold out")
-    held = set(torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k].tolist())
-    return [i for i in range(n) if i not in held], sorted(held)
 
 
 def _check_targets(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], what: str) -> None:
@@ -389,7 +362,7 @@ def _run(
     seed: int,
     desc: str,
     progress: bool,
-    validator: _Validator | None = None,
+    validator: Validator | None = None,
 ) -> TrainResult:
     """The shared loop: micro-batches from `epoch(generator)`, grad_accum per optimizer step."""
     _use_all_cores()
@@ -416,7 +389,7 @@ def _run(
 
     stream = micro_batches()
     result = TrainResult(losses=[], steps=0, tokens=0, seconds=0.0)
-    stopping = _EarlyStopping(cfg, params) if cfg.early_stopping_patience is not None else None
+    stopping = EarlyStopping(cfg, params) if cfg.early_stopping_patience is not None else None
     started = time.perf_counter()
     bar = tqdm(total=steps, desc=desc, unit="step", disable=not progress, dynamic_ncols=True)
     first = next(stream)
@@ -458,7 +431,7 @@ def _run(
                 bar.set_postfix(loss=f"{result.losses[-1]:.3f}", refresh=False)
                 bar.update(1)
                 if validator is not None and (step % eval_every == 0 or step == steps):
-                    value = _validate(model, validator, head, device)
+                    value = validate(model, validator, head, device)
                     result.validation.append((step, value))
                     if stopping is not None and stopping.should_stop(step, value, validator):
                         result.stopped_early = step < steps
@@ -479,19 +452,6 @@ def _token_weights(b: _Batch) -> torch.Tensor:
     return carries if b.weights is None else carries * b.weights[:, None]
 
 
-def _validate(
-    model: Any, validator: _Validator, head: torch.nn.Module, device: torch.device
-) -> float:
-    # Its own RNG state: a score callback that samples must not shift training's dropout.
-    model.eval()
-    try:
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            with torch.no_grad():
-                return validator.value(head)
-    finally:
-        model.train()
-
-
 def _validation_loss(model: Any, head: torch.nn.Module, batches: list[_Batch]) -> float:
     """Mean token loss (unweighted) over held-out batches; the model runs without its head."""
     device = next(model.parameters()).device
@@ -502,33 +462,3 @@ def _validation_loss(model: Any, head: torch.nn.Module, batches: list[_Batch]) -
         total += float(head_loss(hidden[mask.to(device)], b.labels[mask].to(device), head))
         n += int(mask.sum())
     return total / n
-
-
-class _EarlyStopping:
-    """Patience over validations, and a copy of the trainable weights of the best one."""
-
-    def __init__(self, cfg: TrainingBlock, params: list[torch.nn.Parameter]) -> None:
-        self.patience = cfg.early_stopping_patience
-        self.min_delta = cfg.early_stopping_min_delta
-        self.params = params
-        self.best: float | None = None
-        self.best_step: int | None = None
-        self.best_weights: list[torch.Tensor] = []
-        self.waited = 0
-
-    def should_stop(self, step: int, value: float, validator: _Validator) -> bool:
-        gain = value - self.best if self.best is not None else math.inf
-        gain = gain if validator.higher_is_better else -gain
-        if self.best is None or gain > self.min_delta:
-            self.best, self.best_step, self.waited = value, step, 0
-            # Only trainable weights change in training: under LoRA this copies the adapters.
-            self.best_weights = [p.detach().clone() for p in self.params]
-            return False
-        self.waited += 1
-        return self.waited >= self.patience
-
-    def restore_best(self) -> int | None:
-        with torch.no_grad():
-            for p, best in zip(self.params, self.best_weights, strict=True):
-                p.copy_(best)
-        return self.best_step

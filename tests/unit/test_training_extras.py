@@ -11,7 +11,8 @@ from tiny_lm import pairs as _pairs
 
 import collapselab.training as training
 from collapselab.config import TrainingBlock
-from collapselab.training import train_supervised, validation_split
+from collapselab.early_stopping import validation_split
+from collapselab.training import train_supervised
 
 ONE_BATCH = dict(max_steps=1, batch_tokens=10_000, warmup_ratio=0.0, lr=1e-2)
 
