@@ -248,7 +248,9 @@ def train_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, data: list[Rec
         return load_for_training(lab, base), _load_json(base / "train_log.json")
     model, recipe = start_model(lab, arm, seed, g)
     result = lab.task.train(lab, model, data, recipe, step_seed(seed, g, "train"), f"train {arm.name} g{g}")
-    log = {"losses": result.losses, "steps": result.steps, "tokens": result.tokens, "seconds": result.seconds, "init": arm.init}
+    log = {"losses": result.losses, "steps": result.steps, "tokens": result.tokens, "seconds": result.seconds, "init": arm.init,
+           "validation": result.validation, "best_step": result.best_step, "stopped_early": result.stopped_early,
+           "mean_loss_weight": result.mean_loss_weight}
     return model, log
 
 

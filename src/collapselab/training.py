@@ -33,7 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from collapselab.batching import token_budget_batches
-from collapselab.early_stopping import EarlyStopping, Validator, validate
+from collapselab.early_stopping import EarlyStopping, Validator, check_recipe, validate
 from collapselab.lm_loss import base_model, check_head, detached_head, head_loss, output_layer
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ class TrainResult:
         best_step: The step whose weights the model holds at the end when early stopping
             restored the best ones; None without early stopping.
         stopped_early: True when patience ran out before the planned steps.
+        mean_loss_weight: Mean per-example loss weight given; None without weights.
     """
 
     losses: list[float]
@@ -70,6 +71,7 @@ class TrainResult:
     validation: list[tuple[int, float]] = field(default_factory=list)
     best_step: int | None = None
     stopped_early: bool = False
+    mean_loss_weight: float | None = None
 
 
 @dataclass
@@ -151,16 +153,24 @@ def train_lm(
 
     def epoch(gen: torch.Generator) -> Iterator[_Batch]:
         order = torch.randperm(len(starts), generator=gen).tolist()
-        batches = [("block", [starts[i] for i in order[f : f + per_batch]]) for f in range(0, len(order), per_batch)]
+        batches = [
+            ("block", [starts[i] for i in order[f : f + per_batch]])
+            for f in range(0, len(order), per_batch)
+        ]
         if rows:
             perm = torch.randperm(len(rows), generator=gen).tolist()
             perm.sort(key=lambda i: row_lengths[i])
-            batches += [("rows", b) for b in token_budget_batches(row_lengths, cfg.batch_tokens, order=perm)]
+            batches += [
+                ("rows", b) for b in token_budget_batches(row_lengths, cfg.batch_tokens, order=perm)
+            ]
             batches = [batches[j] for j in torch.randperm(len(batches), generator=gen).tolist()]
         for kind, chosen in batches:
             yield block_batch(chosen) if kind == "block" else row_batch(chosen)
 
-    n_batches = math.ceil(len(starts) / per_batch) + (len(token_budget_batches(row_lengths, cfg.batch_tokens)) if rows else 0)
+    n_batches = math.ceil(len(starts) / per_batch) + (
+        len(token_budget_batches(row_lengths, cfg.batch_tokens)) if rows else 0
+    )
+    check_recipe(cfg, validation=False, score=False, weights=False, where=f"{desc} (train_lm)")
     return _run(model, epoch, n_batches, cfg, seed=seed, desc=desc, progress=progress)
 
 
@@ -257,14 +267,20 @@ def train_supervised(
         validator = Validator(
             lambda head: _validation_loss(model, head, val_batches), higher_is_better=False
         )
-    if cfg.early_stopping_patience is not None and validator is None:
-        raise ValueError(
-            "training.early_stopping_patience: needs validation pairs or a score callback"
-        )
+    check_recipe(
+        cfg,
+        validation=bool(validation),
+        score=score is not None,
+        weights=weights is not None,
+        where=f"{desc} (train_supervised)",
+    )
     n_batches = len(token_budget_batches(lengths, cfg.batch_tokens))
-    return _run(
+    result = _run(
         model, epoch, n_batches, cfg, seed=seed, desc=desc, progress=progress, validator=validator
     )
+    if weights is not None:
+        result.mean_loss_weight = sum(weights) / len(weights)
+    return result
 
 
 def _check_targets(pairs: Sequence[tuple[Sequence[int], Sequence[int]]], what: str) -> None:

@@ -12,7 +12,8 @@ from tiny_lm import pairs as _pairs
 import collapselab.training as training
 from collapselab.config import TrainingBlock
 from collapselab.early_stopping import validation_split
-from collapselab.training import train_supervised
+from collapselab.errors import ConfigError
+from collapselab.training import train_lm, train_supervised
 
 ONE_BATCH = dict(max_steps=1, batch_tokens=10_000, warmup_ratio=0.0, lr=1e-2)
 
@@ -146,8 +147,34 @@ def test_a_sampling_score_does_not_change_training():
 
 def test_early_stopping_needs_something_to_validate_on():
     cfg = TrainingBlock(max_steps=1, early_stopping_patience=2)
-    with pytest.raises(ValueError, match="early_stopping_patience"):
+    with pytest.raises(ConfigError, match="early_stopping_patience"):
         train_supervised(_llama(), _pairs(), cfg, pad_id=PAD, seed=0, progress=False)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"validation_share": 0.1},
+        {"early_stopping_metric": "bertscore"},
+        {"loss_weights": "bertscore_f1"},
+    ],
+)
+def test_a_setting_the_call_was_given_nothing_for_is_refused_by_its_key(setting):
+    # The task supplies the split, the score and the weights; a recipe asking for one it did
+    # not supply must not train as if the key were unset.
+    (key,) = setting
+    cfg = TrainingBlock(max_steps=1, **setting)
+    with pytest.raises(ConfigError, match=f"training.{key}"):
+        train_supervised(_llama(), _pairs(), cfg, pad_id=PAD, seed=0, progress=False)
+    with pytest.raises(ConfigError, match=f"training.{key}"):
+        train_lm(
+            _llama(),
+            [[5, 6, 7, 8]],
+            TrainingBlock(max_steps=1, seq_len=8, **setting),
+            eos_id=2,
+            seed=0,
+            progress=False,
+        )
 
 
 def test_validation_split_is_seeded_disjoint_and_complete():

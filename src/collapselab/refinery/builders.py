@@ -68,7 +68,10 @@ def generator(lab: Lab, seed: int) -> tuple[Any, dict[str, Any]]:
     cfg, folder = lab.cfg, generator_dir(lab, seed)
     if not (folder / "config.json").exists():
         model = fine_tune_start(lab, seed)  # the same start as an `init: base` arm: fp32, LoRA if configured
-        recipe = cfg.training.model_copy(update={"epochs": cfg.refinery.generator_epochs, "max_steps": None})
+        # The generator learns the QA + QG format on the human seed: no split, no weights.
+        recipe = cfg.training.model_copy(update={
+            "epochs": cfg.refinery.generator_epochs, "max_steps": None, "validation_share": 0.0,
+            "early_stopping_patience": None, "early_stopping_metric": "loss", "loss_weights": "uniform"})
         result = train_supervised(model, generator_pairs(lab), recipe, pad_id=lab.tokenizer.pad_token_id,
                                   seed=derive_seed(seed, 0, "refinery-generator"), desc="train refinery generator")
         log = {"losses": result.losses, "steps": result.steps, "tokens": result.tokens, "seconds": result.seconds,

@@ -51,7 +51,9 @@ class LMTask:
         return "perplexity"
 
     def config_errors(self, cfg: ExperimentConfig) -> list[str]:
-        errors = []
+        from collapselab.early_stopping import recipe_errors
+
+        errors = recipe_errors(cfg, task_has_extras=False)
         d = cfg.data
         if d.prompt_tokens and d.prompt_tokens > d.block_tokens:
             errors.append("data.prompt_tokens: must not exceed data.block_tokens")

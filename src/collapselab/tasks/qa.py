@@ -46,7 +46,10 @@ class QATask:
         return cfg.refinery.success.metric  # the metric the three-arm criteria are judged on
 
     def config_errors(self, cfg: ExperimentConfig) -> list[str]:
-        return ["data.topic: choosing articles by MMLU subject is for the lm task"] if cfg.data.topic else []
+        from collapselab.early_stopping import recipe_errors
+
+        topic = ["data.topic: choosing articles by MMLU subject is for the lm task"] if cfg.data.topic else []
+        return topic + recipe_errors(cfg, task_has_extras=True)
 
     def default_max_new_tokens(self, cfg: ExperimentConfig) -> int:
         return 32
@@ -69,13 +72,30 @@ class QATask:
 
         if max_positions - cfg.max_new_tokens < MIN_PROMPT_TOKENS:
             raise ConfigError(f"decoding.max_new_tokens: {cfg.max_new_tokens} leaves fewer than {MIN_PROMPT_TOKENS} of the model's {max_positions} positions for the prompt")
+        from collapselab.early_stopping import check_metric
+
+        check_metric(cfg)
 
     # ---- training
 
     def train(self, lab: Lab, model: Any, records: list[Record], recipe: TrainingBlock, seed: int, desc: str):
+        """Supervised training on the records' answers, with SelfPlagAI's extras when the recipe
+        asks: a seeded validation split of `validation_share` of the records (early stopping on
+        its token loss or on `early_stopping_metric` of greedy answers to it), and per-example
+        loss weights (`loss_weights`)."""
+        from collapselab.early_stopping import validation_split
         from collapselab.training import train_supervised
 
-        return train_supervised(model, training_pairs(lab, records), recipe, pad_id=lab.tokenizer.pad_token_id, seed=seed, desc=desc)
+        kept, held = validation_split(len(records), recipe.validation_share, seed)
+        train, validation = [records[i] for i in kept], [records[i] for i in held]
+        pairs = training_pairs(lab, train)
+        by_metric = bool(validation) and recipe.early_stopping_metric != "loss"
+        return train_supervised(
+            model, pairs, recipe, pad_id=lab.tokenizer.pad_token_id, seed=seed, desc=desc,
+            weights=bertscore_weights(lab, train) if recipe.loss_weights == "bertscore_f1" else None,
+            validation=training_pairs(lab, validation) if validation and not by_metric else None,
+            score=validation_score(lab, validation, recipe.early_stopping_metric, seed) if by_metric else None,
+        )
 
     # ---- generation
 
@@ -138,6 +158,42 @@ def training_pairs(lab: Lab, records: list[Record]) -> list[tuple[list[int], lis
         target = fmt.target(r.answers[0] if r.answers else "", n)
         pairs.append((fmt.qa(r.context or "", r.question or "", limit - len(target)).ids, target))
     return pairs
+
+
+def bertscore_weights(lab: Lab, records: list[Record]) -> list[float]:
+    """SelfPlagAI's loss weights: BERTScore F1 of each record's answer against the answers of the
+    human question it answers (its `parent_id`; a human record is its own reference, weight 1),
+    with the SQuAD v2 no-answer rule (an empty answer to an unanswerable question scores 1)."""
+    from collapselab.errors import RunError
+    from collapselab.metrics.semantic import bertscore_f1
+    from collapselab.models import device
+
+    human = {r.id: r for r in lab.human.train}
+    refs = []
+    for r in records:
+        parent = r if r.source == "human" else human.get(r.parent_id or "")
+        if parent is None:
+            raise RunError(f"training.loss_weights: record {r.id!r} answers no question of the human pool (parent_id {r.parent_id!r})")
+        refs.append(list(parent.answers))
+    weights = bertscore_f1([r.answers[0] if r.answers else "" for r in records], refs, device=device())
+    if not any(weights):
+        raise RunError(f"training.loss_weights: every one of {len(records)} answers has BERTScore F1 0 against its human answers")
+    return weights
+
+
+def validation_score(lab: Lab, records: list[Record], metric: str, seed: int) -> Any:
+    """The score callback of early stopping: `metric` of the model's greedy answers to the
+    held-out records, against the answers they would have been trained on."""
+    from collapselab.metrics import EvalInputs, evaluate
+    from collapselab.models import device
+
+    def score(model: Any) -> float:
+        predictions = greedy_answers(lab, model, records, seed, "validate")
+        inputs = EvalInputs(task="qa", test=records, predictions=predictions, tokenizer=lab.tokenizer,
+                            device=device(), seed=seed)
+        return evaluate([metric], inputs)[metric].value
+
+    return score
 
 
 def qa_prompts(lab: Lab, records: list[Record]) -> list[Prompt]:
