@@ -21,10 +21,13 @@ def _run(config: str, overrides: list[str] | None, fresh: bool, run_id: str | No
     Named errors (bad config, data, run directory, model, database) reach the CLI's one
     handler, which prints them as one line with their exit code.
     """
-    from collapselab import api
+    from collapselab import api, distributed
     from collapselab.store import DatabaseUnreachable, connect
     from collapselab.summary import generation_rows, table
 
+    if distributed.start():  # torchrun / accelerate rank > 0: only rank 0's training steps run here
+        distributed.serve()
+        raise typer.Exit(0)
     console = _console()
     connect(db).dispose()  # an unreachable database fails now, not after the data is prepared
 
@@ -42,6 +45,9 @@ def _run(config: str, overrides: list[str] | None, fresh: bool, run_id: str | No
     except DatabaseUnreachable as e:
         # Raised between generations too: say that nothing already produced is lost.
         raise DatabaseUnreachable(f"{e}; every finished generation stays in the run directory and is recorded when the run is continued") from None
+    # The other ranks, if any, go home. After a failure they are not told (they may be inside
+    # a collective rank 0 never reaches): rank 0 exits non-zero and torchrun stops them.
+    distributed.stop()
     console.print(table(generation_rows(run_dir), f"{run_dir.parent.name}: all generations ({run_dir})"))
     return run_dir
 
