@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 _STOP = "stop"
+_RANK0_SCORE = "score computed on rank 0"
 
 
 def world_size() -> int:
@@ -78,7 +79,10 @@ def data_parallel(fn: Callable[..., Any]) -> Callable[..., Any]:
             import torch.distributed as dist
 
             print(f"{fn.__name__}: data-parallel over {world_size()} processes ({dist.get_backend()})", file=sys.stderr, flush=True)
-            _broadcast((fn.__module__, fn.__name__, args, kwargs))
+            # A score callback (a closure over the lab) stays on rank 0, which validates and
+            # sends the value (`from_rank0`); the others only learn that there is one.
+            sent = {**kwargs, "score": _RANK0_SCORE} if kwargs.get("score") is not None else kwargs
+            _broadcast((fn.__module__, fn.__name__, args, sent))
         return fn(*args, **kwargs)
 
     return call
@@ -92,6 +96,8 @@ def serve() -> None:
         module, name, args, kwargs = message
         fn = getattr(importlib.import_module(module), name).__wrapped__  # not broadcast again
         kwargs = {**kwargs, "progress": False} if "progress" in kwargs else kwargs  # rank 0 shows the bar
+        if kwargs.get("score") == _RANK0_SCORE:
+            kwargs["score"] = _never_called
         fn(*_to_local_device(args), **_to_local_device(kwargs))
     finish()
 
@@ -142,6 +148,18 @@ def all_reduce_sum(value: float) -> float:
     t = torch.tensor([value], dtype=torch.float64, device=_device())
     dist.all_reduce(t)
     return float(t.item())
+
+
+def from_rank0(value: Callable[[], float]) -> float:
+    """`value()` computed on rank 0 only (a validation: generation, metrics) and sent to every
+    rank, so all of them take the same early-stopping decision."""
+    if not active():
+        return value()
+    return _broadcast(value() if rank() == 0 else None)
+
+
+def _never_called(model: Any) -> float:
+    raise RuntimeError("a score callback runs on rank 0 only (distributed.from_rank0)")
 
 
 def _broadcast(obj: Any) -> Any:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm.auto import tqdm
 
+from collapselab import distributed
 from collapselab.batching import token_budget_batches
 from collapselab.early_stopping import EarlyStopping, Validator, check_recipe, validate
 from collapselab.lm_loss import base_model, check_head, detached_head, head_loss, output_layer
@@ -87,6 +88,7 @@ class _Batch:
         return sum(self.rows)
 
 
+@distributed.data_parallel
 def train_lm(
     model: Any,
     docs: Sequence[Sequence[int]],
@@ -174,6 +176,7 @@ def train_lm(
     return _run(model, epoch, n_batches, cfg, seed=seed, desc=desc, progress=progress)
 
 
+@distributed.data_parallel
 def train_supervised(
     model: Any,
     pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
@@ -426,7 +429,13 @@ def _run(
                 # accumulation over micro-batches of different sizes equals one big batch.
                 norm = sum(float(_token_weights(b).sum()) for b in group)
                 step_loss = torch.zeros((), device=device)
-                for b in group:
+                for whole in group:
+                    result.tokens += whole.tokens
+                    result.target_tokens += int((whole.labels != IGNORE).sum())
+                    result.row_tokens.extend(whole.rows)
+                    b = _local_rows(whole)  # under torchrun: this process's rows only
+                    if not b.rows:
+                        continue
                     mask = b.labels != IGNORE  # (B, T)
                     with _autocast(device, cfg.precision):
                         hidden = forward(**{k: v.to(device) for k, v in b.inputs.items()}).logits
@@ -436,18 +445,18 @@ def _run(
                         ) / max(norm, 1e-12)
                     loss.backward()
                     step_loss += loss.detach()
-                    result.tokens += b.tokens
-                    result.target_tokens += int(mask.sum())
-                    result.row_tokens.extend(b.rows)
+                # Each process's loss is its rows' share of the step's normalised loss, so the
+                # sum over processes is the single-process gradient of the whole step.
+                distributed.all_reduce_gradients(params)
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-                result.losses.append(float(step_loss))
+                result.losses.append(distributed.all_reduce_sum(float(step_loss)))
                 bar.set_postfix(loss=f"{result.losses[-1]:.3f}", refresh=False)
                 bar.update(1)
                 if validator is not None and (step % eval_every == 0 or step == steps):
-                    value = validate(model, validator, head, device)
+                    value = distributed.from_rank0(lambda: validate(model, validator, head, device))
                     result.validation.append((step, value))
                     if stopping is not None and stopping.should_stop(step, value, validator):
                         result.stopped_early = step < steps
@@ -460,6 +469,19 @@ def _run(
     result.steps = len(result.losses)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _local_rows(b: _Batch) -> _Batch:
+    """This process's rows of a micro-batch: all of them outside a multi-process job."""
+    if not distributed.active():
+        return b
+    rows = distributed.shard(len(b.rows))
+    return _Batch(
+        {k: v[rows] for k, v in b.inputs.items()},
+        b.labels[rows],
+        b.rows[rows],
+        None if b.weights is None else b.weights[rows],
+    )
 
 
 def _token_weights(b: _Batch) -> torch.Tensor:

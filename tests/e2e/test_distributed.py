@@ -32,7 +32,8 @@ def test_a_run_under_torchrun_trains_data_parallel_and_equals_one_process(tmp_pa
     # rows of every micro-batch.
     recipe = {"epochs": 2, "lr": 0.01, "batch_tokens": 128, "seq_len": 32, "grad_accum": 2}
     cfg = tiny_config(data, tmp_path / "dp" / "runs")
-    cfg["model"]["pretrain"] = {**cfg["model"]["pretrain"], **recipe}
+    cfg["data"]["train_size"] = 16  # 4 blocks of 32 tokens: one micro-batch per epoch of the base
+    cfg["model"]["pretrain"] = {**cfg["model"]["pretrain"], **recipe, "epochs": 4}
     cfg["training"] = {**cfg["training"], **recipe}
     env = {**os.environ, "COLLAPSELAB_CACHE": str(tmp_path / "dp" / "cache"), "COLLAPSELAB_DB": f"sqlite:///{tmp_path / 'dp' / 'db.sqlite'}"}
     launched = subprocess.run(
