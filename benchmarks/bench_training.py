@@ -1,18 +1,33 @@
-"""Training throughput: collapselab's packed / length-grouped training against the transformers Trainer.
+"""Training throughput against the fp32 matmul peak and against the transformers Trainer.
 
-A scratch Llama of >= 5M parameters on TinyStories paragraphs. Achieved FLOP/s is counted as
-6 x (matmul weights, LM head included) + 6 x layers x d_model x seq_len (causal attention) per
-token, and set against the best fp32 matmul FLOP/s measured in the same run. Each case runs in
-its own process (its own peak memory) after one warm-up step; tokens/s counts real tokens
-only, never padding.
+Cases, each in its own process (its own peak RSS), one warm-up step, then timed steps:
+- `collapselab lm` / `Trainer lm`: a scratch Llama (>= 5M parameters) on TinyStories,
+  causal LM on packed `seq_len` blocks. Trainer gets the same packed blocks (its strongest
+  setting: no padding at all).
+- `collapselab qa-lora` / `Trainer qa-lora`, `collapselab qa-full` / `Trainer qa-full`:
+  SmolLM2-135M-Instruct (the catalogue's fp32 folder) on SQuAD v2 training questions in the
+  chat format the qa task trains on, loss on the answer tokens only; LoRA r 16 on all linear
+  layers, and full fine-tuning. Trainer runs in its strongest CPU setting: length-grouped
+  sampling (`train_sampling_strategy="group_by_length"`) with dynamic padding
+  (`DataCollatorForSeq2Seq`), batches of as many examples as fit the same token budget on
+  average, the same optimizer (fused AdamW, betas 0.9/0.95, weight decay 0.01).
 
-    python benchmarks/bench_training.py [--steps 4] [--d-model 512] [--layers 4] [--seq-len 128]
+FLOPs are the useful work of each step, counted the same way for both sides, from the real
+(non-pad) tokens of the timed steps' rows: a trainable matmul weight costs 6 FLOPs per token
+(forward, input gradient, weight gradient), a frozen one under LoRA 4 (no weight gradient) and
+2 where no gradient has to flow into its input (layer 0's q/k/v projections read the frozen
+embeddings); the LM head counts only on tokens that carry a loss (4 or 6 per weight); causal
+attention 6 x d_model x n^2 per layer and sequence of n tokens. Padding and logits of prompt
+tokens are not useful work: Trainer computes them, which is why its share of the peak is lower.
+
+    python benchmarks/bench_training.py            # everything (about 4 minutes on 2 cores)
+    python benchmarks/bench_training.py --quick    # a smoke test (about a minute on a quiet machine)
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
+import json
 import sys
 import tempfile
 import time
@@ -22,182 +37,219 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 
+SQUAD_TRAIN = "squad_v2/train-v2.0.first10articles.json"
+SMOLLM2 = "smollm2-135m-instruct"
+ANSWER_TOKENS = 32  # the qa task's default answer length (decoding.max_new_tokens)
+CASES = "collapselab lm,Trainer lm,collapselab qa-lora,Trainer qa-lora,collapselab qa-full,Trainer qa-full"
 
-def _docs(tok, seq_len: int) -> list[list[int]]:
-    """Blank-line blocks of TinyStories as token-id documents, each cut to seq_len - 1 (room for EOS)."""
+
+# ---------------------------------------------------------------- data and models
+
+
+def lm_setup(args):
+    tok = common.tokenizer()
     blocks = [b.strip() for b in common.tinystories_text(800_000).split("\n\n") if b.strip()]
-    return [ids[: seq_len - 1] for ids in tok(blocks, add_special_tokens=False)["input_ids"]]
+    docs = tok(blocks, add_special_tokens=False)["input_ids"]
+    model = common.llama(tok, d_model=args.d_model, n_layers=args.layers, n_heads=args.d_model // 64, d_ff=args.d_ff)
+    return tok, docs, model
 
 
-def _model(tok, args):
-    return common.llama(
-        tok, d_model=args.d_model, n_layers=args.layers, n_heads=args.d_model // 64, d_ff=args.d_ff
-    )
+def qa_setup(args, lora: bool):
+    """SmolLM2 (LoRA-wrapped or not) and (prompt, target) pairs of SQuAD v2 training questions."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from collapselab.catalogue import materialize
+    from collapselab.config import PromptsBlock
+    from collapselab.prompts import prompt_format
+
+    folder = materialize(SMOLLM2)
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="sdpa")
+    fmt = prompt_format(tok, PromptsBlock())
+    data = json.loads((common.DATA / SQUAD_TRAIN).read_text(encoding="utf-8"))["data"]
+    pairs = []
+    for article in data:
+        for para in article["paragraphs"]:
+            for qa in para["qas"]:
+                answer = qa["answers"][0]["text"] if qa["answers"] else ""
+                target = fmt.target(answer, ANSWER_TOKENS)
+                pairs.append((fmt.qa(para["context"], qa["question"], 2048 - len(target)).ids, target))
+    pairs = pairs[: args.questions]
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear"))
+    return tok, pairs, model
 
 
-def _flops_per_token(model, args) -> float:
-    matmul_weights = (
-        sum(p.numel() for n, p in model.named_parameters() if p.dim() == 2 and "embed" not in n)
-        + model.get_output_embeddings().weight.numel()
-    )  # tied: the embedding is the LM head's matmul
-    return 6 * matmul_weights + 6 * args.layers * args.d_model * args.seq_len
+def flops(model, rows: list[int], targets: int) -> float:
+    """Useful FLOPs of training on rows of `rows` real tokens with `targets` loss-bearing tokens."""
+    head = model.get_output_embeddings().weight
+    cfg = model.config
+    body = 0.0
+    for name, p in model.named_parameters():
+        if p.dim() != 2 or p is head or "embed" in name:
+            continue
+        if p.requires_grad:
+            body += 6 * p.numel()
+        elif any(f"layers.0.self_attn.{x}_proj.base_layer" in name or name.endswith(f"layers.0.self_attn.{x}_proj.weight")
+                 for x in "qkv"):
+            body += 2 * p.numel()  # its input is the frozen embedding: no input gradient either
+        else:
+            body += 4 * p.numel()
+    head_cost = (6 if head.requires_grad else 4) * head.numel()
+    attention = 6 * cfg.num_hidden_layers * cfg.hidden_size * sum(n * n for n in rows)
+    return body * sum(rows) + head_cost * targets + attention
 
 
-def _case(name: str, args: argparse.Namespace, queue: mp.Queue) -> None:
+# ---------------------------------------------------------------- one case
+
+
+def _case(name: str, args: argparse.Namespace, queue) -> None:
     import torch
 
-    from collapselab.config import TrainingBlock
-
-    tok = common.tokenizer()
-    docs = _docs(tok, args.seq_len)
-    model = _model(tok, args)
-    result: dict = {
-        "case": name,
-        "params": common.n_params(model),
-        "flops_per_token": _flops_per_token(model, args),
-    }
-    if name.startswith("collapselab"):
+    side, kind = name.split(" ")
+    if kind == "lm":
+        tok, docs, model = lm_setup(args)
+        budget, seq_len = args.batch_tokens, args.seq_len
+    else:
+        tok, pairs, model = qa_setup(args, lora=kind == "qa-lora")
+        budget, seq_len = args.qa_batch_tokens, None
+    result = {"case": name, "params": common.n_params(model),
+              "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+    lr = 1e-3 if kind == "lm" else 3e-4
+    if side == "collapselab":
+        from collapselab.config import TrainingBlock
         from collapselab.training import train_lm, train_supervised
 
-        cfg = TrainingBlock(
-            max_steps=1,
-            seq_len=args.seq_len,
-            batch_tokens=args.batch_tokens,
-            lr=1e-3,
-            compile="compile" in name,
-        )
-        if "supervised" in name:  # prompt = first half of the paragraph, target = the rest
-            pairs = [(d[: len(d) // 2], d[len(d) // 2 :]) for d in docs if len(d) >= 2]
+        cfg = TrainingBlock(max_steps=1, seq_len=seq_len or 128, batch_tokens=budget, lr=lr, warmup_ratio=0.0)
 
-            def train(c):
-                return train_supervised(
-                    model, pairs, c, pad_id=tok.pad_token_id, seed=0, progress=False
-                )
-        else:
-
-            def train(c):
+        def train(c):
+            if kind == "lm":
                 return train_lm(model, docs, c, eos_id=tok.eos_token_id, seed=0, progress=False)
+            return train_supervised(model, pairs, c, pad_id=tok.pad_token_id, seed=0, progress=False)
 
-        start = time.perf_counter()
-        train(cfg)  # warm-up (and, with compile, the compilation)
-        result["warmup_s"] = time.perf_counter() - start
+        train(cfg)  # warm-up
         cfg.max_steps = args.steps
+        if args.profile and kind == "qa-lora":
+            _profile(train, cfg)
         res = train(cfg)
-        result.update(
-            tokens=res.tokens, seconds=res.seconds, padded_tokens=res.tokens, loss=res.losses[-1]
-        )
-    elif name.startswith("Trainer"):
-        from transformers import Trainer, TrainerCallback, TrainingArguments
-
-        class StepClock(TrainerCallback):
-            """Times the steps after the first, as the collapselab cases do."""
-
-            def __init__(self):
-                self.t0 = None
-                self.end = None
-
-            def on_step_end(self, args_, state, control, **kw):
-                if state.global_step == 1:
-                    self.t0 = time.perf_counter()
-                self.end = time.perf_counter()
-
-        supervised = "supervised" in name
-        examples = []
-        for d in docs:
-            ids = (d + [tok.eos_token_id])[: args.seq_len]
-            labels = list(ids)
-            if supervised:
-                labels[: len(d) // 2] = [-100] * (len(d) // 2)
-            pad = args.seq_len - len(ids)
-            examples.append(
-                {
-                    "input_ids": ids + [tok.pad_token_id] * pad,  # padding="max_length"
-                    "attention_mask": [1] * len(ids) + [0] * pad,
-                    "labels": labels + [-100] * pad,
-                }
-            )
-        real_fraction = sum(sum(e["attention_mask"]) for e in examples) / (
-            len(examples) * args.seq_len
-        )
-        rows = max(1, args.batch_tokens // args.seq_len)
-        clock = StepClock()
-        with tempfile.TemporaryDirectory() as out:
-            targs = TrainingArguments(
-                output_dir=out,
-                max_steps=args.steps + 1,
-                per_device_train_batch_size=rows,
-                learning_rate=1e-3,
-                report_to="none",
-                save_strategy="no",
-                logging_strategy="no",
-                use_cpu=True,
-                dataloader_num_workers=0,
-                disable_tqdm=True,
-                seed=0,
-            )
-            Trainer(model=model, args=targs, train_dataset=examples, callbacks=[clock]).train()
-        padded = args.steps * rows * args.seq_len
-        # Real tokens: the batches are random draws, so their share of real tokens is the data set's.
-        result.update(
-            tokens=round(padded * real_fraction),
-            padded_tokens=padded,
-            seconds=clock.end - clock.t0,
-            warmup_s=0.0,
-        )
-        result["real_fraction"] = real_fraction
+        result.update(tokens=res.tokens, seconds=res.seconds, loss=res.losses[-1],
+                      flops=flops(model, res.row_tokens, res.target_tokens))
     else:
-        raise ValueError(name)
+        result.update(_trainer(kind, tok, model, docs if kind == "lm" else pairs, budget, seq_len, lr, args))
     result["tok_s"] = result["tokens"] / result["seconds"]
-    result["flop_s"] = result["padded_tokens"] * result["flops_per_token"] / result["seconds"]
+    result["flop_s"] = result["flops"] / result["seconds"]
     result["peak_rss_mib"] = common.peak_rss_mib()
     result["threads"] = torch.get_num_threads()
     queue.put(result)
 
 
-def run_case(name: str, args: argparse.Namespace) -> dict:
-    return common.run_in_own_process(_case, name, args)
+def _trainer(kind, tok, model, data, budget, seq_len, lr, args) -> dict:
+    """Trainer's strongest CPU setting; the rows of every batch it trains on are recorded."""
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
+
+    if kind == "lm":  # packed blocks, as collapselab trains: no padding, labels = inputs
+        stream = [t for d in data for t in (*d, tok.eos_token_id)]
+        examples = [{"input_ids": stream[i : i + seq_len], "labels": stream[i : i + seq_len]}
+                    for i in range(0, len(stream) - seq_len + 1, seq_len)]
+        rows_per_batch = max(1, budget // seq_len)
+    else:  # prompt + target, loss on the target only; padded per batch
+        examples = [{"input_ids": [*p, *t], "labels": [-100] * len(p) + list(t)} for p, t in data]
+        mean = sum(len(e["input_ids"]) for e in examples) / len(examples)
+        rows_per_batch = max(1, round(budget / mean))
+    pad = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)
+    seen: list[tuple[list[int], int]] = []
+
+    def collate(features):
+        # HF shifts labels inside the model: a row's loss-bearing tokens are its labels but the first
+        seen.append(([len(f["input_ids"]) for f in features],
+                     sum(sum(x != -100 for x in f["labels"][1:]) for f in features)))
+        return pad(features)
+
+    class StepClock(TrainerCallback):
+        """Times the steps after the first, as the collapselab cases time theirs after a warm-up."""
+
+        t0 = end = 0.0
+
+        def on_step_end(self, args_, state, control, **kw):
+            if state.global_step == 1:
+                self.t0 = time.perf_counter()
+            self.end = time.perf_counter()
+
+    clock = StepClock()
+    with tempfile.TemporaryDirectory() as out:
+        targs = TrainingArguments(
+            output_dir=out, max_steps=args.steps + 1, per_device_train_batch_size=rows_per_batch,
+            learning_rate=lr, weight_decay=0.01, adam_beta1=0.9, adam_beta2=0.95, optim="adamw_torch_fused",
+            lr_scheduler_type="cosine", warmup_steps=0, max_grad_norm=1.0,
+            train_sampling_strategy="group_by_length" if kind != "lm" else "random",
+            report_to="none", save_strategy="no", logging_strategy="no", use_cpu=True,
+            dataloader_num_workers=0, disable_tqdm=True, seed=0, remove_unused_columns=False,
+        )
+        Trainer(model=model, args=targs, train_dataset=examples, data_collator=collate, callbacks=[clock]).train()
+    timed = seen[1 : args.steps + 1]
+    rows = [n for lengths, _ in timed for n in lengths]
+    targets = sum(t for _, t in timed)
+    return {"tokens": sum(rows), "seconds": clock.end - clock.t0, "flops": flops(model, rows, targets),
+            "rows_per_batch": rows_per_batch}
+
+
+def _profile(train, cfg) -> None:
+    """Where one SmolLM2 LoRA training step goes: torch.profiler, self CPU time per op."""
+    from torch.profiler import ProfilerActivity, profile
+
+    one = cfg.model_copy(update={"max_steps": 1})
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        train(one)
+    print("\nprofile of one SmolLM2 qa-lora training step (self CPU time per op):", flush=True)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12), flush=True)
+
+
+# ---------------------------------------------------------------- main
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=4, help="timed optimizer steps per case")
+    parser.add_argument("--quick", action="store_true", help="smoke test: 1 timed step, small batches, 32 questions")
+    parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps per case")
     parser.add_argument("--d-model", type=int, default=512)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--d-ff", type=int, default=1408)
     parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--batch-tokens", type=int, default=8192)
-    parser.add_argument(
-        "--cases", default="collapselab lm,Trainer lm,collapselab supervised,Trainer supervised"
-    )
+    parser.add_argument("--batch-tokens", type=int, default=8192, help="lm: tokens per step")
+    parser.add_argument("--qa-batch-tokens", type=int, default=2048, help="qa: token budget per step (SmolLM2)")
+    parser.add_argument("--questions", type=int, default=600, help="qa: SQuAD v2 training questions in the pool")
+    parser.add_argument("--no-profile", dest="profile", action="store_false")
+    parser.add_argument("--cases", default=CASES)
     args = parser.parse_args()
+    if args.quick:
+        args.steps, args.batch_tokens, args.qa_batch_tokens, args.questions = 1, 1024, 384, 32
 
     print(f"machine: {common.machine()}")
     peak = common.matmul_peak_flops()
     print(f"fp32 matmul peak (2048^3, best of 3 s): {peak / 1e9:.1f} GFLOP/s")
-    print(
-        f"Llama d_model {args.d_model}, {args.layers} layers, d_ff {args.d_ff}, seq_len {args.seq_len}, "
-        f"{args.batch_tokens} tokens per step, {args.steps} timed steps after one warm-up step\n"
-    )
-    results = [run_case(c.strip(), args) for c in args.cases.split(",")]
+    print(f"lm: scratch Llama d_model {args.d_model}, {args.layers} layers, d_ff {args.d_ff}, seq_len {args.seq_len}, "
+          f"{args.batch_tokens} tokens per step; qa: {SMOLLM2}, {args.questions} SQuAD v2 questions, "
+          f"{args.qa_batch_tokens}-token budget per step; {args.steps} timed steps after one warm-up step\n", flush=True)
+    results = []
+    for case in (c.strip() for c in args.cases.split(",")):
+        results.append(common.run_in_own_process(_case, case, args))
+        print(f"  {case}: {results[-1]['tok_s']:,.0f} tokens/s", flush=True)
     peak_end = common.matmul_peak_flops()
-    print(
-        "| case | params | real tokens/s | padded tokens/s | GFLOP/s | of peak | warm-up s | last loss | peak RSS (MiB) |"
-    )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("\n| case | params (trainable) | real tokens/s | GFLOP/s | of peak | last loss | peak RSS (MiB) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
-        print(
-            f"| {r['case']} | {r['params'] / 1e6:.1f}M | {r['tok_s']:,.0f} | {r['padded_tokens'] / r['seconds']:,.0f} | "
-            f"{r['flop_s'] / 1e9:.1f} | {r['flop_s'] / peak:.0%} | {r['warmup_s']:.1f} | {r.get('loss', float('nan')):.3f} | "
-            f"{r['peak_rss_mib']:.0f} |"
-        )
+        print(f"| {r['case']} | {r['params'] / 1e6:.1f}M ({r['trainable'] / 1e6:.2f}M) | {r['tok_s']:,.0f} | "
+              f"{r['flop_s'] / 1e9:.1f} | {r['flop_s'] / peak:.0%} | {r.get('loss', float('nan')):.3f} | "
+              f"{r['peak_rss_mib']:.0f} |")
     by = {r["case"]: r for r in results}
-    for kind in ("lm", "supervised"):
+    for kind in ("lm", "qa-lora", "qa-full"):
         ours, theirs = by.get(f"collapselab {kind}"), by.get(f"Trainer {kind}")
         if ours and theirs:
-            print(
-                f"\n{kind}: collapselab {ours['tok_s'] / theirs['tok_s']:.1f}x the real tokens/s of Trainer "
-                f"(Trainer batches are {theirs['real_fraction']:.0%} real tokens)"
-            )
+            print(f"{kind}: collapselab {ours['tok_s'] / theirs['tok_s']:.2f}x the real tokens/s of Trainer "
+                  f"(Trainer: {theirs['rows_per_batch']} rows per batch)")
     print(f"\nfp32 matmul peak again at the end: {peak_end / 1e9:.1f} GFLOP/s")
     print(f"machine at the end: {common.machine()}")
 
