@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from collapselab.metrics.diversity import record_text, synthetic_texts
 from collapselab.metrics.registry import EvalInputs, MetricValue, register_metric
 
-GIBBERISH_BELOW = 1.5  # a score under this is not even real words (see gibberish.py)
-DISFLUENT_BELOW = 2.5  # under this: at best words in no sensible order
+# Gibberish score levels (gibberish.py): 3 human, 2.5 / 2 / 1.5 human text with 5 / 15 / 30 %
+# of its words misspelt, 1 word salad, 0 random characters.
+GIBBERISH_BELOW = 1.5  # under this: nearer word salad than mild gibberish
+DISFLUENT_BELOW = 2.0  # under this: worse than human text with 15 % of its words misspelt
 PREVIEW_CHARS = 200
 
 
@@ -65,8 +67,8 @@ def sanity_report(texts: Sequence[str], gibberish_scores: Sequence[float] | None
 # ---- registered metrics on inputs.synthetic -------------------------------------------
 
 
-def _register(name: str, higher_is_better: bool, needs: tuple[str, ...] = ("synthetic",)):
-    return register_metric(name, task="any", higher_is_better=higher_is_better, version="1", needs=needs)
+def _register(name: str, higher_is_better: bool, needs: tuple[str, ...] = ("synthetic",), version: str = "1"):
+    return register_metric(name, task="any", higher_is_better=higher_is_better, version=version, needs=needs)
 
 
 @_register("duplicate_rate", higher_is_better=False)
@@ -106,28 +108,35 @@ def top_output_share_metric(inputs: EvalInputs) -> MetricValue:
     return MetricValue(share, None, {"top_output": text[:PREVIEW_CHARS], "count": count})
 
 
-def _gibberish_scores(inputs: EvalInputs) -> list[float]:
+def gibberish_scores(inputs: EvalInputs) -> list[float]:
+    """Gibberish score of every synthetic text, by a scorer fitted on the human pool and
+    calibrated on the human test set (computed once per inputs)."""
     from collapselab.metrics.gibberish import cached_gibberish_scorer
 
     if "gibberish_scores" not in inputs.extra:
-        # Fitted on running text: lm records' text, qa records' (distinct) contexts.
-        human = dict.fromkeys(r.text if r.text is not None else (r.context or "") for r in inputs.human_train)
-        scorer = cached_gibberish_scorer(list(human))
-        inputs.extra["gibberish_scores"] = scorer.scores(synthetic_texts(inputs))
+        # Fitted on the human pool's texts of the kind scored (lm: the text; qa: the answers,
+        # with the contexts for vocabulary and word pairs); calibrated on the held-out human
+        # test set, so 3 means "like the human test text" as for every other test metric.
+        background = list(dict.fromkeys(r.context for r in inputs.human_train if r.text is None and r.context))
+        scorer = cached_gibberish_scorer([record_text(r) for r in inputs.human_train],
+                                         heldout_texts=[record_text(r) for r in inputs.test], background_texts=background)
+        inputs.extra["gibberish_scores"] = scorer.scores(synthetic_texts(inputs)).tolist()
+        inputs.extra["gibberish_calibration"] = scorer.calibration_means()
     return inputs.extra["gibberish_scores"]
 
 
-@_register("gibberish_score", higher_is_better=True, needs=("synthetic", "human_train"))
+# version 2: the scorer calibrated on graded corruptions (levels above), not on two extremes
+@_register("gibberish_score", higher_is_better=True, needs=("synthetic", "human_train"), version="2")
 def gibberish_score_metric(inputs: EvalInputs) -> MetricValue:
-    """Mean gibberish score (0 random characters .. 3 fluent) of synthetic texts, fitted on the human pool."""
-    per = _gibberish_scores(inputs)
-    return MetricValue(sum(per) / len(per), per)
+    """Mean gibberish score (0 random characters .. 3 like the human test text) of synthetic texts."""
+    per = gibberish_scores(inputs)
+    return MetricValue(sum(per) / len(per), per, {"calibration_means": inputs.extra["gibberish_calibration"]})
 
 
-@_register("gibberish_rate", higher_is_better=False, needs=("synthetic", "human_train"))
+@_register("gibberish_rate", higher_is_better=False, needs=("synthetic", "human_train"), version="2")
 def gibberish_rate_metric(inputs: EvalInputs) -> MetricValue:
-    """Share of synthetic texts with gibberish score under 1.5 (not real words); disfluent share in details."""
-    scores = _gibberish_scores(inputs)
+    """Share of synthetic texts with gibberish score under 1.5 (nearer word salad than mild gibberish); disfluent share (under 2) in details."""
+    scores = gibberish_scores(inputs)
     per = [float(s < GIBBERISH_BELOW) for s in scores]
     details = {"threshold": GIBBERISH_BELOW, "disfluent_rate": sum(s < DISFLUENT_BELOW for s in scores) / len(scores)}
     return MetricValue(sum(per) / len(per), per, details)

@@ -123,14 +123,16 @@ def answer_present(records: Sequence[Record], ctx: FilterContext) -> list[Reject
 
 
 def gibberish(records: Sequence[Record], ctx: FilterContext) -> list[Rejection | None]:
-    """gibberish: question + answer scores below the threshold (0 random characters .. 3 fluent),
-    with the scorer fitted on the seed contexts (cached by content hash)."""
+    """gibberish: question + answer scores below the threshold (0 random characters .. 3 as
+    fluent as the seed's questions and answers), the scorer fitted on the seed (cached by content hash)."""
     from collapselab.metrics.gibberish import cached_gibberish_scorer
-    from collapselab.refinery.gibberish_batch import scores
 
-    scorer = ctx.cached("gibberish", lambda: cached_gibberish_scorer(list(dict.fromkeys(r.context or "" for r in ctx.seed))))
+    # Levels calibrated on the seed's own questions and answers, so "3" means "like a human
+    # question + answer", not "like a context"; the contexts add vocabulary and word pairs.
+    scorer = ctx.cached("gibberish", lambda: cached_gibberish_scorer(
+        [qa_text(r) for r in ctx.seed], background_texts=list(dict.fromkeys(r.context or "" for r in ctx.seed))))
     t = ctx.cfg.gibberish_min_score
-    return [Rejection(GIBBERISH, float(s), t) if s < t else None for s in scores(scorer, [qa_text(r) for r in records])]
+    return [Rejection(GIBBERISH, float(s), t) if s < t else None for s in scorer.scores([qa_text(r) for r in records])]
 
 
 # ---------------------------------------------------------------- duplicates

@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import random
 
-import numpy as np
 import pytest
 
 from collapselab.metrics import EvalInputs, evaluate
-from collapselab.metrics.gibberish import (
-    GibberishScorer,
-    cached_gibberish_scorer,
-    fit_gibberish_scorer,
-    random_characters,
-    shuffle_words,
-)
 from collapselab.metrics.sanity import non_ascii_share, sanity_report
 from collapselab.records import Record
 
@@ -55,42 +47,15 @@ def test_sanity_report_by_hand():
     assert non_ascii_share("ab€€") == 0.5
 
 
-@pytest.fixture(scope="module")
-def scorer():
-    rng = random.Random(1)
-    return fit_gibberish_scorer([grammar_text(rng, 20) for _ in range(300)], [grammar_text(rng) for _ in range(100)])
-
-
-def test_gibberish_levels_on_held_out_grammar_text(scorer):
-    rng = random.Random(2)
-    human = [grammar_text(rng) for _ in range(100)]
-    fluent = np.mean(scorer.scores(human))
-    salad = np.mean(scorer.scores([shuffle_words(t, rng) for t in human]))
-    noise = np.mean(scorer.scores([random_characters(t, scorer.alphabet, None, rng) for t in human]))
-    assert fluent >= 2.5
-    assert salad <= fluent - 0.5
-    assert noise <= 0.3
-    assert scorer.score("") == 0.0
-
-
-def test_gibberish_scorer_round_trips_and_is_cached(scorer, tmp_path, monkeypatch):
-    scorer.save(tmp_path / "g.npz")
-    again = GibberishScorer.load(tmp_path / "g.npz")
-    text = "The old farmer looked at the river before dinner."
-    assert again.score(text) == pytest.approx(scorer.score(text))
-    rng = random.Random(3)
-    corpus = [grammar_text(rng) for _ in range(50)]
-    monkeypatch.setenv("COLLAPSELAB_CACHE", str(tmp_path / "cache"))
-    first = cached_gibberish_scorer(corpus)
-    assert len(list((tmp_path / "cache" / "gibberish").glob("*.npz"))) == 1
-    assert cached_gibberish_scorer(corpus).score(text) == pytest.approx(first.score(text))
-
-
-def test_registered_gibberish_metrics_fit_on_the_human_pool():
+def test_registered_gibberish_metrics_fit_on_the_pool_and_calibrate_on_the_test_set():
     rng = random.Random(4)
     human_train = [Record(id=f"h{i}", text=grammar_text(rng, 10)) for i in range(100)]
+    test = [Record(id=f"t{i}", text=grammar_text(rng)) for i in range(40)]
     texts = [grammar_text(rng) for _ in range(10)] + ["xq zvv kkpw qqz"] * 10
     out = evaluate(["gibberish_rate", "gibberish_score"],
-                   EvalInputs(task="lm", test=human_train[:1], synthetic=_synthetic(texts), human_train=human_train))
+                   EvalInputs(task="lm", test=test, synthetic=_synthetic(texts), human_train=human_train))
     assert out["gibberish_rate"].value == pytest.approx(0.5)
     assert out["gibberish_rate"].per_example == [0.0] * 10 + [1.0] * 10
+    calibration = out["gibberish_score"].details["calibration_means"]
+    assert list(calibration) == ["human", "misspelt 5 %", "misspelt 15 %", "misspelt 30 %", "word salad", "random characters"]
+    assert calibration["human"] > calibration["misspelt 5 %"] > calibration["random characters"]

@@ -141,13 +141,18 @@ def test_vectorised_minhash_equals_datasketch():
     assert expected[-1]  # the repeated text is caught
 
 
-def test_batch_gibberish_equals_the_scorer():
-    from collapselab.metrics.gibberish import cached_gibberish_scorer
-    from collapselab.refinery.gibberish_batch import scores
+def test_gibberish_levels_are_those_of_the_seed_questions():
+    # Calibrated on the seed's own question + answer texts: a human-like question scores
+    # near 3 although its words ("what", "does") are not in the contexts the statistics
+    # come from, and the same question with a third of its words misspelt scores lower.
+    from collapselab.metrics.corruption import misspell_words
 
-    scorer = cached_gibberish_scorer(list(dict.fromkeys(r.context for r in SEED)))
-    texts = [r.question for r in SEED] + ["", "   ", "?!", "qq zx", "İstanbul Ünal", "Anna Anna Anna lives"]
-    assert np.allclose(scores(scorer, texts), scorer.scores(texts), atol=1e-12)
+    fluent = [cand(i, f"What does {n} work as?", "a teacher") for i, n in enumerate(("Anna", "Boris", "Clara"))]
+    assert verdicts("gibberish", fluent, gibberish_min_score=2.5) == [None, None, None]
+    rng = random.Random(0)
+    broken = [cand(i, misspell_words(f"Where does {n} live with the black cat?", 0.5, rng), "Oslo") for i, n in enumerate(("Anna", "Hugo"))]
+    out = verdicts("gibberish", broken, gibberish_min_score=2.0)
+    assert all(v is not None and v.reason == F.GIBBERISH and v.threshold == 2.0 for v in out), out
 
 
 def test_fast_normalize_equals_squad_normalisation():
