@@ -15,6 +15,7 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("reference_perplexity", "test ppl under g0", "{:.2f}"),
     ("unigram_perplexity", "unigram ppl", "{:.1f}"),
     ("synthetic_perplexity", "syn median ppl under g0", "{:.2f}"),
+    ("external_synthetic_perplexity", "syn median ppl under external ref", "{:.2f}"),
     ("exact_match", "EM", "{:.2f}"),
     ("f1", "F1", "{:.2f}"),
     ("has_ans_f1", "HasAns F1", "{:.2f}"),
@@ -26,6 +27,7 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("mmlu_accuracy", "MMLU acc", "{:.3f}"),
     ("distinct_2", "syn distinct-2", "{:.3f}"),
     ("duplicate_rate", "syn duplicate rate", "{:.3f}"),
+    ("gibberish_score", "syn gibberish 0-3", "{:.2f}"),
     ("gibberish_rate", "syn gibberish rate", "{:.3f}"),
 ]
 

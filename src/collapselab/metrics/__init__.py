@@ -5,7 +5,7 @@ own on import), so `get_metric` always sees them; the registry itself imports no
 """
 
 # The families register themselves; the registry above must be imported first.
-from collapselab.metrics import diversity, language, overlap, qa, sanity, semantic  # noqa: E402, F401, I001
+from collapselab.metrics import diversity, external, language, overlap, qa, sanity, semantic  # noqa: E402, F401, I001
 from collapselab.metrics.registry import (
     EvalInputs,
     MetricResult,

@@ -3,6 +3,11 @@
 A metric is a function of an `EvalInputs` that returns a `MetricValue`. The engine calls
 `evaluate(names, inputs)` once per generation; each result carries the metric's version,
 which is stored with the number so a changed implementation never mixes with old results.
+
+A metric's `scope` says how often it is computed: "generation" (every generation, into
+that generation's metrics.json) or "run" (once per run, into the run's run_metrics.json:
+the fixed yardsticks, e.g. the human test set under the external reference model, which
+would be the same number at every generation).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any, Literal
 from collapselab.records import Record
 
 Aggregation = Literal["mean", "corpus", "distribution"]
+Scope = Literal["generation", "run"]
 
 
 @dataclass(slots=True)
@@ -29,7 +35,11 @@ class EvalInputs:
     predictions: list[str] | None = None  # qa: the model's answer to each test record, same order
     model: Any = None  # the current generation's model (HF PreTrainedModel)
     tokenizer: Any = None
-    reference_model: Any = None  # the arm's generation-0 model: the fixed reference
+    reference_model: Any = None  # the arm's generation-0 model (scores synthetic data as in the Nature 2024 study)
+    external_model: Any = None  # a pretrained LM independent of the arms and of generation 0 (evaluation.external_model)
+    external_tokenizer: Any = None  # its own tokenizer (not the run's)
+    external_name: str | None = None  # its catalogue name or folder, recorded with every result
+    external_sequences: int = 64  # most texts it scores per evaluation (a seeded sample; evaluation.external_sequences)
     synthetic: list[Record] | None = None  # the data this generation wrote
     human_train: list[Record] | None = None  # the human training pool
     seq_len: int = 128  # lm: block length for perplexity
@@ -57,6 +67,7 @@ class Metric:
     needs: tuple[str, ...]
     description: str
     requires: tuple[str, ...] = ()  # importable modules of optional libraries (the `metrics` extra)
+    scope: Scope = "generation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,12 +90,19 @@ SYNTHETIC_DEFAULTS: list[str] = [
 # Encoder metrics (bertscore, semantic_similarity, mauve) are registered but not lm defaults:
 # they load a sentence encoder, too slow for the CPU quickstart.
 TASK_DEFAULTS: dict[str, list[str]] = {
-    "lm": ["perplexity", "cross_entropy", "reference_perplexity", *SYNTHETIC_DEFAULTS],
+    # (reference_perplexity, the human test set under the generation-0 model, is registered
+    # but not a default: it is generation 0's own perplexity again at every generation.)
+    "lm": ["perplexity", "cross_entropy", *SYNTHETIC_DEFAULTS],
     "qa": ["exact_match", "f1", "has_ans_f1", "no_ans_accuracy", "rouge1", "rouge2", "rougeL", "jaccard", "bertscore", "semantic_similarity",
            "answer_in_context", "answer_length", "synthetic_success_rate",
            # a short answer's perplexity without its question means little: not a qa default
            *(n for n in SYNTHETIC_DEFAULTS if n != "synthetic_perplexity")],
 }
+
+# Added to the lm defaults when the run has an external reference model: per generation,
+# and once per run (scope "run").
+EXTERNAL_DEFAULTS: list[str] = ["external_synthetic_perplexity", "external_surprisal"]
+RUN_DEFAULTS: dict[str, list[str]] = {"lm": ["external_test_perplexity", "external_test_surprisal"]}
 
 
 def register_metric(
@@ -96,6 +114,7 @@ def register_metric(
     aggregation: Aggregation = "mean",
     needs: Sequence[str] = (),
     requires: Sequence[str] = (),
+    scope: Scope = "generation",
 ) -> Callable[[Callable[[EvalInputs], MetricValue]], Callable[[EvalInputs], MetricValue]]:
     """Register `fn` under `name`; its docstring's first line is its description.
 
@@ -107,7 +126,8 @@ def register_metric(
         if name in _REGISTRY:
             raise ValueError(f"metric {name!r} is registered twice")
         doc = (fn.__doc__ or "").strip().splitlines()
-        _REGISTRY[name] = Metric(name, task, fn, higher_is_better, aggregation, version, tuple(needs), doc[0] if doc else "", tuple(requires))
+        _REGISTRY[name] = Metric(name, task, fn, higher_is_better, aggregation, version, tuple(needs), doc[0] if doc else "",
+                                 tuple(requires), scope)
         return fn
 
     return wrap
@@ -147,21 +167,35 @@ def all_metrics() -> dict[str, Metric]:
 
 
 def default_metrics(task: str, inputs: EvalInputs | None = None) -> list[str]:
-    """The task's default metrics; with `inputs`, only those whose needs it has (e.g. no
-    synthetic-data metrics before a generation has written any)."""
+    """The task's default per-generation metrics; with `inputs`, only those whose needs it
+    has (no synthetic-data metrics before a generation has written any), plus the external
+    reference's metrics when `inputs.external_model` is set (lm)."""
     names = list(TASK_DEFAULTS[task])
     if inputs is None:
         return names
-    return [n for n in names if all(getattr(inputs, need) is not None for need in get_metric(n).needs)]
+    if inputs.external_model is not None and task == "lm":
+        names += EXTERNAL_DEFAULTS
+    return [n for n in names if _has_needs(n, inputs)]
 
 
-def evaluate(names: Sequence[str], inputs: EvalInputs) -> dict[str, MetricResult]:
-    """Compute the named metrics; raise naming the metric and the missing input."""
+def run_metrics(task: str, inputs: EvalInputs) -> list[str]:
+    """The metrics computed once per run (scope "run") whose needs `inputs` has."""
+    return [n for n in RUN_DEFAULTS.get(task, []) if _has_needs(n, inputs)]
+
+
+def _has_needs(name: str, inputs: EvalInputs) -> bool:
+    return all(getattr(inputs, need) is not None for need in get_metric(name).needs)
+
+
+def evaluate(names: Sequence[str], inputs: EvalInputs, *, scope: Scope = "generation") -> dict[str, MetricResult]:
+    """Compute the named metrics of `scope`; raise naming the metric and the missing input."""
     out: dict[str, MetricResult] = {}
     for name in names:
         m = get_metric(name)
         if m.task not in ("any", inputs.task):
             raise ValueError(f"metric {name!r} is for task {m.task!r}, not {inputs.task!r}")
+        if m.scope != scope:
+            raise ValueError(f"metric {name!r} is computed once per {m.scope}, not per {scope}")
         for need in m.needs:
             if getattr(inputs, need) is None:
                 raise ValueError(f"metric {name!r} needs {need!r}, which this evaluation does not have")
