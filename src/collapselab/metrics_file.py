@@ -9,12 +9,18 @@
      "refinery": {...} or null, "copied_from": path or null}
 
 A file that does not match is refused with a `RunError` naming the file and the key.
+
+A run's `run_metrics.json` holds what is computed once per run, not per generation (the
+human test set under the external reference model: a fixed yardstick):
+
+    {"external_reference": name or null,
+     "metrics": {name: {"value", "version", "higher_is_better", "details"}}}
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -23,6 +29,9 @@ from collapselab.errors import RunError
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)  # "1.5" is not a number here
+
+
+_M = TypeVar("_M", bound=_Strict)
 
 
 class MetricEntry(_Strict):
@@ -71,20 +80,39 @@ class GenerationMetrics(_Strict):
         return {k: v.value for k, v in self.metrics.items()}
 
 
+class RunMetrics(_Strict):
+    """`run_metrics.json`: the metrics computed once per run (scope "run" in the registry)."""
+
+    external_reference: str | None  # `evaluation.external_model`, the model that scored them
+    metrics: dict[str, MetricEntry]
+
+
+RUN_METRICS = "run_metrics.json"  # beside the run's manifest.json
+
+
 def read_metrics_file(path: Path) -> GenerationMetrics:
     """Read and check `metrics.json`; errors name the file and the key."""
+    return _read(path, GenerationMetrics)
+
+
+def read_run_metrics_file(path: Path) -> RunMetrics:
+    """Read and check `run_metrics.json`; errors name the file and the key."""
+    return _read(path, RunMetrics)
+
+
+def _read(path: Path, model: type[_M]) -> _M:
     from collapselab.textio import read_json
 
     data = read_json(path, error=RunError)  # missing, binary, empty, truncated: named, one line
     try:
-        return GenerationMetrics.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
         first = e.errors()[0]
         key = ".".join(str(p) for p in first["loc"]) or "top level"
         raise RunError(f"{path}: key {key!r}: {first['msg']} (got {_short(first.get('input'))})") from None
 
 
-def write_metrics_file(path: Path, metrics: GenerationMetrics) -> None:
+def write_metrics_file(path: Path, metrics: GenerationMetrics | RunMetrics) -> None:
     """Write atomically (a reader sees the old file or the new one, never a part)."""
     from collapselab.records import atomic_write_json
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from collapselab.config import ExperimentConfig
 from collapselab.errors import CollapselabError
-from collapselab.metrics_file import read_metrics_file
+from collapselab.metrics_file import RUN_METRICS, read_metrics_file, read_run_metrics_file
 from collapselab.records import Record, read_records
 from collapselab.rundir import gen_dir, is_done, load_run_config, read_manifest
 from collapselab.tasks import Task
@@ -108,6 +108,7 @@ class RunData:
     cfg: ExperimentConfig
     manifest: dict[str, Any]
     gens: list[Generation]
+    run_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # run_metrics.json's "metrics"; {} when absent
     _cache: dict[Any, Any] = field(default_factory=dict)
     files: GenerationFiles = field(default_factory=FolderFiles)
 
@@ -197,7 +198,8 @@ def load_run(run_dir: Path) -> RunData:
                     gens.append(Generation(arm.name, seed, g, folder, doc.values(), doc.model_dump()))
     if not gens:
         raise ReportError(f"{run_dir}: no finished generation yet (no DONE file); run it first")
-    return RunData(run_dir, cfg, read_manifest(run_dir), gens)
+    once = read_run_metrics_file(run_dir / RUN_METRICS).model_dump()["metrics"] if (run_dir / RUN_METRICS).is_file() else {}
+    return RunData(run_dir, cfg, read_manifest(run_dir), gens, once)
 
 
 def run_from_store(store: Any, run_id: str) -> RunData:

@@ -2,11 +2,13 @@
 
 Every function takes ready numbers (no run-directory reading here) and writes one PNG.
 Error bars and bands are 95 % confidence intervals over seeds (t distribution); with one
-seed there is no interval and the figure says so in its caption.
+seed there is no interval and the figure says so in its caption. A panel whose values are
+all equal says "no difference" instead of stretching its axis over rounding noise.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +30,18 @@ def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
+
+
+def all_equal(values: Sequence[float], rel: float = 1e-9) -> bool:
+    """True when the values differ by no more than rounding (relative to their size)."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
+    return len(v) > 0 and float(np.ptp(v)) <= rel * max(1.0, float(np.abs(v).max()))
+
+
+def _no_difference(ax, value: float) -> None:
+    ax.text(0.5, 0.5, f"no difference\n(every value is {value:,.4g})", transform=ax.transAxes, ha="center", va="center",
+            fontsize=11, color="#555555")
+    ax.set_yticks([])
 
 
 def _yerr(summaries: Sequence[Summary]) -> np.ndarray:
@@ -57,6 +71,12 @@ def grouped_bars(groups: list[str], arms: list[str], values: dict[str, list[Summ
     fig, ax = plt.subplots(figsize=(max(6.4, 1.3 * len(groups) + 2), 4.2))
     x = np.arange(len(groups))
     width = 0.8 / max(1, len(arms))
+    flat = [v for arm in arms for s in values[arm] for v in (s.mean, s.ci_low, s.ci_high)]
+    if all_equal(flat):
+        _no_difference(ax, flat[0])
+        ax.set_xticks(x, groups)
+        ax.set_title(title)
+        return _save(fig, path)
     for i, arm in enumerate(arms):
         s = values[arm]
         ax.bar(x + (i - (len(arms) - 1) / 2) * width, [v.mean for v in s], width, yerr=_yerr(s), capsize=3,
@@ -72,33 +92,43 @@ def grouped_bars(groups: list[str], arms: list[str], values: dict[str, list[Summ
     return _save(fig, path)
 
 
-def per_generation(panels: list[tuple[str, str]], series: dict[str, dict[str, list[Summary | None]]],
-                   generations: list[int], title: str, path: Path) -> Path:
-    """Small multiples: one panel per metric (title, y label), value per generation per arm
-    with a shaded 95 % CI band over seeds."""
+def per_generation(panels: list[tuple[str, str, str]], series: dict[str, dict[str, list[Summary | None]]],
+                   generations: list[int], title: str, path: Path,
+                   references: dict[str, list[tuple[str, float]]] | None = None) -> Path:
+    """Small multiples: one panel per metric (metric, panel title, y label), value per
+    generation per arm with a shaded 95 % CI band over seeds; `references[metric]` adds
+    labelled dashed lines (a fixed yardstick or a baseline measured once, not a curve)."""
     n = len(panels)
     cols = min(3, n)
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.3 * rows), squeeze=False)
-    for k, (name, ylabel) in enumerate(panels):
+    for k, (name, panel_title, ylabel) in enumerate(panels):
         ax = axes[k // cols][k % cols]
-        for i, (arm, by_gen) in enumerate(series[name].items()):
-            pts = [(g, s) for g, s in zip(generations, by_gen, strict=True) if s is not None]
-            if not pts:
-                continue
-            g = [p[0] for p in pts]
-            c = COLORS[i % len(COLORS)]
-            ax.plot(g, [p[1].mean for p in pts], marker="o", color=c, label=arm)
-            ax.fill_between(g, [p[1].ci_low for p in pts], [p[1].ci_high for p in pts], color=c, alpha=0.15)
-        ax.set_title(name, fontsize=10)
+        drawn = [s.mean for by_gen in series[name].values() for s in by_gen if s is not None]
+        if all_equal(drawn) and not (references or {}).get(name):
+            _no_difference(ax, drawn[0])
+        else:
+            for i, (arm, by_gen) in enumerate(series[name].items()):
+                pts = [(g, s) for g, s in zip(generations, by_gen, strict=True) if s is not None]
+                if not pts:
+                    continue
+                g = [p[0] for p in pts]
+                c = COLORS[i % len(COLORS)]
+                ax.plot(g, [p[1].mean for p in pts], marker="o", color=c, label=arm)
+                ax.fill_between(g, [p[1].ci_low for p in pts], [p[1].ci_high for p in pts], color=c, alpha=0.15)
+            for j, (label, value) in enumerate((references or {}).get(name, [])):
+                ax.axhline(value, color="#333333", linestyle=(0, (4, 2 + 2 * j)), linewidth=1.1)
+                ax.annotate(f"{label}: {value:,.4g}", (0.01, value), xycoords=("axes fraction", "data"), fontsize=7.5,
+                            va="bottom", color="#333333")
+        ax.set_title(panel_title, fontsize=10)
         ax.set_xlabel("generation")
-        ax.set_ylabel(ylabel, fontsize=9)
+        ax.set_ylabel("\n".join(textwrap.wrap(ylabel, 28)), fontsize=8.5)
         ax.set_xticks(generations)
         ax.grid(alpha=0.3)
     for k in range(n, rows * cols):
         axes[k // cols][k % cols].axis("off")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, title="arm", loc="upper right", fontsize=9)
+    if axes[0][0].get_legend_handles_labels()[0]:
+        axes[0][0].legend(title="arm", fontsize=8, title_fontsize=8)
     fig.suptitle(title)
     return _save(fig, path)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from collapselab.metrics.registry import SYNTHETIC_DEFAULTS
+from collapselab.metrics.registry import EXTERNAL_DEFAULTS, SYNTHETIC_DEFAULTS
 from collapselab.metrics.stats import Summary, summarize
 from collapselab.report import figures
 from collapselab.report.criteria import Criteria, three_arm_criteria
@@ -23,7 +23,21 @@ LABELS: dict[str, tuple[str, str]] = {
     "self_bleu": ("self-BLEU", "synthetic, 0-100"), "tail_coverage": ("tail coverage", "synthetic, 0-1"),
     "gibberish_rate": ("gibberish rate", "synthetic, share"), "duplicate_rate": ("duplicate rate", "synthetic, share"),
     "has_ans_f1": ("HasAns F1", "%"), "no_ans_accuracy": ("NoAns accuracy", "%"), "mmlu_accuracy": ("MMLU accuracy", "0-1"),
+    "unigram_perplexity": ("unigram perplexity", "test, add-one unigram model"),
+    "gibberish_score": ("gibberish score", "synthetic, 0-3"),
+    "synthetic_perplexity": ("synthetic perplexity (g0)", "synthetic, median per sequence, generation-0 model"),
+    "external_synthetic_perplexity": ("synthetic perplexity (external)", "synthetic, median per sequence, external model"),
+    "external_surprisal": ("surprisal (external)", "synthetic, bits/token, external model"),
+    "external_test_perplexity": ("human test perplexity (external)", "test, median per sequence, external model"),
+    "external_test_surprisal": ("human test surprisal (external)", "test, bits/token, external model"),
 }
+# metric -> (run-level or generation-0-only metric, label): drawn as a dashed line on its panel
+REFERENCE_LINES: dict[str, list[tuple[str, str]]] = {
+    "perplexity": [("unigram_perplexity", "unigram model")],
+    "external_synthetic_perplexity": [("external_test_perplexity", "human test text")],
+    "external_surprisal": [("external_test_surprisal", "human test text")],
+}
+SYNTHETIC_METRICS = {*SYNTHETIC_DEFAULTS, *EXTERNAL_DEFAULTS}  # metrics of what a generation wrote
 # Shown in their own section (knowledge_and_stages), not as per-generation curves.
 STAGE_METRICS = ("collapse_stage",)
 
@@ -172,6 +186,9 @@ def _gap(run: RunData, doc: Document, figdir: Path, metrics: list[str]) -> None:
         return
     rows = [[f"`{a}`"] + [fmt(v.mean) for v in values[a]] for a in arms]
     doc.add(Table(["arm"] + [label(m) for m in metrics], rows, caption=f"Gap: {what}, in each metric's units"))
+    if figures.all_equal([v.mean for a in arms for v in values[a]] + [0.0]):
+        doc.add(Para(f"No difference: every gap ({what}) is 0 in every metric, so there is nothing to plot."))
+        return
     if run.task.percent_metrics:  # one 0-1 scale, so EM/F1 (0-100) do not dwarf ROUGE
         plotted = {a: [_scale(v, 0.01 if percent(run, m) else 1.0) for v, m in zip(values[a], metrics, strict=True)] for a in arms}
         ylabel = "difference (0-1 scale; EM and F1 divided by 100)"
@@ -185,25 +202,88 @@ def _gap(run: RunData, doc: Document, figdir: Path, metrics: list[str]) -> None:
                          "better for perplexity."))
 
 
+def varying(run: RunData, names: list[str], gens: list[int]) -> tuple[list[str], dict[str, str]]:
+    """Split metrics into those that vary per generation (plotted) and the rest, each with
+    why it is not plotted: measured at one generation only (e.g. the unigram baseline), or
+    the same at every generation of each arm and seed (e.g. reference_perplexity: generation
+    0's own perplexity again)."""
+    plotted, kept_out = [], {}
+    for m in names:
+        at = {g: v for g in gens if (v := [x for a in run.arms for x in run.values(a, g, m)])}
+        flat = [x for v in at.values() for x in v]
+        if not flat:
+            continue
+        shown = fmt(flat[0]) if figures.all_equal(flat) else f"{fmt(min(flat))} to {fmt(max(flat))} across arms and seeds"
+        if len(at) == 1:
+            kept_out[m] = f"generation {next(iter(at))} only: {shown}"
+        elif all(figures.all_equal([g.metrics[m] for g in run.gens if g.arm == a and g.seed == s and g.metrics.get(m) is not None])
+                 for a in run.arms for s in run.seeds):
+            kept_out[m] = f"the same at every generation of each arm and seed: {shown}"
+        else:
+            plotted.append(m)
+    return plotted, kept_out
+
+
+def reference_lines(run: RunData, plotted: list[str]) -> dict[str, list[tuple[str, float]]]:
+    """metric -> (label, value) of the dashed lines on its panel: a yardstick computed once
+    per run (run_metrics.json), else a baseline measured at generation 0 only (mean over arms
+    and seeds)."""
+    out: dict[str, list[tuple[str, float]]] = {}
+    for m in plotted:
+        for ref, what in REFERENCE_LINES.get(m, []):
+            value = (run.run_metrics.get(ref) or {}).get("value")
+            if value is None:
+                vals = [x for a in run.arms for x in run.values(a, 0, ref)]
+                value = sum(vals) / len(vals) if vals else None
+            if value is not None:
+                out.setdefault(m, []).append((what, float(value)))
+    return out
+
+
+def yardsticks(run: RunData, doc: Document) -> None:
+    """The metrics computed once per run: the fixed yardsticks every generation is read against."""
+    if not run.run_metrics:
+        return
+    rows = []
+    for name, r in run.run_metrics.items():
+        d = r.get("details") or {}
+        spread = f"mean {fmt(d['mean'])}, p90 {fmt(d['p90'])}, p99 {fmt(d['p99'])}" if "p90" in d else ""
+        rows.append([label(name), fmt(r["value"], 3), f"`{d.get('scored_by')}`", f"{d.get('sequences')} of {d.get('of')}", spread])
+    doc.add(Table(["yardstick (computed once per run)", "value", "scored by", "texts scored", "spread"], rows,
+                  caption="The human test set under the external reference model: what human text scores on the same scale as "
+                          "each generation's synthetic data"))
+
+
 def per_generation(run: RunData, doc: Document, figdir: Path) -> None:
+    """Every metric per generation as a table; drawn are only the metrics that vary per
+    generation, with their baselines and yardsticks as dashed lines."""
     doc.add(Heading("Every metric per generation"))
     if not run.recursive:
         doc.add(Para("One generation per arm: no per-generation curves in this run."))
+        yardsticks(run, doc)
         return
     gens = list(range(run.last_generation + 1))
     names = [m for m in run.metric_names if m not in STAGE_METRICS and (m == "mmlu_accuracy" or not m.startswith(MMLU_PARTS))]
     series = {m: {a: [summary(run, a, g, m) for g in gens] for a in run.arms} for m in names}
     rows = [[label(m), f"`{a}`"] + [cell(s) for s in series[m][a]] for m in names for a in run.arms]
     doc.add(Table(["metric", "arm"] + [f"gen {g}" for g in gens], rows, caption="Mean over seeds ± 95 % CI half-width"))
-    test = [m for m in names if m not in SYNTHETIC_DEFAULTS]
-    synthetic = [m for m in names if m in SYNTHETIC_DEFAULTS]
+    yardsticks(run, doc)
+    plotted, kept_out = varying(run, names, gens)
+    if kept_out:
+        doc.add(Table(["metric", "not plotted: why"], [[label(m), why] for m, why in kept_out.items()],
+                      caption="Only what varies per generation is drawn; a baseline measured once is a dashed line on its panel"))
+    references = reference_lines(run, plotted)
+    test = [m for m in plotted if m not in SYNTHETIC_METRICS]
+    synthetic = [m for m in plotted if m in SYNTHETIC_METRICS]
     for key, chosen, title in (("test", test, "Held-out human test metrics per generation"),
-                               ("synthetic", synthetic, "Synthetic-data sanity per generation (what each generation wrote)")):
-        if chosen:
-            path = figures.per_generation([(m, LABELS.get(m, (m, ""))[1] or "value") for m in chosen], series, gens, title, figdir / f"generations-{key}.png")
-            doc.add(Figure(path, f"{title}; shaded: 95 % CI over seeds."))
-        else:
-            doc.add(Para(f"No {key} metrics were computed per generation in this run."))
+                               ("synthetic", synthetic, "Synthetic data per generation (what each generation wrote)")):
+        if not chosen:
+            doc.add(Para(f"No {key} metric varies per generation in this run."))
+            continue
+        panels = [(m, LABELS.get(m, (m,))[0], LABELS.get(m, (m, ""))[1] or "value") for m in chosen]
+        path = figures.per_generation(panels, series, gens, title, figdir / f"generations-{key}.png", references)
+        dashed = [f"{what} on the {LABELS.get(m, (m,))[0]} panel" for m in chosen for what, _ in references.get(m, [])]
+        doc.add(Figure(path, f"{title}; shaded: 95 % CI over seeds" + (f"; dashed: {', '.join(dashed)}" if dashed else "") + "."))
 
 
 def knowledge_and_stages(run: RunData, doc: Document) -> None:

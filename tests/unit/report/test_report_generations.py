@@ -1,0 +1,139 @@
+"""A tiny recursive lm run, then `report`: per-generation views show what varies (constants
+and one-generation baselines become a table line or a dashed reference, all-zero gaps say
+"no difference"), and the synthetic data under the external reference is drawn per
+generation beside its human yardstick."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from engine.conftest import tiny_config, tiny_corpus
+
+from collapselab.config import config_from_dict
+from collapselab.engine import run_experiment
+from collapselab.metrics import EvalInputs, evaluate
+from collapselab.metrics.registry import EXTERNAL_DEFAULTS, run_metrics
+from collapselab.records import Record, read_records
+from collapselab.report import write_report
+from collapselab.report.data import RUN_METRICS, load_run, sequence_histograms
+from collapselab.report.figures import all_equal
+from collapselab.report.outcomes import _reference_lines, varying
+from report.test_report import _placeholder, _report
+
+
+def _external_model():
+    """A tiny random LM with its own tokenizer (not the run's): the engine's external reference, in small."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator([d["text"] for d in tiny_corpus(60, 7, "ext")], trainers.BpeTrainer(vocab_size=150, special_tokens=["<unk>"]))
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=150, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                      num_key_value_heads=2, max_position_embeddings=256)
+    return LlamaForCausalLM(cfg).eval(), PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>")
+
+
+def _as_json(results) -> dict:
+    return {n: {"value": r.value, "version": r.version, "higher_is_better": r.higher_is_better, "details": r.details}
+            for n, r in results.items()}
+
+
+@pytest.fixture(scope="module")
+def lm_run(tmp_path_factory) -> Path:
+    """A tiny recursive lm run, then the external reference's metrics written as the engine writes them."""
+    tmp = tmp_path_factory.mktemp("lm-run")
+    folder = tmp / "text"
+    folder.mkdir()
+    for split, n, seed in (("train", 120, 1), ("test", 30, 2)):
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in tiny_corpus(n, seed, split)))
+    cfg = tiny_config(folder, tmp / "runs", generations=2, seeds=[0, 1])
+    cfg["evaluation"]["metrics"] += ["distinct_2", "duplicate_rate", "synthetic_perplexity"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COLLAPSELAB_CACHE", str(tmp / "cache"))
+        run_dir = run_experiment(config_from_dict(cfg), db_url=f"sqlite:///{tmp / 'db.sqlite'}", report=lambda *_: None)
+    model, tok = _external_model()
+    common = {"external_model": model, "external_tokenizer": tok, "external_name": "tiny-external", "external_sequences": 16}
+    test = None
+    for m in sorted(run_dir.glob("*/seed-*/gen-*/metrics.json")):
+        doc = json.loads(m.read_text())
+        import pyarrow.parquet as pq
+
+        test = [Record(id=r["example_id"], text=r["input"]) for r in pq.read_table(m.parent / "predictions.parquet").to_pylist()]
+        inputs = EvalInputs(task="lm", test=test, synthetic=read_records(m.parent / "synthetic.parquet"), seq_len=32,
+                            seed=doc["generation"], **common)
+        doc["metrics"].update(_as_json(evaluate(EXTERNAL_DEFAULTS, inputs)))
+        m.write_text(json.dumps(doc))
+    inputs = EvalInputs(task="lm", test=test, seq_len=32, **common)
+    once = evaluate(run_metrics("lm", inputs), inputs, scope="run")
+    (run_dir / RUN_METRICS).write_text(json.dumps({"external_model": "tiny-external", "metrics": _as_json(once)}))
+    return run_dir
+
+
+def test_recursive_lm_report(lm_run, tmp_path):
+    md, html = _report(lm_run, tmp_path / "out")
+    assert not _placeholder(md) and not _placeholder(html)
+    assert "Not a three-arm refinery run" in md and "No refinery in this run" in md
+    assert "perplexity comparison" in md and "gen 1" in md and "(2 seeds)" in md
+    assert (tmp_path / "out/figures/generations-test.png").exists() and (tmp_path / "out/figures/generations-synthetic.png").exists()
+
+
+def test_only_what_varies_is_plotted_and_baselines_are_reference_lines(lm_run):
+    run = load_run(lm_run)
+    gens = [0, 1]
+    plotted, kept_out = varying(run, run.metric_names, gens)
+    assert "reference_perplexity" in kept_out and "the same at every generation of each arm and seed" in kept_out["reference_perplexity"]
+    assert "unigram_perplexity" in kept_out and kept_out["unigram_perplexity"].startswith("generation 0 only")
+    assert {"perplexity", "external_synthetic_perplexity", "external_surprisal", "synthetic_perplexity"} <= set(plotted)
+    lines = _reference_lines(run, plotted)
+    assert lines["external_synthetic_perplexity"] == [("human test text", run.run_metrics["external_test_perplexity"]["value"])]
+    assert lines["perplexity"][0][0] == "unigram model"
+    assert lines["perplexity"][0][1] == pytest.approx(run.find("replace", 0)[0].metrics["unigram_perplexity"])
+
+
+def test_report_draws_the_external_reference_per_generation_and_the_histograms(lm_run, tmp_path):
+    paths = write_report(lm_run, tmp_path / "report")
+    md = paths.markdown.read_text()
+    assert "synthetic perplexity (external)" in md and "human test perplexity (external)" in md
+    assert "`tiny-external`" in md  # the yardstick says which model scored it
+    assert "| reference perplexity (test, generation-0 model) | the same at every generation of each arm and seed" in md
+    assert "| unigram perplexity (test, add-one unigram model) | generation 0 only" in md
+    figs = {p.name for p in paths.figures}
+    assert {"generations-test.png", "generations-synthetic.png", "histogram-synthetic_perplexity.png",
+            "histogram-external_synthetic_perplexity.png"} <= figs
+    assert "human test text on the synthetic perplexity (external) panel" in md
+
+
+def test_a_run_whose_gaps_are_all_zero_says_no_difference(lm_run, tmp_path):
+    copy = tmp_path / "same"
+    shutil.copytree(lm_run, copy)
+    for arm in ("replace", "accumulate"):
+        for seed in (0, 1):
+            g0 = json.loads((copy / arm / f"seed-{seed}/gen-0/metrics.json").read_text())
+            last = copy / arm / f"seed-{seed}/gen-1/metrics.json"
+            doc = json.loads(last.read_text())
+            doc["metrics"] = {k: v for k, v in g0["metrics"].items() if k != "unigram_perplexity"}
+            last.write_text(json.dumps(doc))
+    paths = write_report(copy, tmp_path / "report")
+    md = paths.markdown.read_text()
+    assert "No difference: every gap" in md
+    assert "gap.png" not in {p.name for p in paths.figures}
+
+
+def test_all_equal_ignores_rounding_noise_only():
+    assert all_equal([54.81, 54.81 + 1e-14, 54.81]) and all_equal([0.0, 1e-17, -1e-17])
+    assert not all_equal([54.81, 54.82]) and not all_equal([0.0, 1e-6])
+
+
+def test_sequence_histograms_share_one_set_of_log_bins():
+    edges, shares, ref = sequence_histograms({0: [10.0, 20.0, 30.0], 1: [5.0, 500.0]}, reference=[15.0, 25.0], bins=10)
+    assert edges[0] == pytest.approx(5.0) and edges[-1] == pytest.approx(500.0)
+    assert np.allclose(np.diff(np.log(edges)), np.log(100.0) / 10)  # equal on a log scale
+    assert all(s.sum() == pytest.approx(1.0) for s in (*shares.values(), ref))
+    assert shares[1][0] == 0.5 and shares[1][-1] == 0.5
