@@ -1,6 +1,6 @@
 """Cost of the external reference model per evaluation, and how precise its sample is.
 
-Usage: python benchmarks/bench_external.py [--model NAME_OR_FOLDER] [--pool 256] [--sizes 16,32,64,128]
+Usage: python benchmarks/bench_external.py [--model NAME_OR_FOLDER] [--pool 256] [--sizes 16,32,64,128] [--run RUN_DIR]
 
 Scores `--pool` TinyStories passages of 50 words (the length of a quickstart continuation:
 64 tokens of its scratch tokenizer) one by one as `metrics/external.py` does, under the
@@ -10,6 +10,9 @@ external model (default smollm2-135m-instruct), and prints:
 - for each n, the 95 % bootstrap interval of the median per-sequence perplexity and of the
   mean surprisal of a sample of n texts, relative to the whole pool's value: how far a
   generation's figure from a sample of n can be from what scoring every text would give.
+With `--run`, it also scores a finished lm run's synthetic data per arm and generation
+(seed 0) as the engine does (`evaluation.external_sequences` texts, the evaluation seed)
+and prints the external perplexity and surprisal beside the gibberish score.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import math
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 from common import DATA, machine, matmul_peak_flops
@@ -28,6 +32,7 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--pool", type=int, default=256)
     parser.add_argument("--sizes", default="16,32,64,128")
+    parser.add_argument("--run", default=None, help="A finished lm run directory to score per generation.")
     args = parser.parse_args()
     import torch
 
@@ -68,8 +73,51 @@ def main() -> None:
         med = np.percentile(np.median(ppl[draws], axis=1), [2.5, 97.5]) / np.median(ppl) - 1
         mean = np.percentile(bits[draws].mean(axis=1), [2.5, 97.5]) / bits.mean() - 1
         print(f"| {n} | {statistics.median(seconds):.1f} | {med[0]:+.1%} .. {med[1]:+.1%} | {mean[0]:+.1%} .. {mean[1]:+.1%} |")
+    if args.run:
+        _score_run(Path(args.run), model, tokenizer, args.model)
     print(f"\nfp32 matmul peak at end: {matmul_peak_flops() / 1e9:.0f} GFLOP/s")
     print(machine())
+
+
+def _score_run(run_dir: Path, model, tokenizer, name: str) -> None:
+    from collapselab.metrics import EvalInputs, evaluate
+    from collapselab.metrics.registry import EXTERNAL_DEFAULTS, run_metrics
+    from collapselab.records import read_records
+    from collapselab.rundir import gen_dir, load_run_config
+    from collapselab.seeds import step_seed
+
+    cfg = load_run_config(run_dir)
+    seed = cfg.experiment.seeds[0]
+    train = read_records(gen_dir(run_dir, cfg.arms[0].name, seed, 0) / "train.parquet")  # generation 0: the human pool
+    common = {"external_model": model, "external_tokenizer": tokenizer, "external_name": name,
+              "external_sequences": cfg.evaluation.external_sequences, "seq_len": cfg.training.seq_len}
+    test = _human_test(cfg)
+    inputs = EvalInputs(task="lm", test=test, **common)
+    t = time.perf_counter()
+    once = evaluate(run_metrics("lm", inputs), inputs, scope="run")
+    print(f"\n{run_dir}: human test set ({len(test)} blocks) under {name}: median perplexity "
+          f"{once['external_test_perplexity'].value:.2f}, surprisal {once['external_test_surprisal'].value:.3f} bits/token "
+          f"({time.perf_counter() - t:.1f} s)\n")
+    print("| arm | gen | gibberish score | external perplexity (median) | external surprisal (bits/token) | Spearman(gibberish, surprisal) | seconds |")
+    print("|---|---|---|---|---|---|---|")
+    for arm in cfg.arms:
+        for g in range(cfg.experiment.generations):
+            folder = gen_dir(run_dir, arm.name, seed, g)
+            inputs = EvalInputs(task="lm", test=test, synthetic=read_records(folder / "synthetic.parquet"), human_train=train,
+                                seed=step_seed(seed, g, "evaluate"), **common)
+            t = time.perf_counter()
+            out = evaluate([*EXTERNAL_DEFAULTS, "gibberish_score"], inputs)
+            rho = out["external_surprisal"].details["gibberish_spearman"]
+            print(f"| {arm.name} | {g} | {out['gibberish_score'].value:.3f} | {out['external_synthetic_perplexity'].value:.2f} | "
+                  f"{out['external_surprisal'].value:.3f} | {rho:.2f} | {time.perf_counter() - t:.1f} |", flush=True)
+
+
+def _human_test(cfg):
+    """The run's human test blocks, rebuilt from its config as the engine builds them."""
+    from collapselab.engine import human_pools, load_human_docs, prepare_human, prepare_tokenizer
+
+    pools = human_pools(cfg, load_human_docs(cfg))
+    return prepare_human(cfg, pools, prepare_tokenizer(cfg, pools[0])).test
 
 
 if __name__ == "__main__":
