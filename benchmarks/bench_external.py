@@ -11,7 +11,7 @@ external model (default smollm2-135m-instruct), and prints:
   mean surprisal of a sample of n texts, relative to the whole pool's value: how far a
   generation's figure from a sample of n can be from what scoring every text would give.
 With `--run`, it also scores a finished lm run's synthetic data per arm and generation
-(seed 0) as the engine does (`evaluation.external_sequences` texts, the evaluation seed)
+(seed 0) as the engine does (`evaluation.reference_sequences` texts, the evaluation seed)
 and prints the external perplexity and surprisal beside the gibberish score.
 """
 
@@ -90,7 +90,7 @@ def _score_run(run_dir: Path, model, tokenizer, name: str) -> None:
     seed = cfg.experiment.seeds[0]
     train = read_records(gen_dir(run_dir, cfg.arms[0].name, seed, 0) / "train.parquet")  # generation 0: the human pool
     common = {"external_model": model, "external_tokenizer": tokenizer, "external_name": name,
-              "external_sequences": cfg.evaluation.external_sequences, "seq_len": cfg.training.seq_len}
+              "external_sequences": cfg.evaluation.reference_sequences, "seq_len": cfg.training.seq_len}
     test = _human_test(cfg)
     inputs = EvalInputs(task="lm", test=test, **common)
     t = time.perf_counter()
@@ -109,15 +109,18 @@ def _score_run(run_dir: Path, model, tokenizer, name: str) -> None:
             out = evaluate([*EXTERNAL_DEFAULTS, "gibberish_score"], inputs)
             rho = out["external_surprisal"].details["gibberish_spearman"]
             print(f"| {arm.name} | {g} | {out['gibberish_score'].value:.3f} | {out['external_synthetic_perplexity'].value:.2f} | "
-                  f"{out['external_surprisal'].value:.3f} | {rho:.2f} | {time.perf_counter() - t:.1f} |", flush=True)
+                  f"{out['external_surprisal'].value:.3f} | {'n/a' if rho is None else f'{rho:.2f}'} | {time.perf_counter() - t:.1f} |",
+                  flush=True)
 
 
 def _human_test(cfg):
     """The run's human test blocks, rebuilt from its config as the engine builds them."""
-    from collapselab.engine import human_pools, load_human_docs, prepare_human, prepare_tokenizer
+    from collapselab.engine import human_pools, prepare_tokenizer
+    from collapselab.tasks import get_task
 
-    pools = human_pools(cfg, load_human_docs(cfg))
-    return prepare_human(cfg, pools, prepare_tokenizer(cfg, pools[0])).test
+    task = get_task(cfg.experiment.task)
+    pools = human_pools(cfg, task)
+    return task.prepare_human(cfg, pools, prepare_tokenizer(cfg, task, pools[0])).test
 
 
 if __name__ == "__main__":

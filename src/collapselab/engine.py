@@ -79,8 +79,10 @@ def run_experiment(
     human = task.prepare_human(cfg, pools, tokenizer)
     positions = _max_positions(cfg, tokenizer)
     precheck(cfg, task, human, positions, db_url)
+    from collapselab.metrics.external import load_reference
     from collapselab.outlets import with_outlets
 
+    reference = load_reference(cfg, task.name)  # the fixed external reference, once per run (None: not used)
     listeners = with_outlets(cfg, listeners)  # trackers, hub push, notifications the config asks for
     run_dir = open_run(cfg, fresh=fresh, run_id=run_id)
     resumed = any(run_dir.glob("*/seed-*/gen-*/DONE"))  # finished steps before this invocation
@@ -95,9 +97,14 @@ def run_experiment(
     store.record_run_status(db_url, run_dir, "running")  # the dashboard's Runs page reads these
     lab = Lab(cfg, task, run_dir, human, tokenizer, positions, db_url, listeners)
     lab.prompt_format = _prompt_format(cfg, tokenizer)
+    lab.reference = reference
     emit(listeners, RunStarted(run_dir, run_dir.name, cfg.experiment.name, cfg, resumed))
     emit(listeners, Message(f"run {run_dir} | {len(human.train)} human training records, {len(human.test)} test records"))
     try:
+        if reference is not None:
+            from collapselab.metrics.external import record_reference
+
+            record_reference(lab)  # in the manifest; the human test set under it once per run (run_metrics.json)
         for seed in cfg.experiment.seeds:
             for arm in cfg.arms:
                 run_arm(lab, arm, seed)
@@ -113,6 +120,7 @@ def precheck(cfg: ExperimentConfig, task: Any, human: HumanData, max_positions: 
     """Everything that would otherwise fail after hours of training, checked up front."""
     from collapselab.generation import generation_backend
     from collapselab.metrics import default_metrics, metric_for_task
+    from collapselab.metrics.external import config_errors
     from collapselab.metrics.registry import METRICS_EXTRA, missing_libraries
     from collapselab.models import device
 
@@ -125,6 +133,8 @@ def precheck(cfg: ExperimentConfig, task: Any, human: HumanData, max_positions: 
     for name, module in missing_libraries(cfg.evaluation.metrics or default_metrics(task.name)):
         chosen = "evaluation.metrics" if cfg.evaluation.metrics else f"evaluation.metrics (the {task.name} defaults)"
         raise ConfigError(f"{chosen}: metric {name!r} needs the {module} library, which is not installed: {METRICS_EXTRA}")
+    if errors := config_errors(cfg):  # metrics the external reference settings make impossible
+        raise ConfigError(errors[0])
     try:
         generation_backend(cfg.decoding)
     except RuntimeError as e:
@@ -227,6 +237,8 @@ def run_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, synthetic: list[
     _write_rows(folder / "predictions.parquet", result.predictions, ("example_id", "input", "reference", "prediction", "scores"))
     _write_rows(folder / "synthetic_scores.parquet", result.synthetic_scores, ("record_id", "scores"))
     train_log = _load_json(folder / "model" / "train_log.json")
+    from collapselab.metrics.external import generation_summary
+
     write_metrics_file(folder / "metrics.json", GenerationMetrics.model_validate({
         "arm": arm.name, "seed": seed, "generation": g, "metrics": metrics,
         "train": {k: train_log.get(k) for k in ("losses", "steps", "tokens", "seconds") if train_log.get(k) is not None},
@@ -235,6 +247,7 @@ def run_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, synthetic: list[
                   "train_synthetic_share": sum(r.source != "human" for r in data) / max(1, len(data))},
         "runtime": runtime(cfg),
         "refinery": _load_json(folder / "refinery.json") or None,
+        "reference": generation_summary(metrics, lab.reference),
     }))
     mark_done(folder)
 

@@ -33,6 +33,7 @@ class Lab:
     listeners: list[Listener] = field(default_factory=list)
     prompt_format: Any = None  # collapselab.prompts.PromptFormat bound to the tokenizer
     base_dirs: dict[int, Path] = field(default_factory=dict)  # seed -> cached scratch base folder
+    reference: Any = None  # collapselab.metrics.external.ReferenceModel, loaded once per run; None: the run has none
     _mmlu: Any = None
 
     def mmlu_questions(self) -> Any:

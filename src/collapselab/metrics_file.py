@@ -6,14 +6,20 @@
      "timings": {"train_s", "generate_s", "evaluate_s"},
      "sizes": {"train_records", "synthetic_records", "train_synthetic_share"},
      "runtime": {"device", "train_dtype", "infer_dtype", "generation_backend"},
-     "refinery": {...} or null, "copied_from": path or null}
+     "refinery": {...} or null, "copied_from": path or null,
+     "reference": {"model", "synthetic_perplexity": {"mean", "median", "p90", "p99", "sequences", "of"},
+                   "synthetic_surprisal_bits", "gibberish_spearman"} or null}
+
+`reference` is the generation's synthetic data under the run's fixed external reference
+model (`evaluation.reference_model`; null when the run has none); the same numbers, with
+the per-sequence values, are the `external_*` entries of "metrics".
 
 A file that does not match is refused with a `RunError` naming the file and the key.
 
 A run's `run_metrics.json` holds what is computed once per run, not per generation (the
 human test set under the external reference model: a fixed yardstick):
 
-    {"external_reference": name or null,
+    {"reference_model": name,
      "metrics": {name: {"value", "version", "higher_is_better", "details"}}}
 """
 
@@ -63,6 +69,26 @@ class Runtime(_Strict):
     generation_backend: str
 
 
+class SequencePerplexity(_Strict):
+    """Per-sequence perplexity of a seeded sample of texts: its distribution's summary."""
+
+    mean: float
+    median: float
+    p90: float
+    p99: float
+    sequences: int  # texts scored (the sample, less texts with no second token)
+    of: int  # texts there were
+
+
+class ReferenceSummary(_Strict):
+    """One generation's synthetic data under the run's external reference model."""
+
+    model: str  # `evaluation.reference_model`
+    synthetic_perplexity: SequencePerplexity
+    synthetic_surprisal_bits: float | None  # mean per-token surprisal (bits); None when not computed
+    gibberish_spearman: float | None = None  # per-text rank correlation of surprisal with the gibberish score
+
+
 class GenerationMetrics(_Strict):
     arm: str
     seed: int
@@ -74,6 +100,7 @@ class GenerationMetrics(_Strict):
     runtime: Runtime | None = None  # absent in files written before it was recorded
     refinery: dict[str, Any] | None = None
     copied_from: str | None = None  # generation 0 computed in another arm
+    reference: ReferenceSummary | None = None  # None: no external reference model in this run
 
     def values(self) -> dict[str, float | None]:
         """Metric name -> value."""
@@ -83,7 +110,7 @@ class GenerationMetrics(_Strict):
 class RunMetrics(_Strict):
     """`run_metrics.json`: the metrics computed once per run (scope "run" in the registry)."""
 
-    external_reference: str | None  # `evaluation.external_model`, the model that scored them
+    reference_model: str  # `evaluation.reference_model`, the model that scored them
     metrics: dict[str, MetricEntry]
 
 

@@ -32,11 +32,17 @@ def _config(tmp_path, task: str, dataset: str, **data) -> dict:
 
 
 @pytest.mark.parametrize("dataset", ["tinystories", "wikitext2"])
-def test_lm_on_real_text(dataset, shared_data, tmp_path, monkeypatch):
+def test_lm_on_real_text(dataset, shared_data, tmp_path, monkeypatch, catalogue_model):
     monkeypatch.setenv("COLLAPSELAB_DATA", str(shared_data))
     cfg = _config(tmp_path, "lm", dataset)
     cfg["evaluation"] = {"metrics": ["perplexity", "cross_entropy", "reference_perplexity"]}
+    if dataset == "wikitext2":  # and the default external reference, SmolLM2-135M from the catalogue
+        catalogue_model("smollm2-135m-instruct")  # converted once per session; the name resolves inside this test
+        cfg["evaluation"].update(reference_sequences=12)
+        cfg["evaluation"]["metrics"] += ["external_synthetic_perplexity", "external_surprisal"]
     run_dir = run_experiment(config_from_dict(cfg))
+    if dataset == "wikitext2":
+        _check_reference(run_dir)
     g0 = json.loads((run_dir / "replace/seed-0/gen-0/metrics.json").read_text())["metrics"]
     g1 = json.loads((run_dir / "replace/seed-0/gen-1/metrics.json").read_text())["metrics"]
     # one short epoch already beats a uniform guess over the 512-token vocabulary by far;
@@ -48,6 +54,19 @@ def test_lm_on_real_text(dataset, shared_data, tmp_path, monkeypatch):
     assert len(human) == len(syn) == 40 and all(r.source == "human" for r in human)
     assert all(s.parent_id == h.id and s.text for s, h in zip(syn, human, strict=True))
     assert {r.source for r in read_records(run_dir / "replace/seed-0/gen-1/train.parquet")} == {"synthetic"}
+
+
+def _check_reference(run_dir) -> None:
+    """The catalogue reference scored generation 0's synthetic data and, once, the human test set."""
+    manifest = json.loads((run_dir / "manifest.json").read_text())["reference_model"]
+    assert manifest["name"] == "smollm2-135m-instruct" and manifest["parameters"] == pytest.approx(134_515_008, rel=0.01)
+    once = json.loads((run_dir / "run_metrics.json").read_text())["metrics"]
+    g0 = json.loads((run_dir / "replace/seed-0/gen-0/metrics.json").read_text())
+    human, synthetic = once["external_test_perplexity"]["value"], g0["metrics"]["external_synthetic_perplexity"]["value"]
+    # a pretrained LM reads human WikiText (32-token fragments) far better than a seconds-old scratch model's text
+    assert human < 500 and synthetic > 1.5 * human, (human, synthetic)
+    assert once["external_test_surprisal"]["value"] < g0["metrics"]["external_surprisal"]["value"]
+    assert g0["reference"]["model"] == "smollm2-135m-instruct" and g0["reference"]["synthetic_perplexity"]["sequences"] == 12
 
 
 @pytest.mark.parametrize("dataset", ["squad_v2", "cosmosqa"])
@@ -77,3 +96,4 @@ def _test_records(run_dir):
     from collapselab.records import Record
 
     return [Record(id=r["example_id"], context=r["input"].split("\n\n", 1)[1]) for r in rows]
+

@@ -138,16 +138,17 @@ class EvaluationBlock(_Block):
     batch_tokens: int = Field(16384, ge=64, description="Token budget per evaluation batch.")
     stages: StageBlock = Field(default_factory=StageBlock, description="Thresholds of the collapse stage A/B/C per generation (metrics/stages.py).")
     mmlu: MMLUBlock | None = Field(None, description="MMLU at every generation (knowledge retention); None = off.")
-    external_model: str | None = Field(
+    reference_model: str | None = Field(
         "smollm2-135m-instruct",
-        description="A pretrained LM, fixed for the run and independent of the arms, with its own tokenizer: it scores every "
-        "generation's synthetic text and, once per run, the human test set (lm task; metrics/external.py). A catalogue "
-        "name, a local folder or a $COLLAPSELAB_MODELS name; null: no external reference.",
+        description="The fixed external reference: a pretrained LM, loaded once per run, independent of the arms and of "
+        "generation 0, with its own tokenizer; it scores every generation's synthetic text and, once per run, the human test "
+        "set (lm task; metrics/external.py). A catalogue name, a local folder or a $COLLAPSELAB_MODELS name; null: none "
+        "(also not loaded when `metrics` lists no external_* metric).",
     )
-    external_sequences: int = Field(
+    reference_sequences: int = Field(
         64, ge=1,
-        description="Most texts the external model scores per evaluation (a seeded sample). SmolLM2-135M on 2 CPU cores: "
-        "about 64 texts of 64 tokens in 8 s; the median per-sequence perplexity of 64 texts is within about +-6 % (95 % CI).",
+        description="Most texts the reference model scores per evaluation (a seeded sample). Its cost per evaluation and the "
+        "precision of a sample of this size: benchmarks/bench_external.py (figures in benchmarks/RESULTS.md).",
     )
 
 

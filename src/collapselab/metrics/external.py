@@ -1,23 +1,29 @@
 """The fixed external reference: a pretrained LM that never changes during a run.
 
 The generation-0 model is a moving part of the experiment (every arm's own first model);
-the external reference (`evaluation.external_model`, by default SmolLM2-135M-Instruct) is
+the external reference (`evaluation.reference_model`, by default SmolLM2-135M-Instruct) is
 independent of the arms, of generation 0 and of the run's tokenizer, so its numbers mean
 the same at every generation of every arm and every run that names it.
 
 Every text is scored on its own with the reference's tokenizer: its first token is
 context only and every later token a target (no special tokens: an instruct model's chat
-markers are not text), cut to `seq_len` tokens. At most `external_sequences` texts are
+markers are not text), cut to `seq_len` tokens. At most `reference_sequences` texts are
 scored per evaluation: a seeded sample (the evaluation seed), so an evaluation costs the
 same whatever the synthetic set's size (the cost on this CPU is in benchmarks/RESULTS.md).
 
 Per generation (synthetic data):
 - `external_synthetic_perplexity`: median per-sequence perplexity (mean, p90, p99 and the
-  sampled per-sequence values in details, for the per-generation histogram);
+  sampled per-sequence values with the indices of their records in details, for the
+  per-generation histogram; no per-record list, as only a sample is scored);
 - `external_surprisal`: mean per-token surprisal in bits, a second fluency opinion beside
   the gibberish score (their per-text Spearman correlation is in details).
 Once per run (scope "run", the fixed yardstick): the same two numbers for the human test
 set, `external_test_perplexity` and `external_test_surprisal`.
+
+The engine loads the reference once per run (`load_reference`: only when the run's
+metrics use it), records it in the manifest (`ReferenceModel.manifest`), writes the
+yardstick into run_metrics.json (`yardstick`) and each generation's summary into its
+metrics.json (`generation_summary`, the `reference` block).
 """
 
 from __future__ import annotations
@@ -25,12 +31,141 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from collapselab.metrics.registry import EvalInputs, MetricValue, register_metric
+from collapselab.metrics.registry import (
+    RUN_DEFAULTS,
+    EvalInputs,
+    MetricResult,
+    MetricValue,
+    evaluate,
+    get_metric,
+    register_metric,
+)
+
+if TYPE_CHECKING:
+    from collapselab.config import ExperimentConfig
+    from collapselab.lab import Lab
+    from collapselab.records import Record
 
 LOGIT_BYTES = 1 << 29  # most bytes of fp32 logits per batch (a 49k-token vocabulary makes them the memory hog)
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceModel:
+    """The run's external reference, loaded once per run."""
+
+    name: str  # `evaluation.reference_model` as configured
+    model: Any  # transformers PreTrainedModel, eval mode
+    tokenizer: Any  # its own tokenizer
+    folder: str  # where it was loaded from (a catalogue name resolves to its cached folder)
+    parameters: int
+
+    def manifest(self) -> dict[str, Any]:
+        """What the run's manifest records about it."""
+        return {"name": self.name, "folder": self.folder, "parameters": self.parameters}
+
+    def inputs(self, sequences: int) -> dict[str, Any]:
+        """The `EvalInputs` fields it fills."""
+        return {"external_model": self.model, "external_tokenizer": self.tokenizer, "external_name": self.name,
+                "external_sequences": sequences}
+
+
+def uses_reference(name: str) -> bool:
+    """The metric is computed under the external reference model."""
+    return "external_model" in get_metric(name).needs
+
+
+def wanted(cfg: ExperimentConfig, task: str) -> bool:
+    """The run needs its reference model: one is configured, and the run's metrics use it
+    (the task's defaults when `evaluation.metrics` is unset: lm)."""
+    if cfg.evaluation.reference_model is None:
+        return False
+    if cfg.evaluation.metrics is None:
+        return task in RUN_DEFAULTS
+    return any(uses_reference(n) for n in cfg.evaluation.metrics)
+
+
+def config_errors(cfg: ExperimentConfig) -> list[str]:
+    """`evaluation.metrics` entries the reference settings make impossible, each naming its key."""
+    errors = []
+    for i, name in enumerate(cfg.evaluation.metrics or []):
+        if not uses_reference(name):
+            continue
+        if cfg.evaluation.reference_model is None:
+            errors.append(f"evaluation.metrics.{i}: {name!r} is scored by the external reference, and "
+                          "evaluation.reference_model is null")
+        elif get_metric(name).scope == "run":
+            errors.append(f"evaluation.metrics.{i}: {name!r} is computed once per run whenever the reference model is "
+                          "loaded (run_metrics.json); list only per-generation metrics")
+    return errors
+
+
+def load_reference(cfg: ExperimentConfig, task: str) -> ReferenceModel | None:
+    """The run's reference model, or None when the run does not use one (`wanted`)."""
+    if not wanted(cfg, task):
+        return None
+    from collapselab.models import count_parameters, load_model, resolve_model_path
+
+    name = cfg.evaluation.reference_model
+    assert name is not None  # wanted() checked it
+    loaded = load_model(name, for_training=False)
+    return ReferenceModel(name, loaded.model, loaded.tokenizer, resolve_model_path(name), count_parameters(loaded.model))
+
+
+def yardstick(reference: ReferenceModel, task: str, test: list[Record], *, sequences: int, seq_len: int,
+              batch_tokens: int, device: str, seed: int) -> dict[str, MetricResult]:
+    """The human test set under the reference model: the run-scope metrics, computed once per run."""
+    inputs = EvalInputs(task=task, test=test, seq_len=seq_len, batch_tokens=batch_tokens, device=device, seed=seed,
+                        **reference.inputs(sequences))
+    from collapselab.metrics.registry import run_metrics
+
+    return evaluate(run_metrics(task, inputs), inputs, scope="run")
+
+
+def record_reference(lab: Lab) -> None:
+    """Name the run's reference model in its manifest and write the human yardstick into
+    run_metrics.json, once per run (a resumed run has the same config hash, so the same
+    reference: what an earlier invocation wrote stands)."""
+    import json
+
+    from collapselab.metrics_file import RUN_METRICS, RunMetrics, write_metrics_file
+    from collapselab.models import device
+    from collapselab.records import atomic_write_json
+    from collapselab.seeds import step_seed
+    from collapselab.tasks.base import as_entries
+
+    reference, cfg = lab.reference, lab.cfg
+    path = lab.run_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    if manifest.get("reference_model") != reference.manifest():
+        atomic_write_json(path, {**manifest, "reference_model": reference.manifest()})
+    if (lab.run_dir / RUN_METRICS).exists():
+        return
+    results = yardstick(reference, lab.task.name, lab.human.test, sequences=cfg.evaluation.reference_sequences,
+                        seq_len=cfg.training.seq_len, batch_tokens=cfg.evaluation.batch_tokens, device=device(),
+                        seed=step_seed(cfg.data.split_seed, 0, "reference"))
+    write_metrics_file(lab.run_dir / RUN_METRICS, RunMetrics(reference_model=reference.name, metrics=as_entries(results)))
+
+
+def generation_summary(metrics: dict[str, dict[str, Any]], reference: ReferenceModel | None) -> dict[str, Any] | None:
+    """metrics.json's `reference` block: this generation's synthetic data under the reference
+    model (per-sequence perplexity quantiles, surprisal); None without a reference or before
+    any synthetic data was scored."""
+    ppl = metrics.get("external_synthetic_perplexity")
+    if reference is None or ppl is None:
+        return None
+    d = ppl["details"]
+    surprisal = metrics.get("external_surprisal")
+    return {
+        "model": reference.name,
+        "synthetic_perplexity": {k: d[k] for k in ("mean", "median", "p90", "p99", "sequences", "of")},
+        "synthetic_surprisal_bits": surprisal["value"] if surprisal else None,
+        "gibberish_spearman": surprisal["details"].get("gibberish_spearman") if surprisal else None,
+    }
 
 
 def sample_indices(n: int, k: int, seed: int) -> list[int]:
@@ -109,9 +244,10 @@ def _perplexity(inputs: EvalInputs, which: str) -> MetricValue:
     details = {
         "mean": float(ppl.mean()), "median": float(np.median(ppl)),
         "p90": float(np.percentile(ppl, 90)), "p99": float(np.percentile(ppl, 99)),
-        **_common(inputs, scored), "per_sequence": [round(float(p), 4) for p in ppl],
+        **_common(inputs, scored), "per_sequence": [round(float(p), 4) for p in ppl], "indices": scored["indices"],
     }
-    return MetricValue(details["median"], ppl.tolist(), details)
+    # per_example stays None: the values are of a sample, not of every record (details: which ones)
+    return MetricValue(details["median"], None, details)
 
 
 def _surprisal(inputs: EvalInputs, which: str) -> MetricValue:
@@ -119,16 +255,22 @@ def _surprisal(inputs: EvalInputs, which: str) -> MetricValue:
     bits = scored["nll"] / scored["targets"] / math.log(2)  # per text: mean bits per token
     chars = sum(len(t) for t in scored["texts"])
     details = {
-        **_common(inputs, scored),
+        **_common(inputs, scored), "per_sequence": [round(float(b), 4) for b in bits],
         "bits_per_character": float(scored["nll"].sum() / math.log(2) / chars) if chars else math.nan,
     }
     if which == "synthetic" and inputs.human_train is not None:
+        from collapselab.metrics.gibberish import CalibrationError
         from collapselab.metrics.sanity import gibberish_scores
 
-        g = np.array(gibberish_scores(inputs))[scored["indices"]]
-        details["gibberish_spearman"] = _spearman(g, bits)
+        try:
+            g = np.array(gibberish_scores(inputs))[scored["indices"]]
+        except CalibrationError as e:  # too little human text for the gibberish score: surprisal stands alone, saying why
+            details["gibberish_spearman"] = None
+            details["gibberish_spearman_missing"] = str(e)
+        else:
+            details["gibberish_spearman"] = _spearman(g, bits)
     value = float(scored["nll"].sum() / scored["targets"].sum() / math.log(2))
-    return MetricValue(value, bits.tolist(), details)
+    return MetricValue(value, None, details)
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:

@@ -87,6 +87,10 @@ _DIGITS = str.maketrans("0123456789", "0000000000")
 _SENTENCE_END = (".", "!", "?", ":", ";", '"')
 
 
+class CalibrationError(ValueError):
+    """Too little human text to fit or calibrate the scorer (the message says how much there was)."""
+
+
 def _normal(text: str) -> str:
     """Lower-cased, every digit read as 0 (a number is a number, whichever it is)."""
     return text.lower().translate(_DIGITS)
@@ -243,7 +247,7 @@ def fit_gibberish_scorer(train_texts: Sequence[str], heldout_texts: Sequence[str
     train = _normal("\n".join(train_texts))
     heldout = [t for t in heldout_texts if t.strip()]
     if not train.strip() or not heldout:
-        raise ValueError("the gibberish scorer needs non-empty training and held-out human text")
+        raise CalibrationError("the gibberish scorer needs non-empty training and held-out human text")
     chars = sorted(set(train))
     a = len(chars) + 1
     index = {ch: i + 1 for i, ch in enumerate(chars)}
@@ -268,7 +272,7 @@ def fit_gibberish_scorer(train_texts: Sequence[str], heldout_texts: Sequence[str
     stats = {name: scorer.statistics(texts) for name, texts in sets.items()}
     human_order = stats["human"][:, 2]
     if np.isnan(human_order).all():
-        raise ValueError(f"gibberish scorer: {len(train_texts)} human training texts ({len(flat)} words) are too few to calibrate: "
+        raise CalibrationError(f"gibberish scorer: {len(train_texts)} human training texts ({len(flat)} words) are too few to calibrate: "
                          "no held-out text has a pair of known neighbouring words; use more human text, or leave "
                          "gibberish_score and gibberish_rate out of evaluation.metrics")
     # The lowest cap at which the six sets' medians come out in order: the 10th percentile
@@ -285,7 +289,7 @@ def fit_gibberish_scorer(train_texts: Sequence[str], heldout_texts: Sequence[str
         if not tied:
             break
     else:
-        raise ValueError(
+        raise CalibrationError(
             f"gibberish scorer: {len(train_texts)} human training texts ({len(flat)} words) are too few to calibrate: "
             f"{', '.join(tied)} not separated; use more human text, or leave gibberish_score and gibberish_rate "
             "out of evaluation.metrics"
@@ -335,7 +339,7 @@ def cached_gibberish_scorer(human_texts: Sequence[str], *, heldout_texts: Sequen
     if path.exists():
         return GibberishScorer.load(path)
     if len(texts) < 5 or (held is not None and not held):
-        raise ValueError(f"the gibberish scorer needs at least 5 human texts and held-out ones, got {len(texts)} "
+        raise CalibrationError(f"the gibberish scorer needs at least 5 human texts and held-out ones, got {len(texts)} "
                          f"and {len(held) if held is not None else 'none'}")
     if held is None:
         n = max(int(len(texts) * heldout_fraction), min(20, len(texts) // 2))

@@ -169,6 +169,16 @@ class RunData:
             self._cache[key] = self.files.records(g, name)
         return self._cache[key]
 
+    def synthetic_scores(self, g: Generation) -> dict[str, list[float | None]]:
+        """metric -> its score of every synthetic record of `g`, in record order (synthetic_scores.parquet)."""
+        key = (g.folder, "synthetic_scores")
+        if key not in self._cache:
+            import pyarrow.parquet as pq
+
+            rows = [json.loads(r) for r in pq.read_table(g.folder / "synthetic_scores.parquet", columns=["scores"]).column("scores").to_pylist()]
+            self._cache[key] = {m: [r.get(m) for r in rows] for m in {m for r in rows for m in r}}
+        return self._cache[key]
+
     def predictions(self, g: Generation) -> list[dict[str, Any]]:
         key = (g.folder, "predictions")
         if key not in self._cache:
@@ -265,6 +275,43 @@ def perplexity_histograms(by_generation: dict[int, Sequence[float]], bins: int =
         share[g] = (hist / max(1, x.size)).tolist()
         counts[g] = int(x.size)
     return Histograms(edges.tolist(), share, counts)
+
+
+def per_sequence_values(run: RunData, arm: str, metric: str) -> dict[int, list[float]]:
+    """generation -> the per-sequence values of `metric`, pooled over seeds: those of a sample
+    kept in its details (the external reference's), else every synthetic record's score in
+    synthetic_scores.parquet (the generation-0 model's); generations without them are left out."""
+    out: dict[int, list[float]] = {}
+    for g in sorted(run.gens, key=lambda x: (x.generation, x.seed)):
+        if g.arm != arm or metric not in g.doc["metrics"]:
+            continue
+        values = (g.doc["metrics"][metric].get("details") or {}).get("per_sequence")
+        if values is None and (g.folder / "synthetic_scores.parquet").exists():
+            values = [v for v in (run.synthetic_scores(g).get(metric) or []) if v is not None]
+        if values:
+            out.setdefault(g.generation, []).extend(values)
+    return out
+
+
+def sequence_histograms(by_generation: dict[int, list[float]], reference: list[float] | None = None, bins: int = 30):
+    """Histograms of per-sequence values on one set of log-spaced bins (perplexities span
+    orders of magnitude), each normalised to shares that sum to 1.
+
+    Returns:
+        (edges, {generation: shares}, reference shares or None).
+    """
+    import numpy as np
+
+    pooled = [v for vs in by_generation.values() for v in vs] + list(reference or [])
+    finite = np.array([v for v in pooled if np.isfinite(v) and v > 0])
+    lo, hi = float(finite.min()), float(finite.max())
+    edges = np.geomspace(lo, hi if hi > lo else lo * 1.01, bins + 1)
+
+    def shares(values: list[float]) -> np.ndarray:
+        counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
+        return counts / max(1, counts.sum())
+
+    return edges, {g: shares(v) for g, v in by_generation.items()}, shares(reference) if reference else None
 
 
 def resolve_run_dir(run: str, db: str | None) -> Path:

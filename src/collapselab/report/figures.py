@@ -133,6 +133,29 @@ def per_generation(panels: list[tuple[str, str, str]], series: dict[str, dict[st
     return _save(fig, path)
 
 
+def sequence_histograms(panels: dict[str, tuple[np.ndarray, dict[int, np.ndarray], np.ndarray | None]], xlabel: str,
+                        title: str, path: Path, reference_label: str = "human test text") -> Path:
+    """One panel per arm: the share of texts per log-spaced bin of a per-sequence value, one
+    step line per generation (later generations darker), the reference as a dashed line."""
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(5.0 * n, 3.6), squeeze=False)
+    for ax, (arm, (edges, shares, reference)) in zip(axes[0], panels.items(), strict=True):
+        gens = sorted(shares)
+        cmap = plt.get_cmap("viridis")
+        for k, g in enumerate(gens):
+            ax.stairs(shares[g], edges, color=cmap(0.85 * (1 - k / max(1, len(gens) - 1))), linewidth=1.5, label=f"generation {g}")
+        if reference is not None:
+            ax.stairs(reference, edges, color="#333333", linestyle="--", linewidth=1.2, label=reference_label)
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("share of texts")
+        ax.set_title(f"arm {arm}", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7.5)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
 def loss_curves(curves: dict[str, list[float]], title: str, path: Path) -> Path:
     """Training loss per optimizer step, one line per (arm, generation)."""
     fig, ax = plt.subplots(figsize=(7.0, 4.0))

@@ -10,7 +10,7 @@ from collapselab.metrics.registry import EXTERNAL_DEFAULTS, SYNTHETIC_DEFAULTS
 from collapselab.metrics.stats import Summary, summarize
 from collapselab.report import figures
 from collapselab.report.criteria import Criteria, three_arm_criteria
-from collapselab.report.data import RunData
+from collapselab.report.data import RunData, per_sequence_values, sequence_histograms
 from collapselab.report.document import Document, Figure, Heading, Para, Table
 
 # metric -> (label, unit) for tables and axes
@@ -284,6 +284,28 @@ def per_generation(run: RunData, doc: Document, figdir: Path) -> None:
         path = figures.per_generation(panels, series, gens, title, figdir / f"generations-{key}.png", references)
         dashed = [f"{what} on the {LABELS.get(m, (m,))[0]} panel" for m in chosen for what, _ in references.get(m, [])]
         doc.add(Figure(path, f"{title}; shaded: 95 % CI over seeds" + (f"; dashed: {', '.join(dashed)}" if dashed else "") + "."))
+    histograms(run, doc, figdir)
+
+
+# per-sequence metric -> the run-level metric whose per-sequence values are its human reference
+HISTOGRAMS: dict[str, str | None] = {"synthetic_perplexity": None, "external_synthetic_perplexity": "external_test_perplexity"}
+
+
+def histograms(run: RunData, doc: Document, figdir: Path) -> None:
+    """Per-sequence perplexity of each generation's synthetic data, generations overlaid
+    (Shumailov et al. 2024, Fig. 1): the tail that grows, not only the median that moves."""
+    for metric, ref in HISTOGRAMS.items():
+        by_arm = {a: per_sequence_values(run, a, metric) for a in run.arms}
+        by_arm = {a: v for a, v in by_arm.items() if v}
+        if not by_arm:
+            continue
+        human = ((run.run_metrics.get(ref) or {}).get("details") or {}).get("per_sequence") if ref else None
+        panels = {a: sequence_histograms(v, human) for a, v in by_arm.items()}
+        name, unit = LABELS[metric]
+        path = figures.sequence_histograms(panels, f"per-sequence perplexity ({unit.split(', ', 2)[-1]}, log scale)",
+                                           f"{name}: every generation's texts", figdir / f"histogram-{metric}.png")
+        doc.add(Figure(path, f"Per-sequence {name} of each generation's synthetic texts (seeds pooled), share per log-spaced bin"
+                             + ("; dashed: the human test texts under the same model" if human else "") + "."))
 
 
 def knowledge_and_stages(run: RunData, doc: Document) -> None:

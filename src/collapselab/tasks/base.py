@@ -123,10 +123,11 @@ def eval_inputs(lab: Lab, model: Any, reference: Any, synthetic: list[Record] | 
     from collapselab.models import device
 
     cfg = lab.cfg
+    external = lab.reference.inputs(cfg.evaluation.reference_sequences) if lab.reference is not None else {}
     return EvalInputs(
         task=lab.task.name, test=lab.human.test, model=model, tokenizer=lab.tokenizer, reference_model=reference,
         synthetic=synthetic, human_train=lab.human.train, seq_len=cfg.training.seq_len,
-        batch_tokens=cfg.evaluation.batch_tokens, device=device(), seed=seed,
+        batch_tokens=cfg.evaluation.batch_tokens, device=device(), seed=seed, **external,
     )
 
 

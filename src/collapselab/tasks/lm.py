@@ -134,7 +134,7 @@ class LMTask:
         from collapselab.metrics import default_metrics
 
         inputs = eval_inputs(lab, model, reference, synthetic, seed)
-        results = score(metric_names(lab, default_metrics("lm")), inputs)
+        results = score(metric_names(lab, default_metrics("lm", inputs)), inputs)  # with the external reference's, when loaded
         from collapselab.metrics.language import packed_test_blocks
 
         blocks = packed_test_blocks(inputs)  # the targets every model is scored on

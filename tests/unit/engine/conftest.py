@@ -82,3 +82,24 @@ def tiny_qa_data(tmp_path: Path) -> Path:
                 for j, qa in enumerate(rows):
                     f.write(json.dumps({"id": f"{split}-{i}-{j}", "title": f"{split}-article-{i}", "context": context, **qa}) + "\n")
     return folder
+
+
+def tiny_reference(folder: Path) -> Path:
+    """A tiny random causal LM saved as an HF folder, with a word-level BPE unlike the run's
+    byte-level scratch tokenizer: an external reference model in small (`evaluation.reference_model`)."""
+    if (folder / "config.json").exists():
+        return folder
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator([d["text"] for d in tiny_corpus(60, 7, "ref")], trainers.BpeTrainer(vocab_size=150, special_tokens=["<unk>", "<eos>"]))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="<eos>")
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                      num_key_value_heads=2, max_position_embeddings=256)
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -72,7 +72,8 @@ def test_each_text_is_scored_alone_with_the_external_tokenizer(external, tiny_to
     surprisal = out["external_surprisal"]
     tokens = sum(n for _, n in alone)
     assert surprisal.value == pytest.approx(sum(nll * n for nll, n in alone) / tokens / math.log(2), rel=1e-4)
-    assert surprisal.per_example == pytest.approx([nll / math.log(2) for nll, _ in alone], rel=1e-4)
+    assert surprisal.details["per_sequence"] == pytest.approx([nll / math.log(2) for nll, _ in alone], rel=1e-3)
+    assert ppl.per_example is None and ppl.details["indices"] == [0, 2, 4]  # a sample: no per-record list
 
 
 def test_at_most_external_sequences_texts_are_scored_a_seeded_sample(external):

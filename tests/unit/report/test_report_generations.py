@@ -11,69 +11,31 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from engine.conftest import tiny_config, tiny_corpus
+from engine.conftest import tiny_config, tiny_corpus, tiny_reference
 
 from collapselab.config import config_from_dict
 from collapselab.engine import run_experiment
-from collapselab.metrics import EvalInputs, evaluate
-from collapselab.metrics.registry import EXTERNAL_DEFAULTS, run_metrics
-from collapselab.records import Record, read_records
 from collapselab.report import write_report
-from collapselab.report.data import RUN_METRICS, load_run, sequence_histograms
+from collapselab.report.data import load_run, per_sequence_values, sequence_histograms
 from collapselab.report.figures import all_equal
-from collapselab.report.outcomes import _reference_lines, varying
+from collapselab.report.outcomes import reference_lines, varying
 from report.test_report import _placeholder, _report
-
-
-def _external_model():
-    """A tiny random LM with its own tokenizer (not the run's): the engine's external reference, in small."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator([d["text"] for d in tiny_corpus(60, 7, "ext")], trainers.BpeTrainer(vocab_size=150, special_tokens=["<unk>"]))
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=150, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                      num_key_value_heads=2, max_position_embeddings=256)
-    return LlamaForCausalLM(cfg).eval(), PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>")
-
-
-def _as_json(results) -> dict:
-    return {n: {"value": r.value, "version": r.version, "higher_is_better": r.higher_is_better, "details": r.details}
-            for n, r in results.items()}
 
 
 @pytest.fixture(scope="module")
 def lm_run(tmp_path_factory) -> Path:
-    """A tiny recursive lm run, then the external reference's metrics written as the engine writes them."""
+    """A tiny recursive lm run whose config names a tiny external reference model (its own tokenizer)."""
     tmp = tmp_path_factory.mktemp("lm-run")
     folder = tmp / "text"
     folder.mkdir()
     for split, n, seed in (("train", 120, 1), ("test", 30, 2)):
         (folder / f"{split}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in tiny_corpus(n, seed, split)))
     cfg = tiny_config(folder, tmp / "runs", generations=2, seeds=[0, 1])
-    cfg["evaluation"]["metrics"] += ["distinct_2", "duplicate_rate", "synthetic_perplexity"]
+    cfg["evaluation"]["metrics"] += ["distinct_2", "duplicate_rate", "synthetic_perplexity", "external_synthetic_perplexity"]
+    cfg["evaluation"].update(reference_model=str(tiny_reference(tmp / "reference")), reference_sequences=16)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("COLLAPSELAB_CACHE", str(tmp / "cache"))
-        run_dir = run_experiment(config_from_dict(cfg), db_url=f"sqlite:///{tmp / 'db.sqlite'}", report=lambda *_: None)
-    model, tok = _external_model()
-    common = {"external_model": model, "external_tokenizer": tok, "external_name": "tiny-external", "external_sequences": 16}
-    test = None
-    for m in sorted(run_dir.glob("*/seed-*/gen-*/metrics.json")):
-        doc = json.loads(m.read_text())
-        import pyarrow.parquet as pq
-
-        test = [Record(id=r["example_id"], text=r["input"]) for r in pq.read_table(m.parent / "predictions.parquet").to_pylist()]
-        inputs = EvalInputs(task="lm", test=test, synthetic=read_records(m.parent / "synthetic.parquet"), seq_len=32,
-                            seed=doc["generation"], **common)
-        doc["metrics"].update(_as_json(evaluate(EXTERNAL_DEFAULTS, inputs)))
-        m.write_text(json.dumps(doc))
-    inputs = EvalInputs(task="lm", test=test, seq_len=32, **common)
-    once = evaluate(run_metrics("lm", inputs), inputs, scope="run")
-    (run_dir / RUN_METRICS).write_text(json.dumps({"external_model": "tiny-external", "metrics": _as_json(once)}))
-    return run_dir
+        return run_experiment(config_from_dict(cfg), db_url=f"sqlite:///{tmp / 'db.sqlite'}")
 
 
 def test_recursive_lm_report(lm_run, tmp_path):
@@ -90,8 +52,8 @@ def test_only_what_varies_is_plotted_and_baselines_are_reference_lines(lm_run):
     plotted, kept_out = varying(run, run.metric_names, gens)
     assert "reference_perplexity" in kept_out and "the same at every generation of each arm and seed" in kept_out["reference_perplexity"]
     assert "unigram_perplexity" in kept_out and kept_out["unigram_perplexity"].startswith("generation 0 only")
-    assert {"perplexity", "external_synthetic_perplexity", "external_surprisal", "synthetic_perplexity"} <= set(plotted)
-    lines = _reference_lines(run, plotted)
+    assert {"perplexity", "external_synthetic_perplexity", "synthetic_perplexity"} <= set(plotted)
+    lines = reference_lines(run, plotted)
     assert lines["external_synthetic_perplexity"] == [("human test text", run.run_metrics["external_test_perplexity"]["value"])]
     assert lines["perplexity"][0][0] == "unigram model"
     assert lines["perplexity"][0][1] == pytest.approx(run.find("replace", 0)[0].metrics["unigram_perplexity"])
@@ -101,7 +63,8 @@ def test_report_draws_the_external_reference_per_generation_and_the_histograms(l
     paths = write_report(lm_run, tmp_path / "report")
     md = paths.markdown.read_text()
     assert "synthetic perplexity (external)" in md and "human test perplexity (external)" in md
-    assert "`tiny-external`" in md  # the yardstick says which model scored it
+    reference = json.loads((lm_run / "manifest.json").read_text())["reference_model"]["name"]
+    assert f"`{reference}`" in md  # the yardstick says which model scored it
     assert "| reference perplexity (test, generation-0 model) | the same at every generation of each arm and seed" in md
     assert "| unigram perplexity (test, add-one unigram model) | generation 0 only" in md
     figs = {p.name for p in paths.figures}
@@ -137,3 +100,12 @@ def test_sequence_histograms_share_one_set_of_log_bins():
     assert np.allclose(np.diff(np.log(edges)), np.log(100.0) / 10)  # equal on a log scale
     assert all(s.sum() == pytest.approx(1.0) for s in (*shares.values(), ref))
     assert shares[1][0] == 0.5 and shares[1][-1] == 0.5
+
+
+def test_per_sequence_values_pool_seeds_per_generation(lm_run):
+    run = load_run(lm_run)
+    values = per_sequence_values(run, "replace", "external_synthetic_perplexity")
+    assert sorted(values) == [0, 1]
+    for g, v in values.items():
+        own = [x for gen in run.find("replace", g) for x in gen.doc["metrics"]["external_synthetic_perplexity"]["details"]["per_sequence"]]
+        assert v == own and len(v) == sum(gen.doc["reference"]["synthetic_perplexity"]["sequences"] for gen in run.find("replace", g))
