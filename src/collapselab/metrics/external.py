@@ -136,7 +136,6 @@ def record_reference(lab: Lab) -> None:
     from collapselab.models import device
     from collapselab.records import atomic_write_json
     from collapselab.seeds import step_seed
-    from collapselab.tasks.base import as_entries
 
     reference, cfg = lab.reference, lab.cfg
     path = lab.run_dir / "manifest.json"
@@ -148,7 +147,9 @@ def record_reference(lab: Lab) -> None:
     results = yardstick(reference, lab.task.name, lab.human.test, sequences=cfg.evaluation.reference_sequences,
                         seq_len=cfg.training.seq_len, batch_tokens=cfg.evaluation.batch_tokens, device=device(),
                         seed=step_seed(cfg.data.split_seed, 0, "reference"))
-    write_metrics_file(lab.run_dir / RUN_METRICS, RunMetrics(reference_model=reference.name, metrics=as_entries(results)))
+    entries = {n: {"value": r.value, "version": r.version, "higher_is_better": r.higher_is_better, "details": r.details}
+               for n, r in results.items()}  # the metrics.json shape (tasks.base.as_entries; importing it would make a circle)
+    write_metrics_file(lab.run_dir / RUN_METRICS, RunMetrics.model_validate({"reference_model": reference.name, "metrics": entries}))
 
 
 def generation_summary(metrics: dict[str, dict[str, Any]], reference: ReferenceModel | None) -> dict[str, Any] | None:
