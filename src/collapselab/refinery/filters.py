@@ -125,14 +125,33 @@ def answer_present(records: Sequence[Record], ctx: FilterContext) -> list[Reject
 def gibberish(records: Sequence[Record], ctx: FilterContext) -> list[Rejection | None]:
     """gibberish: question + answer scores below the threshold (0 random characters .. 3 as
     fluent as the seed's questions and answers), the scorer fitted on the seed (cached by content hash)."""
-    from collapselab.metrics.gibberish import cached_gibberish_scorer
-
-    # Levels calibrated on the seed's own questions and answers, so "3" means "like a human
-    # question + answer", not "like a context"; the contexts add vocabulary and word pairs.
-    scorer = ctx.cached("gibberish", lambda: cached_gibberish_scorer(
-        [qa_text(r) for r in ctx.seed], background_texts=list(dict.fromkeys(r.context or "" for r in ctx.seed))))
+    scorer = ctx.cached("gibberish", lambda: _seed_gibberish_scorer(ctx.seed))
     t = ctx.cfg.gibberish_min_score
     return [Rejection(GIBBERISH, float(s), t) if s < t else None for s in scorer.scores([qa_text(r) for r in records])]
+
+
+def _seed_gibberish_scorer(seed: Sequence[Record]) -> Any:
+    """The filter's scorer, fitted on the seed.
+
+    Levels are calibrated on the seed's own questions and answers, so "3" means "like a human
+    question + answer", not "like a context"; the contexts add vocabulary and word pairs. A
+    small seed (a few dozen questions) holds out too few of them for the graded levels to
+    separate: then the levels are calibrated on the sentences of a held-out fifth of the
+    seed's contexts instead (human text of the same domain, kept out of the statistics), so
+    "3" means "like a human sentence on these topics".
+    """
+    from collapselab.metrics.gibberish import CalibrationError, cached_gibberish_scorer
+
+    qa = [qa_text(r) for r in seed]
+    contexts = [c for c in dict.fromkeys(r.context or "" for r in seed) if c.strip()]
+    try:
+        return cached_gibberish_scorer(qa, background_texts=contexts)
+    except CalibrationError:
+        if len(contexts) < 2:
+            raise
+    k = max(1, len(contexts) // 5)
+    sentences = [s for c in contexts[-k:] for s in re.split(r"(?<=[.!?])\s+", c) if len(s.split()) >= 4]
+    return cached_gibberish_scorer(qa, heldout_texts=sentences, background_texts=contexts[:-k])
 
 
 # ---------------------------------------------------------------- duplicates
