@@ -169,16 +169,6 @@ class RunData:
             self._cache[key] = self.files.records(g, name)
         return self._cache[key]
 
-    def synthetic_scores(self, g: Generation) -> dict[str, list[float | None]]:
-        """metric -> its score of every synthetic record of `g`, in record order (synthetic_scores.parquet)."""
-        key = (g.folder, "synthetic_scores")
-        if key not in self._cache:
-            import pyarrow.parquet as pq
-
-            rows = [json.loads(r) for r in pq.read_table(g.folder / "synthetic_scores.parquet", columns=["scores"]).column("scores").to_pylist()]
-            self._cache[key] = {m: [r.get(m) for r in rows] for m in {m for r in rows for m in r}}
-        return self._cache[key]
-
     def predictions(self, g: Generation) -> list[dict[str, Any]]:
         key = (g.folder, "predictions")
         if key not in self._cache:
@@ -240,32 +230,25 @@ def sequence_perplexities(run: RunData, g: Generation) -> dict[str, float] | Non
     return values or None
 
 
-def perplexities_by_generation(run: RunData, arm: str) -> dict[int, list[float]]:
-    """Generation -> every seed's per-sequence perplexities of what `arm` wrote (the
-    histograms' input); generations without them are left out."""
-    out: dict[int, list[float]] = {}
-    for g in run.gens:
-        if g.arm == arm:
-            values = sequence_perplexities(run, g)
-            if values:
-                out.setdefault(g.generation, []).extend(values.values())
-    return dict(sorted(out.items()))
-
-
 @dataclass(frozen=True, slots=True)
 class Histograms:
     edges: list[float]  # bin edges shared by every generation, log-spaced
     share: dict[int, list[float]]  # generation -> share of its sequences in each bin (sums to 1)
     counts: dict[int, int]  # generation -> sequences
+    reference: list[float] | None = None  # the human texts' shares on the same bins, when given
 
 
-def perplexity_histograms(by_generation: dict[int, Sequence[float]], bins: int = 30) -> Histograms:
+def perplexity_histograms(by_generation: dict[int, Sequence[float]], bins: int = 30,
+                          reference: Sequence[float] | None = None) -> Histograms:
     """Histograms of per-sequence perplexity per generation on one set of log-spaced bins:
     the Nature 2024 figure (Shumailov et al., Fig. 1b), overlaid. Shares rather than counts,
-    so generations of different sizes compare; a perplexity is at least 1."""
+    so generations of different sizes compare; a perplexity is at least 1. `reference` (the
+    human test texts under the same model) is binned on the same edges."""
     import numpy as np
 
-    pooled = np.concatenate([np.asarray(v, dtype=np.float64) for v in by_generation.values() if len(v)] or [np.ones(1)])
+    series = [*by_generation.values(), *([reference] if reference else [])]
+    pooled = np.concatenate([np.asarray(v, dtype=np.float64) for v in series if len(v)] or [np.ones(1)])
+    pooled = pooled[np.isfinite(pooled)] if np.isfinite(pooled).any() else np.ones(1)
     lo, hi = max(1.0, float(pooled.min())), max(float(pooled.max()), 1.0 + 1e-9)
     edges = np.geomspace(lo, hi * (1 + 1e-9), bins + 1) if hi > lo else np.array([lo, lo + 1.0])
     share, counts = {}, {}
@@ -274,7 +257,11 @@ def perplexity_histograms(by_generation: dict[int, Sequence[float]], bins: int =
         hist = np.histogram(x, bins=edges)[0]
         share[g] = (hist / max(1, x.size)).tolist()
         counts[g] = int(x.size)
-    return Histograms(edges.tolist(), share, counts)
+    ref = None
+    if reference:
+        x = np.clip(np.asarray(reference, dtype=np.float64), edges[0], edges[-1])
+        ref = (np.histogram(x, bins=edges)[0] / max(1, x.size)).tolist()
+    return Histograms(edges.tolist(), share, counts, ref)
 
 
 def per_sequence_values(run: RunData, arm: str, metric: str) -> dict[int, list[float]]:
@@ -286,32 +273,11 @@ def per_sequence_values(run: RunData, arm: str, metric: str) -> dict[int, list[f
         if g.arm != arm or metric not in g.doc["metrics"]:
             continue
         values = (g.doc["metrics"][metric].get("details") or {}).get("per_sequence")
-        if values is None and (g.folder / "synthetic_scores.parquet").exists():
-            values = [v for v in (run.synthetic_scores(g).get(metric) or []) if v is not None]
+        if values is None:
+            values = [s[metric] for s in run.synthetic_scores(g).values() if s.get(metric) is not None]
         if values:
             out.setdefault(g.generation, []).extend(values)
     return out
-
-
-def sequence_histograms(by_generation: dict[int, list[float]], reference: list[float] | None = None, bins: int = 30):
-    """Histograms of per-sequence values on one set of log-spaced bins (perplexities span
-    orders of magnitude), each normalised to shares that sum to 1.
-
-    Returns:
-        (edges, {generation: shares}, reference shares or None).
-    """
-    import numpy as np
-
-    pooled = [v for vs in by_generation.values() for v in vs] + list(reference or [])
-    finite = np.array([v for v in pooled if np.isfinite(v) and v > 0])
-    lo, hi = float(finite.min()), float(finite.max())
-    edges = np.geomspace(lo, hi if hi > lo else lo * 1.01, bins + 1)
-
-    def shares(values: list[float]) -> np.ndarray:
-        counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
-        return counts / max(1, counts.sum())
-
-    return edges, {g: shares(v) for g, v in by_generation.items()}, shares(reference) if reference else None
 
 
 def resolve_run_dir(run: str, db: str | None) -> Path:

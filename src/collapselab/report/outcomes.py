@@ -10,7 +10,7 @@ from collapselab.metrics.registry import EXTERNAL_DEFAULTS, SYNTHETIC_DEFAULTS
 from collapselab.metrics.stats import Summary, summarize
 from collapselab.report import figures
 from collapselab.report.criteria import Criteria, three_arm_criteria
-from collapselab.report.data import RunData, per_sequence_values, sequence_histograms
+from collapselab.report.data import RunData, per_sequence_values, perplexity_histograms
 from collapselab.report.document import Document, Figure, Heading, Para, Table
 
 # metric -> (label, unit) for tables and axes
@@ -294,13 +294,19 @@ HISTOGRAMS: dict[str, str | None] = {"synthetic_perplexity": None, "external_syn
 def histograms(run: RunData, doc: Document, figdir: Path) -> None:
     """Per-sequence perplexity of each generation's synthetic data, generations overlaid
     (Shumailov et al. 2024, Fig. 1): the tail that grows, not only the median that moves."""
+    import numpy as np
+
     for metric, ref in HISTOGRAMS.items():
         by_arm = {a: per_sequence_values(run, a, metric) for a in run.arms}
         by_arm = {a: v for a, v in by_arm.items() if v}
         if not by_arm:
             continue
         human = ((run.run_metrics.get(ref) or {}).get("details") or {}).get("per_sequence") if ref else None
-        panels = {a: sequence_histograms(v, human) for a, v in by_arm.items()}
+        panels = {}
+        for a, v in by_arm.items():
+            h = perplexity_histograms(v, reference=human)
+            panels[a] = (np.array(h.edges), {g: np.array(x) for g, x in h.share.items()},
+                         None if h.reference is None else np.array(h.reference))
         name, unit = LABELS[metric]
         path = figures.sequence_histograms(panels, f"per-sequence perplexity ({unit.split(', ', 2)[-1]}, log scale)",
                                            f"{name}: every generation's texts", figdir / f"histogram-{metric}.png")

@@ -73,7 +73,14 @@ def test_three_arm_report_has_every_section_and_no_placeholder(three_arm_run, tm
     assert not _placeholder(md) and not _placeholder(html)
     assert "recovery (C - B) / (A - B)" in md and "(1 seed)" in md
     assert "One generation per arm" in md  # the recursive section says it does not apply
-    for f in ("primary", "metrics", "gap", "filters", "loss"):
+    # the gap figure is drawn only where some gap is not 0; else the report says so (and the
+    # gap table's every number is 0)
+    gap = md.split("## Gap to the human baseline", 1)[1].split("\n## ", 1)[0]
+    cells = [c.strip() for line in gap.splitlines() if line.startswith("| `") for c in line.split("|")[2:-1]]
+    assert cells
+    drawn = any(float(c) != 0 for c in cells)
+    assert ("No difference: every gap" in gap) != drawn and ("figures/gap.png" in md) == drawn
+    for f in ("primary", "metrics", *(["gap"] if drawn else []), "filters", "loss"):
         assert (tmp_path / "report/figures" / f"{f}.png").stat().st_size > 5000
         assert f"figures/{f}.png" in md
     srcs = re.findall(r'src="([^"]*)"', html)

@@ -6,7 +6,7 @@ import pytest
 
 from collapselab.report.data import (
     load_run,
-    perplexities_by_generation,
+    per_sequence_values,
     perplexity_histograms,
     run_from_store,
     sequence_perplexities,
@@ -31,7 +31,7 @@ def test_sequence_perplexities_are_the_engine_s_per_record_scores_read_either_wa
     with Store(db) as store:
         stored = run_from_store(store, tiny_lm_run.run_dir.name)
         assert sequence_perplexities(stored, stored.find("replace", 1)[0]) == expected
-        by_generation = perplexities_by_generation(stored, "replace")
+        by_generation = per_sequence_values(stored, "replace", "synthetic_perplexity")
     assert sorted(by_generation) == [0, 1]
     assert sorted(by_generation[1]) == sorted(v for s in (0, 1) for v in sequence_perplexities(run, run.find("replace", 1)[s]).values())
     qa = load_run(tiny_qa_run.run_dir)  # synthetic_perplexity not computed: none

@@ -16,7 +16,7 @@ from engine.conftest import tiny_config, tiny_corpus, tiny_reference
 from collapselab.config import config_from_dict
 from collapselab.engine import run_experiment
 from collapselab.report import write_report
-from collapselab.report.data import load_run, per_sequence_values, sequence_histograms
+from collapselab.report.data import load_run, per_sequence_values, perplexity_histograms
 from collapselab.report.figures import all_equal
 from collapselab.report.outcomes import reference_lines, varying
 from report.test_report import _placeholder, _report
@@ -94,8 +94,9 @@ def test_all_equal_ignores_rounding_noise_only():
     assert not all_equal([54.81, 54.82]) and not all_equal([0.0, 1e-6])
 
 
-def test_sequence_histograms_share_one_set_of_log_bins():
-    edges, shares, ref = sequence_histograms({0: [10.0, 20.0, 30.0], 1: [5.0, 500.0]}, reference=[15.0, 25.0], bins=10)
+def test_histograms_with_a_reference_share_one_set_of_log_bins():
+    h = perplexity_histograms({0: [10.0, 20.0, 30.0], 1: [5.0, 500.0]}, reference=[15.0, 25.0], bins=10)
+    edges, shares, ref = np.array(h.edges), {g: np.array(x) for g, x in h.share.items()}, np.array(h.reference)
     assert edges[0] == pytest.approx(5.0) and edges[-1] == pytest.approx(500.0)
     assert np.allclose(np.diff(np.log(edges)), np.log(100.0) / 10)  # equal on a log scale
     assert all(s.sum() == pytest.approx(1.0) for s in (*shares.values(), ref))
