@@ -4,7 +4,9 @@ The cache is emptied first, so the figure includes training the scratch tokenize
 base model (a second run on the same machine reuses them and is faster). Peak memory is
 the largest resident set of the quickstart process (RUSAGE_CHILDREN).
 
-    python benchmarks/bench_quickstart.py            # needs COLLAPSELAB_DATA or ../shared/data
+    python benchmarks/bench_quickstart.py [--keep DIR]   # needs COLLAPSELAB_DATA or ../shared/data
+
+`--keep DIR` runs in DIR (emptied first) and keeps the run there, for its report.
 """
 
 from __future__ import annotations
@@ -30,8 +32,18 @@ def cpu_model() -> str:
 
 
 def main() -> int:
+    import argparse
+    import contextlib
+    import shutil
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", type=Path, help="run in this folder (emptied first) and keep it")
+    args = parser.parse_args()
     data = os.environ.get("COLLAPSELAB_DATA", str(REPO.parent / "shared" / "data"))
-    with tempfile.TemporaryDirectory() as tmp:
+    if args.keep:
+        shutil.rmtree(args.keep, ignore_errors=True)
+        args.keep.mkdir(parents=True)
+    with (contextlib.nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory()) as tmp:
         env = {**os.environ, "COLLAPSELAB_DATA": data, "COLLAPSELAB_CACHE": f"{tmp}/cache", "COLLAPSELAB_DB": f"sqlite:///{tmp}/db.sqlite"}
         cmd = [sys.executable, "-m", "collapselab.cli", "quickstart", "--fresh", "--set", f"experiment.output_dir={tmp}/runs"]
         t0 = time.perf_counter()
@@ -45,11 +57,14 @@ def main() -> int:
         last = {}
         for arm_dir in sorted(p for p in run_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
             gens = sorted(arm_dir.glob("seed-0/gen-*/metrics.json"), key=lambda p: int(p.parent.name.split("-")[1]))
-            last[arm_dir.name] = [round(json.loads(g.read_text())["metrics"]["perplexity"]["value"], 2) for g in gens]
+            docs = [json.loads(g.read_text())["metrics"] for g in gens]
+            last[arm_dir.name] = {m: [round(d[m]["value"], 3) if m in d and d[m]["value"] is not None else None for d in docs]
+                                  for m in ("perplexity", "external_synthetic_perplexity", "gibberish_score", "distinct_2")}
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores, python {platform.python_version()}")
     print(f"quickstart wall time: {wall:.1f} s (limit 300 s), peak RSS: {peak_gib:.2f} GiB (limit 2 GiB)")
-    for arm, ppl in last.items():
-        print(f"  {arm:<12} test perplexity by generation: {ppl}")
+    for arm, by_metric in last.items():
+        for metric, values in by_metric.items():
+            print(f"  {arm:<12} {metric} by generation: {values}")
     return 0
 
 

@@ -71,6 +71,7 @@ from pathlib import Path
 
 import numpy as np
 
+from collapselab.errors import CollapselabError
 from collapselab.metrics.corruption import graded_sets
 
 VERSION = "2"
@@ -87,7 +88,7 @@ _DIGITS = str.maketrans("0123456789", "0000000000")
 _SENTENCE_END = (".", "!", "?", ":", ";", '"')
 
 
-class CalibrationError(ValueError):
+class CalibrationError(CollapselabError, ValueError):
     """Too little human text to fit or calibrate the scorer (the message says how much there was)."""
 
 
