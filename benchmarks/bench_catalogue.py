@@ -6,7 +6,7 @@ Each case runs in its own process against a fresh, empty cache (so "first load" 
 a user's first `model.name: <name>` costs: reassembly, sha256 check, tokenizer and weight
 conversion, saving), then the cached load (`load_model` by name: tokenizer plus a
 safetensors `from_pretrained`) twice, each in a new process. Peak RSS is the process's own.
-Run it on a quiet machine (`flock -x /work/cpu.lock ...`).
+Run it on a quiet machine (nothing else running).
 """
 
 from __future__ import annotations
