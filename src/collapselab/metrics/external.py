@@ -182,9 +182,8 @@ def text_nll(model, tokenizer, texts: Sequence[str], max_tokens: int, batch_toke
     only, so a text of fewer than two tokens has no target: (nan, 0). Texts are sorted by
     length and right-padded in batches whose fp32 logits stay under LOGIT_BYTES.
     """
-    import torch
-
     from collapselab.batching import token_budget_batches
+    from collapselab.metrics.language import padded_nll
 
     seqs = [ids[:max_tokens] for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
     vocab = model.get_output_embeddings().weight.shape[0]
@@ -192,23 +191,10 @@ def text_nll(model, tokenizer, texts: Sequence[str], max_tokens: int, batch_toke
     scored = [i for i, s in enumerate(seqs) if len(s) >= 2]
     out: list[tuple[float, int]] = [(math.nan, 0)] * len(seqs)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    model.eval()
-    with torch.inference_mode():
-        for batch in token_budget_batches([len(seqs[i]) for i in scored], budget):
-            rows = [scored[j] for j in batch]
-            width = max(len(seqs[i]) for i in rows)
-            x = torch.full((len(rows), width), pad, dtype=torch.long)  # (B, T)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for r, i in enumerate(rows):
-                x[r, : len(seqs[i])] = torch.tensor(seqs[i])
-                mask[r, : len(seqs[i])] = 1
-            x, mask = x.to(device), mask.to(device)
-            logits = model(input_ids=x, attention_mask=mask).logits[:, :-1].float()  # (B, T-1, V)
-            targets = x[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
-            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # (B, T-1)
-            sums, counts = nll.sum(dim=1).tolist(), mask[:, 1:].sum(dim=1).tolist()
-            for r, i in enumerate(rows):
-                out[i] = (sums[r], int(counts[r]))
+    batches = [[scored[j] for j in batch] for batch in token_budget_batches([len(seqs[i]) for i in scored], budget)]
+    for rows, sums, counts in padded_nll(model, seqs, batches, pad, device):
+        for r, (total, n) in enumerate(zip(sums.tolist(), counts.tolist(), strict=True)):
+            out[rows[r]] = (total, int(n))
     return out
 
 

@@ -102,7 +102,6 @@ def sequence_nll(model, tokenizer, texts: list[str], max_tokens: int, batch_toke
     the text, as in the packed test stream; an empty text scores its EOS alone. Texts are
     cut to `max_tokens` tokens. Sequences are sorted by length and right-padded in batches.
     """
-    import torch
 
     eos = tokenizer.eos_token_id
     seqs = [[eos, *ids[:max_tokens], eos] for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
@@ -110,11 +109,25 @@ def sequence_nll(model, tokenizer, texts: list[str], max_tokens: int, batch_toke
 
     batches = token_budget_batches([len(q) for q in seqs], batch_tokens)  # ascending: the last sets the width
     out = [0.0] * len(seqs)
+    for batch, sums, counts in padded_nll(model, seqs, batches, eos, device):
+        per = sums / counts
+        for row, i in enumerate(batch):
+            out[i] = per[row].item()
+    return out
+
+
+def padded_nll(model, seqs: list[list[int]], batches: list[list[int]], pad: int, device: str):
+    """Yield `(batch, sums, counts)` for each batch of indices into `seqs`: the token
+    sequences right-padded with `pad` to the batch's longest, scored in one forward pass;
+    `sums[r]` is row r's summed next-token NLL (fp32 tensor) and `counts[r]` its scored
+    tokens (every token after the first). The shared core of the per-sequence scorers."""
+    import torch
+
     model.eval()
     with torch.inference_mode():
         for batch in batches:
-            width = len(seqs[batch[-1]])
-            x = torch.full((len(batch), width), eos, dtype=torch.long)  # (B, T)
+            width = max(len(seqs[i]) for i in batch)
+            x = torch.full((len(batch), width), pad, dtype=torch.long)  # (B, T)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
             for row, i in enumerate(batch):
                 x[row, : len(seqs[i])] = torch.tensor(seqs[i])
@@ -123,10 +136,7 @@ def sequence_nll(model, tokenizer, texts: list[str], max_tokens: int, batch_toke
             logits = model(input_ids=x, attention_mask=mask).logits[:, :-1].float()  # (B, T-1, V)
             targets = x[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
             nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # (B, T-1)
-            per = nll.sum(dim=1) / mask[:, 1:].sum(dim=1)
-            for row, i in enumerate(batch):
-                out[i] = per[row].item()
-    return out
+            yield batch, nll.sum(dim=1), mask[:, 1:].sum(dim=1)
 
 
 @register_metric(
