@@ -20,8 +20,10 @@ the second opinion.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 from common import DATA, machine
@@ -67,12 +69,14 @@ def _scratch(train: list[str], steps: int):
 
 
 def _table(scorer, sets: dict[str, list[str]], lm, surprisal_n: int) -> None:
-    print(f"| texts | n | gibberish score (mean ± se) | share < 2 | SmolLM2 surprisal (bits/token, first {surprisal_n}) |")
-    print("|---|---|---|---|---|")
+    print(f"| texts | n | gibberish score (mean ± se) | share < 2 | character / validity / order (means) "
+          f"| SmolLM2 surprisal (bits/token, first {surprisal_n}) |")
+    print("|---|---|---|---|---|---|")
     for name, texts in sets.items():
         s = scorer.scores(texts)
+        stats = np.nanmean(scorer.statistics(texts), axis=0)
         print(f"| {name} | {len(s)} | {s.mean():.2f} ± {s.std(ddof=1) / math.sqrt(len(s)):.3f} | {np.mean(s < 2):.2f} "
-              f"| {_surprisal(*lm, texts[:surprisal_n]):.2f} |", flush=True)
+              f"| {stats[0]:.2f} / {stats[1]:.3f} / {stats[2]:.2f} | {_surprisal(*lm, texts[:surprisal_n]):.2f} |", flush=True)
 
 
 def main() -> None:
@@ -81,6 +85,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=400)
     parser.add_argument("--prompts", type=int, default=100)
     parser.add_argument("--surprisal-n", type=int, default=100, help="Texts per set scored by SmolLM2 (its cost dominates).")
+    parser.add_argument("--save", help="Write every scored set's texts to this JSON file ({corpus: {set: [texts]}}).")
     args = parser.parse_args()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -107,6 +112,7 @@ def main() -> None:
     sets["SmolLM2 continuations of test prompts"] = _continue(*lm, test[args.n : args.n + args.prompts], seed=1)
     print(f"SmolLM2: {args.prompts} continuations in {time.perf_counter() - t:.0f} s\n", flush=True)
     _table(scorer, sets, lm, args.surprisal_n)
+    saved = {"wikitext2": sets}
 
     stories = [p.strip() for p in (DATA / "tinystories" / "tinystories_valid_prefix.txt").read_text(encoding="utf-8").split("\n\n")
                if len(p.split()) >= 20]
@@ -127,6 +133,10 @@ def main() -> None:
     for name in ("scratch model after 50 steps", "scratch model after 500 steps", "SmolLM2 continuations"):
         text = sets[name][0]
         print(f"\n{name}, first continuation ({scorer.score(text):.2f}): {' '.join(text.split())[:200]}")
+    if args.save:
+        saved["tinystories"] = sets
+        Path(args.save).write_text(json.dumps(saved, indent=1), encoding="utf-8")
+        print(f"\ntexts written to {args.save}")
     print()
     print(machine())
 

@@ -57,7 +57,7 @@ perplexity and surprisal (metrics/external.py) measure that side.
 
 The empty text scores 0. `scores` works on many texts at once in whole-array numpy
 operations (the refinery scores 100,000 records with it). A fitted scorer is stored under
-$COLLAPSELAB_CACHE/gibberish/v2-<hash of the human text>.npz and reused.
+$COLLAPSELAB_CACHE/gibberish/v3-<hash of the human text>.npz and reused.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ import numpy as np
 from collapselab.errors import CollapselabError
 from collapselab.metrics.corruption import graded_sets
 
-VERSION = "2"
+VERSION = "3"
 # calibration set -> the score its median text gets, best first
 LEVELS: dict[str, float] = {"human": 3.0, "misspelt 5 %": 2.5, "misspelt 15 %": 2.0, "misspelt 30 %": 1.5,
                             "word salad": 1.0, "random characters": 0.0}
@@ -85,6 +85,7 @@ _UNK = 0  # character id of anything outside the fitted alphabet
 _LAMBDA = 0.5  # weight of the bigram estimate in the interpolated word-pair probability
 _ORDER_CAP = 3.0  # bits: one strong collocation must not outweigh many unrelated neighbours
 _ORDER_CAP_PERCENTILES = (10, 25, 50)  # of held-out human text's word order: candidate per-text caps, lowest first
+_PAIR_MIN_COUNT = 10  # both words of a pair seen this often in the fitting text, or the pair says nothing of order
 _NO_PAIR = float(np.log2(1 - _LAMBDA))  # the association of a never-seen pair
 _DIGITS = str.maketrans("0123456789", "0000000000")
 _SENTENCE_END = (".", "!", "?", ":", ";", '"')
@@ -186,8 +187,11 @@ class GibberishScorer:
         wid_a = np.array(wid, dtype=np.int64)
         wseg = np.repeat(np.arange(n), np.array(wlens, dtype=np.int64))
         validity = _segment_mean(np.array(accounted, dtype=np.float64), wseg, n)
-        # word order: association of adjacent known words of the same text
-        known = (wseg[:-1] == wseg[1:]) & (wid_a[:-1] >= 0) & (wid_a[1:] >= 0)
+        # word order: association of adjacent frequent words of the same text. A pair of
+        # rare words is unseen whether or not it is in sensible order, so only pairs of
+        # words seen at least _PAIR_MIN_COUNT times are evidence of order.
+        count = np.where(wid_a >= 0, self.word_counts[np.maximum(wid_a, 0)], 0)
+        known = (wseg[:-1] == wseg[1:]) & (count[:-1] >= _PAIR_MIN_COUNT) & (count[1:] >= _PAIR_MIN_COUNT)
         w1, w2 = wid_a[:-1][known], wid_a[1:][known]
         c12 = _lookup(self.pair_codes, self.pair_counts, w1 * len(self.vocabulary) + w2)
         c1, c2 = self.word_counts[w1].astype(np.float64), self.word_counts[w2].astype(np.float64)

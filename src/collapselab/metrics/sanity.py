@@ -125,15 +125,16 @@ def gibberish_scores(inputs: EvalInputs) -> list[float]:
     return inputs.extra["gibberish_scores"]
 
 
-# version 2: the scorer calibrated on graded corruptions (levels above), not on two extremes
-@_register("gibberish_score", higher_is_better=True, needs=("synthetic", "human_train"), version="2")
+# version 2: the scorer calibrated on graded corruptions (levels above), not on two extremes;
+# version 3: word order judged on pairs of frequent words only
+@_register("gibberish_score", higher_is_better=True, needs=("synthetic", "human_train"), version="3")
 def gibberish_score_metric(inputs: EvalInputs) -> MetricValue:
     """Mean gibberish score (0 random characters .. 3 like the human test text) of synthetic texts."""
     per = gibberish_scores(inputs)
     return MetricValue(sum(per) / len(per), per, {"calibration_means": inputs.extra["gibberish_calibration"]})
 
 
-@_register("gibberish_rate", higher_is_better=False, needs=("synthetic", "human_train"), version="2")
+@_register("gibberish_rate", higher_is_better=False, needs=("synthetic", "human_train"), version="3")
 def gibberish_rate_metric(inputs: EvalInputs) -> MetricValue:
     """Share of synthetic texts with gibberish score under 1.5 (nearer word salad than mild gibberish); disfluent share (under 2) in details."""
     scores = gibberish_scores(inputs)

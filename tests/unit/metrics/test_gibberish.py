@@ -11,6 +11,7 @@ import pytest
 from collapselab.metrics.corruption import graded_sets, misspell, misspell_words
 from collapselab.metrics.gibberish import (
     LEVELS,
+    VERSION,
     GibberishScorer,
     cached_gibberish_scorer,
     fit_gibberish_scorer,
@@ -95,7 +96,7 @@ def test_scorer_round_trips_and_is_cached(scorer, tmp_path, monkeypatch):
     corpus = [grammar_text(rng) for _ in range(80)]
     monkeypatch.setenv("COLLAPSELAB_CACHE", str(tmp_path / "cache"))
     first = cached_gibberish_scorer(corpus)
-    assert len(list((tmp_path / "cache" / "gibberish").glob("v2-*.npz"))) == 1
+    assert len(list((tmp_path / "cache" / "gibberish").glob(f"v{VERSION}-*.npz"))) == 1
     assert cached_gibberish_scorer(corpus).score(text) == pytest.approx(first.score(text))
 
 
