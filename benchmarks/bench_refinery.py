@@ -120,6 +120,22 @@ def main() -> None:
     s = time.perf_counter() - t0
     print(f"  {args.embed} records: {s:.1f} s = {args.embed / s:.0f} records/s -> 100,000 records ~ {100_000 / (args.embed / s) / 60:.1f} min; "
           f"rejected {out.stats['rejected']}")
+    human_rejections(pool)
+
+
+def human_rejections(pool: list[Record]) -> None:
+    """Share of real human questions the gibberish filter rejects at its default threshold:
+    seeds of 40, 100 and 200 shuffled SQuAD v2 training records, scored on the rest (the
+    same articles, as candidates written from the seed's contexts are)."""
+    from collapselab.refinery.filters import _seed_gibberish_scorer, qa_text
+
+    t = FiltersConfig().gibberish_min_score
+    records = list(pool)
+    random.Random(0).shuffle(records)
+    print(f"\ngibberish filter on held-out human questions (score < {t}):")
+    for n in (40, 100, 200):
+        scores = _seed_gibberish_scorer(records[:n]).scores([qa_text(r) for r in records[n:]])
+        print(f"  seed {n}: {float((scores < t).mean()):.2%} of {len(scores)} rejected; mean score {scores.mean():.2f}")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ class FiltersConfig(_Block):
     max_question_words: int = Field(40, ge=1, description="length_bounds: most words in a question (too_long).")
     min_answer_words: int = Field(0, ge=0, description="length_bounds: fewest words in an answer (0 keeps SQuAD v2 no-answer records).")
     max_answer_words: int = Field(30, ge=1, description="length_bounds: most words in an answer (too_long).")
-    gibberish_min_score: float = Field(0.5, ge=0, le=3, description="gibberish: lowest gibberish score of question + answer (0 random characters, 1 word salad, 3 like the seed's own questions); 0.5 rejects text nearer random characters than word salad, no human question of SQuAD (benchmarks/RESULTS.md).")
+    gibberish_min_score: float = Field(0.5, ge=0, le=3, description="gibberish: lowest gibberish score of question + answer (0 random characters, 1 word salad, 3 like the seed's own questions); 0.5 rejects text nearer random characters than word salad, and 0.1-1 % of held-out human SQuAD questions on the seed's articles (benchmarks/RESULTS.md).")
     near_duplicate_jaccard: float = Field(0.8, gt=0, le=1, description="near_duplicate: MinHash-estimated Jaccard of word 3-gram shingles at or above which a later candidate is a near-duplicate of an earlier one.")
     minhash_num_perm: int = Field(64, ge=8, le=512, description="near_duplicate: MinHash permutations (more: finer Jaccard estimates, slower).")
     seed_ngram_n: int = Field(8, ge=1, description="seed_ngram_overlap: word n-gram size.")

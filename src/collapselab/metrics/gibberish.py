@@ -85,7 +85,10 @@ _UNK = 0  # character id of anything outside the fitted alphabet
 _LAMBDA = 0.5  # weight of the bigram estimate in the interpolated word-pair probability
 _ORDER_CAP = 3.0  # bits: one strong collocation must not outweigh many unrelated neighbours
 _ORDER_CAP_PERCENTILES = (10, 25, 50)  # of held-out human text's word order: candidate per-text caps, lowest first
-_PAIR_MIN_COUNT = 10  # both words of a pair seen this often in the fitting text, or the pair says nothing of order
+# Both words of a pair must be seen this often in the fitting text for the pair to be evidence
+# of order: the first of these at which the graded sets come out in order (a small fitting
+# text has few words seen 10 times; 1 is every known word).
+_PAIR_MIN_COUNTS = (10, 3, 1)
 _NO_PAIR = float(np.log2(1 - _LAMBDA))  # the association of a never-seen pair
 _DIGITS = str.maketrans("0123456789", "0000000000")
 _SENTENCE_END = (".", "!", "?", ":", ";", '"')
@@ -146,6 +149,7 @@ class GibberishScorer:
     pair_codes: np.ndarray  # sorted codes i*V + j of word bigrams seen at least twice
     pair_counts: np.ndarray
     order_cap: np.ndarray  # () word order above this (the 10th percentile of held-out human text) counts as this
+    pair_min_count: np.ndarray  # () pairs of words both seen at least this often in the fitting text are evidence of order
     weights: np.ndarray  # (4,) fluency = statistics @ weights[:3] + weights[3], weights[:3] >= 0
     anchors: np.ndarray  # (6,) median fluency of each calibration set, worst first (increasing)
     levels: np.ndarray  # (6,) score of each anchor, worst first
@@ -189,9 +193,9 @@ class GibberishScorer:
         validity = _segment_mean(np.array(accounted, dtype=np.float64), wseg, n)
         # word order: association of adjacent frequent words of the same text. A pair of
         # rare words is unseen whether or not it is in sensible order, so only pairs of
-        # words seen at least _PAIR_MIN_COUNT times are evidence of order.
+        # words seen at least `pair_min_count` times are evidence of order.
         count = np.where(wid_a >= 0, self.word_counts[np.maximum(wid_a, 0)], 0)
-        known = (wseg[:-1] == wseg[1:]) & (count[:-1] >= _PAIR_MIN_COUNT) & (count[1:] >= _PAIR_MIN_COUNT)
+        known = (wseg[:-1] == wseg[1:]) & (np.minimum(count[:-1], count[1:]) >= max(1, int(self.pair_min_count)))
         w1, w2 = wid_a[:-1][known], wid_a[1:][known]
         c12 = _lookup(self.pair_codes, self.pair_counts, w1 * len(self.vocabulary) + w2)
         c1, c2 = self.word_counts[w1].astype(np.float64), self.word_counts[w2].astype(np.float64)
@@ -231,7 +235,7 @@ class GibberishScorer:
 
     # -- persistence -----------------------------------------------------------------
     _ARRAYS = ("trigram_codes", "trigram_counts", "context_codes", "context_counts", "word_counts",
-               "pair_codes", "pair_counts", "order_cap", "weights", "anchors", "levels", "calibration")
+               "pair_codes", "pair_counts", "order_cap", "pair_min_count", "weights", "anchors", "levels", "calibration")
 
     def save(self, path: str | Path) -> None:
         path = Path(path)
@@ -271,39 +275,51 @@ def fit_gibberish_scorer(train_texts: Sequence[str], heldout_texts: Sequence[str
     pair_codes, pair_counts = np.unique(pairs, return_counts=True)
     twice = pair_counts >= 2  # hapax pairs add size but little signal: treat them as unseen
     scorer = GibberishScorer("".join(chars), tri_codes, tri_counts, ctx_codes, ctx_counts, vocabulary, word_counts,
-                             pair_codes[twice], pair_counts[twice], order_cap=np.array(np.inf), weights=np.zeros(4),
+                             pair_codes[twice], pair_counts[twice], order_cap=np.array(np.inf), pair_min_count=np.array(1), weights=np.zeros(4),
                              anchors=np.zeros(len(LEVELS)), levels=np.array(list(LEVELS.values())[::-1]),
                              calibration=np.zeros(len(LEVELS)))
     frequencies = np.bincount(ids[2:], minlength=a)[1:].astype(np.float64)
     sets = graded_sets(heldout, chars, frequencies, seed)
-    stats = {name: scorer.statistics(texts) for name, texts in sets.items()}
-    human_order = stats["human"][:, 2]
-    if np.isnan(human_order).all():
-        raise CalibrationError(f"gibberish scorer: {len(train_texts)} human training texts ({len(flat)} words) are too few to calibrate: "
-                         "no held-out text has a pair of known neighbouring words; use more human text, or leave "
-                         "gibberish_score and gibberish_rate out of evaluation.metrics")
-    # The lowest cap at which the six sets' medians come out in order: the 10th percentile
-    # of held-out human text for running text; short texts (a question and its answer) have
-    # few word pairs, so a noisier order statistic, and may need a higher cap.
-    for percentile in _ORDER_CAP_PERCENTILES:
-        scorer.order_cap = np.array(np.nanpercentile(human_order, percentile))
-        feats = {name: np.c_[scorer._features(x), np.ones(len(x))] for name, x in stats.items()}
-        scorer.weights = _nonnegative_least_squares(np.concatenate(list(feats.values())),
-                                                    np.concatenate([np.full(len(f), LEVELS[name]) for name, f in feats.items()]))
-        medians = np.array([float(np.median(feats[name] @ scorer.weights)) for name in LEVELS])
-        tied = [f"{better} vs {worse}" for better, worse, hi, lo in zip(LEVELS, list(LEVELS)[1:], medians, medians[1:], strict=False)
-                if not hi > lo]
+    medians, tied = None, ["no held-out text has a pair of known neighbouring words"]
+    # The rarest-pair rule and the lowest cap at which the six sets' medians come out in
+    # order. Pairs of words seen 10 times, and the cap at the 10th percentile of held-out
+    # human text, for running text; a small fitting text has few frequent words, and short
+    # texts (a question and its answer) have few word pairs, so a noisier order statistic:
+    # they may need every known word's pairs and a higher cap.
+    for min_count in _PAIR_MIN_COUNTS:
+        scorer.pair_min_count = np.array(min_count)
+        stats = {name: scorer.statistics(texts) for name, texts in sets.items()}
+        human_order = stats["human"][:, 2]
+        if np.isnan(human_order).all():
+            continue
+        for percentile in _ORDER_CAP_PERCENTILES:
+            scorer.order_cap = np.array(np.nanpercentile(human_order, percentile))
+            medians, tied = _fit_levels(scorer, stats)
+            if not tied:
+                break
         if not tied:
             break
-    else:
+    if tied:
         raise CalibrationError(
             f"gibberish scorer: {len(train_texts)} human training texts ({len(flat)} words) are too few to calibrate: "
-            f"{', '.join(tied)} not separated; use more human text, or leave gibberish_score and gibberish_rate "
-            "out of evaluation.metrics"
+            f"{', '.join(tied)}{' not separated' if medians is not None else ''}; use more human text, or leave "
+            "gibberish_score and gibberish_rate out of evaluation.metrics"
         )
     scorer.anchors = medians[::-1]
     scorer.calibration = np.array([float(scorer.scores(texts).mean()) for texts in sets.values()])[::-1]
     return scorer
+
+
+def _fit_levels(scorer: GibberishScorer, stats: dict[str, np.ndarray]) -> tuple[np.ndarray, list[str]]:
+    """Fit `scorer.weights` to the graded sets' statistics; their median fluencies (best first)
+    and the neighbouring levels whose medians are not in order."""
+    feats = {name: np.c_[scorer._features(x), np.ones(len(x))] for name, x in stats.items()}
+    scorer.weights = _nonnegative_least_squares(np.concatenate(list(feats.values())),
+                                                np.concatenate([np.full(len(f), LEVELS[name]) for name, f in feats.items()]))
+    medians = np.array([float(np.median(feats[name] @ scorer.weights)) for name in LEVELS])
+    tied = [f"{better} vs {worse}" for better, worse, hi, lo in zip(LEVELS, list(LEVELS)[1:], medians, medians[1:], strict=False)
+            if not hi > lo]
+    return medians, tied
 
 
 def _nonnegative_least_squares(design: np.ndarray, target: np.ndarray) -> np.ndarray:
