@@ -82,6 +82,7 @@ def main() -> None:
 def _score_run(run_dir: Path, model, tokenizer, name: str) -> None:
     from collapselab.metrics import EvalInputs, evaluate
     from collapselab.metrics.registry import EXTERNAL_DEFAULTS, run_metrics
+    from collapselab.metrics.sanity import gibberish_background
     from collapselab.records import read_records
     from collapselab.rundir import gen_dir, load_run_config
     from collapselab.seeds import step_seed
@@ -92,6 +93,7 @@ def _score_run(run_dir: Path, model, tokenizer, name: str) -> None:
     common = {"external_model": model, "external_tokenizer": tokenizer, "external_name": name,
               "external_sequences": cfg.evaluation.reference_sequences, "seq_len": cfg.training.seq_len}
     test = _human_test(cfg)
+    background = gibberish_background(cfg, "lm")  # the gibberish scorer's background text, as the run read it
     inputs = EvalInputs(task="lm", test=test, **common)
     t = time.perf_counter()
     once = evaluate(run_metrics("lm", inputs), inputs, scope="run")
@@ -104,7 +106,7 @@ def _score_run(run_dir: Path, model, tokenizer, name: str) -> None:
         for g in range(cfg.experiment.generations):
             folder = gen_dir(run_dir, arm.name, seed, g)
             inputs = EvalInputs(task="lm", test=test, synthetic=read_records(folder / "synthetic.parquet"), human_train=train,
-                                seed=step_seed(seed, g, "evaluate"), **common)
+                                background_texts=background, seed=step_seed(seed, g, "evaluate"), **common)
             t = time.perf_counter()
             out = evaluate([*EXTERNAL_DEFAULTS, "gibberish_score"], inputs)
             rho = out["external_surprisal"].details["gibberish_spearman"]

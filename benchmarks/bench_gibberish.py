@@ -5,8 +5,9 @@ Usage: python benchmarks/bench_gibberish.py [--model NAME_OR_FOLDER] [--n 400] [
 Two corpora, each split three ways (fit / calibrate / validate, no text in two of them):
 - WikiText-2: fitted on the training split, calibrated on 400 validation passages of 60
   words, validated on 400 test passages;
-- TinyStories (the quickstart's text): fitted on 1,200 stories, calibrated on the next
-  300, validated on the next 400.
+- TinyStories (the quickstart's text): fitted on 1,200 stories plus the WikiText-2 training
+  paragraphs as general background (`evaluation.gibberish_background`'s default, as a run
+  fits it), calibrated on the next 300, validated on the next 400.
 For each, the six graded sets of the validation texts (human, 5/15/30 % of words
 misspelt, word salad, random letters), and real model output of known quality: 64-token
 continuations of 32-token human prompts by a scratch model of the quickstart's size early
@@ -74,9 +75,10 @@ def _table(scorer, sets: dict[str, list[str]], lm, surprisal_n: int) -> None:
     print("|---|---|---|---|---|---|")
     for name, texts in sets.items():
         s = scorer.scores(texts)
-        stats = np.nanmean(scorer.statistics(texts), axis=0)
+        x = scorer.statistics(texts)
+        stats = [f"{np.nanmean(c):{f}}" if not np.isnan(c).all() else "n/a" for c, f in zip(x.T, (".2f", ".3f", ".2f"), strict=True)]
         print(f"| {name} | {len(s)} | {s.mean():.2f} ± {s.std(ddof=1) / math.sqrt(len(s)):.3f} | {np.mean(s < 2):.2f} "
-              f"| {stats[0]:.2f} / {stats[1]:.3f} / {stats[2]:.2f} | {_surprisal(*lm, texts[:surprisal_n]):.2f} |", flush=True)
+              f"| {' / '.join(stats)} | {_surprisal(*lm, texts[:surprisal_n]):.2f} |", flush=True)
 
 
 def main() -> None:
@@ -92,6 +94,7 @@ def main() -> None:
 
     from collapselab.metrics.corruption import graded_sets
     from collapselab.metrics.gibberish import fit_gibberish_scorer
+    from collapselab.metrics.sanity import read_background
     from collapselab.models import resolve_model_path
 
     print(machine())
@@ -117,8 +120,10 @@ def main() -> None:
     stories = [p.strip() for p in (DATA / "tinystories" / "tinystories_valid_prefix.txt").read_text(encoding="utf-8").split("\n\n")
                if len(p.split()) >= 20]
     fit, calib, held = stories[:1200], stories[1200:1500], stories[1500 : 1500 + args.n]
-    scorer = fit_gibberish_scorer(fit, calib)
-    print(f"\n## TinyStories (fit {len(fit)} stories, calibrate {len(calib)}, validate {len(held)})")
+    background = read_background("wikitext2")  # evaluation.gibberish_background's default, as a run fits it
+    scorer = fit_gibberish_scorer(background + fit, calib)
+    print(f"\n## TinyStories (fit {len(fit)} stories + {len(background)} WikiText-2 training paragraphs of background, "
+          f"calibrate {len(calib)}, validate {len(held)})")
     print(f"weights {np.round(scorer.weights, 3).tolist()}, word-order cap {float(scorer.order_cap):.3f} bits\n")
     sets = graded_sets(held, letters, None, seed=7)
     prompts = stories[1500 + args.n : 1500 + args.n + args.prompts]

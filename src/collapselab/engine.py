@@ -83,6 +83,9 @@ def run_experiment(
     from collapselab.outlets import with_outlets
 
     reference = load_reference(cfg, task.name)  # the fixed external reference, once per run (None: not used)
+    from collapselab.metrics.sanity import gibberish_background
+
+    background = gibberish_background(cfg, task.name)  # read before any run directory is touched
     listeners = with_outlets(cfg, listeners)  # trackers, hub push, notifications the config asks for
     run_dir = open_run(cfg, fresh=fresh, run_id=run_id)
     resumed = any(run_dir.glob("*/seed-*/gen-*/DONE"))  # finished steps before this invocation
@@ -98,6 +101,7 @@ def run_experiment(
     lab = Lab(cfg, task, run_dir, human, tokenizer, positions, db_url, listeners)
     lab.prompt_format = _prompt_format(cfg, tokenizer)
     lab.reference = reference
+    lab.gibberish_background = background
     emit(listeners, RunStarted(run_dir, run_dir.name, cfg.experiment.name, cfg, resumed))
     emit(listeners, Message(f"run {run_dir} | {len(human.train)} human training records, {len(human.test)} test records"))
     try:

@@ -34,6 +34,7 @@ class Lab:
     prompt_format: Any = None  # collapselab.prompts.PromptFormat bound to the tokenizer
     base_dirs: dict[int, Path] = field(default_factory=dict)  # seed -> cached scratch base folder
     reference: Any = None  # collapselab.metrics.external.ReferenceModel, loaded once per run; None: the run has none
+    gibberish_background: list[str] = field(default_factory=list)  # evaluation.gibberish_background's text, read once per run
     _mmlu: Any = None
 
     def mmlu_questions(self) -> Any:

@@ -264,6 +264,53 @@ def test_quickstart_like_scratch_text_scores_visibly_below_human_tinystories(sha
     assert scratch <= 2.1 and scratch < np.percentile(human, 10)
 
 
+def _continuations(model, tokenizer, prompts):
+    from collapselab.config import DecodingBlock
+    from collapselab.generation import generate
+
+    ids = [tokenizer(p, add_special_tokens=False)["input_ids"][:32] for p in prompts]
+    out = generate(model, tokenizer, ids, DecodingBlock(method="sample", top_p=0.9), max_new_tokens=64, seed=1, progress=False)
+    return [tokenizer.decode(o, skip_special_tokens=True) for o in out]
+
+
+def test_gibberish_score_orders_real_model_output_by_quality_on_tinystories(shared_data, catalogue_model, monkeypatch):
+    # Issue 12: model output of known quality, scored as a quickstart run scores it (its human
+    # text plus the default WikiText-2 background): human > the pretrained SmolLM2 > a
+    # quickstart-sized scratch model after 500 steps, visibly > the same after 50 steps.
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from collapselab.config import ScratchArchitecture, TrainingBlock
+    from collapselab.metrics.gibberish import cached_gibberish_scorer
+    from collapselab.metrics.sanity import read_background
+    from collapselab.models import build_scratch_model, train_tokenizer
+    from collapselab.training import train_lm
+
+    monkeypatch.setenv("COLLAPSELAB_DATA", str(shared_data))
+    text = (shared_data / "tinystories" / "tinystories_valid_prefix.txt").read_text(encoding="utf-8")
+    stories = [p.strip() for p in text.split("\n\n") if len(p.split()) >= 20]
+    fit, prompts = stories[:1200], stories[1600:1660]
+    scorer = cached_gibberish_scorer(fit, heldout_texts=stories[1200:1500], background_texts=read_background("wikitext2"))
+    scores = {"human": scorer.scores(stories[1500:1600])}
+    tok = train_tokenizer(fit, 2048)
+    stream = [t for ids in tok(fit, add_special_tokens=False)["input_ids"] for t in ids]
+    for steps in (50, 500):
+        model = build_scratch_model(ScratchArchitecture(architecture="llama", vocab_size=2048, d_model=128, n_layers=4, n_heads=4,
+                                                        max_positions=256), tok, 0)
+        train_lm(model, [stream], TrainingBlock(max_steps=steps, lr=2e-3, batch_tokens=512, seq_len=128), eos_id=tok.eos_token_id,
+                 seed=0, progress=False)
+        scores[f"scratch {steps}"] = scorer.scores(_continuations(model.eval(), tok, prompts))
+    folder = catalogue_model("smollm2-135m-instruct")
+    lm = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    scores["smollm2"] = scorer.scores(_continuations(lm, AutoTokenizer.from_pretrained(folder), prompts))
+    mean = {k: float(v.mean()) for k, v in scores.items()}
+    se = {k: float(v.std(ddof=1) / np.sqrt(len(v))) for k, v in scores.items()}
+    assert mean["human"] > mean["smollm2"] > mean["scratch 500"] > mean["scratch 50"], mean
+    # scratch-model text like the quickstart's is visibly below human text
+    assert mean["human"] - mean["scratch 500"] > 3 * np.hypot(se["human"], se["scratch 500"]), (mean, se)
+    assert mean["scratch 50"] < 1.5, mean  # word salad or worse early in training
+
+
 # ---- MMLU: a tiny random model is at chance ---------------------------------------------
 def _tiny_llama(texts):
     import torch

@@ -145,6 +145,13 @@ class EvaluationBlock(_Block):
         "set (lm task; metrics/external.py). A catalogue name, a local folder or a $COLLAPSELAB_MODELS name; null: none "
         "(also not loaded when `metrics` lists no external_* metric).",
     )
+    gibberish_background: str | None = Field(
+        "wikitext2",
+        description="General human text of the language added to the gibberish scorer's vocabulary and word pairs: the "
+        "training split of this dataset (read like data.dataset, through $COLLAPSELAB_DATA first), so fluent text in "
+        "another register than the run's human pool is not read as misspelt (benchmarks/RESULTS.md). Loaded at the start "
+        "of runs whose metrics include gibberish_score or gibberish_rate; null: the run's human pool only.",
+    )
     reference_sequences: int = Field(
         64, ge=1,
         description="Most texts the reference model scores per evaluation (a seeded sample). Its cost per evaluation and the "

@@ -2,18 +2,25 @@
 calibrated on the texts it must tell apart.
 
 No hub classifier is reachable, so the score is built from three statistics of a text,
-each measured against the human text the scorer is fitted on:
+each measured against the human text the scorer is fitted on (in a run: its human pool
+plus general text of the language, `evaluation.gibberish_background`, by default the
+WikiText-2 training split, so that fluent words and phrases outside the pool's register
+are not read as misspellings):
 
 1. character plausibility: mean log2-probability per character under a character
    trigram model (add-one smoothing, lower-cased, digits read as 0);
 2. word validity: share of words accounted for: in the human vocabulary, or repeated in
    the same text (a name or term the text is about), or capitalised inside a sentence (a
    name); a misspelt common word is none of these;
-3. word order: mean over adjacent pairs of known words of log2(P(w2 | w1) / P(w2)), with
-   P(w2 | w1) = 0.5 * bigram estimate + 0.5 * P(w2) (pairs seen once count as unseen),
+3. word order: mean over adjacent pairs of frequent words of log2(P(w2 | w1) / P(w2)),
+   with P(w2 | w1) = 0.5 * bigram estimate + 0.5 * P(w2) (pairs seen once count as unseen),
    capped at 3 bits: about 0 for unrelated neighbours (word salad), clearly positive for
-   real sentences, whose neighbours are collocations. A text with no pair of known words
-   counts as unseen pairs only (-1 bit).
+   real sentences, whose neighbours are collocations. Only pairs of words both seen at
+   least 10 times in the fitting text count (3 or 1 times when the fitting text is too
+   small to calibrate with 10): a pair of rare words is unseen whether or not it is in
+   order, and counting it as "unseen" scored fluent text with uncommon words like word
+   salad and formulaic text like human text. A text with no such pair counts as unseen
+   pairs only (-1 bit).
 
 **Calibration.** Held-out human texts (the run's human test set; in the refinery, a held-out
 share of the seed) are turned into six graded sets

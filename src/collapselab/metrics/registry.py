@@ -42,6 +42,7 @@ class EvalInputs:
     external_sequences: int = 64  # most texts it scores per evaluation (a seeded sample; evaluation.external_sequences)
     synthetic: list[Record] | None = None  # the data this generation wrote
     human_train: list[Record] | None = None  # the human training pool
+    background_texts: list[str] = field(default_factory=list)  # general human text of the language (evaluation.gibberish_background)
     seq_len: int = 128  # lm: block length for perplexity
     batch_tokens: int = 16384
     device: str = "cpu"

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from collapselab.metrics.diversity import record_text, synthetic_texts
 from collapselab.metrics.registry import EvalInputs, MetricValue, register_metric
+
+if TYPE_CHECKING:
+    from collapselab.config import ExperimentConfig
 
 # Gibberish score levels (gibberish.py): 3 human, 2.5 / 2 / 1.5 human text with 5 / 15 / 30 %
 # of its words misspelt, 1 word salad, 0 random characters.
@@ -108,6 +112,38 @@ def top_output_share_metric(inputs: EvalInputs) -> MetricValue:
     return MetricValue(share, None, {"top_output": text[:PREVIEW_CHARS], "count": count})
 
 
+GIBBERISH_METRICS = ("gibberish_score", "gibberish_rate")
+
+
+def gibberish_background(cfg: ExperimentConfig, task: str) -> list[str]:
+    """The general human text the run's gibberish scorer adds to its vocabulary and word
+    pairs (`evaluation.gibberish_background`, `read_background`); empty when it is null or
+    no gibberish metric is computed.
+
+    Raises:
+        DatasetError: The dataset cannot be read; the message names the config key.
+    """
+    from collapselab.datasets import DatasetError
+    from collapselab.metrics.registry import default_metrics
+
+    name = cfg.evaluation.gibberish_background
+    if name is None or not set(GIBBERISH_METRICS) & set(cfg.evaluation.metrics or default_metrics(task)):
+        return []
+    try:
+        return read_background(name)
+    except DatasetError as e:
+        raise DatasetError(f"evaluation.gibberish_background: {e} (null: score gibberish against the run's human text only)") from e
+
+
+def read_background(name: str) -> list[str]:
+    """The paragraphs of at least five words of dataset `name`'s training split (texts, or
+    contexts of QA records), headings left out, each once."""
+    from collapselab.datasets import load_splits
+
+    lines = (line.strip() for r in load_splits(name).train for line in (r.text or r.context or "").split("\n"))
+    return [line for line in dict.fromkeys(lines) if len(line.split()) >= 5 and not line.startswith("=")]
+
+
 def gibberish_scores(inputs: EvalInputs) -> list[float]:
     """Gibberish score of every synthetic text, by a scorer fitted on the human pool and
     calibrated on the human test set (computed once per inputs)."""
@@ -115,9 +151,11 @@ def gibberish_scores(inputs: EvalInputs) -> list[float]:
 
     if "gibberish_scores" not in inputs.extra:
         # Fitted on the human pool's texts of the kind scored (lm: the text; qa: the answers,
-        # with the contexts for vocabulary and word pairs); calibrated on the held-out human
-        # test set, so 3 means "like the human test text" as for every other test metric.
-        background = list(dict.fromkeys(r.context for r in inputs.human_train if r.text is None and r.context))
+        # with the contexts and the run's general background text for vocabulary and word
+        # pairs); calibrated on the held-out human test set, so 3 means "like the human test
+        # text" as for every other test metric.
+        contexts = dict.fromkeys(r.context for r in inputs.human_train if r.text is None and r.context)
+        background = [*inputs.background_texts, *contexts]
         scorer = cached_gibberish_scorer([record_text(r) for r in inputs.human_train],
                                          heldout_texts=[record_text(r) for r in inputs.test], background_texts=background)
         inputs.extra["gibberish_scores"] = scorer.scores(synthetic_texts(inputs)).tolist()

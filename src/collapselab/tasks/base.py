@@ -126,7 +126,7 @@ def eval_inputs(lab: Lab, model: Any, reference: Any, synthetic: list[Record] | 
     external = lab.reference.inputs(cfg.evaluation.reference_sequences) if lab.reference is not None else {}
     return EvalInputs(
         task=lab.task.name, test=lab.human.test, model=model, tokenizer=lab.tokenizer, reference_model=reference,
-        synthetic=synthetic, human_train=lab.human.train, seq_len=cfg.training.seq_len,
+        synthetic=synthetic, human_train=lab.human.train, background_texts=lab.gibberish_background, seq_len=cfg.training.seq_len,
         batch_tokens=cfg.evaluation.batch_tokens, device=device(), seed=seed, **external,
     )
 

@@ -97,3 +97,14 @@ def test_reference_model_switched_off_or_unused_is_not_loaded_and_its_metrics_ar
     with pytest.raises(ConfigError, match=r"evaluation.metrics.0: 'external_test_perplexity' is computed once per run"):
         run_experiment(config_from_dict(raw))
     assert not (tmp_path / "runs").exists()  # refused before any run directory was made
+
+
+def test_missing_gibberish_background_fails_before_the_run_directory_is_made(tiny_lm_data, tmp_path, monkeypatch):
+    from collapselab.datasets import DatasetError
+
+    monkeypatch.setenv("COLLAPSELAB_DATA", str(tmp_path / "no-data-here"))
+    raw = tiny_config(tiny_lm_data, tmp_path / "runs")
+    raw["evaluation"] = {"reference_model": None, "metrics": ["perplexity", "gibberish_score"]}
+    with pytest.raises(DatasetError, match=r"^evaluation.gibberish_background: "):
+        run_experiment(config_from_dict(raw))
+    assert not (tmp_path / "runs").exists()

@@ -59,3 +59,42 @@ def test_registered_gibberish_metrics_fit_on_the_pool_and_calibrate_on_the_test_
     calibration = out["gibberish_score"].details["calibration_means"]
     assert list(calibration) == ["human", "misspelt 5 %", "misspelt 15 %", "misspelt 30 %", "word salad", "random characters"]
     assert calibration["human"] > calibration["misspelt 5 %"] > calibration["random characters"]
+
+
+def test_background_text_makes_words_outside_the_pool_real_words():
+    # The pool never says "lighthouse keeper"; general text of the language does. With it as
+    # background, a fluent sentence about one is not read as misspelt.
+    rng = random.Random(5)
+    human_train = [Record(id=f"h{i}", text=grammar_text(rng, 10)) for i in range(100)]
+    test = [Record(id=f"t{i}", text=grammar_text(rng)) for i in range(40)]
+    background = [f"The lighthouse keeper polished the brass lantern {e}." for e in ENDINGS] * 20
+    texts = ["The old farmer talked about the lighthouse keeper and the brass lantern before dinner."]
+
+    def score(**kw):
+        return evaluate(["gibberish_score"], EvalInputs(task="lm", test=test, synthetic=_synthetic(texts), human_train=human_train,
+                                                        **kw))["gibberish_score"].value
+
+    assert score(background_texts=background) > score() + 0.3
+
+
+def _wikitext(root, lines):
+    folder = root / "wikitext2"
+    folder.mkdir(parents=True)
+    (folder / "wiki.train.raw").write_text(" \n = Lighthouses = \n \n" + "".join(f" {line} \n" for line in lines), encoding="utf-8")
+    (folder / "wiki.test.raw").write_text(" \n = Test = \n \n The test paragraph has some words in it . \n", encoding="utf-8")
+
+
+def test_run_background_is_read_only_for_gibberish_metrics_and_a_missing_one_names_its_key(tmp_path, monkeypatch):
+    from collapselab.config import config_from_dict
+    from collapselab.datasets import DatasetError
+    from collapselab.metrics.sanity import gibberish_background
+
+    raw = {"experiment": {"name": "bg", "task": "lm"}, "data": {"dataset": "tinystories"}, "model": {"name": "scratch"},
+           "arms": [{"name": "replace"}]}
+    monkeypatch.setenv("COLLAPSELAB_DATA", str(tmp_path))
+    with pytest.raises(DatasetError, match=r"^evaluation.gibberish_background: .*wikitext2"):
+        gibberish_background(config_from_dict(raw), "lm")  # the lm defaults score gibberish
+    assert gibberish_background(config_from_dict({**raw, "evaluation": {"metrics": ["perplexity"]}}), "lm") == []
+    assert gibberish_background(config_from_dict({**raw, "evaluation": {"gibberish_background": None}}), "lm") == []
+    _wikitext(tmp_path, ["The keeper lit the lamp at dusk every night .", "Too short ."])
+    assert gibberish_background(config_from_dict(raw), "lm") == ["The keeper lit the lamp at dusk every night ."]
