@@ -158,25 +158,28 @@ def f1_metric(inputs: EvalInputs) -> MetricValue:
     return _percent_metric(inputs, token_f1)
 
 
-def _subset_mean(inputs: EvalInputs, answerable: bool) -> tuple[float, int]:
+def _subset(inputs: EvalInputs, answerable: bool) -> MetricValue:
+    """Mean over the answerable (F1) or unanswerable (exact match) test questions; per
+    example, the question's score, None for a question of the other kind."""
     preds, refs = qa_pairs(inputs)
     scorer = token_f1 if answerable else exact_match
-    vals = [100.0 * scorer(p, r) for p, r in zip(preds, refs, strict=True) if bool(r) == answerable]
-    return (sum(vals) / len(vals) if vals else float("nan")), len(vals)
+    per = [100.0 * scorer(p, r) if bool(r) == answerable else None for p, r in zip(preds, refs, strict=True)]
+    vals = [v for v in per if v is not None]
+    total = "HasAns_total" if answerable else "NoAns_total"
+    return MetricValue(sum(vals) / len(vals) if vals else float("nan"), per, {total: len(vals)})
 
 
-@register_metric("has_ans_f1", task="qa", higher_is_better=True, version="1", needs=("predictions",))
+# version 2: per-question scores (None for the other kind), so arms can be compared question by question
+@register_metric("has_ans_f1", task="qa", higher_is_better=True, version="2", needs=("predictions",))
 def has_ans_f1_metric(inputs: EvalInputs) -> MetricValue:
     """SQuAD token F1 (0-100) over the answerable test questions only (the official HasAns_f1)."""
-    value, n = _subset_mean(inputs, True)
-    return MetricValue(value, None, {"HasAns_total": n})
+    return _subset(inputs, True)
 
 
-@register_metric("no_ans_accuracy", task="qa", higher_is_better=True, version="1", needs=("predictions",))
+@register_metric("no_ans_accuracy", task="qa", higher_is_better=True, version="2", needs=("predictions",))
 def no_ans_accuracy_metric(inputs: EvalInputs) -> MetricValue:
     """Share (0-100) of unanswerable test questions answered with no answer (the official NoAns_exact)."""
-    value, n = _subset_mean(inputs, False)
-    return MetricValue(value, None, {"NoAns_total": n})
+    return _subset(inputs, False)
 
 
 @register_metric("jaccard", task="qa", higher_is_better=True, version="1", needs=("predictions",))

@@ -53,7 +53,7 @@ class EvalInputs:
 @dataclass(slots=True)
 class MetricValue:
     value: float
-    per_example: list[float] | None = None  # one score per test (or synthetic) record
+    per_example: list[float | None] | None = None  # one score per test (or synthetic) record; None: not scored by this metric
     details: dict[str, Any] = field(default_factory=dict)  # breakdowns, e.g. HasAns/NoAns
 
 
@@ -77,7 +77,7 @@ class MetricResult:
     value: float
     version: str
     higher_is_better: bool
-    per_example: list[float] | None
+    per_example: list[float | None] | None
     details: dict[str, Any]
 
 

@@ -166,7 +166,8 @@ def per_example(results: dict[str, MetricResult], ids: list[str], scope: str) ->
         if len(r.per_example) != len(ids):
             raise RuntimeError(f"metric {name!r}: {len(r.per_example)} per-example scores for {len(ids)} {scope} examples")
         for i, v in zip(ids, r.per_example, strict=True):
-            out[i][name] = v
+            if v is not None:  # e.g. has_ans_f1 of an unanswerable question
+                out[i][name] = v
     return out
 
 

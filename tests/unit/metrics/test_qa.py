@@ -99,3 +99,18 @@ def test_synthetic_success_rate_counts_answers_found_in_their_context_and_absten
     r = evaluate(["synthetic_success_rate"], EvalInputs(task="qa", test=[], synthetic=synthetic))["synthetic_success_rate"]
     assert r.value == 0.5 and r.per_example == [1.0, 0.0, 1.0, 0.0]
     assert r.details == {"records": 4, "abstained": 1, "answered_in_context": 1 / 3}
+
+
+def test_has_ans_f1_and_no_ans_accuracy_score_each_question_of_their_kind_only():
+    from collapselab.tasks.base import per_example
+
+    test = [Record(id="a", context="Paris is in France.", question="Where is Paris?", answers=("France",)),
+            Record(id="b", context="Paris is in France.", question="Who built it?", answers=()),
+            Record(id="c", context="Rome is in Italy.", question="Where is Rome?", answers=("Italy",))]
+    out = evaluate(["has_ans_f1", "no_ans_accuracy"], EvalInputs(task="qa", test=test, predictions=["in France", "", "Spain"]))
+    assert out["has_ans_f1"].per_example == [pytest.approx(200 / 3), None, 0.0]
+    assert out["has_ans_f1"].value == pytest.approx(100 / 3)
+    assert out["no_ans_accuracy"].per_example == [None, 100.0, None] and out["no_ans_accuracy"].value == 100.0
+    # stored per question: an unanswerable question has no HasAns F1 (not a 0 that would drag a paired comparison)
+    scores = per_example(out, ["a", "b", "c"], "test")
+    assert scores["b"] == {"no_ans_accuracy": 100.0} and set(scores["a"]) == {"has_ans_f1"}
