@@ -15,6 +15,7 @@ running the same command again continues at the first missing file.
 
 from __future__ import annotations
 
+import copy
 import shutil
 import time
 from collections.abc import Sequence
@@ -233,7 +234,11 @@ def run_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, synthetic: list[
 
         metrics.update(mcq.evaluate(current, lab.tokenizer, cfg.evaluation.mmlu, lab.mmlu_questions(), lab.max_positions))
     if g == 0:
-        metrics.update(task.baselines(lab, lambda: _pretrained_start(lab), step_seed(seed, 0, "baseline")))
+        # The baselines (lm: a unigram model of the human pool; qa: the pretrained model's
+        # greedy zero-shot answers) depend on neither arm nor seed: computed once per run.
+        if lab.baselines is None:
+            lab.baselines = task.baselines(lab, lambda: _pretrained_start(lab), step_seed(seed, 0, "baseline"))
+        metrics.update(copy.deepcopy(lab.baselines))
     stage = collapse_stage(lab, metrics, None if g == 0 else read_metrics_file(g0 / "metrics.json").model_dump()["metrics"])
     if stage is not None:
         metrics["collapse_stage"] = stage

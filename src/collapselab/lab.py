@@ -35,6 +35,7 @@ class Lab:
     base_dirs: dict[int, Path] = field(default_factory=dict)  # seed -> cached scratch base folder
     reference: Any = None  # collapselab.metrics.external.ReferenceModel, loaded once per run; None: the run has none
     gibberish_background: list[str] = field(default_factory=list)  # evaluation.gibberish_background's text, read once per run
+    baselines: dict[str, Any] | None = None  # generation 0's baseline metrics (the same for every arm and seed), once computed
     _mmlu: Any = None
 
     def mmlu_questions(self) -> Any:

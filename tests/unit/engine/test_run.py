@@ -16,6 +16,7 @@ import pytest
 from collapselab.config import config_from_dict
 from collapselab.engine import run_experiment
 from collapselab.events import RunStarted
+from collapselab.metrics_file import read_metrics_file
 from collapselab.records import read_records
 
 from .conftest import tiny_config, write_config
@@ -246,3 +247,17 @@ def test_plain_run_continues_the_newest_run_not_the_last_name(tiny_lm_data, tmp_
     newest = run_experiment(cfg, fresh=True)
     assert newest != named
     assert run_experiment(cfg) == newest
+
+
+def test_generation_0_baselines_are_computed_once_per_run_and_given_to_every_arm_and_seed(tiny_lm_data, tmp_path, monkeypatch):
+    from collapselab.tasks.lm import LMTask
+
+    calls = []
+    real = LMTask.baselines
+    monkeypatch.setattr(LMTask, "baselines", lambda self, *a: (calls.append(a[-1]), real(self, *a))[1])
+    raw = tiny_config(tiny_lm_data, tmp_path / "runs", generations=1, seeds=[0, 1])
+    run_dir = run_experiment(config_from_dict(raw))
+    assert len(calls) == 1
+    values = {(arm, seed): read_metrics_file(run_dir / arm / f"seed-{seed}" / "gen-0" / "metrics.json").metrics["unigram_perplexity"].value
+              for arm in ("replace", "accumulate") for seed in (0, 1)}
+    assert len(set(values.values())) == 1 and next(iter(values.values())) > 1
