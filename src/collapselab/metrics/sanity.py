@@ -164,7 +164,7 @@ def gibberish_scores(inputs: EvalInputs) -> list[float]:
 
 
 # version 2: the scorer calibrated on graded corruptions (levels above), not on two extremes;
-# version 3: word order judged on pairs of frequent words only
+# version 3: word order judged on pairs of frequent words only, general background text (evaluation.gibberish_background)
 @_register("gibberish_score", higher_is_better=True, needs=("synthetic", "human_train"), version="3")
 def gibberish_score_metric(inputs: EvalInputs) -> MetricValue:
     """Mean gibberish score (0 random characters .. 3 like the human test text) of synthetic texts."""
