@@ -19,4 +19,12 @@ if command -v pg_ctlcluster >/dev/null 2>&1; then
 else
   echo "test.sh: PostgreSQL is not installed; the PostgreSQL store tests will fail under CI=true and skip otherwise" >&2
 fi
-exec python -m pytest -q -p no:cacheprovider "$@"
+# Test files go to a fresh folder that is removed afterwards, so repeated runs on one machine
+# do not fill its disk (the catalogue tests de-quantize two real models there, about 1.6 GiB).
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/collapselab-tests.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+free_mib=$(( $(df -Pk "$tmp" | awk 'NR == 2 {print $4}') / 1024 ))
+if [ "$free_mib" -lt 4096 ]; then
+  echo "test.sh: only $free_mib MiB free under $tmp; the suite writes about 2 GiB there and 1.6 GiB of de-quantized models under ~/.cache/collapselab" >&2
+fi
+python -m pytest -q -p no:cacheprovider --basetemp "$tmp/pytest" "$@"
