@@ -3,8 +3,9 @@
 Rows of one batch may carry different settings (a chat server decodes requests with
 different temperatures together). Rows are grouped by setting and each group goes through
 transformers' TemperatureLogitsWarper, TopKLogitsWarper and TopPLogitsWarper, in that
-order, so each knob means exactly what it means in `model.generate`. A sampled token is
-one uniform per row (its prompt's own stream, `streams.py`) pushed through the CDF.
+order, so each knob means exactly what it means in `model.generate` (top-p through `TopP`,
+the same rule without the full argsort on a CPU). A sampled token is one uniform per row
+(its prompt's own stream, `streams.py`) pushed through the CDF.
 """
 
 from __future__ import annotations
@@ -64,12 +65,7 @@ class PromptSampling:
 
 def warpers(sampling: PromptSampling) -> Any:
     """transformers' warpers for one setting, in transformers' order: temperature, top-k, top-p."""
-    from transformers import (
-        LogitsProcessorList,
-        TemperatureLogitsWarper,
-        TopKLogitsWarper,
-        TopPLogitsWarper,
-    )
+    from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper
 
     procs = LogitsProcessorList()
     if sampling.method == "sample":
@@ -78,8 +74,34 @@ def warpers(sampling: PromptSampling) -> Any:
         if sampling.top_k > 0:
             procs.append(TopKLogitsWarper(sampling.top_k))
         if sampling.top_p < 1.0:
-            procs.append(TopPLogitsWarper(sampling.top_p))
+            procs.append(TopP(sampling.top_p))
     return procs
+
+
+class TopP:
+    """transformers' TopPLogitsWarper (min_tokens_to_keep 1), without its argsort.
+
+    transformers sorts every row with its indices, takes the softmax of the sorted scores,
+    and removes the sorted prefix whose cumulative probability is <= 1 - top_p. That
+    prefix only needs the sorted values: it is every score below the first kept value.
+    Sorting values alone (NumPy on a CPU) is about 10x faster than torch.sort with
+    indices, which was a third of the quickstart's generation time. The softmax and the
+    cumulative sum run on the same sorted values, so the count removed is transformers'
+    to the bit; a tie straddling the cut keeps all the tied tokens, where transformers'
+    unstable sort keeps an arbitrary share of them.
+    """
+
+    def __init__(self, top_p: float):
+        self.top_p = float(top_p)
+
+    def __call__(self, input_ids: Any, scores: torch.Tensor) -> torch.Tensor:
+        if scores.device.type == "cpu":
+            values = torch.from_numpy(np.sort(scores.detach().numpy(), axis=-1))
+        else:
+            values = torch.sort(scores, dim=-1).values
+        cumulative = values.softmax(dim=-1).cumsum(dim=-1)
+        removed = (cumulative <= 1 - self.top_p).sum(dim=-1, keepdim=True).clamp_(max=scores.shape[-1] - 1)
+        return scores.masked_fill(scores < values.gather(-1, removed), -float("inf"))
 
 
 def draw(scores: torch.Tensor, u: np.ndarray) -> torch.Tensor:

@@ -93,3 +93,21 @@ def test_on_tokens_streams_every_token_and_stops_a_prompt(tokenizer):
                        on_tokens=stop_prompt_2_after_3, progress=False)
     assert stopped[2] == full[2][:3] == seen[2]
     assert [o for i, o in enumerate(stopped) if i != 2] == [o for i, o in enumerate(full) if i != 2]
+
+
+def test_top_p_removes_exactly_what_transformers_removes():
+    from collapselab.generation.sampling import TopP
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 3000, generator=g) * torch.linspace(0.5, 8, 64)[:, None]  # flat to peaked rows
+    logits[:8, :2000] = -float("inf")  # rows after a top-k cut
+    logits[8, :1000] = -10.0  # a tied tail, removed whole
+    for top_p in (0.001, 0.3, 0.9, 0.999):
+        ours, theirs = TopP(top_p)(None, logits.clone()), TopPLogitsWarper(top_p)(None, logits.clone())
+        assert torch.equal(torch.isinf(ours), torch.isinf(theirs)), top_p
+        assert torch.equal(ours[~torch.isinf(ours)], theirs[~torch.isinf(theirs)])
+        assert (~torch.isinf(ours)).sum(-1).min() >= 1
+    assert (~torch.isinf(TopP(0.001)(None, logits.clone()))).sum(-1)[9:].max() == 1  # only the top token left
+    # a tie straddling the cut keeps every tied token (transformers keeps an arbitrary share)
+    tied = torch.tensor([0.0, 1.0, 2.0]).repeat(1, 1000)
+    assert torch.equal(~torch.isinf(TopP(0.3)(None, tied)), tied == 2.0)
