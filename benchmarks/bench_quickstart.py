@@ -38,6 +38,8 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=Path, help="run in this folder (emptied first) and keep it")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override passed on to the quickstart, e.g. evaluation.reference_model=null")
     args = parser.parse_args()
     data = os.environ.get("COLLAPSELAB_DATA", str(REPO.parent / "shared" / "data"))
     if args.keep:
@@ -46,6 +48,7 @@ def main() -> int:
     with (contextlib.nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory()) as tmp:
         env = {**os.environ, "COLLAPSELAB_DATA": data, "COLLAPSELAB_CACHE": f"{tmp}/cache", "COLLAPSELAB_DB": f"sqlite:///{tmp}/db.sqlite"}
         cmd = [sys.executable, "-m", "collapselab.cli", "quickstart", "--fresh", "--set", f"experiment.output_dir={tmp}/runs"]
+        cmd += [a for kv in args.set for a in ("--set", kv)]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - t0
@@ -60,7 +63,7 @@ def main() -> int:
             docs = [json.loads(g.read_text())["metrics"] for g in gens]
             last[arm_dir.name] = {m: [round(d[m]["value"], 3) if m in d and d[m]["value"] is not None else None for d in docs]
                                   for m in ("perplexity", "external_synthetic_perplexity", "gibberish_score", "distinct_2")}
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, python {platform.python_version()}")
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, python {platform.python_version()}; overrides: {args.set or 'none'}")
     print(f"quickstart wall time: {wall:.1f} s (limit 300 s), peak RSS: {peak_gib:.2f} GiB (limit 2 GiB)")
     for arm, by_metric in last.items():
         for metric, values in by_metric.items():
