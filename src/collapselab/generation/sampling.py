@@ -85,7 +85,8 @@ class TopP:
     and removes the sorted prefix whose cumulative probability is <= 1 - top_p. That
     prefix only needs the sorted values: it is every score below the first kept value.
     Sorting values alone (NumPy on a CPU) is about 10x faster than torch.sort with
-    indices, which was a third of the quickstart's generation time. The softmax and the
+    indices, which took a third of the quickstart model's decode time in a one-thread
+    profile (about a tenth of it at 2 threads: benchmarks/RESULTS.md). The softmax and the
     cumulative sum run on the same sorted values, so the count removed is transformers'
     to the bit; a tie straddling the cut keeps all the tied tokens, where transformers'
     unstable sort keeps an arbitrary share of them.
