@@ -185,6 +185,7 @@ def main() -> None:
     parser.add_argument("--prompt-tokens", type=int, default=64)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--qa-questions", type=int, default=500)
+    parser.add_argument("--qa-rounds", type=int, help="rounds of the QA pair (default: --rounds)")
     parser.add_argument("--batch-tokens", type=int, default=16384)
     parser.add_argument("--hf-batch-sizes", default="32,64,128", help="model.generate batch sizes tried (best kept)")
     parser.add_argument("--cases", default="lm,qa,llamacpp,profile")
@@ -215,7 +216,7 @@ def main() -> None:
     if "qa" in parts:
         print(f"\nQA: {args.qa_questions} SQuAD v2 dev questions, greedy, 32 new tokens")
         rounds = []
-        for r in range(args.rounds):
+        for r in range(args.qa_rounds or args.rounds):
             print(f"round {r + 1}: {common.machine().split('; ')[-1]}", flush=True)
             rounds.append({c: run_case(c, args) for c in ("qa shared", "qa unshared")})
         _report(rounds, ["qa shared", "qa unshared"])

@@ -31,6 +31,7 @@ from collapselab.generation.causal import (
     decode_batch,
     plan_batches,
     shared_prefix_lengths,
+    splits_prefix_attention,
 )
 from collapselab.generation.sampling import GenerationError, PromptSampling
 from collapselab.generation.streams import prompt_keys
@@ -166,7 +167,8 @@ def _own_loop(model, tokenizer, prompts, decoding, settings, max_new_tokens, see
     eff = shared_prefix_lengths(prompts, prefix_lengths) if prefix_lengths is not None else [0] * len(prompts)
     longest = max(s.max_new_tokens or max_new_tokens for s in settings)
     outputs: list[list[int]] = [[] for _ in prompts]
-    for idx in plan_batches(prompts, eff, decoding.batch_tokens, longest):
+    split = any(eff) and splits_prefix_attention(model)
+    for idx in plan_batches(prompts, eff, decoding.batch_tokens, longest, split):
         new = decode_batch(
             model,
             [prompts[i] for i in idx],

@@ -49,6 +49,24 @@ class PreallocatedLayer(DynamicLayer):
         self.length = width
         self.is_initialized = True
 
+    def place(self, part: PreallocatedLayer, rows: torch.Tensor, n_rows: int, width: int) -> None:
+        """Rows `rows` take `part`'s columns, right-aligned to end at column `width`.
+
+        The first call allocates the buffers for `n_rows` rows, zeroed: columns a row does
+        not fill stay zero (masked, and never NaN through a zero attention weight).
+        """
+        w = part.length
+        if not self.is_initialized:
+            b, h, d = n_rows, part.k_buf.shape[1], part.k_buf.shape[-1]
+            self.dtype, self.device = part.dtype, part.device
+            self.k_buf = part.k_buf.new_zeros((b, h, self.max_len, d))
+            self.v_buf = part.v_buf.new_zeros((b, h, self.max_len, part.v_buf.shape[-1]))
+            self.is_initialized = True
+        self.k_buf[rows, :, width - w : width] = part.k_buf[:, :, :w]
+        self.v_buf[rows, :, width - w : width] = part.v_buf[:, :, :w]
+        self.length = width
+        self.keys, self.values = self.k_buf[:, :, :width], self.v_buf[:, :, :width]
+
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
     ):

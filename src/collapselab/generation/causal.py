@@ -20,14 +20,18 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
 import torch
 
 from collapselab.batching import token_budget_batches
+from collapselab.generation import cascade
 from collapselab.generation.cache import preallocated_cache
 from collapselab.generation.sampling import PromptSampling, RowSampler
+
+PREFILL_CHUNK_TOKENS = 2048  # padded tokens per prefill call after shared prefixes: full matmuls
 
 # on_tokens(prompt_index, new_token_ids, finished) -> True to stop that prompt now
 TokenListener = Callable[[int, list[int], bool], "bool | None"]
@@ -79,12 +83,27 @@ def common_prefix_lengths(prompts: Sequence[Sequence[int]], min_tokens: int = 16
     return lengths
 
 
-def plan_batches(prompts: Sequence[Sequence[int]], eff: Sequence[int], budget: int, extra: int) -> list[list[int]]:
-    """Batches of prompt indices: unshared prompts by length, then each prefix group together."""
+def splits_prefix_attention(model: Any) -> bool:
+    """Whether this model reads shared prefixes once per group (else each row copies its prefix)."""
+    return cascade.usable(model, _Masks(model).window)
+
+
+def plan_batches(
+    prompts: Sequence[Sequence[int]], eff: Sequence[int], budget: int, extra: int, split: bool = False
+) -> list[list[int]]:
+    """Batches of prompt indices: unshared prompts by length, then each prefix group together.
+
+    split: the rows will not hold copies of their prefix (cascade.py), so a row costs its
+    own tokens plus its share of its group's prefix, and a batch holds more rows.
+    """
     group: dict[tuple, int] = {}
     gid = [group.setdefault(tuple(x[:p]), len(group)) if p else -1 for x, p in zip(prompts, eff, strict=True)]
     order = sorted(range(len(prompts)), key=lambda i: (eff[i], gid[i], len(prompts[i]) - eff[i]))
-    return token_budget_batches([len(x) for x in prompts], budget, extra=extra, order=order)
+    lengths = [len(x) for x in prompts]
+    if split:
+        size = Counter(gid)
+        lengths = [n - p + -(-p // size[g]) for n, p, g in zip(lengths, eff, gid, strict=True)]
+    return token_budget_batches(lengths, budget, extra=extra, order=order)
 
 
 class _Masks:
@@ -135,7 +154,20 @@ class _Masks:
         return self._form(key_ok[:, None, :length], key_pos[:, length - 1 : length], key_pos[:, :length])
 
 
-def decode_batch(
+def decode_batch(model: Any, prompts: Sequence[Sequence[int]], eff: Sequence[int], *args: Any, **kwargs: Any) -> list[list[int]]:
+    """Continue one batch of causal prompts; returns per prompt its new tokens, EOS excluded.
+
+    After shared prefixes, on a CPU, attention reads each prefix once per group
+    (cascade.py) and a row's cache holds its own columns only; elsewhere each row's cache
+    starts with a copy of its prefix's KV. See `_decode_batch` for the arguments.
+    """
+    masks = _Masks(model)
+    split = any(eff) and cascade.usable(model, masks.window)
+    with cascade.attention_of(model) if split else nullcontext():
+        return _decode_batch(model, prompts, eff, *args, masks=masks, split=split, **kwargs)
+
+
+def _decode_batch(
     model: Any,
     prompts: Sequence[Sequence[int]],
     eff: Sequence[int],
@@ -147,6 +179,8 @@ def decode_batch(
     max_new_tokens: int,
     indices: Sequence[int],
     on_tokens: TokenListener | None,
+    masks: _Masks,
+    split: bool,
 ) -> list[list[int]]:
     """Continue one batch of causal prompts; returns per prompt its new tokens, EOS excluded.
 
@@ -155,6 +189,8 @@ def decode_batch(
         settings: Each prompt's decoding settings; `max_new_tokens` is the default limit.
         keys: Each prompt's random-stream key.
         indices: Each prompt's index in the caller's list (what `on_tokens` is told).
+        split: Attend to the shared prefixes through `cascade.SharedPrefix`: the rows'
+            cache starts at column `own`, after the prefix region.
     """
     device = model.device
     n = len(prompts)
@@ -180,35 +216,48 @@ def decode_batch(
     key_ok[:, :width] = torch.tensor(ok_rows, device=device)
     key_pos = torch.zeros((n, total), dtype=torch.long, device=device)  # (B, T) positions
     key_pos[:, :width] = (key_ok[:, :width].long().cumsum(-1) - 1).clamp(min=0)
-    padded = not bool(key_ok[:, :width].all())
-    masks = _Masks(model)
+    own = width_p if split else 0  # the first column the rows' cache holds
+    masks.additive |= split  # the flash kernel takes additive masks
+    padded = not bool(key_ok[:, own:width].all())
+    shared: cascade.SharedPrefix | None = None
 
-    cache = preallocated_cache(model, total)
-    if prefixes:  # each distinct prefix once, then a copy of its KV in every row of its group
+    cache = preallocated_cache(model, total - own)
+    if prefixes:  # each distinct prefix once, then its KV shared by the rows of its group
         pre_ids = torch.tensor([[p[0]] * (width_p - len(p)) + list(p) for p in prefixes], device=device)
         pre_ok = torch.tensor([[False] * (width_p - len(p)) + [True] * len(p) for p in prefixes], device=device)
         pre_pos = (pre_ok.long().cumsum(-1) - 1).clamp(min=0)
         pre_cache = preallocated_cache(model, width_p)
-        model(
-            input_ids=pre_ids,
-            attention_mask=masks.prefill(pre_ok, pre_pos, 0, width_p),
-            position_ids=pre_pos,
-            past_key_values=pre_cache,
+        if split:
+            _prefill_in_chunks(model, pre_ids, pre_ok, pre_pos, pre_cache, masks)
+        else:
+            model(
+                input_ids=pre_ids,
+                attention_mask=masks.prefill(pre_ok, pre_pos, 0, width_p),
+                position_ids=pre_pos,
+                past_key_values=pre_cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        rows_group = torch.tensor(group, device=device)
+        if split:
+            shared = cascade.SharedPrefix(pre_cache, pre_ok, rows_group)
+        else:
+            for layer, pre_layer in zip(cache.layers, pre_cache.layers, strict=True):
+                layer.seed_from(pre_layer, rows_group)
+        del pre_cache
+    extra = {} if shared is None else {"shared_prefix": shared}  # reaches the attention function
+    if shared is not None:
+        cols = slice(width_p, width)
+        logits = _prefill_in_chunks(model, ids[:, cols], key_ok[:, cols], key_pos[:, cols], cache, masks, shared)
+    else:
+        logits = model(
+            input_ids=ids[:, width_p:width],
+            attention_mask=masks.prefill(key_ok, key_pos, width_p, width),
+            position_ids=key_pos[:, width_p:width],
+            past_key_values=cache,
             use_cache=True,
             logits_to_keep=1,
-        )
-        rows_group = torch.tensor(group, device=device)
-        for layer, pre_layer in zip(cache.layers, pre_cache.layers, strict=True):
-            layer.seed_from(pre_layer, rows_group)
-        del pre_cache
-    logits = model(
-        input_ids=ids[:, width_p:width],
-        attention_mask=masks.prefill(key_ok, key_pos, width_p, width),
-        position_ids=key_pos[:, width_p:width],
-        past_key_values=cache,
-        use_cache=True,
-        logits_to_keep=1,
-    ).logits[:, -1]  # (B, V)
+        ).logits[:, -1]  # (B, V)
 
     sampler = RowSampler(settings, keys, repetition_penalty)
     n_new = max(limits)
@@ -242,17 +291,62 @@ def decode_batch(
                 x[keep] for x in (ids, key_ok, key_pos, rows, next_pos, token, limit)
             )
             sampler.keep(keep.cpu().numpy())
+            if shared is not None:
+                shared.keep(keep)
             finished = finished[keep]
         logits = model(
             input_ids=token[:, None],
-            attention_mask=masks.step(key_ok, key_pos, width + t + 1, padded),
+            attention_mask=masks.step(key_ok[:, own:], key_pos[:, own:], width + t + 1 - own, padded),
             position_ids=next_pos,
             past_key_values=cache,
             use_cache=True,
+            **extra,
         ).logits[:, -1]
         next_pos = next_pos + 1
     lengths = out_len.tolist()
     return [row[:k] for row, k in zip(new.tolist(), lengths, strict=True)]
+
+
+def _prefill_in_chunks(
+    model: Any,
+    ids: torch.Tensor,
+    ok: torch.Tensor,
+    pos: torch.Tensor,
+    cache: Any,
+    masks: _Masks,
+    shared: cascade.SharedPrefix | None = None,
+) -> torch.Tensor:
+    """Prefill left-padded rows in chunks of rows of similar length (questions of 8 and 40
+    tokens are not both padded to 40), each chunk up to PREFILL_CHUNK_TOKENS padded tokens;
+    returns the last position's logits (B, V).
+
+    ids, ok, pos: (B, W) the columns to prefill. Each chunk runs in a cache of its own width,
+    then lands in `cache` right-aligned at column W, the columns before it zero (and masked).
+    shared: the prefixes the rows read (their cache then holds the rows' own columns only).
+    """
+    n, width = ok.shape
+    lengths = ok.sum(-1).tolist()
+    logits = None
+    for chunk in token_budget_batches(lengths, PREFILL_CHUNK_TOKENS):
+        part = torch.tensor(chunk, device=ids.device)
+        w = max(lengths[i] for i in chunk)
+        cols = slice(width - w, width)
+        part_cache = preallocated_cache(model, w)
+        out = model(
+            input_ids=ids[part, cols],
+            attention_mask=masks.prefill(ok[part, cols], pos[part, cols], 0, w),
+            position_ids=pos[part, cols],
+            past_key_values=part_cache,
+            use_cache=True,
+            logits_to_keep=1,
+            **({} if shared is None else {"shared_prefix": shared.for_rows(part)}),
+        ).logits[:, -1]
+        if logits is None:
+            logits = out.new_empty((n, out.shape[-1]))
+        logits[part] = out
+        for layer, part_layer in zip(cache.layers, part_cache.layers, strict=True):
+            layer.place(part_layer, part, n, width)
+    return logits
 
 
 def _tell(

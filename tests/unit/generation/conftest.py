@@ -46,12 +46,13 @@ def init_weights(model: torch.nn.Module) -> torch.nn.Module:
     return model.eval()
 
 
-def llama(tokenizer, attn: str = "sdpa") -> torch.nn.Module:
+def llama(tokenizer, attn: str = "sdpa", kv_heads: int = 4) -> torch.nn.Module:
     cfg = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=4,
+        num_key_value_heads=kv_heads,
         intermediate_size=64,
         max_position_embeddings=128,
         tie_word_embeddings=True,

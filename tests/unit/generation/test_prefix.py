@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from collapselab.config import DecodingBlock
-from collapselab.generation import generate
+from collapselab.generation import cascade, causal, generate
 
 from .conftest import TEXT, gpt2, llama
 
@@ -34,9 +35,16 @@ def _gen(model, tok, prompts, decoding, prefix, seed=0):
     return generate(model, tok, prompts, decoding, max_new_tokens=10, seed=seed, prefix_lengths=prefix, progress=False)
 
 
-@pytest.mark.parametrize("arch", ["llama", "llama-eager", "gpt2"])
-def test_shared_prefix_greedy_equals_unshared(tokenizer, arch):
-    model = gpt2(tokenizer) if arch == "gpt2" else llama(tokenizer, attn="eager" if arch == "llama-eager" else "sdpa")
+def _model(tokenizer, arch: str):
+    if arch == "gpt2":
+        return gpt2(tokenizer)
+    return llama(tokenizer, attn="eager" if arch == "llama-eager" else "sdpa", kv_heads=2 if arch == "llama-gqa" else 4)
+
+
+@pytest.mark.parametrize("arch", ["llama", "llama-gqa", "llama-eager", "gpt2"])
+def test_shared_prefix_greedy_equals_unshared(tokenizer, arch, monkeypatch):
+    monkeypatch.setattr(causal, "PREFILL_CHUNK_TOKENS", 40)  # contexts and questions prefilled in several chunks
+    model = _model(tokenizer, arch)
     prompts, prefix = qa_like(tokenizer)
     for decoding in (DecodingBlock(method="greedy"), DecodingBlock(method="greedy", repetition_penalty=1.3)):
         unshared = _gen(model, tokenizer, prompts, decoding, None)
@@ -47,6 +55,57 @@ def test_shared_prefix_greedy_equals_unshared(tokenizer, arch):
         small = decoding.model_copy(update={"batch_tokens": 150})
         assert _gen(model, tokenizer, prompts, small, prefix) == unshared
     assert len({tuple(o) for o in unshared}) > len(prompts) // 2  # not one output for all
+
+
+@pytest.mark.parametrize(("arch", "split"), [("llama", True), ("llama-gqa", True), ("gpt2", True), ("llama-eager", False)])
+def test_shared_prefixes_are_read_once_per_group_where_attention_allows(tokenizer, arch, split, monkeypatch):
+    # With SDPA on a CPU the rows' caches leave the prefix out and attention reads it once
+    # per group; eager attention (additive masks built by the model) keeps per-row copies.
+    seen = []
+    merge = cascade.SharedPrefix.merge
+    monkeypatch.setattr(cascade.SharedPrefix, "merge", lambda self, *a: seen.append(len(self.keys[0])) or merge(self, *a))
+    model = _model(tokenizer, arch)
+    prompts, prefix = qa_like(tokenizer)
+    _gen(model, tokenizer, prompts, DecodingBlock(method="greedy"), prefix)
+    assert bool(seen) == split
+    if split:  # one key row per shared context: those with 2 and 9 questions (a lone one shares nothing)
+        assert set(seen) == {2}
+    assert model.config._attn_implementation == ("eager" if arch == "llama-eager" else "sdpa")
+
+
+@pytest.mark.parametrize(("q_len", "kv_heads"), [(1, 2), (1, 4), (5, 2), (5, 4)])
+def test_split_attention_equals_attention_over_prefix_and_own_keys(q_len, kv_heads):
+    torch.manual_seed(0)
+    b, h, d, p_len, own_len = 6, 4, 8, 7, 9
+    group = torch.tensor([1, 0, -1, 1, 1, 0])  # row 2 reads no prefix
+    prefix_ok = torch.ones(2, p_len, dtype=torch.bool)
+    prefix_ok[0, :3] = False  # a shorter, left-padded prefix
+    own_ok = torch.ones(b, own_len, dtype=torch.bool)
+    own_ok[4, :2] = False
+    pk, pv = torch.randn(2, kv_heads, p_len, d), torch.randn(2, kv_heads, p_len, d)
+    k, v = torch.randn(b, kv_heads, own_len, d), torch.randn(b, kv_heads, own_len, d)
+    query = torch.randn(b, h, q_len, d)
+    own_mask = own_ok[:, None, None, :].expand(b, 1, q_len, own_len).clone()
+    own_mask[:, :, :, own_len - q_len :] &= torch.ones(q_len, q_len, dtype=torch.bool).tril()  # causal over the new queries
+
+    cache = type("C", (), {"layers": [type("L", (), {"keys": pk, "values": pv})()]})()
+    shared = cascade.SharedPrefix(cache, prefix_ok, group)
+    additive = torch.zeros(own_mask.shape).masked_fill_(~own_mask, torch.finfo(torch.float32).min)
+    module = type("M", (), {"layer_idx": 0})()
+    got, _ = cascade.shared_prefix_attention(module, query, k, v, additive, scaling=0.3, shared_prefix=shared)
+
+    rows = torch.where(group >= 0, group, 0)
+    full_k = torch.cat([pk[rows], k], 2).repeat_interleave(h // kv_heads, 1)
+    full_v = torch.cat([pv[rows], v], 2).repeat_interleave(h // kv_heads, 1)
+    pre_mask = (prefix_ok[rows] & (group >= 0)[:, None])[:, None, None, :].expand(b, 1, q_len, p_len)
+    want = torch.nn.functional.scaled_dot_product_attention(
+        query, full_k, full_v, attn_mask=torch.cat([pre_mask, own_mask], -1), scale=0.3
+    ).transpose(1, 2)
+    assert torch.allclose(got, want, atol=1e-6)
+    shared.keep(torch.tensor([0, 2, 5]))  # rows leave: the rest still read their own prefix
+    got, _ = cascade.shared_prefix_attention(module, query[[0, 2, 5]], k[[0, 2, 5]], v[[0, 2, 5]], additive[[0, 2, 5]],
+                                             scaling=0.3, shared_prefix=shared)
+    assert torch.allclose(got, want[[0, 2, 5]], atol=1e-6)
 
 
 def test_sampling_does_not_depend_on_grouping_or_batching(tokenizer):

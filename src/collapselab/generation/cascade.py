@@ -1,0 +1,159 @@
+"""Attention to a shared prefix that is read once per group, not once per row.
+
+With the prefix's KV copied into every row, a decode step reads a 200-token SQuAD context
+nine times for nine questions: at batch 64 on SmolLM2 the KV reads then outweigh the weights.
+Here each row's cache holds only its own tokens (question + answer); attention runs in two
+parts and is merged exactly:
+
+- own part: the row's queries over its own keys (causal, pads masked);
+- prefix part: all queries of a group, stacked as one long query block, over the group's
+  prefix keys (every prefix token precedes every query: no causal mask, pads masked);
+- merge: softmax over the union is the two partial outputs weighted by their log-sum-exps.
+
+Both parts go through the same CPU flash-attention kernel SDPA uses, which also returns the
+log-sum-exp. The result equals attention over the concatenated keys up to float rounding;
+the tests check greedy output equal to unshared decoding token for token.
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from transformers import AttentionInterface
+
+NAME = "collapselab_shared_prefix"
+
+
+def usable(model: Any, window: int | None) -> bool:
+    """Whether a model decodes through the split attention: SDPA on a CPU, no sliding window
+    (a window would cut into the prefix by position), plain attention (no softcap)."""
+    text = model.config.get_text_config(decoder=True)
+    return (
+        model.device.type == "cpu"
+        and text._attn_implementation == "sdpa"
+        and window is None
+        and getattr(text, "attn_logit_softcapping", None) is None
+    )
+
+
+def _flash(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, causal: bool, scale):
+    """(output, log-sum-exp) of attention; mask additive, of the query's dtype."""
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, causal, attn_mask=mask, scale=scale)
+
+
+class SharedPrefix:
+    """The prefixes' KV, once per group, and which rows read which prefix.
+
+    Args:
+        cache: The prefix pass's cache (one row per distinct prefix, left-padded to width P).
+        prefix_ok: (G, P) bool, the prefixes' real tokens.
+        group: (B,) each batch row's prefix row, -1 for a row without a shared prefix.
+    """
+
+    def __init__(self, cache: Any, prefix_ok: torch.Tensor, group: torch.Tensor):
+        self.keys = [layer.keys for layer in cache.layers]  # (G, Hk, P, D) per layer
+        self.values = [layer.values for layer in cache.layers]
+        dtype = self.keys[0].dtype
+        mask = torch.zeros(prefix_ok.shape, dtype=dtype, device=prefix_ok.device)
+        self.mask = mask.masked_fill_(~prefix_ok, torch.finfo(dtype).min)[:, None, None, :]  # (G, 1, 1, P)
+        self._place(group)
+
+    def _place(self, group: torch.Tensor) -> None:
+        """Each grouped row's slot (its group, its rank there) in the stacked query block."""
+        self.group = group
+        self.rows = (group >= 0).nonzero().squeeze(-1)  # rows that read a prefix
+        self.all_rows = len(self.rows) == len(group)
+        g = group[self.rows]
+        rank, seen = [], {}
+        for x in g.tolist():
+            rank.append(seen.get(x, 0))
+            seen[x] = rank[-1] + 1
+        self.slot_g, self.slot_j = g, torch.tensor(rank, dtype=torch.long, device=group.device)
+        self.width = max(seen.values(), default=0)  # rows of the largest group
+
+    def for_rows(self, rows: torch.Tensor) -> SharedPrefix:
+        """The same prefixes, read by the batch rows `rows` only (a chunk of the batch)."""
+        part = copy.copy(self)
+        part._place(self.group[rows])
+        return part
+
+    def keep(self, keep: torch.Tensor) -> None:
+        """Rows `keep` stay in the batch (finished rows left it)."""
+        self._place(self.group[keep])
+
+    def merge(self, layer: int, query: torch.Tensor, out: torch.Tensor, lse: torch.Tensor, scale) -> torch.Tensor:
+        """Attention over [prefix | own keys], from the own part's output and log-sum-exp.
+
+        query, out: (B, H, Q, D); lse: (B, H, Q).
+        """
+        if not len(self.rows):
+            return out
+        pk, pv = self.keys[layer], self.values[layer]
+        n_groups, hk, _, d = pk.shape
+        _, h, q_len, _ = query.shape
+        rep = h // hk
+        q = query if self.all_rows else query[self.rows]
+        block = q.new_zeros((n_groups, self.width, h, q_len, d))  # (G, rows, H, Q, D)
+        block[self.slot_g, self.slot_j] = q
+        block = block.view(n_groups, self.width, hk, rep, q_len, d).permute(0, 2, 1, 3, 4, 5)
+        pre_o, pre_l = _flash(block.reshape(n_groups, hk, -1, d), pk, pv, self.mask, False, scale)
+        pre_o = pre_o.view(n_groups, hk, self.width, rep, q_len, d).permute(0, 2, 1, 3, 4, 5)
+        pre_o = pre_o.reshape(n_groups, self.width, h, q_len, d)[self.slot_g, self.slot_j]  # (N, H, Q, D)
+        pre_l = pre_l.view(n_groups, hk, self.width, rep, q_len).permute(0, 2, 1, 3, 4)
+        pre_l = pre_l.reshape(n_groups, self.width, h, q_len)[self.slot_g, self.slot_j]  # (N, H, Q)
+        own_o, own_l = (out, lse) if self.all_rows else (out[self.rows], lse[self.rows])
+        top = torch.maximum(pre_l, own_l)
+        w_pre, w_own = (pre_l - top).exp_(), (own_l - top).exp_()
+        merged = (pre_o * w_pre[..., None] + own_o * w_own[..., None]) / (w_pre + w_own)[..., None]
+        if self.all_rows:
+            return merged
+        out = out.clone()
+        out[self.rows] = merged
+        return out
+
+
+def shared_prefix_attention(
+    module: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    shared_prefix: SharedPrefix | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """The model's attention while decoding after shared prefixes (an AttentionInterface).
+
+    key, value: the rows' own cache. attention_mask: additive (B, 1, Q, K) over the own keys,
+    or None: causal when Q > 1, nothing masked for one query.
+    """
+    b, h, q_len, d = query.shape
+    rep = h // key.shape[1]
+    if q_len == 1 and rep > 1:  # one query: its heads' groups become the query axis, no KV copy
+        out, lse = _flash(query.reshape(b, key.shape[1], rep, d), key, value, attention_mask, False, scaling)
+    else:
+        k, v = (key, value) if rep == 1 else (key.repeat_interleave(rep, 1), value.repeat_interleave(rep, 1))
+        out, lse = _flash(query, k, v, attention_mask, attention_mask is None and q_len > 1, scaling)
+    out, lse = out.reshape(b, h, q_len, d), lse.reshape(b, h, q_len)
+    if shared_prefix is not None:
+        out = shared_prefix.merge(module.layer_idx, query, out, lse, scaling)
+    return out.transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register(NAME, shared_prefix_attention)
+
+
+@contextmanager
+def attention_of(model: Any):
+    """The model attends through `shared_prefix_attention` inside the block."""
+    text = model.config.get_text_config(decoder=True)
+    before = text._attn_implementation
+    text._attn_implementation = NAME
+    try:
+        yield
+    finally:
+        text._attn_implementation = before
