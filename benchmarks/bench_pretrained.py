@@ -136,7 +136,8 @@ def llamacpp_case(name: str, args: argparse.Namespace) -> dict:
     tok = AutoTokenizer.from_pretrained(common.smollm2_folder())
     prompts = lm_prompts(tok, args.prompts, args.prompt_tokens)
     job = {"gguf": str(common.smollm2_gguf()), "prompts": prompts, "new_tokens": args.new_tokens,
-           "greedy": "greedy" in name, "threads": len(os.sched_getaffinity(0)), "eos": tok.eos_token_id}
+           "greedy": "greedy" in name, "threads": len(os.sched_getaffinity(0)), "eos": tok.eos_token_id,
+           "kv_unified": "unified" in name}
     out = subprocess.run([str(ensure_llamacpp()), str(HERE / "llamacpp_batched.py")], input=json.dumps(job),
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1]) | {"case": name}
@@ -187,18 +188,19 @@ def main() -> None:
     parser.add_argument("--qa-questions", type=int, default=500)
     parser.add_argument("--qa-rounds", type=int, help="rounds of the QA pair (default: --rounds)")
     parser.add_argument("--batch-tokens", type=int, default=16384)
-    parser.add_argument("--hf-batch-sizes", default="32,64,128", help="model.generate batch sizes tried (best kept)")
+    parser.add_argument("--hf-batch-sizes", default="32,64,128", help="model.generate batch sizes tried (best kept; empty: model.generate left out)")
     parser.add_argument("--cases", default="lm,qa,llamacpp,profile")
     args = parser.parse_args()
     parts = set(args.cases.split(","))
     print(f"machine: {common.machine()}")
     print(f"fp32 matmul peak (2048^3, best of 3 s): {common.matmul_peak_flops() / 1e9:.1f} GFLOP/s")
 
-    if "lm" in parts or "llamacpp" in parts:
+    if parts & {"lm", "llamacpp", "llamacpp-unified"}:
         print(f"\nSmolLM2-135M, {args.prompts} TinyStories prompts x {args.prompt_tokens} tokens, {args.new_tokens} new")
         best_bs = {}
-        for mode in ("greedy", "sample"):
-            sweep = [run_case(f"model.generate {mode} (bs={b})", args) for b in map(int, args.hf_batch_sizes.split(","))]
+        sizes = [int(b) for b in args.hf_batch_sizes.split(",") if b]  # none: model.generate is left out
+        for mode in ("greedy", "sample") if sizes else ():
+            sweep = [run_case(f"model.generate {mode} (bs={b})", args) for b in sizes]
             for r in sweep:
                 print(f"  sweep {r['case']}: {r['tok_s']:,.0f} tokens/s")
             best_bs[mode] = max(sweep, key=lambda r: r["tok_s"])["case"]
@@ -207,6 +209,8 @@ def main() -> None:
             cases += ["per-example greedy", "per-example sample"]
         if "llamacpp" in parts:
             cases += ["llama.cpp greedy", "llama.cpp sample"]
+        if "llamacpp-unified" in parts:  # llama.cpp's single KV buffer: slower for unrelated prompts
+            cases += ["llama.cpp greedy (unified KV)", "llama.cpp sample (unified KV)"]
         rounds = []
         for r in range(args.rounds):
             print(f"round {r + 1}: {common.machine().split('; ')[-1]}", flush=True)

@@ -2,7 +2,9 @@
 
 Reads a JSON job on stdin ({gguf, prompts, new_tokens, greedy, threads, eos}) and prints one
 JSON line ({prompts, tokens, seconds, tok_s, peak_rss_mib}). As in llama.cpp's `batched`
-example: one sequence per prompt in a unified KV cache, all prompts prefilled in batches of
+example: one sequence per prompt, in a KV stream of its own (`kv_unified` false, llama.cpp's
+advice for sequences that share no prefix; `"kv_unified": true` in the job gives the single
+buffer every sequence's attention then reads in full), all prompts prefilled in batches of
 n_batch tokens, then one llama_decode per step holding every live sequence's next token;
 tokens come from llama.cpp's own sampler (greedy, or the dist sampler at temperature 1).
 """
@@ -25,10 +27,14 @@ def main() -> None:
     model = lc.llama_model_load_from_file(job["gguf"].encode(), mparams)
     cparams = lc.llama_context_default_params()
     n_seq = len(prompts)
-    cparams.n_ctx = sum(len(p) for p in prompts) + n_seq * n_new + 256
+    unified = job.get("kv_unified", False)
+    cparams.kv_unified = unified
+    if unified:  # one buffer: every token's attention runs over all sequences' cells, masked
+        cparams.n_ctx = sum(len(p) for p in prompts) + n_seq * n_new + 256
+    else:  # a stream per sequence (n_ctx / n_seq cells each): attention reads its own cells only
+        cparams.n_ctx = n_seq * (max(len(p) for p in prompts) + n_new + 8)
     cparams.n_batch = cparams.n_ubatch = 2048
     cparams.n_seq_max = n_seq
-    cparams.kv_unified = True
     cparams.n_threads = cparams.n_threads_batch = job["threads"]
     ctx = lc.llama_init_from_model(model, cparams)
     batch = lc.llama_batch_init(max(2048, n_seq), 0, 1)

@@ -6,8 +6,11 @@ and reads every prompt from its first token even when a hundred prompts begin wi
 paragraph. Here:
 
 - Prompts that begin with the same ids (their shareable prefix, given by the caller) form a
-  group; each batch prefills its distinct prefixes once, copies each prefix's KV into the
-  rows of its group, then prefills only the rows' own suffixes.
+  group; each batch prefills its distinct prefixes once, then only the rows' own suffixes.
+  With SDPA on a CPU the rows' caches hold their own tokens only and attention reads each
+  prefix once per group (`cascade.py`), prefills run in chunks of similar length, and the
+  token budget counts a prefix once per group; elsewhere each row gets a copy of its
+  prefix's KV.
 - A batch row is laid out as `[pad | prefix | pad | suffix | new tokens]`: the prefix region
   is as wide as the batch's longest prefix, the suffix region as its longest suffix, both
   left-padded. Pads are masked out of attention and positions count real tokens only, so
@@ -227,8 +230,10 @@ def _decode_batch(
         pre_ok = torch.tensor([[False] * (width_p - len(p)) + [True] * len(p) for p in prefixes], device=device)
         pre_pos = (pre_ok.long().cumsum(-1) - 1).clamp(min=0)
         pre_cache = preallocated_cache(model, width_p)
+        rows_group = torch.tensor(group, device=device)
         if split:
             _prefill_in_chunks(model, pre_ids, pre_ok, pre_pos, pre_cache, masks)
+            shared = cascade.SharedPrefix(pre_cache, pre_ok, rows_group)
         else:
             model(
                 input_ids=pre_ids,
@@ -238,10 +243,6 @@ def _decode_batch(
                 use_cache=True,
                 logits_to_keep=1,
             )
-        rows_group = torch.tensor(group, device=device)
-        if split:
-            shared = cascade.SharedPrefix(pre_cache, pre_ok, rows_group)
-        else:
             for layer, pre_layer in zip(cache.layers, pre_cache.layers, strict=True):
                 layer.seed_from(pre_layer, rows_group)
         del pre_cache
