@@ -21,12 +21,16 @@ class PreallocatedLayer(DynamicLayer):
         self.max_len = max_len
         self.length = 0
 
-    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
-        self.dtype, self.device = key_states.dtype, key_states.device
-        b, h, _, _ = key_states.shape
-        self.k_buf = key_states.new_empty((b, h, self.max_len, key_states.shape[-1]))
-        self.v_buf = value_states.new_empty((b, h, self.max_len, value_states.shape[-1]))
+    def _allocate(self, like_k: torch.Tensor, like_v: torch.Tensor, rows: int, zero: bool = False) -> None:
+        """(rows, H, max_len, D) buffers of `like_k`/`like_v`'s heads, dim, dtype and device."""
+        self.dtype, self.device = like_k.dtype, like_k.device
+        new = torch.Tensor.new_zeros if zero else torch.Tensor.new_empty
+        self.k_buf = new(like_k, (rows, like_k.shape[1], self.max_len, like_k.shape[-1]))
+        self.v_buf = new(like_v, (rows, like_v.shape[1], self.max_len, like_v.shape[-1]))
         self.is_initialized = True
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        self._allocate(key_states, value_states, key_states.shape[0])
 
     def seed_from(self, prefix: PreallocatedLayer, rows: torch.Tensor) -> None:
         """Start from shared prefixes: row r's first columns are a copy of prefix row `rows[r]`.
@@ -40,14 +44,10 @@ class PreallocatedLayer(DynamicLayer):
         pk = torch.cat([pk, pk.new_zeros((1, *pk.shape[1:]))])  # row G: the zero prefix
         pv = torch.cat([pv, pv.new_zeros((1, *pv.shape[1:]))])
         src = torch.where(rows < 0, pk.shape[0] - 1, rows)
-        self.dtype, self.device = pk.dtype, pk.device
-        b, h, d = len(rows), pk.shape[1], pk.shape[-1]
-        self.k_buf = pk.new_empty((b, h, self.max_len, d))
-        self.v_buf = pv.new_empty((b, h, self.max_len, pv.shape[-1]))
+        self._allocate(pk, pv, len(rows))
         self.k_buf[:, :, :width] = pk[src]
         self.v_buf[:, :, :width] = pv[src]
         self.length = width
-        self.is_initialized = True
 
     def place(self, part: PreallocatedLayer, rows: torch.Tensor, n_rows: int, width: int) -> None:
         """Rows `rows` take `part`'s columns, right-aligned to end at column `width`.
@@ -57,11 +57,7 @@ class PreallocatedLayer(DynamicLayer):
         """
         w = part.length
         if not self.is_initialized:
-            b, h, d = n_rows, part.k_buf.shape[1], part.k_buf.shape[-1]
-            self.dtype, self.device = part.dtype, part.device
-            self.k_buf = part.k_buf.new_zeros((b, h, self.max_len, d))
-            self.v_buf = part.v_buf.new_zeros((b, h, self.max_len, part.v_buf.shape[-1]))
-            self.is_initialized = True
+            self._allocate(part.k_buf, part.v_buf, n_rows, zero=True)
         self.k_buf[rows, :, width - w : width] = part.k_buf[:, :, :w]
         self.v_buf[rows, :, width - w : width] = part.v_buf[:, :, :w]
         self.length = width
