@@ -148,7 +148,9 @@ def build_scratch_model(arch: ScratchArchitecture, tokenizer, seed: int):
         )
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(cfg, attn_implementation="sdpa", dtype=torch.float32)
-    return model.to(device())
+    from collapselab import kernels
+
+    return kernels.install(model.to(device()))
 
 
 def resolve_model_path(name: str) -> str:
@@ -170,9 +172,11 @@ def apply_lora(model, lora: LoraBlock):
     """Wrap `model` with fresh LoRA adapters; only the adapters are trainable."""
     from peft import LoraConfig, TaskType, get_peft_model
 
+    from collapselab import kernels
+
     task = TaskType.SEQ_2_SEQ_LM if model.config.is_encoder_decoder else TaskType.CAUSAL_LM
     cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules, task_type=task)
-    return get_peft_model(model, cfg)
+    return kernels.install(get_peft_model(model, cfg))
 
 
 def merge_lora(model):
@@ -233,7 +237,9 @@ def load_model(source: str | Path, *, seq2seq: bool = False, for_training: bool)
         model = cls.from_pretrained(resolve_model_path(name), dtype=getattr(torch, dtype), **kw)
     except OSError as e:
         raise _not_found(name, e) from None
-    model = model.to(device())
+    from collapselab import kernels
+
+    model = kernels.install(model.to(device()))
     if not for_training:
         model.eval()
     return LoadedModel(model, tokenizer, seq2seq, dtype)

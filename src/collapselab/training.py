@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm.auto import tqdm
 
-from collapselab import distributed
+from collapselab import distributed, kernels
 from collapselab.batching import token_budget_batches
 from collapselab.early_stopping import EarlyStopping, Validator, check_recipe, validate
 from collapselab.lm_loss import base_model, check_head, detached_head, head_loss, output_layer
@@ -385,6 +385,7 @@ def _run(
 ) -> TrainResult:
     """The shared loop: micro-batches from `epoch(generator)`, grad_accum per optimizer step."""
     _use_all_cores()
+    kernels.install(model)
     device = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm.auto import tqdm
 
+from collapselab import kernels
 from collapselab.batching import token_budget_batches
 from collapselab.generation.causal import (
     TokenListener,
@@ -144,6 +145,7 @@ def generate(
     own_loop = not encoder_decoder and decoding.method != "beam"
     if not own_loop and (on_tokens is not None or sampling is not None):
         raise GenerationError("generate: sampling and on_tokens need a causal model with method sample or greedy")
+    kernels.install(model)
     bar = tqdm(total=len(prompts), desc=desc, unit="prompt", disable=not progress, dynamic_ncols=True)
     was_training = model.training
     model.eval()

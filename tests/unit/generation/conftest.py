@@ -14,6 +14,8 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
+from collapselab import kernels
+
 TEXT = (
     "the cat sat on the mat and the dog sat on the log. "
     "a model trained on its own output slowly forgets the tails of the distribution. "
@@ -60,7 +62,7 @@ def llama(tokenizer, attn: str = "sdpa", kv_heads: int = 4) -> torch.nn.Module:
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
     )
-    return init_weights(LlamaForCausalLM._from_config(cfg, attn_implementation=attn))
+    return kernels.install(init_weights(LlamaForCausalLM._from_config(cfg, attn_implementation=attn)))
 
 
 def gpt2(tokenizer) -> torch.nn.Module:

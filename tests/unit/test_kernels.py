@@ -1,0 +1,78 @@
+"""fp32 linear layers through oneDNN: the same values and gradients as F.linear, routed only
+where they apply."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from collapselab import kernels
+
+needs_onednn = pytest.mark.skipif(kernels._op() is None, reason="this PyTorch has no oneDNN linear op")
+
+
+def _pair(shape, bias: bool, frozen: bool):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(*shape, 24, generator=g, requires_grad=True)
+    w = torch.randn(40, 24, generator=g, requires_grad=not frozen)
+    b = torch.randn(40, generator=g, requires_grad=True) if bias else None
+    return x, w, b
+
+
+@needs_onednn
+@pytest.mark.parametrize("shape", [(7,), (3, 5), (2, 3, 4)])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("frozen", [True, False])
+def test_values_and_gradients_equal_f_linear(shape, bias, frozen):
+    grads = []
+    for fn in (kernels.linear, F.linear):
+        x, w, b = _pair(shape, bias, frozen)
+        y = fn(x, w, b)
+        (y * torch.linspace(-1, 1, y.numel()).view(y.shape)).sum().backward()
+        grads.append((y.detach(), x.grad, w.grad, None if b is None else b.grad))
+    (y1, dx1, dw1, db1), (y2, dx2, dw2, db2) = grads
+    assert y1.shape == y2.shape == (*shape, 40)
+    torch.testing.assert_close(y1, y2, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(dx1, dx2, atol=1e-5, rtol=1e-5)
+    assert (dw1 is None) == frozen == (dw2 is None)
+    if not frozen:
+        torch.testing.assert_close(dw1, dw2, atol=1e-5, rtol=1e-5)
+    if bias:
+        torch.testing.assert_close(db1, db2, atol=1e-5, rtol=1e-5)
+
+
+@needs_onednn
+def test_routes_plain_linear_layers_only_and_only_fp32_cpu(monkeypatch):
+    calls = []
+    real = kernels._OneDnnLinear.apply
+    monkeypatch.setattr(kernels._OneDnnLinear, "apply", lambda *a: calls.append(a[0].shape) or real(*a))
+
+    class Wrapped(torch.nn.Linear):  # a subclass (quantized or adapter layer) keeps its forward
+        pass
+
+    model = kernels.install(torch.nn.Sequential(torch.nn.Linear(24, 8), Wrapped(8, 8)))
+    x = torch.randn(3, 24)
+    model(x)
+    assert calls == [(3, 24)]  # the plain layer went through oneDNN, the subclass did not
+    model.double()(x.double())  # fp64: F.linear
+    monkeypatch.setenv(kernels.ENV, "torch")
+    model.float()(x)  # turned off
+    assert calls == [(3, 24)]
+    monkeypatch.delenv(kernels.ENV)
+    out = model(x)
+    assert len(calls) == 2
+    torch.testing.assert_close(out, model[1](F.linear(x, model[0].weight, model[0].bias)))
+
+
+@needs_onednn
+def test_a_routed_model_pickles_and_copies_as_it_was():
+    # torchrun's ranks receive the model pickled; a routed layer must travel and stay routed.
+    import copy
+    import pickle
+
+    model = kernels.install(torch.nn.Sequential(torch.nn.Linear(24, 8)))
+    x = torch.randn(2, 24)
+    for clone in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        assert type(clone[0]) is kernels.Linear and isinstance(clone[0], torch.nn.Linear)
+        torch.testing.assert_close(clone(x), model(x))
