@@ -166,10 +166,11 @@ def _call_setting(decoding: DecodingBlock) -> PromptSampling:
 
 
 def _own_loop(model, tokenizer, prompts, decoding, settings, max_new_tokens, seed, prefix_lengths, on_tokens, bar) -> list[list[int]]:
-    eff = shared_prefix_lengths(prompts, prefix_lengths) if prefix_lengths is not None else [0] * len(prompts)
+    split = prefix_lengths is not None and any(prefix_lengths) and splits_prefix_attention(model)
+    eff = shared_prefix_lengths(prompts, prefix_lengths, split) if prefix_lengths is not None else [0] * len(prompts)
+    split = split and any(eff)
     longest = max(s.max_new_tokens or max_new_tokens for s in settings)
     outputs: list[list[int]] = [[] for _ in prompts]
-    split = any(eff) and splits_prefix_attention(model)
     for idx in plan_batches(prompts, eff, decoding.batch_tokens, longest, split):
         new = decode_batch(
             model,

@@ -40,14 +40,19 @@ PREFILL_CHUNK_TOKENS = 2048  # padded tokens per prefill call after shared prefi
 TokenListener = Callable[[int, list[int], bool], "bool | None"]
 
 
-def shared_prefix_lengths(prompts: Sequence[Sequence[int]], prefix_lengths: Sequence[int]) -> list[int]:
-    """The prefix length each prompt is decoded with: 0 unless another prompt shares it.
+def shared_prefix_lengths(
+    prompts: Sequence[Sequence[int]], prefix_lengths: Sequence[int], split: bool = False
+) -> list[int]:
+    """The prefix length each prompt is decoded with.
 
     A prefix keeps at least one token of its prompt out (the last prompt token must run
-    through the model to give the first logits), and a prefix no other prompt has is not
-    worth a second forward call.
+    through the model to give the first logits). When rows copy their prefix, a prefix no
+    other prompt has is not worth a second forward call (0). Under split attention it is
+    kept: its prompt joins a batch of grouped rows as a group of one, at the same cost.
     """
     eff = [min(p, len(x) - 1) for x, p in zip(prompts, prefix_lengths, strict=True)]
+    if split:
+        return eff
     counts = Counter(tuple(x[:p]) for x, p in zip(prompts, eff, strict=True) if p > 0)
     return [p if p > 0 and counts[tuple(x[:p])] > 1 else 0 for x, p in zip(prompts, eff, strict=True)]
 
@@ -96,17 +101,28 @@ def plan_batches(
 ) -> list[list[int]]:
     """Batches of prompt indices: unshared prompts by length, then each prefix group together.
 
-    split: the rows will not hold copies of their prefix (cascade.py), so a row costs its
-    own tokens plus its share of its group's prefix, and a batch holds more rows.
+    split: the rows will not hold copies of their prefix (cascade.py). A batch then costs
+    what `_decode_batch` allocates: each row its own columns (padded suffix + `extra`) and
+    each distinct prefix its padded width once, so a batch holds many more rows.
     """
     group: dict[tuple, int] = {}
     gid = [group.setdefault(tuple(x[:p]), len(group)) if p else -1 for x, p in zip(prompts, eff, strict=True)]
     order = sorted(range(len(prompts)), key=lambda i: (eff[i], gid[i], len(prompts[i]) - eff[i]))
-    lengths = [len(x) for x in prompts]
-    if split:
-        size = Counter(gid)
-        lengths = [n - p + -(-p // size[g]) for n, p, g in zip(lengths, eff, gid, strict=True)]
-    return token_budget_batches(lengths, budget, extra=extra, order=order)
+    if not split:
+        return token_budget_batches([len(x) for x in prompts], budget, extra=extra, order=order)
+    batches: list[list[int]] = []
+    rows = width_s = width_p = 0
+    groups: set[int] = set()
+    for i in order:
+        s, p = len(prompts[i]) - eff[i], eff[i]
+        joined = groups | ({gid[i]} if p else set())
+        if batches and (rows + 1) * (max(width_s, s) + extra) + len(joined) * max(width_p, p) <= budget:
+            batches[-1].append(i)
+            rows, width_s, width_p, groups = rows + 1, max(width_s, s), max(width_p, p), joined
+        else:
+            batches.append([i])
+            rows, width_s, width_p, groups = 1, s, p, {gid[i]} if p else set()
+    return batches
 
 
 class _Masks:
@@ -247,10 +263,10 @@ def _decode_batch(
                 layer.seed_from(pre_layer, rows_group)
         del pre_cache
     extra = {} if shared is None else {"shared_prefix": shared}  # reaches the attention function
-    if shared is not None:
+    if shared is not None or not prefixes:  # the rows' cache starts empty: prefill in chunks
         cols = slice(width_p, width)
         logits = _prefill_in_chunks(model, ids[:, cols], key_ok[:, cols], key_pos[:, cols], cache, masks, shared)
-    else:
+    else:  # after prefix copies: one pass over the suffixes
         logits = model(
             input_ids=ids[:, width_p:width],
             attention_mask=masks.prefill(key_ok, key_pos, width_p, width),

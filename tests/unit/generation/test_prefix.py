@@ -68,8 +68,8 @@ def test_shared_prefixes_are_read_once_per_group_where_attention_allows(tokenize
     prompts, prefix = qa_like(tokenizer)
     _gen(model, tokenizer, prompts, DecodingBlock(method="greedy"), prefix)
     assert bool(seen) == split
-    if split:  # one key row per shared context: those with 2 and 9 questions (a lone one shares nothing)
-        assert set(seen) == {2}
+    if split:  # one key row per context, a lone question's context as a group of one
+        assert set(seen) == {len(QUESTIONS_PER_CONTEXT)}
     assert model.config._attn_implementation == ("eager" if arch == "llama-eager" else "sdpa")
 
 
@@ -142,3 +142,16 @@ def test_common_prefix_lengths_finds_each_group_once():
     prompts = [shots_a + [1, 2], shots_b + [3], shots_a + [1, 5, 6], shots_a + [7], shots_b + [4, 4], [9] * 40]
     # shots_a's three prompts share 30 tokens (two of them 31: the run takes the common 30).
     assert common_prefix_lengths(prompts) == [30, 20, 30, 30, 20, 0]
+
+
+def test_split_plan_counts_a_prefix_once_per_batch():
+    # 3 contexts of 100 tokens x 10 questions of 5 tokens, 10 new tokens each. Copies cost a
+    # row 115 tokens (8 rows per 1000); split, a batch costs rows x 15 + groups x 100.
+    prompts = [[c + 3] * 100 + [q + 20] * 5 for c in range(3) for q in range(10)]
+    eff = [100] * len(prompts)
+    copies = causal.plan_batches(prompts, eff, 1000, 10)
+    split = causal.plan_batches(prompts, eff, 1000, 10, split=True)
+    assert [len(b) for b in copies] == [8, 8, 8, 6]
+    assert [sorted(b) for b in split] == [list(range(30))]
+    # At 600: two groups fit (20 x 15 + 2 x 100 = 500); a row of the third costs 615.
+    assert [len(b) for b in causal.plan_batches(prompts, eff, 600, 10, split=True)] == [20, 10]
