@@ -64,12 +64,17 @@ def _case(name: str, args: argparse.Namespace, queue) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from collapselab import kernels
     from collapselab.config import DecodingBlock
     from collapselab.generation import generate
 
+    if "MKL linear" in name:  # collapselab on PyTorch's own F.linear: what the oneDNN linear is worth
+        os.environ[kernels.ENV] = "torch"
     folder = common.smollm2_folder()
     tok = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    if "oneDNN linear" in name:  # the peer given collapselab's linear: what is left is the loop
+        kernels.install(model)
     greedy = "greedy" in name or name.startswith("qa")
     n_new = 32 if name.startswith("qa") else args.new_tokens
     eos = tok.eos_token_id
@@ -103,7 +108,7 @@ def _case(name: str, args: argparse.Namespace, queue) -> None:
             return generate(model, tok, prompts, decoding, max_new_tokens=n_new, seed=0, prefix_lengths=prefix,
                             progress=False)
         if name.startswith("model.generate"):
-            return hf(int(name.split("bs=")[1].rstrip(")")), prompts)
+            return hf(int(name.split("bs=")[1].split(")")[0].split(",")[0]), prompts)
         return hf(1, prompts)  # per-example
 
     run(prompts[:2], prefix and prefix[:2])  # warm-up: first-call costs (allocator, threads) are not throughput
@@ -193,7 +198,7 @@ def main() -> None:
     args = parser.parse_args()
     parts = set(args.cases.split(","))
     print(f"machine: {common.machine()}")
-    print(f"fp32 matmul peak (2048^3, best of 3 s): {common.matmul_peak_flops() / 1e9:.1f} GFLOP/s")
+    print(f"fp32 matmul peak: {common.peak_text(common.matmul_peak_flops())}")
 
     if parts & {"lm", "llamacpp", "llamacpp-unified"}:
         print(f"\nSmolLM2-135M, {args.prompts} TinyStories prompts x {args.prompt_tokens} tokens, {args.new_tokens} new")
@@ -205,6 +210,8 @@ def main() -> None:
                 print(f"  sweep {r['case']}: {r['tok_s']:,.0f} tokens/s")
             best_bs[mode] = max(sweep, key=lambda r: r["tok_s"])["case"]
         cases = [f"collapselab {m}" for m in ("greedy", "sample")] + list(best_bs.values())
+        if "attribution" in parts:  # the linear kernel's share of the ratio, from both sides
+            cases += ["collapselab greedy (MKL linear)"] + [c.replace(")", ", oneDNN linear)") for c in best_bs.values()]
         if "lm" in parts:
             cases += ["per-example greedy", "per-example sample"]
         if "llamacpp" in parts:
@@ -228,7 +235,7 @@ def main() -> None:
         print(f"shared vs unshared greedy output: {sum(same)}/{len(same)} identical")
     if "profile" in parts:
         profile_step(args)
-    print(f"\nfp32 matmul peak at the end: {common.matmul_peak_flops() / 1e9:.1f} GFLOP/s")
+    print(f"\nfp32 matmul peak at the end: {common.peak_text(common.matmul_peak_flops())}")
     print(f"machine at the end: {common.machine()}")
 
 

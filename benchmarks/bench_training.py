@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -109,7 +110,11 @@ def flops(model, rows: list[int], targets: int) -> float:
 def _case(name: str, args: argparse.Namespace, queue) -> None:
     import torch
 
-    side, kind = name.split(" ")
+    from collapselab import kernels
+
+    side, kind = name.split(" ")[:2]
+    if "(MKL linear)" in name:  # collapselab on PyTorch's own F.linear: what the oneDNN linear is worth
+        os.environ[kernels.ENV] = "torch"
     if kind == "lm":
         tok, docs, model = lm_setup(args)
         budget, seq_len = args.batch_tokens, args.seq_len
@@ -229,7 +234,7 @@ def main() -> None:
 
     print(f"machine: {common.machine()}")
     peak = common.matmul_peak_flops()
-    print(f"fp32 matmul peak (2048^3, best of 3 s): {peak / 1e9:.1f} GFLOP/s")
+    print(f"fp32 matmul peak: {common.peak_text(peak)}")
     print(f"lm: scratch Llama d_model {args.d_model}, {args.layers} layers, d_ff {args.d_ff}, seq_len {args.seq_len}, "
           f"{args.batch_tokens} tokens per step; qa: {SMOLLM2}, {args.questions} SQuAD v2 questions, "
           f"{args.qa_batch_tokens}-token budget per step; {args.steps} timed steps after one warm-up step\n", flush=True)
@@ -250,7 +255,7 @@ def main() -> None:
         if ours and theirs:
             print(f"{kind}: collapselab {ours['tok_s'] / theirs['tok_s']:.2f}x the real tokens/s of Trainer "
                   f"(Trainer: {theirs['rows_per_batch']} rows per batch)")
-    print(f"\nfp32 matmul peak again at the end: {peak_end / 1e9:.1f} GFLOP/s")
+    print(f"\nfp32 matmul peak again at the end: {common.peak_text(peak_end)}")
     print(f"machine at the end: {common.machine()}")
 
 
