@@ -73,9 +73,13 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         and weight.device.type == "cpu"
         and x.shape[-1] == weight.shape[-1]
         and x.numel()
+        and not torch.is_autocast_enabled("cpu")  # autocast picks its own dtype: leave it to F.linear
         and enabled()
     ):
-        return _OneDnnLinear.apply(x, weight, bias)
+        if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)):
+            return _OneDnnLinear.apply(x, weight, bias)
+        out = _op()(x.reshape(-1, x.shape[-1]).contiguous(), weight, bias, "none", [], "")  # no graph: no Function overhead
+        return out.view(*x.shape[:-1], weight.shape[0])
     return F.linear(x, weight, bias)
 
 

@@ -45,8 +45,13 @@ def test_values_and_gradients_equal_f_linear(shape, bias, frozen):
 @needs_onednn
 def test_routes_plain_linear_layers_only_and_only_fp32_cpu(monkeypatch):
     calls = []
-    real = kernels._OneDnnLinear.apply
-    monkeypatch.setattr(kernels._OneDnnLinear, "apply", lambda *a: calls.append(a[0].shape) or real(*a))
+    op = kernels._op()
+
+    def counted(x, *rest):
+        calls.append(tuple(x.shape))
+        return op(x, *rest)
+
+    monkeypatch.setattr(kernels, "_op", lambda: counted)
 
     class Wrapped(torch.nn.Linear):  # a subclass (quantized or adapter layer) keeps its forward
         pass
@@ -63,6 +68,10 @@ def test_routes_plain_linear_layers_only_and_only_fp32_cpu(monkeypatch):
     out = model(x)
     assert len(calls) == 2
     torch.testing.assert_close(out, model[1](F.linear(x, model[0].weight, model[0].bias)))
+    with torch.inference_mode():  # generation: the op itself, no autograd Function around it
+        again = model(x[None])
+    assert calls[-1] == (3, 24) and again.shape == (1, 3, 8)
+    torch.testing.assert_close(again[0], out)
 
 
 @needs_onednn
