@@ -3,9 +3,10 @@
 On the 2-core AMD EPYC of RESULTS.md, MKL (PyTorch's BLAS) runs the skinny matmuls of a
 small LM at 50-130 GFLOP/s where oneDNN (also inside every x86 PyTorch build) runs them at
 150-200: the lm head of SmolLM2 at batch 64 takes 91 ms through MKL and 35 ms through
-oneDNN. `install` points every fp32 `nn.Linear` of a model at oneDNN for the forward pass
-and the input gradient; the weight gradient stays on `torch.mm`, which is the faster of
-the two for that shape. Numbers differ from `F.linear` by float rounding only.
+oneDNN. `install` points the fp32 `nn.Linear` layers of a model (those of at least
+`MIN_WEIGHTS` weights) at oneDNN for the forward pass and the input gradient; the weight
+gradient stays on `torch.mm`, which is the faster of the two for that shape. Numbers differ
+from `F.linear` by float rounding only.
 
 The choice is made per call: a tensor on another device or dtype takes `F.linear`, so a
 model moved to a GPU after loading is unaffected. `COLLAPSELAB_LINEAR=torch` turns it off
@@ -22,6 +23,9 @@ import torch
 import torch.nn.functional as F
 
 ENV = "COLLAPSELAB_LINEAR"
+# Smaller layers stay on F.linear: on the 1M-parameter quickstart model (128 x 344 layers)
+# oneDNN was no faster. SmolLM2's smallest, 576 x 192, is 110k weights.
+MIN_WEIGHTS = 1 << 16
 
 
 @functools.cache
@@ -72,6 +76,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         and x.dtype == weight.dtype == torch.float32
         and weight.device.type == "cpu"
         and x.shape[-1] == weight.shape[-1]
+        and weight.numel() >= MIN_WEIGHTS
         and x.numel()
         and not torch.is_autocast_enabled("cpu")  # autocast picks its own dtype: leave it to F.linear
         and enabled()
