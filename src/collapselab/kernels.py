@@ -47,21 +47,30 @@ def enabled() -> bool:
     return os.environ.get(ENV, "onednn") != "torch" and _op() is not None
 
 
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    """x as a contiguous (rows, features) matrix."""
+    return x.reshape(-1, x.shape[-1]).contiguous()
+
+
+def _dnn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """x @ weight.T + bias through oneDNN, for x of any leading shape."""
+    return _op()(_rows(x), weight, bias, "none", [], "").view(*x.shape[:-1], weight.shape[0])
+
+
 class _OneDnnLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        x2 = x.reshape(-1, x.shape[-1]).contiguous()
-        ctx.save_for_backward(x2 if weight.requires_grad else None, weight)
+        ctx.save_for_backward(_rows(x) if weight.requires_grad else None, weight)
         ctx.has_bias = bias is not None
-        return _op()(x2, weight, bias, "none", [], "").view(*x.shape[:-1], weight.shape[0])
+        return _dnn(x, weight, bias)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         x2, weight = ctx.saved_tensors
-        g2 = grad.reshape(-1, grad.shape[-1]).contiguous()
+        g2 = _rows(grad)
         dx = dw = db = None
         if ctx.needs_input_grad[0]:
-            dx = _op()(g2, weight.t(), None, "none", [], "").view(*grad.shape[:-1], weight.shape[1])
+            dx = _dnn(grad, weight.t(), None)
         if ctx.needs_input_grad[1]:
             dw = torch.mm(g2.t(), x2)
         if ctx.has_bias and ctx.needs_input_grad[2]:
@@ -83,8 +92,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     ):
         if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)):
             return _OneDnnLinear.apply(x, weight, bias)
-        out = _op()(x.reshape(-1, x.shape[-1]).contiguous(), weight, bias, "none", [], "")  # no graph: no Function overhead
-        return out.view(*x.shape[:-1], weight.shape[0])
+        return _dnn(x, weight, bias)  # no graph: no Function overhead
     return F.linear(x, weight, bias)
 
 
