@@ -162,7 +162,7 @@ def main() -> None:
     import statistics
 
     print(f"machine: {common.machine()}")
-    print(f"fp32 matmul peak: {common.peak_text(common.matmul_peak_flops())}")
+    print(f"fp32 matmul peak: {common.peak_text(common.matmul_peaks())}")
     print(f"quickstart model, {args.prompts} prompts x {args.prompt_tokens} tokens, {args.new_tokens} new tokens, "
           "temperature 1, no top-k/top-p (sample) or greedy\n")
     best = {}
@@ -189,7 +189,7 @@ def main() -> None:
         per_round = ", ".join(f"{r[c]['tok_s']:,.0f}" for r in rounds)
         print(f"  {c} tokens/s per round: {per_round}")
     print(f"greedy, batched collapselab vs one-at-a-time model.generate: {rounds[0]['per-example greedy']['identical']} identical")
-    print(f"fp32 matmul peak at the end: {common.peak_text(common.matmul_peak_flops())}")
+    print(f"fp32 matmul peak at the end: {common.peak_text(common.matmul_peaks())}")
     print(f"machine at the end: {common.machine()}")
 
 

@@ -198,7 +198,7 @@ def main() -> None:
     args = parser.parse_args()
     parts = set(args.cases.split(","))
     print(f"machine: {common.machine()}")
-    print(f"fp32 matmul peak: {common.peak_text(common.matmul_peak_flops())}")
+    print(f"fp32 matmul peak: {common.peak_text(common.matmul_peaks())}")
 
     if parts & {"lm", "llamacpp", "llamacpp-unified"}:
         print(f"\nSmolLM2-135M, {args.prompts} TinyStories prompts x {args.prompt_tokens} tokens, {args.new_tokens} new")
@@ -235,7 +235,7 @@ def main() -> None:
         print(f"shared vs unshared greedy output: {sum(same)}/{len(same)} identical")
     if "profile" in parts:
         profile_step(args)
-    print(f"\nfp32 matmul peak at the end: {common.peak_text(common.matmul_peak_flops())}")
+    print(f"\nfp32 matmul peak at the end: {common.peak_text(common.matmul_peaks())}")
     print(f"machine at the end: {common.machine()}")
 
 
