@@ -44,6 +44,43 @@ def _flash(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
     return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, causal, attn_mask=mask, scale=scale)
 
 
+# What a flash call costs besides its queries, in queries: per call, and per (group, head) problem.
+CALL_QUERIES, GROUP_QUERIES = 64, 8
+
+
+def runs(counts: list[int], per_row: int) -> list[tuple[int, int, int]]:
+    """How the prefix part splits into flash calls: runs [start, end) of consecutive groups,
+    each run's query block as wide as its largest group (`width` rows; smaller groups pad
+    with zero queries). One block as wide as the largest group would pad a batch with one
+    nine-question context and thirty one-question ones to 9 rows each; per-group calls
+    would pay each call's fixed cost. The runs minimise the queries computed plus those
+    costs (an exact partition, by dynamic programming); groups with no rows are skipped.
+
+    counts: rows per group (prefix row); per_row: queries per row (heads per KV head x Q).
+    """
+    n = len(counts)
+    best = [0.0] + [float("inf")] * n  # best[i]: groups [0, i) placed
+    back: list[tuple[int, int] | None] = [None] * (n + 1)
+    for i in range(1, n + 1):
+        if counts[i - 1] == 0:  # an empty group needs no call
+            best[i], back[i] = best[i - 1], None
+        width = 0
+        for j in range(i - 1, -1, -1):
+            width = max(width, counts[j])
+            cost = best[j] + (i - j) * (width * per_row + GROUP_QUERIES) + CALL_QUERIES
+            if cost < best[i]:
+                best[i], back[i] = cost, (j, width)
+    out, i = [], n
+    while i > 0:
+        if back[i] is None:
+            i -= 1
+            continue
+        j, width = back[i]
+        out.append((j, i, width))
+        i = j
+    return out[::-1]
+
+
 class SharedPrefix:
     """The prefixes' KV, once per group, and which rows read which prefix.
 
@@ -62,17 +99,33 @@ class SharedPrefix:
         self._place(group)
 
     def _place(self, group: torch.Tensor) -> None:
-        """Each grouped row's slot (its group, its rank there) in the stacked query block."""
+        """Each grouped row's slot in the stacked query blocks: its run of groups, its group
+        there, its rank in the group (`runs`)."""
         self.group = group
         self.rows = (group >= 0).nonzero().squeeze(-1)  # rows that read a prefix
         self.all_rows = len(self.rows) == len(group)
-        g = group[self.rows]
-        rank, seen = [], {}
-        for x in g.tolist():
-            rank.append(seen.get(x, 0))
-            seen[x] = rank[-1] + 1
-        self.slot_g, self.slot_j = g, torch.tensor(rank, dtype=torch.long, device=group.device)
-        self.width = max(seen.values(), default=0)  # rows of the largest group
+        g = group[self.rows].tolist()
+        rank, seen = [], [0] * self.mask.shape[0]
+        for x in g:
+            rank.append(seen[x])
+            seen[x] += 1
+        self.counts = seen
+        self._g, self._rank = g, rank
+        self.runs_for: dict[int, list] = {}
+
+    def _runs(self, per_row: int) -> list:
+        """The flash calls of the prefix part, for `per_row` queries per row: per run of
+        groups, (first group, end, its rows' indices among the grouped rows, their group in
+        the run, their rank, the run's width)."""
+        if per_row not in self.runs_for:
+            plan = []
+            for start, end, width in runs(self.counts, per_row):
+                idx = [i for i, x in enumerate(self._g) if start <= x < end]
+                plan.append((start, end, torch.tensor(idx, dtype=torch.long),
+                             torch.tensor([self._g[i] - start for i in idx], dtype=torch.long),
+                             torch.tensor([self._rank[i] for i in idx], dtype=torch.long), width))
+            self.runs_for[per_row] = plan
+        return self.runs_for[per_row]
 
     def for_rows(self, rows: torch.Tensor) -> SharedPrefix:
         """The same prefixes, read by the batch rows `rows` only (a chunk of the batch)."""
@@ -92,18 +145,27 @@ class SharedPrefix:
         if not len(self.rows):
             return out
         pk, pv = self.keys[layer], self.values[layer]
-        n_groups, hk, _, d = pk.shape
-        _, h, q_len, _ = query.shape
+        hk, d = pk.shape[1], pk.shape[-1]
+        n, h, q_len, _ = (len(self.rows), *query.shape[1:])
         rep = h // hk
         q = query if self.all_rows else query[self.rows]
-        block = q.new_zeros((n_groups, self.width, h, q_len, d))  # (G, rows, H, Q, D)
-        block[self.slot_g, self.slot_j] = q
-        block = block.view(n_groups, self.width, hk, rep, q_len, d).permute(0, 2, 1, 3, 4, 5)
-        pre_o, pre_l = _flash(block.reshape(n_groups, hk, -1, d), pk, pv, self.mask, False, scale)
-        pre_o = pre_o.view(n_groups, hk, self.width, rep, q_len, d).permute(0, 2, 1, 3, 4, 5)
-        pre_o = pre_o.reshape(n_groups, self.width, h, q_len, d)[self.slot_g, self.slot_j]  # (N, H, Q, D)
-        pre_l = pre_l.view(n_groups, hk, self.width, rep, q_len).permute(0, 2, 1, 3, 4)
-        pre_l = pre_l.reshape(n_groups, self.width, h, q_len)[self.slot_g, self.slot_j]  # (N, H, Q)
+        plan = self._runs(rep * q_len)
+        if len(plan) > 1:
+            pre_o, pre_l = q.new_empty((n, h, q_len, d)), q.new_empty((n, h, q_len))
+        for start, end, idx, slot_g, slot_j, width in plan:
+            n_groups = end - start
+            block = q.new_zeros((n_groups, width, h, q_len, d))  # (G, rows, H, Q, D)
+            block[slot_g, slot_j] = q if len(plan) == 1 else q[idx]
+            block = block.view(n_groups, width, hk, rep, q_len, d).permute(0, 2, 1, 3, 4, 5)
+            run_o, run_l = _flash(block.reshape(n_groups, hk, -1, d), pk[start:end], pv[start:end], self.mask[start:end], False, scale)
+            run_o = run_o.view(n_groups, hk, width, rep, q_len, d).permute(0, 2, 1, 3, 4, 5)
+            run_o = run_o.reshape(n_groups, width, h, q_len, d)[slot_g, slot_j]  # (N, H, Q, D)
+            run_l = run_l.view(n_groups, hk, width, rep, q_len).permute(0, 2, 1, 3, 4)
+            run_l = run_l.reshape(n_groups, width, h, q_len)[slot_g, slot_j]  # (N, H, Q)
+            if len(plan) == 1:
+                pre_o, pre_l = run_o, run_l
+            else:
+                pre_o[idx], pre_l[idx] = run_o, run_l
         own_o, own_l = (out, lse) if self.all_rows else (out[self.rows], lse[self.rows])
         top = torch.maximum(pre_l, own_l)
         w_pre, w_own = (pre_l - top).exp_(), (own_l - top).exp_()

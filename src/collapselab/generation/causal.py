@@ -213,8 +213,10 @@ def _decode_batch(
     """
     device = model.device
     n = len(prompts)
-    prefixes: dict[tuple, int] = {}
-    group = [prefixes.setdefault(tuple(x[:p]), len(prefixes)) if p else -1 for x, p in zip(prompts, eff, strict=True)]
+    # The largest groups first: cascade.py reads runs of consecutive groups of similar size.
+    sizes = Counter(tuple(x[:p]) for x, p in zip(prompts, eff, strict=True) if p)
+    prefixes = {key: i for i, (key, _) in enumerate(sizes.most_common())}
+    group = [prefixes[tuple(x[:p])] if p else -1 for x, p in zip(prompts, eff, strict=True)]
     width_p = max((len(p) for p in prefixes), default=0)
     width_s = max(len(x) - p for x, p in zip(prompts, eff, strict=True))
     width = width_p + width_s

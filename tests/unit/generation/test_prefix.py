@@ -73,8 +73,11 @@ def test_shared_prefixes_are_read_once_per_group_where_attention_allows(tokenize
     assert model.config._attn_implementation == ("eager" if arch == "llama-eager" else "sdpa")
 
 
+@pytest.mark.parametrize("one_call", [True, False], ids=["one-call", "call-per-group"])
 @pytest.mark.parametrize(("q_len", "kv_heads"), [(1, 2), (1, 4), (5, 2), (5, 4)])
-def test_split_attention_equals_attention_over_prefix_and_own_keys(q_len, kv_heads):
+def test_split_attention_equals_attention_over_prefix_and_own_keys(q_len, kv_heads, one_call, monkeypatch):
+    # Free calls make each group its own flash call; costly ones, one block for all groups.
+    monkeypatch.setattr(cascade, "CALL_QUERIES", 10**6 if one_call else 0)
     torch.manual_seed(0)
     b, h, d, p_len, own_len = 6, 4, 8, 7, 9
     group = torch.tensor([1, 0, -1, 1, 1, 0])  # row 2 reads no prefix
@@ -106,6 +109,41 @@ def test_split_attention_equals_attention_over_prefix_and_own_keys(q_len, kv_hea
     got, _ = cascade.shared_prefix_attention(module, query[[0, 2, 5]], k[[0, 2, 5]], v[[0, 2, 5]], additive[[0, 2, 5]],
                                              scaling=0.3, shared_prefix=shared)
     assert torch.allclose(got, want[[0, 2, 5]], atol=1e-6)
+
+
+def test_prefix_runs_are_the_cheapest_partition_of_the_groups():
+    import itertools
+
+    def cost(parts, counts, per_row):
+        return sum((e - s) * (max(counts[s:e]) * per_row + cascade.GROUP_QUERIES) + cascade.CALL_QUERIES for s, e in parts)
+
+    def brute(counts, per_row):  # every way to cut the groups into runs; runs of empty groups need no call
+        n, best = len(counts), None
+        for cuts in itertools.product([False, True], repeat=n - 1):
+            parts, start = [], 0
+            for i, c in enumerate(cuts, 1):
+                if c:
+                    parts.append((start, i))
+                    start = i
+            parts.append((start, n))
+            parts = [(s, e) for s, e in parts if max(counts[s:e]) > 0]
+            c = cost(parts, counts, per_row)
+            best = c if best is None else min(best, c)
+        return best
+
+    rng = torch.Generator().manual_seed(0)
+    for _ in range(60):
+        n = int(torch.randint(1, 7, (1,), generator=rng))
+        counts = torch.randint(0, 12, (n,), generator=rng).tolist()
+        per_row = int(torch.randint(1, 40, (1,), generator=rng))
+        got = cascade.runs(counts, per_row)
+        covered = [g for s, e, _ in got for g in range(s, e)]
+        assert len(covered) == len(set(covered))  # no group twice
+        assert {g for g, c in enumerate(counts) if c} <= set(covered)  # every group with rows
+        assert all(w == max(counts[s:e]) for s, e, w in got)
+        assert cost([(s, e) for s, e, _ in got], counts, per_row) == brute(counts, per_row)
+    # One nine-row group and many single rows: two calls, not one nine-row-wide block.
+    assert [w for _, _, w in cascade.runs([9] + [1] * 30, 30)] == [9, 1]
 
 
 def test_sampling_does_not_depend_on_grouping_or_batching(tokenizer):
