@@ -7,7 +7,9 @@ parts and is merged exactly:
 
 - own part: the row's queries over its own keys (causal, pads masked);
 - prefix part: all queries of a group, stacked as one long query block, over the group's
-  prefix keys (every prefix token precedes every query: no causal mask, pads masked);
+  prefix keys (every prefix token precedes every query: no causal mask, pads masked); one
+  flash call per run of groups of similar size (`runs`), so small groups are not padded to
+  the largest one's rows;
 - merge: softmax over the union is the two partial outputs weighted by their log-sum-exps.
 
 Both parts go through the same CPU flash-attention kernel SDPA uses, which also returns the
@@ -111,21 +113,20 @@ class SharedPrefix:
             seen[x] += 1
         self.counts = seen
         self._g, self._rank = g, rank
-        self.runs_for: dict[int, list] = {}
+        self._plans: dict[int, list] = {}
 
     def _runs(self, per_row: int) -> list:
         """The flash calls of the prefix part, for `per_row` queries per row: per run of
         groups, (first group, end, its rows' indices among the grouped rows, their group in
         the run, their rank, the run's width)."""
-        if per_row not in self.runs_for:
+        if per_row not in self._plans:
             plan = []
             for start, end, width in runs(self.counts, per_row):
                 idx = [i for i, x in enumerate(self._g) if start <= x < end]
-                plan.append((start, end, torch.tensor(idx, dtype=torch.long),
-                             torch.tensor([self._g[i] - start for i in idx], dtype=torch.long),
-                             torch.tensor([self._rank[i] for i in idx], dtype=torch.long), width))
-            self.runs_for[per_row] = plan
-        return self.runs_for[per_row]
+                plan.append((start, end, *(torch.tensor(v, dtype=torch.long, device=self.group.device) for v in (
+                    idx, [self._g[i] - start for i in idx], [self._rank[i] for i in idx])), width))
+            self._plans[per_row] = plan
+        return self._plans[per_row]
 
     def for_rows(self, rows: torch.Tensor) -> SharedPrefix:
         """The same prefixes, read by the batch rows `rows` only (a chunk of the batch)."""
