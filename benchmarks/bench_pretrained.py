@@ -11,6 +11,10 @@ driven with its batched decoding API (one sequence per prompt, one decode call p
 QA: 500 SQuAD v2 dev questions laid out as [instruction + context] + [question + answer cue],
 greedy, 32 new tokens, decoded with and without shared prefixes (outputs compared).
 
+`--cases ...,floor` adds what the machine allows: the time SmolLM2's linear layers alone take
+on the lm case's shapes (a floor under any decode loop, set beside each case measured in the
+run), and the QA pair's work ratio (`linear_floor`).
+
     python benchmarks/bench_pretrained.py [--rounds 3] [--prompts 128] [--new-tokens 64]
 """
 
@@ -154,6 +158,79 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
     return common.run_in_own_process(_case, name, args)
 
 
+def linear_floor(args: argparse.Namespace, lm_rounds: list[dict], qa_rounds: list[dict]) -> None:
+    """A floor under any decode loop on this machine, and the QA pair's work ratio.
+
+    Floor: SmolLM2's own linear layers (oneDNN, real weights, in model order, so each layer's
+    weights stream from memory as in a forward pass) on the lm case's shapes: the prefill in
+    chunks of collapselab's PREFILL_CHUNK_TOKENS rows, then one step of `--prompts` rows per new
+    token. Attention, norms, activations, sampling and the loop cost nothing in it; a peer
+    measured in this run at T seconds can be beaten by at most T / floor.
+
+    QA work: FLOPs of the weight matmuls each side must do (prompt tokens through the body,
+    one head per prompt, then a full forward per answer token after the first), with the
+    answers the shared case gave in this run: the speed-up sharing allows at equal efficiency.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from collapselab import kernels
+    from collapselab.generation.causal import PREFILL_CHUNK_TOKENS
+
+    folder = common.smollm2_folder()
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    kernels.install(model)
+    text = model.config
+    head = model.lm_head
+
+    def forward_linears(rows: int) -> float:
+        x, h = torch.randn(rows, text.hidden_size), torch.randn(rows, text.intermediate_size)
+        start = time.perf_counter()
+        for layer in model.model.layers:
+            a, m = layer.self_attn, layer.mlp
+            a.q_proj(x), a.k_proj(x), a.v_proj(x), a.o_proj(x), m.gate_proj(x), m.up_proj(x), m.down_proj(h)
+        return time.perf_counter() - start
+
+    def head_only(rows: int) -> float:
+        x = torch.randn(rows, text.hidden_size)
+        start = time.perf_counter()
+        head(x)
+        return time.perf_counter() - start
+
+    def median(f, rows: int) -> float:
+        f(rows)
+        return statistics.median(f(rows) for _ in range(5))
+
+    with torch.inference_mode():
+        chunk = PREFILL_CHUNK_TOKENS // args.prompt_tokens * args.prompt_tokens  # rows of one prefill call
+        n_chunks = -(-args.prompts * args.prompt_tokens // chunk)
+        last = median(head_only, args.prompts)
+        prefill = n_chunks * median(forward_linears, chunk) + last
+        step = median(forward_linears, args.prompts) + last
+    floor = prefill + (args.new_tokens - 1) * step
+    floor_tok_s = args.prompts * args.new_tokens / floor
+    print(f"\nlinear-only floor of the lm case ({args.prompts} prompts x {args.prompt_tokens} + {args.new_tokens} new): "
+          f"prefill {prefill:.1f} s + {args.new_tokens - 1} steps x {step * 1000:.0f} ms = {floor:.1f} s, {floor_tok_s:.0f} tokens/s")
+    for c in sorted({c for r in lm_rounds for c in r}):
+        tok_s = statistics.median(r[c]["tok_s"] for r in lm_rounds if c in r)
+        print(f"  {c}: {tok_s:.0f} tokens/s measured; a loop at the floor would be {floor_tok_s / tok_s:.2f}x it")
+    if not qa_rounds:
+        return
+    tok = AutoTokenizer.from_pretrained(folder)
+    prompts, prefix = qa_prompts(tok, args.qa_questions)
+    body = 2 * sum(p.numel() for n, p in model.model.named_parameters() if "embed" not in n)
+    head_flops = 2 * head.weight.numel()
+    answers = qa_rounds[0]["qa shared"]["outputs"]
+    steps = sum(min(len(a) + 1, 32) - 1 for a in answers)  # forwards after the prefill (EOS included)
+    decode = steps * (body + head_flops)
+    unshared = sum(map(len, prompts)) * body + len(prompts) * head_flops + decode
+    distinct = {tuple(p[:k]) for p, k in zip(prompts, prefix, strict=True)}
+    own = sum(len(p) - k for p, k in zip(prompts, prefix, strict=True))
+    shared = (sum(map(len, distinct)) + own) * body + len(prompts) * head_flops + decode
+    print(f"QA work (weight matmuls): unshared {unshared / 1e12:.2f} TFLOP, shared {shared / 1e12:.2f} TFLOP "
+          f"({decode / 1e12:.2f} of each in {steps} decode forwards): {unshared / shared:.2f}x at equal efficiency")
+
+
 def profile_step(args: argparse.Namespace) -> None:
     """Where one decode step of a batch of 64 goes (torch.profiler, self time per op)."""
     import torch
@@ -197,6 +274,8 @@ def main() -> None:
     parser.add_argument("--cases", default="lm,qa,llamacpp,profile")
     args = parser.parse_args()
     parts = set(args.cases.split(","))
+    lm_rounds: list[dict] = []
+    qa_rounds: list[dict] = []
     print(f"machine: {common.machine()}")
     print(f"fp32 matmul peak: {common.peak_text(common.matmul_peaks())}")
 
@@ -223,6 +302,7 @@ def main() -> None:
             print(f"round {r + 1}: {common.machine().split('; ')[-1]}", flush=True)
             rounds.append({c: run_case(c, args) for c in cases})
         _report(rounds, cases)
+        lm_rounds = rounds
 
     if "qa" in parts:
         print(f"\nQA: {args.qa_questions} SQuAD v2 dev questions, greedy, 32 new tokens")
@@ -231,10 +311,13 @@ def main() -> None:
             print(f"round {r + 1}: {common.machine().split('; ')[-1]}", flush=True)
             rounds.append({c: run_case(c, args) for c in ("qa shared", "qa unshared")})
         _report(rounds, ["qa shared", "qa unshared"])
+        qa_rounds = rounds
         same = [a == b for a, b in zip(rounds[0]["qa shared"]["outputs"], rounds[0]["qa unshared"]["outputs"], strict=True)]
         print(f"shared vs unshared greedy output: {sum(same)}/{len(same)} identical")
     if "profile" in parts:
         profile_step(args)
+    if "floor" in parts:
+        linear_floor(args, lm_rounds, qa_rounds)
     print(f"\nfp32 matmul peak at the end: {common.peak_text(common.matmul_peaks())}")
     print(f"machine at the end: {common.machine()}")
 
