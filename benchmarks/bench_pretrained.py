@@ -158,14 +158,16 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
     return common.run_in_own_process(_case, name, args)
 
 
-def linear_floor(args: argparse.Namespace, lm_rounds: list[dict], qa_rounds: list[dict]) -> None:
+def linear_floor(args: argparse.Namespace, lm_rounds: list[dict], qa_rounds: list[dict], peak: float) -> None:
     """A floor under any decode loop on this machine, and the QA pair's work ratio.
 
     Floor: SmolLM2's own linear layers (oneDNN, real weights, in model order, so each layer's
     weights stream from memory as in a forward pass) on the lm case's shapes: the prefill in
     chunks of collapselab's PREFILL_CHUNK_TOKENS rows, then one step of `--prompts` rows per new
     token. Attention, norms, activations, sampling and the loop cost nothing in it; a peer
-    measured in this run at T seconds can be beaten by at most T / floor.
+    measured in this run at T seconds can be beaten by at most T / floor by a loop that runs
+    these shapes through this kernel. A second floor counts the prefill at `peak` (the 2048^3
+    matmul), for a loop that prefills in some better shape.
 
     QA work: FLOPs of the weight matmuls each side must do (prompt tokens through the body,
     one head per prompt, then a full forward per answer token after the first), with the
@@ -207,18 +209,21 @@ def linear_floor(args: argparse.Namespace, lm_rounds: list[dict], qa_rounds: lis
         last = median(head_only, args.prompts)
         prefill = n_chunks * median(forward_linears, chunk) + last
         step = median(forward_linears, args.prompts) + last
+    body = 2 * sum(p.numel() for n, p in model.model.named_parameters() if "embed" not in n)  # FLOPs per token
     floor = prefill + (args.new_tokens - 1) * step
-    floor_tok_s = args.prompts * args.new_tokens / floor
+    at_peak = args.prompts * args.prompt_tokens * body / peak + last + (args.new_tokens - 1) * step
+    floors = {"floor": args.prompts * args.new_tokens / floor, "prefill at peak": args.prompts * args.new_tokens / at_peak}
     print(f"\nlinear-only floor of the lm case ({args.prompts} prompts x {args.prompt_tokens} + {args.new_tokens} new): "
-          f"prefill {prefill:.1f} s + {args.new_tokens - 1} steps x {step * 1000:.0f} ms = {floor:.1f} s, {floor_tok_s:.0f} tokens/s")
+          f"prefill {prefill:.1f} s + {args.new_tokens - 1} steps x {step * 1000:.0f} ms = {floor:.1f} s, "
+          f"{floors['floor']:.0f} tokens/s; with the prefill at the {peak / 1e9:.0f} GFLOP/s peak {at_peak:.1f} s")
     for c in sorted({c for r in lm_rounds for c in r}):
         tok_s = statistics.median(r[c]["tok_s"] for r in lm_rounds if c in r)
-        print(f"  {c}: {tok_s:.0f} tokens/s measured; a loop at the floor would be {floor_tok_s / tok_s:.2f}x it")
+        print(f"  {c}: {tok_s:.0f} tokens/s measured; a loop at the floor would be {floors['floor'] / tok_s:.2f}x it "
+              f"({floors['prefill at peak'] / tok_s:.2f}x with the prefill at peak)")
     if not qa_rounds:
         return
     tok = AutoTokenizer.from_pretrained(folder)
     prompts, prefix = qa_prompts(tok, args.qa_questions)
-    body = 2 * sum(p.numel() for n, p in model.model.named_parameters() if "embed" not in n)
     head_flops = 2 * head.weight.numel()
     answers = qa_rounds[0]["qa shared"]["outputs"]
     steps = sum(min(len(a) + 1, 32) - 1 for a in answers)  # forwards after the prefill (EOS included)
@@ -277,7 +282,8 @@ def main() -> None:
     lm_rounds: list[dict] = []
     qa_rounds: list[dict] = []
     print(f"machine: {common.machine()}")
-    print(f"fp32 matmul peak: {common.peak_text(common.matmul_peaks())}")
+    peaks = common.matmul_peaks()
+    print(f"fp32 matmul peak: {common.peak_text(peaks)}")
 
     if parts & {"lm", "llamacpp", "llamacpp-unified"}:
         print(f"\nSmolLM2-135M, {args.prompts} TinyStories prompts x {args.prompt_tokens} tokens, {args.new_tokens} new")
@@ -317,7 +323,7 @@ def main() -> None:
     if "profile" in parts:
         profile_step(args)
     if "floor" in parts:
-        linear_floor(args, lm_rounds, qa_rounds)
+        linear_floor(args, lm_rounds, qa_rounds, max(peaks.values()))
     print(f"\nfp32 matmul peak at the end: {common.peak_text(common.matmul_peaks())}")
     print(f"machine at the end: {common.machine()}")
 
