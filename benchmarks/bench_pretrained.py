@@ -38,6 +38,7 @@ LLAMACPP_VENV = HERE / ".venv-llamacpp"
 LLAMACPP_VERSION = "0.3.36"
 SQUAD_DEV = "squad_v2/dev-v2.0.subset16articles.json"
 INSTRUCTION = "Answer the question with a short span copied from the context."
+QA_NEW_TOKENS = 32  # the most new tokens per QA answer
 
 
 def lm_prompts(tok, n: int, length: int) -> list[list[int]]:
@@ -80,7 +81,7 @@ def _case(name: str, args: argparse.Namespace, queue) -> None:
     if "oneDNN linear" in name:  # the peer given collapselab's linear: what is left is the loop
         kernels.install(model)
     greedy = "greedy" in name or name.startswith("qa")
-    n_new = 32 if name.startswith("qa") else args.new_tokens
+    n_new = QA_NEW_TOKENS if name.startswith("qa") else args.new_tokens
     eos = tok.eos_token_id
     prefix = None
     if name.startswith("qa"):
@@ -226,7 +227,7 @@ def linear_floor(args: argparse.Namespace, lm_rounds: list[dict], qa_rounds: lis
     prompts, prefix = qa_prompts(tok, args.qa_questions)
     head_flops = 2 * head.weight.numel()
     answers = qa_rounds[0]["qa shared"]["outputs"]
-    steps = sum(min(len(a) + 1, 32) - 1 for a in answers)  # forwards after the prefill (EOS included)
+    steps = sum(min(len(a) + 1, QA_NEW_TOKENS) - 1 for a in answers)  # forwards after the prefill (EOS included)
     decode = steps * (body + head_flops)
     unshared = sum(map(len, prompts)) * body + len(prompts) * head_flops + decode
     distinct = {tuple(p[:k]) for p, k in zip(prompts, prefix, strict=True)}
@@ -311,7 +312,7 @@ def main() -> None:
         lm_rounds = rounds
 
     if "qa" in parts:
-        print(f"\nQA: {args.qa_questions} SQuAD v2 dev questions, greedy, 32 new tokens")
+        print(f"\nQA: {args.qa_questions} SQuAD v2 dev questions, greedy, {QA_NEW_TOKENS} new tokens")
         rounds = []
         for r in range(args.qa_rounds or args.rounds):
             print(f"round {r + 1}: {common.machine().split('; ')[-1]}", flush=True)
