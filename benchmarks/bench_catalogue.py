@@ -23,7 +23,7 @@ from common import machine, peak_rss_mib, run_in_own_process
 def _case(name: str, args: tuple[str, str], queue) -> None:
     cache, what = args
     os.environ["COLLAPSELAB_CACHE"] = cache
-    from collapselab.models import load_model, load_tokenizer, resolve_model_path
+    from collapselab.models.loading import load_model, load_tokenizer, resolve_model_path
 
     start = time.perf_counter()
     if what == "first":
@@ -40,7 +40,7 @@ def _case(name: str, args: tuple[str, str], queue) -> None:
 
 
 def main(names: list[str]) -> None:
-    from collapselab.catalogue import CATALOGUE
+    from collapselab.models.catalogue import CATALOGUE
 
     print(machine())
     for name in names or list(CATALOGUE):

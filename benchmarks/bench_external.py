@@ -37,7 +37,7 @@ def main() -> None:
     import torch
 
     from collapselab.metrics.external import sample_indices, text_nll
-    from collapselab.models import resolve_model_path
+    from collapselab.models.loading import resolve_model_path
 
     print(machine())
     print(f"fp32 matmul peak at start: {matmul_peak_flops() / 1e9:.0f} GFLOP/s")
@@ -84,7 +84,7 @@ def _score_run(run_dir: Path, model, tokenizer, name: str) -> None:
     from collapselab.metrics.registry import EXTERNAL_DEFAULTS, run_metrics
     from collapselab.metrics.sanity import gibberish_background
     from collapselab.records import read_records
-    from collapselab.rundir import gen_dir, load_run_config
+    from collapselab.rundir.folders import gen_dir, load_run_config
     from collapselab.seeds import step_seed
 
     cfg = load_run_config(run_dir)

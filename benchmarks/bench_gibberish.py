@@ -57,8 +57,8 @@ def _continue(model, tokenizer, prompts: list[str], seed: int) -> list[str]:
 
 def _scratch(train: list[str], steps: int):
     from collapselab.config import ScratchArchitecture, TrainingBlock
-    from collapselab.models import build_scratch_model, train_tokenizer
-    from collapselab.training import train_lm
+    from collapselab.models.loading import build_scratch_model, train_tokenizer
+    from collapselab.training.loop import train_lm
 
     tok = train_tokenizer(train, 2048)
     model = build_scratch_model(ScratchArchitecture(architecture="llama", vocab_size=2048, d_model=128, n_layers=4, n_heads=4,
@@ -95,7 +95,7 @@ def main() -> None:
     from collapselab.metrics.corruption import graded_sets
     from collapselab.metrics.gibberish import fit_gibberish_scorer
     from collapselab.metrics.sanity import read_background
-    from collapselab.models import resolve_model_path
+    from collapselab.models.loading import resolve_model_path
 
     print(machine())
     path = resolve_model_path(args.model)

@@ -69,9 +69,9 @@ def _case(name: str, args: argparse.Namespace, queue) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from collapselab import kernels
     from collapselab.config import DecodingBlock
     from collapselab.generation import generate
+    from collapselab.models import kernels
 
     if "MKL linear" in name:  # collapselab on PyTorch's own F.linear: what the oneDNN linear is worth
         os.environ[kernels.ENV] = "torch"
@@ -177,8 +177,8 @@ def linear_floor(args: argparse.Namespace, lm_rounds: list[dict], qa_rounds: lis
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from collapselab import kernels
     from collapselab.generation.causal import PREFILL_CHUNK_TOKENS
+    from collapselab.models import kernels
 
     folder = common.smollm2_folder()
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()

@@ -60,9 +60,9 @@ def qa_setup(args, lora: bool):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from collapselab.catalogue import materialize
     from collapselab.config import PromptsBlock
-    from collapselab.prompts import prompt_format
+    from collapselab.models.catalogue import materialize
+    from collapselab.models.prompts import prompt_format
 
     folder = materialize(SMOLLM2)
     tok = AutoTokenizer.from_pretrained(folder)
@@ -111,7 +111,7 @@ def flops(model, rows: list[int], targets: int) -> float:
 def _case(name: str, args: argparse.Namespace, queue) -> None:
     import torch
 
-    from collapselab import kernels
+    from collapselab.models import kernels
 
     side, kind = name.split(" ")[:2]
     if "(MKL linear)" in name:  # collapselab on PyTorch's own F.linear: what the oneDNN linear is worth
@@ -127,7 +127,7 @@ def _case(name: str, args: argparse.Namespace, queue) -> None:
     lr = 1e-3 if kind == "lm" else 3e-4
     if side == "collapselab":
         from collapselab.config import TrainingBlock
-        from collapselab.training import train_lm, train_supervised
+        from collapselab.training.loop import train_lm, train_supervised
 
         cfg = TrainingBlock(max_steps=1, seq_len=seq_len or 128, batch_tokens=budget, lr=lr, warmup_ratio=0.0)
 

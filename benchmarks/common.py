@@ -39,7 +39,7 @@ def machine() -> str:
 def matmul_peaks(n: int = 2048, seconds: float = 3.0) -> dict[str, float]:
     """Best fp32 FLOP/s of an n x n x n matmul over a few seconds, per kernel: MKL
     (`torch.mm`) and, where this PyTorch has it, oneDNN (collapselab's linear)."""
-    from collapselab import kernels
+    from collapselab.models import kernels
 
     a, b = torch.randn(n, n), torch.randn(n, n)
     out = torch.empty(n, n)

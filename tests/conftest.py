@@ -70,7 +70,7 @@ def catalogue_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def catalogue_folder(catalogue_cache) -> Callable[[str], Path]:
     """name -> the model's HF folder in the session cache, converted on first use."""
-    from collapselab.catalogue import materialize
+    from collapselab.models.catalogue import materialize
 
     return lambda name: materialize(name, root=catalogue_cache)
 
@@ -83,7 +83,7 @@ def catalogue_model(catalogue_folder) -> Callable[[str], Path]:
     `resolve_model_path(name)` looks, so configs can say `model.name: <name>`.
     Tests must not write into the folder: every test of the session shares it.
     """
-    from collapselab.catalogue import cached_folder, declared_sha256, entry
+    from collapselab.models.catalogue import cached_folder, declared_sha256, entry
 
     def get(name: str) -> Path:
         folder = catalogue_folder(name)

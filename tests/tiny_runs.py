@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 # tests/ is on sys.path (the root conftest's folder); the builders live with their tests.
-from unit.engine.conftest import tiny_config, tiny_corpus
+from tiny import tiny_config, tiny_corpus
 from unit.refinery.qa_fixtures import three_arm_config, write_tiny_qa
 
 

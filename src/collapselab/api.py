@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from collapselab.config import ExperimentConfig
-    from collapselab.events import Listener
+    from collapselab.lab.events import Listener
 
 __all__ = ["Run", "load_run", "run", "runs"]
 
@@ -54,7 +54,7 @@ def run(
         db: Results database URL.
         run_id: Continue (or create) this run instead of the latest one.
         restart_from_generation: Redo this generation and later (old results moved aside).
-        listeners: Extra `collapselab.events` listeners (progress bars render either way).
+        listeners: Extra `collapselab.lab.events` listeners (progress bars render either way).
 
     Returns:
         The finished run.
@@ -81,7 +81,7 @@ def resolve_config(config: str | Path | dict[str, Any] | ExperimentConfig, overr
     )
 
     if isinstance(config, str | Path):  # a YAML path, or a ready config's name ("quickstart")
-        from collapselab.config_files import resolve_config as find_config
+        from collapselab.config.files import resolve_config as find_config
 
         return load_config(find_config(config), list(overrides or []))
     data = config.model_dump(mode="json") if isinstance(config, ExperimentConfig) else dict(config)
@@ -133,7 +133,7 @@ class Run:
     @property
     def config(self) -> ExperimentConfig:
         """The run's resolved config (every default filled in)."""
-        from collapselab.rundir import load_run_config
+        from collapselab.rundir.folders import load_run_config
 
         return load_run_config(self.run_dir)
 
@@ -215,7 +215,7 @@ class Run:
 
     def _generation_dir(self, arm: str, seed: int, generation: int) -> Path:
         from collapselab.errors import RunError
-        from collapselab.rundir import gen_dir, is_done
+        from collapselab.rundir.folders import gen_dir, is_done
 
         folder = gen_dir(self.run_dir, arm, seed, generation)
         if not is_done(folder):

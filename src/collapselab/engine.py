@@ -24,7 +24,8 @@ from typing import Any
 
 from collapselab.config import ArmConfig, ExperimentConfig
 from collapselab.errors import ConfigError
-from collapselab.events import (
+from collapselab.lab import HumanData, Lab
+from collapselab.lab.events import (
     GenerationFailed,
     GenerationFinished,
     GenerationStarted,
@@ -34,18 +35,25 @@ from collapselab.events import (
     RunStarted,
     emit,
 )
-from collapselab.lab import HumanData, Lab
-from collapselab.metrics_file import (
+from collapselab.lab.mixing import mix
+from collapselab.lab.starts import load_for_inference, load_for_training, scratch_base, start_model
+from collapselab.models.prompts import prompt_format
+from collapselab.records import Record, atomic_write_json, read_records, write_records
+from collapselab.rundir.folders import (
+    gen_dir,
+    is_done,
+    mark_done,
+    open_run,
+    runtime,
+    supersede_from,
+)
+from collapselab.rundir.metrics_file import (
     GenerationMetrics,
     read_metrics_file,
     write_metrics_file,
 )
-from collapselab.mixing import mix
-from collapselab.records import Record, atomic_write_json, read_records, write_records
-from collapselab.rundir import gen_dir, is_done, mark_done, open_run, runtime, supersede_from
 from collapselab.seeds import step_seed
-from collapselab.starts import load_for_inference, load_for_training, scratch_base, start_model
-from collapselab.tasks import get_task
+from collapselab.tasks import get_task, mcq
 
 # ---------------------------------------------------------------- the run
 
@@ -67,7 +75,7 @@ def run_experiment(
         run_id: Continue (or create) this run.
         restart_from: Redo generation `restart_from` and later (old results moved aside).
         db_url: Results database URL (None: `$COLLAPSELAB_DB`, else the SQLite default).
-        listeners: Called with every `collapselab.events` event, in order; the trackers, hub
+        listeners: Called with every `collapselab.lab.events` event, in order; the trackers, hub
             push and notifiers of the config's `tracking:`, `hub:` and `notify:` blocks follow.
     """
     from collapselab import store
@@ -87,6 +95,7 @@ def run_experiment(
     from collapselab.metrics.sanity import gibberish_background
 
     background = gibberish_background(cfg, task.name)  # read before any run directory is touched
+    mmlu = mcq.questions(cfg.evaluation.mmlu) if cfg.evaluation.mmlu is not None else None  # names a missing file or subject now
     listeners = with_outlets(cfg, listeners)  # trackers, hub push, notifications the config asks for
     run_dir = open_run(cfg, fresh=fresh, run_id=run_id)
     resumed = any(run_dir.glob("*/seed-*/gen-*/DONE"))  # finished steps before this invocation
@@ -99,16 +108,12 @@ def run_experiment(
     if restart_from is not None:
         store.forget_generations(db_url, run_dir, moved)
     store.record_run_status(db_url, run_dir, "running")  # the dashboard's Runs page reads these
-    lab = Lab(cfg, task, run_dir, human, tokenizer, positions, db_url, listeners)
-    lab.prompt_format = _prompt_format(cfg, tokenizer)
-    lab.reference = reference
-    lab.gibberish_background = background
+    lab = Lab(cfg, task, run_dir, human, tokenizer, positions, prompt_format(tokenizer, cfg.prompts), reference, background,
+              mmlu, db_url, list(listeners))
     emit(listeners, RunStarted(run_dir, run_dir.name, cfg.experiment.name, cfg, resumed))
     emit(listeners, Message(f"run {run_dir} | {len(human.train)} human training records, {len(human.test)} test records"))
     try:
         if reference is not None:
-            from collapselab.metrics.external import record_reference
-
             record_reference(lab)  # in the manifest; the human test set under it once per run (run_metrics.json)
         for seed in cfg.experiment.seeds:
             for arm in cfg.arms:
@@ -127,7 +132,7 @@ def precheck(cfg: ExperimentConfig, task: Any, human: HumanData, max_positions: 
     from collapselab.metrics import default_metrics, metric_for_task
     from collapselab.metrics.external import config_errors
     from collapselab.metrics.registry import METRICS_EXTRA, missing_libraries
-    from collapselab.models import device
+    from collapselab.models.loading import device
 
     for i, name in enumerate(cfg.evaluation.metrics or []):
         try:
@@ -155,10 +160,6 @@ def precheck(cfg: ExperimentConfig, task: Any, human: HumanData, max_positions: 
         if arm.mix == "accumulate_subsample" and size > 2 * n:
             raise ConfigError(f"arms.{i}.size: {size} is larger than generation 1's accumulated pool ({2 * n} records)")
     task.precheck(cfg, max_positions)
-    if cfg.evaluation.mmlu is not None:
-        from collapselab.tasks import mcq
-
-        mcq.questions(cfg.evaluation.mmlu)  # names a missing file or subject now
     from collapselab import store
 
     store.connect(db_url).dispose()  # raises DatabaseUnreachable (exit 3) naming the URL
@@ -204,7 +205,7 @@ def run_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, synthetic: list[
 
     # 2. model_g
     if not (folder / "model").exists():
-        from collapselab.models import save_model
+        from collapselab.models.loading import save_model
 
         t0 = time.perf_counter()
         model, log = train_generation(lab, arm, seed, g, data)
@@ -223,16 +224,14 @@ def run_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, synthetic: list[
         atomic_write_json(folder / "timings.json", timings)
     own = read_records(folder / "synthetic.parquet")
 
-    # 4. evaluate on the held-out human test set, under model_g and the fixed reference model_0
+    # 4. evaluate on the held-out human test set, under model_g and the arm's generation-0 model
     t0 = time.perf_counter()
     g0 = gen_dir(lab.run_dir, arm.name, seed, 0)
-    reference = current if g == 0 else load_for_inference(lab, g0 / "model")
-    result = task.evaluate(lab, current, reference, own, step_seed(seed, g, "evaluate"))
+    generation0 = current if g == 0 else load_for_inference(lab, g0 / "model")
+    result = task.evaluate(lab, current, generation0, own, step_seed(seed, g, "evaluate"))
     metrics = result.metrics
-    if cfg.evaluation.mmlu is not None:
-        from collapselab.tasks import mcq
-
-        metrics.update(mcq.evaluate(current, lab.tokenizer, cfg.evaluation.mmlu, lab.mmlu_questions(), lab.max_positions))
+    if lab.mmlu is not None:
+        metrics.update(mcq.evaluate(current, lab.tokenizer, cfg.evaluation.mmlu, lab.mmlu, lab.max_positions))
     if g == 0:
         # The baselines (lm: a unigram model of the human pool; qa: the pretrained model's
         # greedy zero-shot answers) depend on neither arm nor seed: computed once per run.
@@ -307,6 +306,30 @@ def collapse_stage(lab: Lab, metrics: dict[str, Any], gen0: dict[str, Any] | Non
             "details": {"stage": s.stage, "reason": s.reason, "retained": s.retained, "accuracy": now[2]}}
 
 
+def record_reference(lab: Lab) -> None:
+    """Name the run's reference model in its manifest and write the human yardstick into
+    run_metrics.json, once per run (a resumed run has the same config hash, so the same
+    reference: what an earlier invocation wrote stands)."""
+    import json
+
+    from collapselab.metrics.external import yardstick
+    from collapselab.metrics.registry import entries
+    from collapselab.models.loading import device
+    from collapselab.rundir.metrics_file import RUN_METRICS, RunMetrics
+
+    reference, cfg = lab.reference, lab.cfg
+    path = lab.run_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    if manifest.get("reference_model") != reference.manifest():
+        atomic_write_json(path, {**manifest, "reference_model": reference.manifest()})
+    if (lab.run_dir / RUN_METRICS).exists():
+        return
+    results = yardstick(reference, lab.task.name, lab.human.test, sequences=cfg.evaluation.reference_sequences,
+                        seq_len=cfg.training.seq_len, batch_tokens=cfg.evaluation.batch_tokens, device=device(),
+                        seed=step_seed(cfg.data.split_seed, 0, "reference"))
+    write_metrics_file(lab.run_dir / RUN_METRICS, RunMetrics.model_validate({"reference_model": reference.name, "metrics": entries(results)}))
+
+
 # ---------------------------------------------------------------- human data, tokenizer
 
 
@@ -323,7 +346,7 @@ def human_pools(cfg: ExperimentConfig, task: Any) -> tuple[list[Record], list[Re
 
 def prepare_tokenizer(cfg: ExperimentConfig, task: Any, train_pool: list[Record]):
     """Scratch: a BPE trained on the human training pool's text (cached). Else the model's own."""
-    from collapselab.models import cached_tokenizer, load_tokenizer
+    from collapselab.models.loading import cached_tokenizer, load_tokenizer
 
     if cfg.model.name != "scratch":
         return load_tokenizer(cfg.model.name)
@@ -331,12 +354,6 @@ def prepare_tokenizer(cfg: ExperimentConfig, task: Any, train_pool: list[Record]
 
 
 # ---------------------------------------------------------------- small parts
-
-
-def _prompt_format(cfg: ExperimentConfig, tokenizer: Any) -> Any:
-    from collapselab.prompts import prompt_format
-
-    return prompt_format(tokenizer, cfg.prompts)
 
 
 def _pretrained_start(lab: Lab) -> Any | None:
@@ -347,7 +364,7 @@ def _pretrained_start(lab: Lab) -> Any | None:
 
 
 def _max_positions(cfg: ExperimentConfig, tokenizer) -> int:
-    from collapselab.models import max_positions
+    from collapselab.models.loading import max_positions
 
     return cfg.model.scratch.max_positions if cfg.model.name == "scratch" else max_positions(cfg.model.name, tokenizer)
 

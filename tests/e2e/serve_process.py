@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def tiny_chat():
     """tests/unit/serve/tiny_chat.py as a module (the unit tests' tiny-model builders)."""
-    spec = importlib.util.spec_from_file_location("tiny_chat", REPO / "tests" / "unit" / "serve" / "tiny_chat.py")
+    spec = importlib.util.spec_from_file_location("tiny_chat", REPO / "tests" / "tiny_chat.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -220,7 +220,7 @@ CASES: list[tuple[str, int, str]] = [
 ]
 
 
-# A metrics.json as the engine writes it (collapselab.metrics_file), so only the manifest is bad.
+# A metrics.json as the engine writes it (collapselab.rundir.metrics_file), so only the manifest is bad.
 GOOD_METRICS = {
     "arm": "replace", "seed": 0, "generation": 0,
     "metrics": {"perplexity": {"value": 12.5, "version": "1", "higher_is_better": False, "details": {}}},

@@ -45,7 +45,7 @@ def _run(bin_dir: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_the_installed_package_is_the_wheel_not_the_checkout(installed, tmp_path):
-    out = subprocess.run([str(installed / "python"), "-c", "import collapselab.config_files as c; print(c.__file__); print(c.ready_dir())"],
+    out = subprocess.run([str(installed / "python"), "-c", "import collapselab.config.files as c; print(c.__file__); print(c.ready_dir())"],
                          cwd=tmp_path, check=True, capture_output=True, text=True).stdout.split()
     assert all(str(REPO) not in line for line in out), out
     assert Path(out[1]).is_dir() and not Path(out[1]).is_symlink()  # the files themselves, in site-packages

@@ -12,7 +12,7 @@ from tiny_lab import tiny_config, write_corpus
 
 from collapselab.config import config_from_dict
 from collapselab.engine import run_experiment
-from collapselab.events import Message
+from collapselab.lab.events import Message
 
 pytestmark = pytest.mark.e2e
 

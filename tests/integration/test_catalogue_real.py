@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from collapselab import catalogue
-from collapselab.models import load_model, max_positions, resolve_model_path
+from collapselab.models import catalogue
+from collapselab.models.loading import load_model, max_positions, resolve_model_path
 
 pytestmark = pytest.mark.integration
 

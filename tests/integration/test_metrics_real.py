@@ -283,8 +283,8 @@ def test_gibberish_score_orders_real_model_output_by_quality_on_tinystories(shar
     from collapselab.config import ScratchArchitecture, TrainingBlock
     from collapselab.metrics.gibberish import cached_gibberish_scorer
     from collapselab.metrics.sanity import read_background
-    from collapselab.models import build_scratch_model, train_tokenizer
-    from collapselab.training import train_lm
+    from collapselab.models.loading import build_scratch_model, train_tokenizer
+    from collapselab.training.loop import train_lm
 
     monkeypatch.setenv("COLLAPSELAB_DATA", str(shared_data))
     text = (shared_data / "tinystories" / "tinystories_valid_prefix.txt").read_text(encoding="utf-8")

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from engine.conftest import tiny_config, tiny_corpus, write_config
+from tiny import tiny_config, tiny_corpus, write_config
 from typer.testing import CliRunner
 
 import collapselab
@@ -107,7 +107,7 @@ def test_import_collapselab_stays_light():
 
 
 def test_api_reference_page_is_generated_from_the_docstrings():
-    from collapselab.api_reference import api_markdown
+    from collapselab.manual.api import api_markdown
 
     assert (REPO / "docs" / "api.md").read_text() == api_markdown()
 

@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = SRC / "collapselab"
 TASK_NAMES = {"lm", "qa", "mcq"}
 # The loop and its stages: none of them imports the engine or asks for a task's name.
-STAGES = ["engine", "training", "generation", "mixing", "starts", "refinery", "store"]
+STAGES = ["engine", "training", "generation", "lab", "refinery", "store"]
 
 
 def _modules() -> dict[str, Path]:

@@ -10,7 +10,7 @@ FILE_HELP = "Experiment YAML, or the name of a ready config (e.g. quickstart)."
 
 def _load(file: str, overrides: list[str] | None):
     from collapselab.config import load_config
-    from collapselab.config_files import resolve_config
+    from collapselab.config.files import resolve_config
 
     return load_config(resolve_config(file), overrides or [])
 

@@ -7,7 +7,7 @@ import typer
 
 def models() -> None:
     """List the pretrained models available here: catalogue, $COLLAPSELAB_MODELS, scratch bases."""
-    from collapselab.catalogue import available_models
+    from collapselab.models.catalogue import available_models
 
     rows = available_models()
     header = ("name", "source", "status", "parameters", "size", "licence")

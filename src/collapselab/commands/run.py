@@ -21,9 +21,10 @@ def _run(config: str, overrides: list[str] | None, fresh: bool, run_id: str | No
     Named errors (bad config, data, run directory, model, database) reach the CLI's one
     handler, which prints them as one line with their exit code.
     """
-    from collapselab import api, distributed
+    from collapselab import api
+    from collapselab.rundir.summary import generation_rows, table
     from collapselab.store import DatabaseUnreachable, connect
-    from collapselab.summary import generation_rows, table
+    from collapselab.training import distributed
 
     if distributed.start():  # torchrun / accelerate rank > 0: only rank 0's training steps run here
         distributed.serve()
@@ -32,7 +33,7 @@ def _run(config: str, overrides: list[str] | None, fresh: bool, run_id: str | No
     connect(db).dispose()  # an unreachable database fails now, not after the data is prepared
 
     def show(event) -> None:
-        from collapselab.events import GenerationFinished, Message
+        from collapselab.lab.events import GenerationFinished, Message
 
         if isinstance(event, GenerationFinished):
             rows = [r for r in generation_rows(event.run_dir) if (r["arm"], r["seed"], r["generation"]) == (event.arm, event.seed, event.generation)]
@@ -77,7 +78,7 @@ def quickstart(
 
     t0 = time.perf_counter()
     run_dir = _run("quickstart", set_, fresh, None, None, db)
-    from collapselab.quickstart import explain
+    from collapselab.rundir.quickstart import explain
 
     explain(run_dir)
     typer.echo(f"quickstart finished in {time.perf_counter() - t0:.0f} s; results in {run_dir}")
@@ -85,8 +86,8 @@ def quickstart(
 
 def status(run: Path = typer.Argument(..., help="Run directory (runs/<experiment>/<run_id>).")) -> None:
     """Show which generations of a run are done, partial or pending."""
-    from collapselab.rundir import RunError
-    from collapselab.summary import generation_rows, table
+    from collapselab.rundir.folders import RunError
+    from collapselab.rundir.summary import generation_rows, table
 
     if not (run / "config.yaml").exists():
         raise RunError(f"{run}: not a run directory (no config.yaml)")

@@ -22,7 +22,7 @@ def sweep(
 ) -> None:
     """Run every grid point as its own run on Ray; again to continue what is unfinished."""
     from collapselab.config import load_config
-    from collapselab.config_files import resolve_config
+    from collapselab.config.files import resolve_config
     from collapselab.sweep.compare import comparison_rows, from_folder
     from collapselab.sweep.plan import plan_sweep
     from collapselab.sweep.report import write_sweep_report

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm.auto import tqdm
 
-from collapselab import kernels
 from collapselab.batching import token_budget_batches
 from collapselab.generation.causal import (
     TokenListener,
@@ -36,6 +35,7 @@ from collapselab.generation.causal import (
 )
 from collapselab.generation.sampling import GenerationError, PromptSampling
 from collapselab.generation.streams import prompt_keys
+from collapselab.models import kernels
 
 if TYPE_CHECKING:
     from collapselab.config import DecodingBlock

@@ -53,7 +53,7 @@ def held_out(cfg: LearnerConfig, tokenizer: Any) -> HeldOut:
 
 
 def gen_folder(run_dir: Path, seed: int, step: int) -> Path:
-    from collapselab.rundir import gen_dir
+    from collapselab.rundir.folders import gen_dir
 
     return gen_dir(run_dir, ARM, seed, step)
 
@@ -67,8 +67,8 @@ def evaluate_step(
     from collapselab.generation import generate
     from collapselab.metrics import EvalInputs
     from collapselab.metrics import evaluate as run_metrics
-    from collapselab.models import device
-    from collapselab.rundir import mark_done
+    from collapselab.models.loading import device
+    from collapselab.rundir.folders import mark_done
 
     e, seed = cfg.evaluation, cfg.learner.seed
     folder = gen_folder(run_dir, seed, step)
@@ -91,8 +91,8 @@ def evaluate_step(
     _write_predictions(folder / "predictions.parquet", inputs, results)
     write_records(folder / "train.parquet", trained)
     write_records(folder / "synthetic.parquet", continuations)
-    from collapselab.metrics_file import GenerationMetrics, Runtime, write_metrics_file
-    from collapselab.models import model_dtype
+    from collapselab.models.loading import model_dtype
+    from collapselab.rundir.metrics_file import GenerationMetrics, Runtime, write_metrics_file
 
     write_metrics_file(folder / "metrics.json", GenerationMetrics(
         arm=ARM, seed=seed, generation=step, metrics=metrics,

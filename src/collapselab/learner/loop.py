@@ -45,7 +45,7 @@ def run_learner(
     """Run (or continue) the learner until `learner.steps` steps are published, the source
     runs dry, or `stop` is set; returns the run directory."""
     from collapselab import store
-    from collapselab.models import load_model
+    from collapselab.models.loading import load_model
 
     stop = stop or threading.Event()
     run_dir = open_learner_run(cfg, fresh=fresh)
@@ -121,7 +121,7 @@ def identity(cfg: LearnerConfig) -> str:
 
 def open_learner_run(cfg: LearnerConfig, *, fresh: bool) -> Path:
     """The newest run of this learner (same identity), else a new one."""
-    from collapselab.rundir import manifest
+    from collapselab.rundir.folders import manifest
 
     root = Path(cfg.learner.output_dir) / cfg.learner.name
     exp = as_experiment(cfg, cfg.learner.steps)
@@ -148,7 +148,7 @@ def open_learner_run(cfg: LearnerConfig, *, fresh: bool) -> Path:
 
 def publish_base(cfg: LearnerConfig, run_dir: Path) -> None:
     """Step 0: the starting model itself, published so it is served and evaluated too."""
-    from collapselab.models import load_model
+    from collapselab.models.loading import load_model
 
     loaded = load_model(cfg.model.name, for_training=True)
     publish(loaded.model, loaded.tokenizer, run_dir, 0, {"cursor": 0, "documents": [], "self_fed": [], "train": {"losses": [], "steps": 0, "tokens": 0, "seconds": 0.0}})
@@ -183,8 +183,8 @@ def self_feed(cfg: LearnerConfig, model: Any, tokenizer: Any, human: list[Docume
 
 def train_step(cfg: LearnerConfig, model: Any, tokenizer: Any, texts: list[str], step: int) -> tuple[Any, dict[str, Any]]:
     """One fine-tune step on `texts` with the engine's training code; returns the (merged) model."""
-    from collapselab.models import apply_lora, merge_lora
-    from collapselab.training import train_lm
+    from collapselab.models.loading import apply_lora, merge_lora
+    from collapselab.training.loop import train_lm
 
     docs = [ids[: cfg.learner.max_doc_tokens] for ids in tokenizer(texts, add_special_tokens=False)["input_ids"] if ids]
     # LoRA: fresh adapters each step, merged after it, as the engine's init 'previous' does.

@@ -31,7 +31,6 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -48,30 +47,10 @@ from collapselab.metrics.registry import (
 
 if TYPE_CHECKING:
     from collapselab.config import ExperimentConfig
-    from collapselab.lab import Lab
+    from collapselab.models.loading import ReferenceModel
     from collapselab.records import Record
 
 LOGIT_BYTES = 1 << 29  # most bytes of fp32 logits per batch (a 49k-token vocabulary makes them the memory hog)
-
-
-@dataclass(frozen=True, slots=True)
-class ReferenceModel:
-    """The run's external reference, loaded once per run."""
-
-    name: str  # `evaluation.reference_model` as configured
-    model: Any  # transformers PreTrainedModel, eval mode
-    tokenizer: Any  # its own tokenizer
-    folder: str  # where it was loaded from (a catalogue name resolves to its cached folder)
-    parameters: int
-
-    def manifest(self) -> dict[str, Any]:
-        """What the run's manifest records about it."""
-        return {"name": self.name, "folder": self.folder, "parameters": self.parameters}
-
-    def inputs(self, sequences: int) -> dict[str, Any]:
-        """The `EvalInputs` fields it fills."""
-        return {"external_model": self.model, "external_tokenizer": self.tokenizer, "external_name": self.name,
-                "external_sequences": sequences}
 
 
 def uses_reference(name: str) -> bool:
@@ -108,7 +87,12 @@ def load_reference(cfg: ExperimentConfig, task: str) -> ReferenceModel | None:
     """The run's reference model, or None when the run does not use one (`wanted`)."""
     if not wanted(cfg, task):
         return None
-    from collapselab.models import count_parameters, load_model, resolve_model_path
+    from collapselab.models.loading import (
+        ReferenceModel,
+        count_parameters,
+        load_model,
+        resolve_model_path,
+    )
 
     name = cfg.evaluation.reference_model
     assert name is not None  # wanted() checked it
@@ -124,32 +108,6 @@ def yardstick(reference: ReferenceModel, task: str, test: list[Record], *, seque
     from collapselab.metrics.registry import run_metrics
 
     return evaluate(run_metrics(task, inputs), inputs, scope="run")
-
-
-def record_reference(lab: Lab) -> None:
-    """Name the run's reference model in its manifest and write the human yardstick into
-    run_metrics.json, once per run (a resumed run has the same config hash, so the same
-    reference: what an earlier invocation wrote stands)."""
-    import json
-
-    from collapselab.metrics_file import RUN_METRICS, RunMetrics, write_metrics_file
-    from collapselab.models import device
-    from collapselab.records import atomic_write_json
-    from collapselab.seeds import step_seed
-
-    reference, cfg = lab.reference, lab.cfg
-    path = lab.run_dir / "manifest.json"
-    manifest = json.loads(path.read_text())
-    if manifest.get("reference_model") != reference.manifest():
-        atomic_write_json(path, {**manifest, "reference_model": reference.manifest()})
-    if (lab.run_dir / RUN_METRICS).exists():
-        return
-    results = yardstick(reference, lab.task.name, lab.human.test, sequences=cfg.evaluation.reference_sequences,
-                        seq_len=cfg.training.seq_len, batch_tokens=cfg.evaluation.batch_tokens, device=device(),
-                        seed=step_seed(cfg.data.split_seed, 0, "reference"))
-    entries = {n: {"value": r.value, "version": r.version, "higher_is_better": r.higher_is_better, "details": r.details}
-               for n, r in results.items()}  # the metrics.json shape (tasks.base.as_entries; importing it would make a circle)
-    write_metrics_file(lab.run_dir / RUN_METRICS, RunMetrics.model_validate({"reference_model": reference.name, "metrics": entries}))
 
 
 def generation_summary(metrics: dict[str, dict[str, Any]], reference: ReferenceModel | None) -> dict[str, Any] | None:

@@ -63,7 +63,7 @@ def packed_test_blocks(inputs: EvalInputs) -> list[list[int]]:
 def _nll(inputs: EvalInputs, which: str) -> tuple[float, int, list[float]]:
     key = ("nll", which, inputs.seq_len)
     if key not in inputs.extra:
-        model = inputs.model if which == "model" else inputs.reference_model
+        model = inputs.model if which == "model" else inputs.generation0_model
         desc = "evaluate: test perplexity" + ("" if which == "model" else " (reference model)")
         inputs.extra[key] = token_nll(model, packed_test_blocks(inputs), inputs.batch_tokens, inputs.device, desc)
     return inputs.extra[key]
@@ -84,7 +84,7 @@ def perplexity(inputs: EvalInputs) -> MetricValue:
 
 
 @register_metric(
-    "reference_perplexity", task="lm", higher_is_better=False, version="1", needs=("reference_model", "tokenizer")
+    "reference_perplexity", task="lm", higher_is_better=False, version="1", needs=("generation0_model", "tokenizer")
 )
 def reference_perplexity(inputs: EvalInputs) -> MetricValue:
     """Perplexity of the human test set under the fixed reference (the arm's generation-0 model)."""
@@ -141,7 +141,7 @@ def padded_nll(model, seqs: list[list[int]], batches: list[list[int]], pad: int,
 
 @register_metric(
     "synthetic_perplexity", task="any", higher_is_better=False, version="1", aggregation="distribution",
-    needs=("synthetic", "reference_model", "tokenizer"),
+    needs=("synthetic", "generation0_model", "tokenizer"),
 )
 def synthetic_perplexity(inputs: EvalInputs) -> MetricValue:
     """Median per-sequence perplexity of this generation's synthetic texts under the generation-0 model."""
@@ -149,7 +149,7 @@ def synthetic_perplexity(inputs: EvalInputs) -> MetricValue:
 
     from collapselab.metrics.diversity import synthetic_texts
 
-    nll = sequence_nll(inputs.reference_model, inputs.tokenizer, synthetic_texts(inputs), inputs.seq_len,
+    nll = sequence_nll(inputs.generation0_model, inputs.tokenizer, synthetic_texts(inputs), inputs.seq_len,
                        inputs.batch_tokens, inputs.device)
     ppl = np.exp(np.array(nll))
     details = {

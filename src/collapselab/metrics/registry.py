@@ -35,11 +35,11 @@ class EvalInputs:
     predictions: list[str] | None = None  # qa: the model's answer to each test record, same order
     model: Any = None  # the current generation's model (HF PreTrainedModel)
     tokenizer: Any = None
-    reference_model: Any = None  # the arm's generation-0 model (scores synthetic data as in the Nature 2024 study)
-    external_model: Any = None  # a pretrained LM independent of the arms and of generation 0 (evaluation.external_model)
+    generation0_model: Any = None  # the arm's generation-0 model (scores synthetic data as in the Nature 2024 study)
+    external_model: Any = None  # the run's reference: a pretrained LM independent of the arms and of generation 0 (evaluation.reference_model)
     external_tokenizer: Any = None  # its own tokenizer (not the run's)
     external_name: str | None = None  # its catalogue name or folder, recorded with every result
-    external_sequences: int = 64  # most texts it scores per evaluation (a seeded sample; evaluation.external_sequences)
+    external_sequences: int = 64  # most texts it scores per evaluation (a seeded sample; evaluation.reference_sequences)
     synthetic: list[Record] | None = None  # the data this generation wrote
     human_train: list[Record] | None = None  # the human training pool
     background_texts: list[str] = field(default_factory=list)  # general human text of the language (evaluation.gibberish_background)
@@ -79,6 +79,15 @@ class MetricResult:
     higher_is_better: bool
     per_example: list[float | None] | None
     details: dict[str, Any]
+
+    def entry(self) -> dict[str, Any]:
+        """The result as one entry of metrics.json's `metrics` (`runs/metrics_file.py`)."""
+        return {"value": self.value, "version": self.version, "higher_is_better": self.higher_is_better, "details": self.details}
+
+
+def entries(results: dict[str, MetricResult]) -> dict[str, dict[str, Any]]:
+    """Metric results in metrics.json's `metrics` shape: the one place that shape is built."""
+    return {name: r.entry() for name, r in results.items()}
 
 
 _REGISTRY: dict[str, Metric] = {}

@@ -28,7 +28,7 @@ from collapselab.seeds import step_seed as derive_seed
 from collapselab.tasks.qa import answer_questions, training_pairs
 
 if TYPE_CHECKING:
-    from collapselab.lab import Lab
+    from collapselab.lab.context import Lab
 
 
 @dataclass(slots=True)
@@ -61,9 +61,9 @@ def generator_dir(lab: Lab, seed: int) -> Path:
 
 def generator(lab: Lab, seed: int) -> tuple[Any, dict[str, Any]]:
     """The base model fine-tuned on the human seed in QA + QG format (trained once per seed)."""
-    from collapselab.models import save_model
-    from collapselab.starts import base_source, fine_tune_start, load_for_inference
-    from collapselab.training import train_supervised
+    from collapselab.lab.starts import base_source, fine_tune_start, load_for_inference
+    from collapselab.models.loading import save_model
+    from collapselab.training.loop import train_supervised
 
     cfg, folder = lab.cfg, generator_dir(lab, seed)
     if not (folder / "config.json").exists():

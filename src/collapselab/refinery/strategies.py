@@ -1,7 +1,7 @@
 """Prompts and strategies that turn a human seed QA record into new candidates.
 
 The generator is the base model fine-tuned on the human seed in two formats, answering and
-question generation (both from `collapselab.prompts`). What each strategy produces:
+question generation (both from `collapselab.models.prompts`). What each strategy produces:
 
 - question_paraphrase: same context and answer, a question the generator writes for
   that answer (with sampling, so it words it its own way).

@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 from collapselab.config import ExperimentConfig
 from collapselab.errors import CollapselabError
-from collapselab.metrics_file import RUN_METRICS, read_metrics_file, read_run_metrics_file
 from collapselab.records import Record, read_records
-from collapselab.rundir import gen_dir, is_done, load_run_config, read_manifest
+from collapselab.rundir.folders import gen_dir, is_done, load_run_config, read_manifest
+from collapselab.rundir.metrics_file import RUN_METRICS, read_metrics_file, read_run_metrics_file
 from collapselab.tasks import Task
 
 

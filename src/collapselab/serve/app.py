@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from collapselab.prompts import chat_prompt, chat_stops, completion_prompt
+from collapselab.models.prompts import chat_prompt, chat_stops, completion_prompt
 from collapselab.serve.config import ServeConfig
 from collapselab.serve.guard import Guard, load_api_keys
 from collapselab.serve.pool import ModelPool, Served, UnknownModel

@@ -45,7 +45,7 @@ def _positions(model: Any, tokenizer: Any) -> int:
 
 
 def _load_folder(folder: Path) -> tuple[Any, Any]:
-    from collapselab.models import load_model
+    from collapselab.models.loading import load_model
 
     loaded = load_model(folder, for_training=False)
     return loaded.model, loaded.tokenizer
@@ -79,7 +79,7 @@ class ModelPool:
 
     def _open_run(self) -> None:
         from collapselab.config import ConfigError
-        from collapselab.rundir import load_run_config
+        from collapselab.rundir.folders import load_run_config
 
         run = Path(self.source.run)
         if not (run / "manifest.json").is_file():
@@ -110,7 +110,7 @@ class ModelPool:
         self.default_id = f"{arm}/gen-{g}"
 
     def _run_generations(self, arm: str) -> list[int]:
-        from collapselab.rundir import gen_dir
+        from collapselab.rundir.folders import gen_dir
 
         folder = gen_dir(self.run_dir, arm, self.run_seed, 0).parent
         found = []
@@ -174,13 +174,13 @@ class ModelPool:
 
     def _load(self, model_id: str) -> Served:
         if self.kind == "model":
-            from collapselab.models import load_model
+            from collapselab.models.loading import load_model
 
             loaded = load_model(self.name, for_training=False)
             model, tok = loaded.model, loaded.tokenizer
             return Served(model_id, model, tok, None, self.name, _positions(model, tok))
         if self.kind == "run":
-            from collapselab.rundir import gen_dir
+            from collapselab.rundir.folders import gen_dir
 
             arm, g = model_id.rsplit("/gen-", 1)
             model, tok = _load_folder(gen_dir(self.run_dir, arm, self.run_seed, int(g)) / "model")

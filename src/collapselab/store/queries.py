@@ -362,7 +362,7 @@ class Store:
 def resolve_run_id(conn: Connection, run: str | Path) -> str:
     """`run` as a recorded run id: itself, or the run_id in `<run>/manifest.json`."""
     if (Path(run) / "manifest.json").is_file():
-        from collapselab.store.rundir import read_manifest_run_id
+        from collapselab.store.folder_rows import read_manifest_run_id
 
         run = read_manifest_run_id(Path(run))
     _check_run(conn, str(run))
@@ -373,7 +373,7 @@ def _document(text: str, run_id: str, row: Row) -> dict[str, Any]:
     """A recorded metrics.json checked against the one model of it (metrics_file.py)."""
     from pydantic import ValidationError
 
-    from collapselab.metrics_file import GenerationMetrics
+    from collapselab.rundir.metrics_file import GenerationMetrics
 
     try:
         return GenerationMetrics.model_validate(json.loads(text)).model_dump()

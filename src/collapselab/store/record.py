@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from collapselab.store import schema
 from collapselab.store.db import StoreError, connect, write_transaction
-from collapselab.store.rundir import (
+from collapselab.store.folder_rows import (
     done_generations,
     read_generation,
     read_manifest_run_id,

@@ -96,7 +96,7 @@ def export_run(url: str | None, run_id: str | Path, out_dir: Path) -> Path:
 def import_export(url: str | None, export_dir: Path) -> str:
     """Load an export written by `export_run`, replacing the run's rows; returns the run id."""
     export_dir = Path(export_dir)
-    from collapselab.store.rundir import load_json
+    from collapselab.store.folder_rows import load_json
 
     meta = load_json(export_dir / "run.json")
     if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:

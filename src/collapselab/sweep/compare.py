@@ -60,8 +60,8 @@ def from_store(store, name: str) -> list[TrialResult]:
 def from_folder(folder: Path) -> list[TrialResult]:
     """The sweep's trials from its folder (`<output_dir>/sweeps/<name>`), read from their run
     directories (finished generations only)."""
-    from collapselab.metrics_file import read_metrics_file
-    from collapselab.rundir import gen_dir, is_done, load_run_config, read_manifest
+    from collapselab.rundir.folders import gen_dir, is_done, load_run_config, read_manifest
+    from collapselab.rundir.metrics_file import read_metrics_file
 
     plan_file = folder / "sweep.json"
     if not plan_file.is_file():

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from collapselab.config import ConfigError, ExperimentConfig, apply_override, config_from_dict
-from collapselab.rundir import gen_dir, is_done
+from collapselab.rundir.folders import gen_dir, is_done
 
 # Keys a grid may not set: they are the sweep's own, or where its trials go.
 RESERVED_KEYS = ("sweep", "experiment.output_dir")

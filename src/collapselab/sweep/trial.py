@@ -83,7 +83,7 @@ def _run(config: dict[str, Any], run_id: str, sweep: dict[str, Any], db_url: str
 
 def _print(event) -> None:
     """A trial's progress on its worker's stdout (Ray forwards it to the driver's log)."""
-    from collapselab.events import GenerationFinished, Message
+    from collapselab.lab.events import GenerationFinished, Message
 
     if isinstance(event, Message):
         print(event.text, flush=True)
@@ -94,7 +94,7 @@ def _print(event) -> None:
 def open_trial_run(cfg, run_id: str, sweep: dict[str, Any]) -> Path:
     """The trial's run directory (created, or the existing one with the same config), its
     manifest carrying the sweep."""
-    from collapselab.rundir import open_run
+    from collapselab.rundir.folders import open_run
 
     run_dir = open_run(cfg, run_id=run_id)
     path = run_dir / "manifest.json"

@@ -7,7 +7,7 @@ task object.
 
 from __future__ import annotations
 
-from collapselab.tasks.base import Evaluation, Task
+from collapselab.lab import Evaluation, Task
 
 TASK_NAMES = ("lm", "qa")
 

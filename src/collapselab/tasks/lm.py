@@ -18,13 +18,12 @@ import random
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from collapselab.lab import Evaluation, HumanData
+from collapselab.lab.provenance import generator_tag
+from collapselab.metrics.registry import entries
 from collapselab.records import Record
-from collapselab.tasks.base import (
-    Evaluation,
-    HumanData,
-    as_entries,
+from collapselab.tasks.scoring import (
     eval_inputs,
-    generator_tag,
     metric_names,
     per_example,
     score,
@@ -51,7 +50,7 @@ class LMTask:
         return "perplexity"
 
     def config_errors(self, cfg: ExperimentConfig) -> list[str]:
-        from collapselab.early_stopping import recipe_errors
+        from collapselab.training.early_stopping import recipe_errors
 
         errors = recipe_errors(cfg, task_has_extras=False)
         d = cfg.data
@@ -100,7 +99,7 @@ class LMTask:
             raise ConfigError(f"data.block_tokens: a prompt plus its continuation ({need} tokens) exceeds the model's {max_positions} positions")
 
     def train(self, lab: Lab, model: Any, records: list[Record], recipe: TrainingBlock, seed: int, desc: str):
-        from collapselab.training import train_lm
+        from collapselab.training.loop import train_lm
 
         tok = lab.tokenizer
         human = [r for r in records if r.source == "human"]
@@ -128,12 +127,12 @@ class LMTask:
                               generator=tag, text=text))
         return out
 
-    def evaluate(self, lab: Lab, model: Any, reference: Any, synthetic: list[Record], seed: int) -> Evaluation:
+    def evaluate(self, lab: Lab, model: Any, generation0: Any, synthetic: list[Record], seed: int) -> Evaluation:
         import json
 
         from collapselab.metrics import default_metrics
 
-        inputs = eval_inputs(lab, model, reference, synthetic, seed)
+        inputs = eval_inputs(lab, model, generation0, synthetic, seed)
         results = score(metric_names(lab, default_metrics("lm", inputs)), inputs)  # with the external reference's, when loaded
         from collapselab.metrics.language import packed_test_blocks
 
@@ -144,7 +143,7 @@ class LMTask:
             {"example_id": i, "input": lab.tokenizer.decode(b), "reference": "", "prediction": "", "scores": json.dumps(scores[i])}
             for i, b in zip(ids, blocks, strict=True)
         ]
-        return Evaluation(as_entries(results), rows, synthetic_score_rows(results, synthetic))
+        return Evaluation(entries(results), rows, synthetic_score_rows(results, synthetic))
 
     def baselines(self, lab: Lab, load_base: Any, seed: int) -> dict[str, dict[str, Any]]:
         from collapselab.metrics.language import pack_test_blocks

@@ -57,7 +57,7 @@ def evaluate(model: Any, tokenizer: Any, block: MMLUBlock, records: tuple[list[R
              max_positions: int) -> dict[str, dict[str, Any]]:
     """MMLU accuracies of `model` in the metrics.json shape (see the module docstring)."""
     from collapselab.metrics.mmlu import evaluate_mmlu
-    from collapselab.models import device
+    from collapselab.models.loading import device
 
     test, dev = records
     out: dict[str, dict[str, Any]] = {}

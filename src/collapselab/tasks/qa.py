@@ -2,7 +2,7 @@
 
 The model answers every human training question on its human context; the next
 generation trains on those answers as labels (SelfPlagAI). An empty answer means "no
-answer" (SQuAD v2). Prompts come from `collapselab.prompts` (plain for base models, the
+answer" (SQuAD v2). Prompts come from `collapselab.models.prompts` (plain for base models, the
 chat template for instruct models); the answer length is `max_new_tokens` everywhere: the
 training targets are cut to it and generation and evaluation produce at most that many.
 """
@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from collapselab.lab import Evaluation, HumanData
+from collapselab.lab.provenance import generator_tag
+from collapselab.metrics.registry import entries
 from collapselab.records import Record
-from collapselab.tasks.base import (
-    Evaluation,
-    HumanData,
-    as_entries,
+from collapselab.tasks.scoring import (
     eval_inputs,
-    generator_tag,
     metric_names,
     per_example,
     score,
@@ -28,7 +27,7 @@ from collapselab.tasks.base import (
 if TYPE_CHECKING:
     from collapselab.config import ArmConfig, ExperimentConfig, TrainingBlock
     from collapselab.lab import Lab
-    from collapselab.prompts import Prompt
+    from collapselab.models.prompts import Prompt
 
 MIN_PROMPT_TOKENS = 32  # a prompt needs room for at least the question
 
@@ -46,7 +45,7 @@ class QATask:
         return cfg.refinery.success.metric  # the metric the three-arm criteria are judged on
 
     def config_errors(self, cfg: ExperimentConfig) -> list[str]:
-        from collapselab.early_stopping import recipe_errors
+        from collapselab.training.early_stopping import recipe_errors
 
         topic = ["data.topic: choosing articles by MMLU subject is for the lm task"] if cfg.data.topic else []
         return topic + recipe_errors(cfg, task_has_extras=True)
@@ -72,7 +71,7 @@ class QATask:
 
         if max_positions - cfg.max_new_tokens < MIN_PROMPT_TOKENS:
             raise ConfigError(f"decoding.max_new_tokens: {cfg.max_new_tokens} leaves fewer than {MIN_PROMPT_TOKENS} of the model's {max_positions} positions for the prompt")
-        from collapselab.early_stopping import check_metric
+        from collapselab.training.early_stopping import check_metric
 
         check_metric(cfg)
 
@@ -83,8 +82,8 @@ class QATask:
         asks: a seeded validation split of `validation_share` of the records (early stopping on
         its token loss or on `early_stopping_metric` of greedy answers to it), and per-example
         loss weights (`loss_weights`)."""
-        from collapselab.early_stopping import validation_split
-        from collapselab.training import train_supervised
+        from collapselab.training.early_stopping import validation_split
+        from collapselab.training.loop import train_supervised
 
         kept, held = validation_split(len(records), recipe.validation_share, seed)
         train, validation = [records[i] for i in kept], [records[i] for i in held]
@@ -111,10 +110,10 @@ class QATask:
 
     # ---- evaluation
 
-    def evaluate(self, lab: Lab, model: Any, reference: Any, synthetic: list[Record], seed: int) -> Evaluation:
+    def evaluate(self, lab: Lab, model: Any, generation0: Any, synthetic: list[Record], seed: int) -> Evaluation:
         from collapselab.metrics import default_metrics
 
-        inputs = eval_inputs(lab, model, reference, synthetic, seed)
+        inputs = eval_inputs(lab, model, generation0, synthetic, seed)
         inputs.predictions = greedy_answers(lab, model, lab.human.test, seed, "evaluate")
         results = score(metric_names(lab, default_metrics("qa")), inputs)
         ids = [r.id for r in lab.human.test]
@@ -124,7 +123,7 @@ class QATask:
              "prediction": p, "scores": json.dumps(scores[r.id])}
             for r, p in zip(lab.human.test, inputs.predictions, strict=True)
         ]
-        return Evaluation(as_entries(results), rows, synthetic_score_rows(results, synthetic))
+        return Evaluation(entries(results), rows, synthetic_score_rows(results, synthetic))
 
     def baselines(self, lab: Lab, load_base: Any, seed: int) -> dict[str, dict[str, Any]]:
         """The zero-shot score of the starting model before any fine-tuning (pretrained
@@ -166,7 +165,7 @@ def bertscore_weights(lab: Lab, records: list[Record]) -> list[float]:
     with the SQuAD v2 no-answer rule (an empty answer to an unanswerable question scores 1)."""
     from collapselab.errors import RunError
     from collapselab.metrics.semantic import bertscore_f1
-    from collapselab.models import device
+    from collapselab.models.loading import device
 
     human = {r.id: r for r in lab.human.train}
     refs = []
@@ -185,7 +184,7 @@ def validation_score(lab: Lab, records: list[Record], metric: str, seed: int) ->
     """The score callback of early stopping: `metric` of the model's greedy answers to the
     held-out records, against the answers they would have been trained on."""
     from collapselab.metrics import EvalInputs, evaluate
-    from collapselab.models import device
+    from collapselab.models.loading import device
 
     def score(model: Any) -> float:
         predictions = greedy_answers(lab, model, records, seed, "validate")

@@ -10,15 +10,14 @@ import math
 import numpy as np
 import pytest
 import torch
+from tiny import tiny_config, tiny_reference
 
 from collapselab.config import config_from_dict
 from collapselab.engine import run_experiment
 from collapselab.errors import ConfigError
 from collapselab.metrics.external import load_reference
-from collapselab.metrics_file import read_metrics_file, read_run_metrics_file
 from collapselab.records import read_records
-
-from .conftest import tiny_config, tiny_reference
+from collapselab.rundir.metrics_file import read_metrics_file, read_run_metrics_file
 
 
 def _alone_ppl(model, tok, text: str, max_tokens: int) -> float:
@@ -35,7 +34,7 @@ def test_reference_model_scores_every_generation_and_the_human_test_set_once(tin
     raw["arms"] = raw["arms"][:1]
     raw["evaluation"] = {"reference_model": str(folder), "reference_sequences": 5,
                          "metrics": ["perplexity", "external_synthetic_perplexity", "external_surprisal"]}
-    import collapselab.models as models
+    import collapselab.models.loading as models
 
     loads = []
     real_load = models.load_model

@@ -12,14 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+from tiny import tiny_config, write_config
 
 from collapselab.config import config_from_dict
 from collapselab.engine import run_experiment
-from collapselab.events import RunStarted
-from collapselab.metrics_file import read_metrics_file
+from collapselab.lab.events import RunStarted
 from collapselab.records import read_records
-
-from .conftest import tiny_config, write_config
+from collapselab.rundir.metrics_file import read_metrics_file
 
 
 def _metrics(run_dir: Path) -> dict[str, dict[str, float]]:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from tiny import tiny_config
 
 from collapselab import engine
 from collapselab.config import config_from_dict
 from collapselab.store import Store
-
-from .conftest import tiny_config
 
 
 def test_a_failing_run_is_recorded_as_failed_with_its_error(tiny_lm_data, tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
-from collapselab import kernels
+from collapselab.models import kernels
 
 TEXT = (
     "the cat sat on the mat and the dog sat on the log. "

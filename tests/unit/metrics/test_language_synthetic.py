@@ -24,7 +24,7 @@ def _one_by_one(model, tok, text):
 def test_synthetic_perplexity_is_per_sequence_under_the_reference_model(tiny_causal, tiny_tokenizer):
     synthetic = [Record(id=f"s{i}", source="synthetic", generation=1, text=t) for i, t in enumerate(TEXTS)]
     inputs = EvalInputs(task="lm", test=[Record(id="h", text="x")], synthetic=synthetic,
-                        reference_model=tiny_causal, tokenizer=tiny_tokenizer, batch_tokens=24)
+                        generation0_model=tiny_causal, tokenizer=tiny_tokenizer, batch_tokens=24)
     out = evaluate(["synthetic_perplexity"], inputs)["synthetic_perplexity"]
     expected = [math.exp(_one_by_one(tiny_causal, tiny_tokenizer, t)) for t in TEXTS]
     assert out.per_example == pytest.approx(expected, rel=1e-4)

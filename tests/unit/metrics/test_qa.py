@@ -102,7 +102,7 @@ def test_synthetic_success_rate_counts_answers_found_in_their_context_and_absten
 
 
 def test_has_ans_f1_and_no_ans_accuracy_score_each_question_of_their_kind_only():
-    from collapselab.tasks.base import per_example
+    from collapselab.tasks.scoring import per_example
 
     test = [Record(id="a", context="Paris is in France.", question="Where is Paris?", answers=("France",)),
             Record(id="b", context="Paris is in France.", question="Who built it?", answers=()),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from collapselab.outbox import Outbox, Undelivered
-from collapselab.tracking import MAX_PARAM_CHARS, flat_params
+from collapselab.outlets.outbox import Outbox, Undelivered
+from collapselab.outlets.trackers import MAX_PARAM_CHARS, flat_params
 
 
 def test_a_job_that_fails_is_retried_then_delivered():

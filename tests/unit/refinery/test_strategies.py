@@ -9,7 +9,7 @@ import random
 import pytest
 
 from collapselab.config import PromptsBlock
-from collapselab.prompts import PromptFormat
+from collapselab.models.prompts import PromptFormat
 from collapselab.refinery.strategies import (
     SENTENCE_END,
     SPAN,

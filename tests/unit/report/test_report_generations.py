@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from engine.conftest import tiny_config, tiny_corpus, tiny_reference
+from tiny import tiny_config, tiny_corpus, tiny_reference
 
 from collapselab.config import config_from_dict
 from collapselab.engine import run_experiment

@@ -6,10 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tiny_chat import make_run, save_tiny
 
 from collapselab.serve import ServeConfig, create_app
-
-from .tiny_chat import make_run, save_tiny
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ import pytest
 
 from collapselab.config import DecodingBlock
 from collapselab.generation import generate
-from collapselab.models import load_model
-from collapselab.prompts import chat_prompt
+from collapselab.models.loading import load_model
+from collapselab.models.prompts import chat_prompt
 
 from .conftest import config
 

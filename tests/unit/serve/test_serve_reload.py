@@ -8,10 +8,11 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from tiny_chat import tiny_model, tiny_tokenizer
+
 from collapselab.learner.checkpoints import checkpoint_dir, publish
 
 from .conftest import config
-from .tiny_chat import tiny_model, tiny_tokenizer
 
 ASK = {"message": "hello there", "temperature": 0, "max_length": 6}
 

@@ -12,8 +12,8 @@ from run_factory import make_run, value
 from collapselab.store import Store, StoreError, export_run, record_generation, record_run
 from collapselab.store import schema as current
 from collapselab.store.db import connect, write_transaction
+from collapselab.store.folder_rows import read_generation, read_run
 from collapselab.store.migrations import current_version, latest_version, migrations, upgrade
-from collapselab.store.rundir import read_generation, read_run
 
 M001_TABLES = ("runs", "arms", "generations", "metrics", "predictions")
 

@@ -1,0 +1,95 @@
+"""What a task is to the loop: the `Task` Protocol and the `Evaluation` it returns.
+
+A task (lm, qa) is a declarative object in the spirit of lm-evaluation-harness's Task: it
+says which fields its human records need, how its human data is cut, how a model trains
+on its records, what a model writes for the next generation, and how a generation is
+scored on the held-out human test set. The engine and the stages call the task; none of
+them compares the task's name. The tasks themselves live in `collapselab.tasks`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from collapselab.records import Record
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from collapselab.config import ArmConfig, ExperimentConfig, TrainingBlock
+    from collapselab.datasets import Splits
+    from collapselab.lab.context import HumanData, Lab
+    from collapselab.training.loop import TrainResult
+
+
+@dataclass(slots=True)
+class Evaluation:
+    """One generation scored on the human test set."""
+
+    metrics: dict[str, dict[str, Any]]  # name -> {value, version, higher_is_better, details}
+    predictions: list[dict[str, Any]]  # one row per test example (predictions.parquet)
+    synthetic_scores: list[dict[str, Any]] = field(default_factory=list)  # one row per synthetic record
+
+
+class Task(Protocol):
+    """The task interface the engine, the refinery and the report use."""
+
+    name: str
+    record_fields: tuple[str, ...]  # fields every human record must have
+    data_builders: tuple[str, ...]  # `arms[].data` values besides "human" this task supports
+    test_unit: str  # what one test example is called in tables ("question", "scored block")
+    main_metrics: tuple[str, ...]  # the report's headline metrics, in order
+    percent_metrics: tuple[str, ...]  # metrics on a 0-100 scale (shown /100 beside 0-1 ones)
+    answers_questions: bool  # predictions are answers judged against references (else texts)
+
+    def primary_metric(self, cfg: ExperimentConfig) -> str:
+        """The metric the report leads with."""
+        ...
+
+    def config_errors(self, cfg: ExperimentConfig) -> list[str]:
+        """Task-specific cross-field problems of a config, each naming its key."""
+        ...
+
+    def default_max_new_tokens(self, cfg: ExperimentConfig) -> int:
+        """New tokens per generated record when `decoding.max_new_tokens` is unset."""
+        ...
+
+    def human_pools(self, cfg: ExperimentConfig, splits: Splits) -> tuple[list[Record], list[Record]]:
+        """The human training pool and test set drawn from a dataset's splits."""
+        ...
+
+    def tokenizer_texts(self, pool: list[Record]) -> list[str]:
+        """The text a scratch tokenizer is trained on."""
+        ...
+
+    def prepare_human(self, cfg: ExperimentConfig, pools: tuple[list[Record], list[Record]], tokenizer: PreTrainedTokenizerBase) -> HumanData:
+        """The pools as the loop uses them (lm: cut into token blocks)."""
+        ...
+
+    def precheck(self, cfg: ExperimentConfig, max_positions: int) -> None:
+        """Raise ConfigError for what would fail only after training (e.g. prompt room)."""
+        ...
+
+    def train(self, lab: Lab, model: PreTrainedModel, records: list[Record], recipe: TrainingBlock, seed: int, desc: str) -> TrainResult:
+        """Train `model` on `records` with `recipe`."""
+        ...
+
+    def write_synthetic(self, lab: Lab, model: PreTrainedModel, arm: ArmConfig, generation: int, seed: int) -> list[Record]:
+        """What model_g writes for the next generation, one record per human training record."""
+        ...
+
+    def evaluate(self, lab: Lab, model: PreTrainedModel, generation0: PreTrainedModel, synthetic: list[Record], seed: int) -> Evaluation:
+        """Score model_g (and its synthetic data) on the held-out human test set; `generation0` is
+        the arm's generation-0 model, which scores the synthetic data as in the Nature 2024 study."""
+        ...
+
+    def baselines(self, lab: Lab, load_base: Callable[[], PreTrainedModel | None], seed: int) -> dict[str, dict[str, Any]]:
+        """Generation-0-only reference figures (lm: a unigram model; qa: the zero-shot base,
+        loaded by `load_base`, which gives None for a scratch model)."""
+        ...
+
+    def stage_inputs(self, metrics: dict[str, dict[str, Any]]) -> tuple[float, float] | None:
+        """(accuracy as a fraction, chance) for the collapse stage, or None if the task has none."""
+        ...

@@ -1,0 +1,70 @@
+"""Where a run's events go beyond the console: trackers, the Hub, notifications.
+
+`outlets(cfg, say)` builds the listeners the config's `tracking:`, `hub:` and `notify:`
+blocks ask for; `with_outlets(cfg, listeners)` adds them to the engine's listeners, with
+what they could not deliver said to those listeners as `Message` events when the run ends
+(in the engine's thread, like every event). A block whose secret is missing from the
+environment is a config error here, before the run starts; the network never is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from collapselab.lab.events import Listener, Message, emit
+
+
+def outlets(cfg, say: Callable[[str], None]) -> list[Listener]:
+    """The listeners `cfg` asks for (none without tracking/hub/notify blocks).
+
+    Args:
+        cfg: the resolved `ExperimentConfig`.
+        say: where each outlet says, at the end of the run, what it could not deliver.
+
+    Raises:
+        ConfigError: a block's token or chat id is not in the environment.
+    """
+    out: list[Listener] = []
+    if cfg.tracking is not None and cfg.tracking.mlflow is not None:
+        from collapselab.outlets.trackers import MlflowTracker
+
+        out.append(MlflowTracker(cfg.tracking, say))
+    if cfg.tracking is not None and cfg.tracking.wandb is not None:
+        from collapselab.outlets.trackers import WandbTracker
+
+        out.append(WandbTracker(cfg.tracking, say))
+    if cfg.hub is not None:
+        from collapselab.outlets.hub import HubPusher
+
+        out.append(HubPusher(cfg.hub, say))
+    if cfg.notify is not None:
+        from collapselab.outlets.notify import Notifier
+
+        out.append(Notifier(cfg.notify, say))
+    return out
+
+
+def with_outlets(cfg, listeners: Sequence[Listener]) -> list[Listener]:
+    """`listeners` followed by `cfg`'s outlets, whose reports go to `listeners` as Messages."""
+    shown = list(listeners)
+    found = outlets(cfg, lambda text: emit(shown, Message(text)))
+    return shown + ([Outlets(found)] if found else [])
+
+
+class Outlets:
+    """One listener for every outlet: each event goes to all of them; when the run ends (or
+    a generation fails and so does the run), every outlet first queues its last jobs, then
+    each is waited for in turn. Their threads work meanwhile, so the wait is the slowest
+    outlet's, not the sum."""
+
+    def __init__(self, members: list[Listener]) -> None:
+        self.members = members
+
+    def __call__(self, event) -> None:
+        from collapselab.lab.events import GenerationFailed, RunFinished
+
+        for member in self.members:
+            member(event)
+        if isinstance(event, RunFinished | GenerationFailed):
+            for member in self.members:
+                member.close()

@@ -1,0 +1,163 @@
+"""Run directories: where a run lives, its manifest, and which steps are done.
+
+runs/<experiment>/<run_id>/
+  config.yaml  manifest.json
+  <arm>/seed-<s>/gen-<g>/ train.parquet  model/  synthetic.parquet  predictions.parquet
+                          metrics.json  timings.json  DONE
+Every file is written atomically (temp file, then rename), so a file that exists is
+complete; `DONE` is written last. A crashed run resumes at the first missing file.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from collapselab.config import ExperimentConfig, config_from_dict, dump_config
+from collapselab.errors import RunError
+from collapselab.records import atomic_write_json, atomic_write_text
+from collapselab.textio import read_json, read_yaml
+
+PACKAGES = ["collapselab", "torch", "transformers", "tokenizers", "peft", "numpy", "pydantic", "pyarrow", "sqlalchemy"]
+
+
+def gen_dir(run_dir: Path, arm: str, seed: int, generation: int) -> Path:
+    return run_dir / arm / f"seed-{seed}" / f"gen-{generation}"
+
+
+def is_done(folder: Path) -> bool:
+    return (folder / "DONE").exists()
+
+
+def mark_done(folder: Path) -> None:
+    atomic_write_json(folder / "DONE", {"finished": datetime.now(UTC).isoformat()})
+
+
+def git_sha() -> str:
+    """The source tree's commit, `-dirty` when it has uncommitted changes; `unknown` outside git."""
+    src = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=src, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + ("-dirty" if dirty else "")
+
+
+def hardware() -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    hw: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform()}
+    try:
+        hw["memory_gib"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        pass
+    if torch.cuda.is_available():
+        hw["gpu"] = torch.cuda.get_device_name(0)
+    return hw
+
+
+def runtime(cfg: ExperimentConfig) -> dict[str, str]:
+    """How models are run: the one dtype policy's choices (`models.model_dtype`) and the
+    generation backend; recorded in the manifest and in every generation's metrics.json."""
+    from collapselab.generation import generation_backend
+    from collapselab.models.loading import device, model_dtype
+    from collapselab.rundir.metrics_file import Runtime
+
+    return Runtime(device=device(), train_dtype=model_dtype(for_training=True), infer_dtype=model_dtype(for_training=False),
+                   generation_backend=generation_backend(cfg.decoding)).model_dump()
+
+
+def manifest(cfg: ExperimentConfig, run_id: str) -> dict[str, Any]:
+    versions = {}
+    for p in PACKAGES:
+        try:
+            versions[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            versions[p] = None
+    return {
+        "run_id": run_id, "experiment": cfg.experiment.name, "created": datetime.now(UTC).isoformat(),
+        "config_hash": cfg.config_hash(), "git_sha": git_sha(), "packages": versions, "python": sys.version.split()[0],
+        "seeds": cfg.experiment.seeds, "hardware": hardware(), "runtime": runtime(cfg), "command": sys.argv,
+    }
+
+
+def load_run_config(run_dir: Path) -> ExperimentConfig:
+    path = run_dir / "config.yaml"
+    data = read_yaml(path, error=RunError)
+    if not isinstance(data, dict):
+        raise RunError(f"{path}: top level must be a mapping of blocks, got {type(data).__name__}")
+    return config_from_dict(data, source=str(path))
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """A run's manifest.json, checked to be an object with the keys a run is found by."""
+    path = run_dir / "manifest.json"
+    data = read_json(path, error=RunError)
+    for key in ("created", "config_hash"):
+        if not isinstance(data, dict) or not isinstance(data.get(key), str):
+            raise RunError(f"{path}: key {key!r} is missing or not a string; the run directory is damaged")
+    return data
+
+
+def open_run(cfg: ExperimentConfig, *, fresh: bool = False, run_id: str | None = None) -> Path:
+    """The run directory to use: the named run, else the experiment's latest run, else a new one.
+
+    An existing run continues only with the same resolved config: anything else is an error
+    that leaves the run untouched (use --fresh for a new run).
+    """
+    root = Path(cfg.experiment.output_dir) / cfg.experiment.name
+    if run_id is None and not fresh:
+        existing = [p for p in root.glob("*") if (p / "manifest.json").exists()] if root.exists() else []
+        # the newest by creation time, not by name (a named run must not shadow later ones)
+        existing.sort(key=lambda p: (read_manifest(p)["created"], p.name))
+        run_id = existing[-1].name if existing else None
+    if run_id is None:
+        run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        while (root / run_id).exists():
+            run_id += "x"
+    run_dir = root / run_id
+    if (run_dir / "manifest.json").exists():
+        old = read_manifest(run_dir)["config_hash"]
+        if old != cfg.config_hash():
+            raise RunError(
+                f"{run_dir}: existing run has config hash {old}, this config is {cfg.config_hash()}; "
+                "use --fresh to start a new run (the existing run is left untouched)"
+            )
+        return run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", dump_config(cfg))
+    atomic_write_json(run_dir / "manifest.json", manifest(cfg, run_id))
+    return run_dir
+
+
+def supersede_from(run_dir: Path, cfg: ExperimentConfig, generation: int) -> list[tuple[str, int, int]]:
+    """Move generation `generation` and later of every arm and seed aside (not deleted:
+    `<run>/.superseded/<time>/...`), so they are redone; returns (arm, seed, g) moved."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    moved = []
+    for arm in cfg.arms:
+        for seed in cfg.experiment.seeds:
+            for g in range(generation, cfg.experiment.generations):
+                d = gen_dir(run_dir, arm.name, seed, g)
+                if d.exists():
+                    dest = run_dir / ".superseded" / stamp / arm.name / f"seed-{seed}" / d.name
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.move(str(d), dest)
+                    moved.append((arm.name, seed, g))
+    return moved
