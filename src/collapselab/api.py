@@ -63,9 +63,13 @@ def run(
         CollapselabError: A config key, data file, record, run directory, model or database
             that is wrong, with the one-line message the CLI prints.
     """
+    from collapselab.checks import check_experiment
     from collapselab.engine import run_experiment
 
     cfg = resolve_config(config, overrides)
+    # All that the config gets wrong, at once and before any data is read; the engine checks
+    # again once it has the human data and the model's positions.
+    check_experiment(cfg, here=True, source=str(config) if isinstance(config, str | Path) else None)
     run_dir = run_experiment(cfg, fresh=fresh, run_id=run_id, restart_from=restart_from_generation, db_url=db, listeners=listeners)
     return Run(run_dir=run_dir, run_id=run_dir.name, db=db)
 

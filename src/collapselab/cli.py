@@ -2,7 +2,9 @@
 
 Errors: commands do not catch the project's named errors themselves. They raise, and
 the one handler here (`CollapselabCommands.invoke`) prints `error: <one line>` on stderr
-and exits with the error's code (see `collapselab.errors`), the same for every command.
+and exits with the error's code (see `collapselab.errors`), the same for every command. A
+config with several problems (`ConfigErrors`) gets one `error:` line per problem under a
+headline that counts them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from collapselab.errors import EXIT_FAILED, CollapselabError
+from collapselab.errors import EXIT_FAILED, CollapselabError, ConfigErrors
 
 # Optional libraries (top-level module -> the pyproject extra that installs it). A command
 # that reaches one that is not installed says which `pip install` fixes it.
@@ -46,6 +48,11 @@ class CollapselabCommands(TyperGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except ConfigErrors as e:  # every problem of a config: a headline, then one line each
+            lines = [e.headline(), *e.problems] if len(e.problems) > 1 else [str(e)]
+            for line in lines:
+                typer.echo(f"error: {error_line(line)}", err=True)
+            raise typer.Exit(e.exit_code) from None
         except CollapselabError as e:
             typer.echo(f"error: {error_line(str(e))}", err=True)
             raise typer.Exit(e.exit_code) from None

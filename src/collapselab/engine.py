@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from collapselab.checks import check_experiment
 from collapselab.config import ArmConfig, ExperimentConfig
-from collapselab.errors import ConfigError
-from collapselab.lab import HumanData, Lab
+from collapselab.lab import Lab
 from collapselab.lab.events import (
     GenerationFailed,
     GenerationFinished,
@@ -87,7 +87,9 @@ def run_experiment(
     tokenizer = prepare_tokenizer(cfg, task, pools[0])
     human = task.prepare_human(cfg, pools, tokenizer)
     positions = _max_positions(cfg, tokenizer)
-    precheck(cfg, task, human, positions, db_url)
+    # Everything that would otherwise fail after hours of training, all of it at once.
+    check_experiment(cfg, here=True, human=human, max_positions=positions)
+    store.connect(db_url).dispose()  # raises DatabaseUnreachable (exit 3) naming the URL
     from collapselab.metrics.external import load_reference
     from collapselab.outlets import with_outlets
 
@@ -108,8 +110,8 @@ def run_experiment(
     if restart_from is not None:
         store.forget_generations(db_url, run_dir, moved)
     store.record_run_status(db_url, run_dir, "running")  # the dashboard's Runs page reads these
-    lab = Lab(cfg, task, run_dir, human, tokenizer, positions, prompt_format(tokenizer, cfg.prompts), reference, background,
-              mmlu, db_url, list(listeners))
+    lab = Lab(cfg, task, run_dir, human, tokenizer, positions, task.max_new_tokens(cfg), prompt_format(tokenizer, cfg.prompts),
+              reference, background, mmlu, db_url, list(listeners))
     emit(listeners, RunStarted(run_dir, run_dir.name, cfg.experiment.name, cfg, resumed))
     emit(listeners, Message(f"run {run_dir} | {len(human.train)} human training records, {len(human.test)} test records"))
     try:
@@ -124,45 +126,6 @@ def run_experiment(
     store.record_run_status(db_url, run_dir, "done")
     emit(listeners, RunFinished(run_dir, run_dir.name))
     return run_dir
-
-
-def precheck(cfg: ExperimentConfig, task: Any, human: HumanData, max_positions: int, db_url: str | None) -> None:
-    """Everything that would otherwise fail after hours of training, checked up front."""
-    from collapselab.generation import generation_backend
-    from collapselab.metrics import default_metrics, metric_for_task
-    from collapselab.metrics.external import config_errors
-    from collapselab.metrics.registry import METRICS_EXTRA, missing_libraries
-    from collapselab.models.loading import device
-
-    for i, name in enumerate(cfg.evaluation.metrics or []):
-        try:
-            metric_for_task(name, task.name)
-        except (KeyError, ValueError) as e:
-            raise ConfigError(f"evaluation.metrics.{i}: {e.args[0]}") from None
-    # A library missing for a metric fails after training, so it is asked for now.
-    for name, module in missing_libraries(cfg.evaluation.metrics or default_metrics(task.name)):
-        chosen = "evaluation.metrics" if cfg.evaluation.metrics else f"evaluation.metrics (the {task.name} defaults)"
-        raise ConfigError(f"{chosen}: metric {name!r} needs the {module} library, which is not installed: {METRICS_EXTRA}")
-    if errors := config_errors(cfg):  # metrics the external reference settings make impossible
-        raise ConfigError(errors[0])
-    try:
-        generation_backend(cfg.decoding)
-    except RuntimeError as e:
-        raise ConfigError(str(e)) from None
-    for key, recipe in (("training", cfg.training), ("model.pretrain", cfg.model.pretrain)):
-        if recipe.precision == "bf16" and device() == "cpu":
-            raise ConfigError(f"{key}.precision: bf16 on a CPU is ~150x slower than fp32; use auto or fp32")
-    n = len(human.train)
-    for i, arm in enumerate(cfg.arms):
-        size = arm.size or n
-        if arm.mix == "ratio" and (round(arm.ratio * size) > n or size - round(arm.ratio * size) > n):
-            raise ConfigError(f"arms.{i}.size: {size} at ratio {arm.ratio} needs more than the {n} human (or synthetic) records a generation has")
-        if arm.mix == "accumulate_subsample" and size > 2 * n:
-            raise ConfigError(f"arms.{i}.size: {size} is larger than generation 1's accumulated pool ({2 * n} records)")
-    task.precheck(cfg, max_positions)
-    from collapselab import store
-
-    store.connect(db_url).dispose()  # raises DatabaseUnreachable (exit 3) naming the URL
 
 
 def run_arm(lab: Lab, arm: ArmConfig, seed: int) -> None:

@@ -1,8 +1,9 @@
 """The project's named errors and what each means as an exit code.
 
 Every error raised on purpose (bad input a user can fix, an unreachable database) is a
-`CollapselabError`: the CLI prints its message as one line, `error: <message>`, and exits
-with its `exit_code`; the Python API raises it as is. Anything else is a bug and keeps its
+`CollapselabError`: the CLI prints its message as one line, `error: <message>` (a
+`ConfigErrors` as one such line per problem), and exits with its `exit_code`; the Python
+API raises it as is. Anything else is a bug and keeps its
 traceback.
 
 Exit codes, the same for every command:
@@ -29,6 +30,31 @@ class CollapselabError(Exception):
 
 class ConfigError(CollapselabError, ValueError):
     """A config file or override is invalid; the message names the key path and value."""
+
+
+class ConfigErrors(ConfigError):
+    """Every problem `collapselab.checks` found in one config, each naming its key.
+
+    The message is one line (all problems joined by "; "); the CLI prints a headline and
+    then one line per problem.
+
+    Attributes:
+        problems: One line per problem, each starting with the config key it is about.
+        source: Where the config came from (a YAML path, a sweep point), or None.
+    """
+
+    def __init__(self, problems: list[str], source: str | None = None) -> None:
+        self.problems = list(problems)
+        self.source = source
+        prefix = f"{source}: " if source else ""
+        if len(self.problems) == 1:
+            super().__init__(prefix + self.problems[0])
+        else:
+            super().__init__(f"{self.headline()}: {'; '.join(self.problems)}")
+
+    def headline(self) -> str:
+        """`<source>: <n> problems`, the line the CLI prints above the problems."""
+        return f"{self.source + ': ' if self.source else ''}{len(self.problems)} problems"
 
 
 class RunError(CollapselabError, ValueError):

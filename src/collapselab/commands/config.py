@@ -9,10 +9,15 @@ FILE_HELP = "Experiment YAML, or the name of a ready config (e.g. quickstart)."
 
 
 def _load(file: str, overrides: list[str] | None):
+    """The config, refused with every problem `collapselab.checks` finds (not those of this
+    machine: a config may be meant for another)."""
+    from collapselab.checks import check_experiment
     from collapselab.config import load_config
     from collapselab.config.files import resolve_config
 
-    return load_config(resolve_config(file), overrides or [])
+    cfg = load_config(resolve_config(file), overrides or [])
+    check_experiment(cfg, source=file)
+    return cfg
 
 
 @config_app.command("validate")
@@ -20,7 +25,7 @@ def validate(
     file: str = typer.Argument(..., help=FILE_HELP),
     set_: list[str] = typer.Option(None, "--set", help="Override key.path=value (repeatable)."),
 ) -> None:
-    """Check a config; exit 2 naming the bad key when it is invalid."""
+    """Check a config; exit 2 naming every bad key when it is invalid."""
     cfg = _load(file, set_)
     typer.echo(f"{file}: ok ({cfg.experiment.name}, {len(cfg.arms)} arms, {cfg.experiment.generations} generations, hash {cfg.config_hash()})")
 

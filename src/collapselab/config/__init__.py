@@ -1,8 +1,9 @@
 """Pydantic models for every config block. YAML is only input; these are the truth.
 
 Precedence: CLI (`--set key.path=value`) > YAML > defaults. Every error names the YAML
-key path and the bad value. One validator (`ExperimentConfig._cross_checks`) holds all
-cross-field checks.
+key path and the bad value. `ExperimentConfig._cross_checks` holds the checks between a
+config's own fields; what a config means to the tasks, metrics, models and data is checked
+above them, in `collapselab.checks` (this schema imports no task).
 """
 
 from __future__ import annotations
@@ -200,9 +201,6 @@ class ExperimentConfig(_Block):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ExperimentConfig:
-        from collapselab.tasks import get_task
-
-        task = get_task(self.experiment.task)
         names = [a.name for a in self.arms]
         if len(set(names)) != len(names):
             raise ValueError(f"arms: names must be unique, got {names}")
@@ -211,16 +209,12 @@ class ExperimentConfig(_Block):
                 raise ValueError(f"arms.{i}.ratio: required when arms.{i}.mix is 'ratio'")
             if arm.mix != "ratio" and arm.ratio is not None:
                 raise ValueError(f"arms.{i}.ratio: only meaningful with mix 'ratio', got mix {arm.mix!r}")
-            if arm.data != "human" and arm.data not in task.data_builders:
-                raise ValueError(f"arms.{i}.data: task {task.name!r} has no {arm.data!r} data builder")
             if arm.init == "scratch" and self.model.name != "scratch":
                 raise ValueError(f"arms.{i}.init: 'scratch' needs model.name 'scratch', got {self.model.name!r}")
         if self.decoding.method == "beam" and self.decoding.num_beams < 2:
             raise ValueError("decoding.num_beams: beam search needs at least 2 beams")
         if self.decoding.method != "beam" and self.decoding.num_beams != 1:
             raise ValueError(f"decoding.num_beams: {self.decoding.num_beams} beams need decoding.method 'beam'")
-        for error in task.config_errors(self):
-            raise ValueError(error)
         if self.model.name == "scratch":
             if self.model.kind != "causal":
                 raise ValueError("model.kind: scratch models are causal")
@@ -235,16 +229,6 @@ class ExperimentConfig(_Block):
         stable across key order."""
         blob = json.dumps(self.model_dump(mode="json", exclude=set(OPERATIONAL_BLOCKS)), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
-
-    @property
-    def max_new_tokens(self) -> int:
-        """New tokens per generated record (lm: a continuation; qa: an answer, also the
-        length training targets are cut to): `decoding.max_new_tokens`, else the task's."""
-        if self.decoding.max_new_tokens is not None:
-            return self.decoding.max_new_tokens
-        from collapselab.tasks import get_task
-
-        return get_task(self.experiment.task).default_max_new_tokens(self)
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:

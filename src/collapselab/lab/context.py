@@ -42,6 +42,7 @@ class Lab:
     human: HumanData
     tokenizer: PreTrainedTokenizerBase  # the scratch BPE, or the pretrained model's own
     max_positions: int  # longest sequence the model takes
+    max_new_tokens: int  # new tokens per generated record (`task.max_new_tokens`): a continuation, an answer
     prompt_format: PromptFormat  # bound to `tokenizer`
     reference: ReferenceModel | None  # the fixed external reference (evaluation.reference_model); None: the run has none
     gibberish_background: list[str]  # evaluation.gibberish_background's text, read once per run

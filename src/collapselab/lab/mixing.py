@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def _sample(records: Sequence[Record], n: int, rng: random.Random) -> list[Record]:
-    if n > len(records):  # the engine's precheck names the arm's size before any training
+    if n > len(records):  # collapselab.checks names the arm's size before any training
         raise ValueError(f"mix: cannot draw {n} records from a pool of {len(records)}")
     idx = sorted(rng.sample(range(len(records)), n))  # keep pool order: stable, readable files
     return [records[i] for i in idx]

@@ -43,17 +43,24 @@ class Task(Protocol):
     main_metrics: tuple[str, ...]  # the report's headline metrics, in order
     percent_metrics: tuple[str, ...]  # metrics on a 0-100 scale (shown /100 beside 0-1 ones)
     answers_questions: bool  # predictions are answers judged against references (else texts)
+    training_extras: bool  # supplies a validation split, a score and loss weights (training.validation_share, early_stopping_*, loss_weights)
 
     def primary_metric(self, cfg: ExperimentConfig) -> str:
         """The metric the report leads with."""
         ...
 
-    def config_errors(self, cfg: ExperimentConfig) -> list[str]:
-        """Task-specific cross-field problems of a config, each naming its key."""
+    def config_problems(self, cfg: ExperimentConfig) -> list[str]:
+        """What this task finds wrong with a config, one line per problem naming its key
+        (called by `collapselab.checks` only)."""
         ...
 
-    def default_max_new_tokens(self, cfg: ExperimentConfig) -> int:
-        """New tokens per generated record when `decoding.max_new_tokens` is unset."""
+    def position_problems(self, cfg: ExperimentConfig, max_positions: int) -> list[str]:
+        """What does not fit in the model's `max_positions` (e.g. a prompt and its
+        continuation), one line per problem naming its key (called by `collapselab.checks` only)."""
+        ...
+
+    def max_new_tokens(self, cfg: ExperimentConfig) -> int:
+        """New tokens per generated record: `decoding.max_new_tokens`, else the task's default."""
         ...
 
     def human_pools(self, cfg: ExperimentConfig, splits: Splits) -> tuple[list[Record], list[Record]]:
@@ -66,10 +73,6 @@ class Task(Protocol):
 
     def prepare_human(self, cfg: ExperimentConfig, pools: tuple[list[Record], list[Record]], tokenizer: PreTrainedTokenizerBase) -> HumanData:
         """The pools as the loop uses them (lm: cut into token blocks)."""
-        ...
-
-    def precheck(self, cfg: ExperimentConfig, max_positions: int) -> None:
-        """Raise ConfigError for what would fail only after training (e.g. prompt room)."""
         ...
 
     def train(self, lab: Lab, model: PreTrainedModel, records: list[Record], recipe: TrainingBlock, seed: int, desc: str) -> TrainResult:

@@ -68,21 +68,6 @@ def wanted(cfg: ExperimentConfig, task: str) -> bool:
     return any(uses_reference(n) for n in cfg.evaluation.metrics)
 
 
-def config_errors(cfg: ExperimentConfig) -> list[str]:
-    """`evaluation.metrics` entries the reference settings make impossible, each naming its key."""
-    errors = []
-    for i, name in enumerate(cfg.evaluation.metrics or []):
-        if not uses_reference(name):
-            continue
-        if cfg.evaluation.reference_model is None:
-            errors.append(f"evaluation.metrics.{i}: {name!r} is scored by the external reference, and "
-                          "evaluation.reference_model is null")
-        elif get_metric(name).scope == "run":
-            errors.append(f"evaluation.metrics.{i}: {name!r} is computed once per run whenever the reference model is "
-                          "loaded (run_metrics.json); list only per-generation metrics")
-    return errors
-
-
 def load_reference(cfg: ExperimentConfig, task: str) -> ReferenceModel | None:
     """The run's reference model, or None when the run does not use one (`wanted`)."""
     if not wanted(cfg, task):

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from collapselab.checks import check_experiment
 from collapselab.config import ConfigError, ExperimentConfig, apply_override, config_from_dict
 from collapselab.rundir.folders import gen_dir, is_done
 
@@ -139,6 +140,7 @@ def plan_sweep(cfg: ExperimentConfig, grid_options: list[str] | None = None, nam
                 raise ConfigError(f"sweep.grid.{key}: {str(e).removeprefix(f'--set {key}: ')}") from None
         data["experiment"]["output_dir"] = str(folder / "runs")
         trial_cfg = config_from_dict(data, source=f"sweep point {shown}")
+        check_experiment(trial_cfg, source=f"sweep point {shown}")
         trials.append(Trial(f"{name}-{_digest(point)}", point, trial_cfg))
     return SweepPlan(name, folder, grid, trials, cfg)
 

@@ -44,28 +44,35 @@ class LMTask:
     test_unit = "scored block"
     main_metrics = ("perplexity", "cross_entropy")
     answers_questions = False  # predictions are answers judged against references
+    training_extras = False  # no validation split, score or loss weights: trains on running text
     percent_metrics: tuple[str, ...] = ()
 
     def primary_metric(self, cfg: ExperimentConfig) -> str:
         return "perplexity"
 
-    def config_errors(self, cfg: ExperimentConfig) -> list[str]:
-        from collapselab.training.early_stopping import recipe_errors
-
-        errors = recipe_errors(cfg, task_has_extras=False)
+    def config_problems(self, cfg: ExperimentConfig) -> list[str]:
+        problems = []
         d = cfg.data
         if d.prompt_tokens and d.prompt_tokens > d.block_tokens:
-            errors.append("data.prompt_tokens: must not exceed data.block_tokens")
+            problems.append("data.prompt_tokens: must not exceed data.block_tokens")
         if cfg.model.kind != "causal":
-            errors.append("model.kind: the lm task continues text, which needs a causal model")
+            problems.append("model.kind: the lm task continues text, which needs a causal model")
         if cfg.model.name == "scratch":
-            need = (d.prompt_tokens or d.block_tokens) + cfg.max_new_tokens
+            need = (d.prompt_tokens or d.block_tokens) + self.max_new_tokens(cfg)
             if need > cfg.model.scratch.max_positions:
-                errors.append(f"model.scratch.max_positions: {cfg.model.scratch.max_positions} is shorter than a prompt plus its continuation ({need} tokens)")
-        return errors
+                problems.append(f"model.scratch.max_positions: {cfg.model.scratch.max_positions} is shorter than a prompt plus its continuation ({need} tokens)")
+        return problems
 
-    def default_max_new_tokens(self, cfg: ExperimentConfig) -> int:
-        return cfg.data.block_tokens
+    def position_problems(self, cfg: ExperimentConfig, max_positions: int) -> list[str]:
+        need = (cfg.data.prompt_tokens or cfg.data.block_tokens) + self.max_new_tokens(cfg)
+        if need > max_positions:
+            return [f"data.block_tokens: a prompt plus its continuation ({need} tokens) exceeds the model's {max_positions} positions"]
+        return []
+
+    def max_new_tokens(self, cfg: ExperimentConfig) -> int:
+        """A continuation as long as a human block, unless `decoding.max_new_tokens` says."""
+        n = cfg.decoding.max_new_tokens
+        return cfg.data.block_tokens if n is None else n
 
     def human_pools(self, cfg: ExperimentConfig, splits: Any) -> tuple[list[Record], list[Record]]:
         """Seeded subsets of documents holding about `train_size` (`test_size`) blocks."""
@@ -91,13 +98,6 @@ class LMTask:
             lm_blocks(test, tokenizer, d.block_tokens, d.test_size, "test"),
         )
 
-    def precheck(self, cfg: ExperimentConfig, max_positions: int) -> None:
-        from collapselab.errors import ConfigError
-
-        need = (cfg.data.prompt_tokens or cfg.data.block_tokens) + cfg.max_new_tokens
-        if need > max_positions:
-            raise ConfigError(f"data.block_tokens: a prompt plus its continuation ({need} tokens) exceeds the model's {max_positions} positions")
-
     def train(self, lab: Lab, model: Any, records: list[Record], recipe: TrainingBlock, seed: int, desc: str):
         from collapselab.training.loop import train_lm
 
@@ -117,7 +117,7 @@ class LMTask:
         cfg, tok = lab.cfg, lab.tokenizer
         n_prompt = cfg.data.prompt_tokens or cfg.data.block_tokens
         prompts = [tok(r.text, add_special_tokens=False)["input_ids"][:n_prompt] for r in lab.human.train]
-        outputs = generate(model, tok, prompts, cfg.decoding, max_new_tokens=cfg.max_new_tokens, seed=seed, desc=f"generate g{generation}")
+        outputs = generate(model, tok, prompts, cfg.decoding, max_new_tokens=lab.max_new_tokens, seed=seed, desc=f"generate g{generation}")
         tag = generator_tag(cfg, arm.name, generation, seed)
         out = []
         for r, ids in zip(lab.human.train, outputs, strict=True):

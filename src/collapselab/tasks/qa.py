@@ -39,19 +39,26 @@ class QATask:
     test_unit = "question"
     main_metrics = ("exact_match", "f1", "has_ans_f1", "no_ans_accuracy", "rouge1", "rouge2", "rougeL", "bertscore")
     answers_questions = True  # predictions are answers judged against references
+    training_extras = True  # a validation split of the questions, scores of greedy answers, BERTScore loss weights
     percent_metrics = ("exact_match", "f1", "has_ans_f1", "no_ans_accuracy")
 
     def primary_metric(self, cfg: ExperimentConfig) -> str:
         return cfg.refinery.success.metric  # the metric the three-arm criteria are judged on
 
-    def config_errors(self, cfg: ExperimentConfig) -> list[str]:
-        from collapselab.training.early_stopping import recipe_errors
+    def config_problems(self, cfg: ExperimentConfig) -> list[str]:
+        return ["data.topic: choosing articles by MMLU subject is for the lm task"] if cfg.data.topic else []
 
-        topic = ["data.topic: choosing articles by MMLU subject is for the lm task"] if cfg.data.topic else []
-        return topic + recipe_errors(cfg, task_has_extras=True)
+    def position_problems(self, cfg: ExperimentConfig, max_positions: int) -> list[str]:
+        n = self.max_new_tokens(cfg)
+        if max_positions - n < MIN_PROMPT_TOKENS:
+            return [f"decoding.max_new_tokens: {n} leaves fewer than {MIN_PROMPT_TOKENS} of the model's {max_positions} positions for the prompt"]
+        return []
 
-    def default_max_new_tokens(self, cfg: ExperimentConfig) -> int:
-        return 32
+    def max_new_tokens(self, cfg: ExperimentConfig) -> int:
+        """An answer of at most 32 tokens (also the length training targets are cut to),
+        unless `decoding.max_new_tokens` says."""
+        n = cfg.decoding.max_new_tokens
+        return 32 if n is None else n
 
     def human_pools(self, cfg: ExperimentConfig, splits: Any) -> tuple[list[Record], list[Record]]:
         """Seeded subsets of `train_size` (`test_size`) questions."""
@@ -65,15 +72,6 @@ class QATask:
 
     def prepare_human(self, cfg: ExperimentConfig, pools: tuple[list[Record], list[Record]], tokenizer: Any) -> HumanData:
         return HumanData(*pools)
-
-    def precheck(self, cfg: ExperimentConfig, max_positions: int) -> None:
-        from collapselab.errors import ConfigError
-
-        if max_positions - cfg.max_new_tokens < MIN_PROMPT_TOKENS:
-            raise ConfigError(f"decoding.max_new_tokens: {cfg.max_new_tokens} leaves fewer than {MIN_PROMPT_TOKENS} of the model's {max_positions} positions for the prompt")
-        from collapselab.training.early_stopping import check_metric
-
-        check_metric(cfg)
 
     # ---- training
 
@@ -151,7 +149,7 @@ class QATask:
 
 def training_pairs(lab: Lab, records: list[Record]) -> list[tuple[list[int], list[int]]]:
     """(prompt, target) ids of QA records: the first reference answer is the target."""
-    fmt, limit, n = lab.prompt_format, lab.max_positions, lab.cfg.max_new_tokens
+    fmt, limit, n = lab.prompt_format, lab.max_positions, lab.max_new_tokens
     pairs = []
     for r in records:
         target = fmt.target(r.answers[0] if r.answers else "", n)
@@ -196,7 +194,7 @@ def validation_score(lab: Lab, records: list[Record], metric: str, seed: int) ->
 
 
 def qa_prompts(lab: Lab, records: list[Record]) -> list[Prompt]:
-    fmt, room = lab.prompt_format, lab.max_positions - lab.cfg.max_new_tokens
+    fmt, room = lab.prompt_format, lab.max_positions - lab.max_new_tokens
     return [fmt.qa(r.context or "", r.question or "", room) for r in records]
 
 
@@ -206,7 +204,7 @@ def answer_questions(lab: Lab, model: Any, records: list[Record], decoding: Any,
 
     prompts = qa_prompts(lab, records)
     # instruction + context first: every question about one context shares its KV cache
-    outs = generate(model, lab.tokenizer, [p.ids for p in prompts], decoding, max_new_tokens=lab.cfg.max_new_tokens,
+    outs = generate(model, lab.tokenizer, [p.ids for p in prompts], decoding, max_new_tokens=lab.max_new_tokens,
                     seed=seed, prefix_lengths=[len(p.prefix) for p in prompts], desc=desc)
     return [lab.prompt_format.answer(o) for o in outs]
 

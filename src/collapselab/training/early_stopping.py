@@ -15,9 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
-    from collapselab.config import ExperimentConfig, TrainingBlock
-
-EXTRAS = ("validation_share", "early_stopping_patience", "early_stopping_metric", "loss_weights")
+    from collapselab.config import TrainingBlock
 
 
 @dataclass
@@ -63,58 +61,6 @@ def check_recipe(
         raise ConfigError(
             f"training.loss_weights: {cfg.loss_weights!r} but {where} was given no per-example weights"
         )
-
-
-def recipe_errors(cfg: ExperimentConfig, *, task_has_extras: bool) -> list[str]:
-    """Config-time problems of the training extras of both recipes, each naming its key.
-
-    Args:
-        cfg: The experiment config.
-        task_has_extras: The task supplies a validation split, a score and loss weights
-            (qa); otherwise (lm) every extra is refused.
-
-    Returns:
-        One message per problem (empty when the recipes are coherent).
-    """
-    errors = []
-    for key, recipe in (("training", cfg.training), ("model.pretrain", cfg.model.pretrain)):
-        set_extras = [f for f in EXTRAS if getattr(recipe, f) != type(recipe).model_fields[f].default]
-        if not task_has_extras:
-            errors += [f"{key}.{f}: the {cfg.experiment.task} task has no validation split or loss weights" for f in set_extras]
-            continue
-        if recipe.early_stopping_patience is not None and recipe.validation_share == 0:
-            errors.append(f"{key}.early_stopping_patience: needs {key}.validation_share > 0 (a split to stop on)")
-        if recipe.early_stopping_metric != "loss" and recipe.validation_share == 0:
-            errors.append(f"{key}.early_stopping_metric: {recipe.early_stopping_metric!r} needs {key}.validation_share > 0")
-        if recipe.loss_weights != "uniform":
-            if key == "model.pretrain":
-                errors.append(f"{key}.loss_weights: the base trains on human answers only, where every weight is 1")
-            for i, arm in enumerate(cfg.arms):
-                if arm.data != "human":
-                    errors.append(f"{key}.loss_weights: {recipe.loss_weights!r} scores answers against their human "
-                                  f"question's; arms.{i}.data {arm.data!r} has none")
-    return errors
-
-
-def check_metric(cfg: ExperimentConfig) -> None:
-    """Raise ConfigError unless each recipe's `early_stopping_metric` is 'loss' or a qa metric
-    computed from answers alone (the validation split has no synthetic data or reference model)."""
-    from collapselab.errors import ConfigError
-    from collapselab.metrics import metric_for_task
-
-    for key, recipe in (("training", cfg.training), ("model.pretrain", cfg.model.pretrain)):
-        name = recipe.early_stopping_metric
-        if name == "loss":
-            continue
-        try:
-            metric = metric_for_task(name, cfg.experiment.task)
-        except (KeyError, ValueError) as e:
-            raise ConfigError(f"{key}.early_stopping_metric: {e.args[0]}") from None
-        if set(metric.needs) != {"predictions"}:
-            raise ConfigError(f"{key}.early_stopping_metric: {name!r} needs {list(metric.needs)}; "
-                              "the validation split has answers only")
-        if not metric.higher_is_better:
-            raise ConfigError(f"{key}.early_stopping_metric: {name!r} is lower-is-better; early stopping keeps the highest")
 
 
 def validation_split(n: int, share: float, seed: int) -> tuple[list[int], list[int]]:

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 from tiny import tiny_config, write_config
 
+from collapselab.checks import check_experiment, config_problems
 from collapselab.config import ConfigError, config_from_dict, dump_config, load_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[3] / "configs").glob("*.yaml"))
@@ -27,6 +28,7 @@ def test_every_shipped_config_validates(path):
         assert learner_config_from_dict(learner.model_dump(mode="json")) == learner
         return
     cfg = load_config(path)
+    assert config_problems(cfg) == []  # also against the tasks, metrics and models
     # show -> load again gives the same resolved config
     again = config_from_dict(__import__("yaml").safe_load(dump_config(cfg)))
     assert again.config_hash() == cfg.config_hash()
@@ -81,8 +83,9 @@ def test_config_hash_ignores_key_order_but_not_values(tmp_path):
 def test_scratch_positions_must_fit_prompt_and_continuation(tmp_path):
     cfg = tiny_config(tmp_path, tmp_path)
     cfg["data"]["block_tokens"] = 48
-    with pytest.raises(ConfigError, match=r"max_positions"):
-        config_from_dict(cfg)
+    loaded = config_from_dict(cfg)  # the schema knows no task: the lm task's continuation length is checked above it
+    with pytest.raises(ConfigError, match=r"model.scratch.max_positions: 64 is shorter than a prompt plus its continuation \(96 tokens\)"):
+        check_experiment(loaded)
 
 
 def test_readme_config_reference_is_generated_from_the_models():

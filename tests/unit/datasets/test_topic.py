@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from tiny import tiny_config
 
+from collapselab.checks import check_experiment
 from collapselab.config import ConfigError, config_from_dict
 from collapselab.datasets import DatasetError
 from collapselab.datasets.topic import topic_documents
@@ -112,4 +113,4 @@ def test_topic_needs_titled_articles_and_the_lm_task(two_domains, tmp_path):
     cfg = tiny_config(two_domains, tmp_path / "runs", task="qa")
     cfg["data"]["topic"] = {"mmlu_subject": "high_school_biology"}
     with pytest.raises(ConfigError, match=r"data.topic: .*lm task"):
-        config_from_dict(cfg)
+        check_experiment(config_from_dict(cfg))

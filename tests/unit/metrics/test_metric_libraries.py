@@ -38,6 +38,7 @@ def test_a_missing_library_fails_before_training(tmp_path, monkeypatch):
     (tmp_path / "qa.yaml").write_text(yaml.safe_dump(cfg))
     result = CliRunner().invoke(app, ["run", str(tmp_path / "qa.yaml"), "--db", f"sqlite:///{tmp_path / 'r.db'}"])
     assert result.exit_code == 2 and result.stdout == ""
-    assert result.stderr == ("error: evaluation.metrics (the qa defaults): metric 'rouge1' needs the rouge_score library, "
-                             "which is not installed: pip install 'collapselab[metrics]'\n")
+    assert result.stderr == (f"error: {tmp_path / 'qa.yaml'}: evaluation.metrics (the qa defaults): metrics 'rouge1', "
+                             "'rouge2', 'rougeL' need the rouge_score library, which is not installed: "
+                             "pip install 'collapselab[metrics]'\n")
     assert not (tmp_path / "runs").exists()  # nothing was trained or written

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from tiny import tiny_config
 
+from collapselab.checks import check_experiment
 from collapselab.config import config_from_dict
 from collapselab.engine import run_experiment
 from collapselab.errors import CollapselabError, ConfigError
@@ -105,7 +106,7 @@ def test_training_extras_are_refused_by_their_key(tiny_qa_data, tmp_path, task, 
     if task == "lm":
         cfg["evaluation"] = {"metrics": ["perplexity"]}
     with pytest.raises(ConfigError, match=message):
-        config_from_dict(cfg)
+        check_experiment(config_from_dict(cfg))
 
 
 @pytest.mark.parametrize(

@@ -126,11 +126,22 @@ def test_qa_answer_length_comes_from_the_config(tmp_path):
 
     tok = train_tokenizer(["Context: the cat sat on the mat with a very long answer indeed"] * 20, 300)
     n = 3
-    lab = SimpleNamespace(prompt_format=prompt_format(tok, PromptsBlock()), max_positions=64,
-                          cfg=SimpleNamespace(max_new_tokens=n))
+    lab = SimpleNamespace(prompt_format=prompt_format(tok, PromptsBlock()), max_positions=64, max_new_tokens=n)
     long = Record(id="q", context="the cat sat on the mat", question="what?", answers=("a very long answer indeed",))
     (_, target), = training_pairs(lab, [long])
     assert len(target) == n + 1 and target[-1] == tok.eos_token_id
+
+
+def test_new_tokens_per_record_are_the_decoding_setting_else_the_task_default(tmp_path):
+    from collapselab.tasks import get_task
+
+    raw = tiny_config(tmp_path, tmp_path / "runs")  # blocks of 16 tokens
+    lm, qa = get_task("lm"), get_task("qa")
+    cfg = config_from_dict(raw)
+    assert (lm.max_new_tokens(cfg), qa.max_new_tokens(cfg)) == (16, 32)  # a block; an answer
+    raw["decoding"]["max_new_tokens"] = 5
+    cfg = config_from_dict(raw)
+    assert (lm.max_new_tokens(cfg), qa.max_new_tokens(cfg)) == (5, 5)
 
 
 def _mmlu_folder(root: Path) -> Path:

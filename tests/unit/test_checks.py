@@ -1,0 +1,86 @@
+"""One checker above the tasks: every problem of a config, each naming its key, in one run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from tiny import tiny_config, write_config
+from typer.testing import CliRunner
+
+import collapselab
+from collapselab.checks import check_experiment, config_problems
+from collapselab.cli import app
+from collapselab.config import config_from_dict
+from collapselab.engine import run_experiment
+from collapselab.errors import EXIT_BAD_INPUT, ConfigErrors
+
+# Three independent mistakes of an lm config: a task-specific one, early stopping the task
+# cannot score (with patience on), and a generation-0 data builder the task does not have.
+THREE_MISTAKES = [
+    "arms.0.data: task 'lm' has no 'contaminated' data builder",
+    "data.prompt_tokens: must not exceed data.block_tokens",
+    "training.early_stopping_patience: the lm task has no validation split or loss weights",
+    "training.early_stopping_metric: the lm task has no validation split or loss weights",
+]
+
+
+def _three_mistakes(tmp_path) -> dict:
+    cfg = tiny_config(tmp_path / "no-data-here", tmp_path / "runs")
+    cfg["data"]["prompt_tokens"] = 32  # > block_tokens 16
+    cfg["training"].update(early_stopping_metric="f1", early_stopping_patience=2)
+    cfg["arms"][0]["data"] = "contaminated"
+    return cfg
+
+
+def test_config_validate_prints_every_problem_in_one_run(tmp_path):
+    path = write_config(_three_mistakes(tmp_path), tmp_path / "x.yaml")
+    result = CliRunner().invoke(app, ["config", "validate", str(path)])
+    assert (result.exit_code, result.stdout) == (EXIT_BAD_INPUT, "")
+    assert result.stderr.splitlines() == [f"error: {path}: 4 problems", *(f"error: {p}" for p in THREE_MISTAKES)]
+    shown = CliRunner().invoke(app, ["config", "show", str(path)])  # show prints only a config that passes
+    assert shown.exit_code == EXIT_BAD_INPUT and shown.stderr == result.stderr
+
+
+def test_one_problem_is_one_line_with_its_file(tmp_path):
+    cfg = tiny_config(tmp_path, tmp_path / "runs")
+    cfg["arms"][1]["data"] = "synthetic"
+    path = write_config(cfg, tmp_path / "one.yaml")
+    result = CliRunner().invoke(app, ["config", "validate", str(path)])
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert result.stderr == f"error: {path}: arms.1.data: task 'lm' has no 'synthetic' data builder\n"
+
+
+def test_the_api_refuses_every_problem_before_any_data_is_read(tmp_path):
+    with pytest.raises(ConfigErrors) as raised:
+        collapselab.run(_three_mistakes(tmp_path))  # its data folder does not exist
+    assert raised.value.problems == THREE_MISTAKES and raised.value.source is None
+    assert str(raised.value) == "4 problems: " + "; ".join(THREE_MISTAKES)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_engine_adds_what_the_data_says_to_what_the_config_says(tiny_lm_data, tmp_path):
+    cfg = tiny_config(tiny_lm_data, tmp_path / "runs")
+    cfg["evaluation"]["metrics"] = ["perplexity", "perplexty"]
+    cfg["arms"] = [{"name": "r", "mix": "ratio", "ratio": 0.5, "size": 100}]
+    with pytest.raises(ConfigErrors) as raised:
+        run_experiment(config_from_dict(cfg))
+    unknown, size = raised.value.problems
+    assert unknown.startswith("evaluation.metrics.1: unknown metric 'perplexty'")
+    assert size.startswith("arms.0.size: 100 at ratio 0.5 needs more than the ")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_positions_are_checked_when_the_model_is_known(tmp_path):
+    cfg = config_from_dict(tiny_config(tmp_path, tmp_path / "runs"))  # blocks of 16, continuations of 16
+    assert config_problems(cfg) == []
+    check_experiment(cfg, max_positions=32)  # fits exactly
+    with pytest.raises(ConfigErrors, match=r"^data.block_tokens: a prompt plus its continuation \(32 tokens\) exceeds the model's 31 positions$"):
+        check_experiment(cfg, max_positions=31)
+
+
+def test_the_schema_imports_no_task():
+    code = "import sys, collapselab.config; print(sorted(m for m in sys.modules if m.startswith('collapselab.tasks')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
