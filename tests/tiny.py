@@ -112,12 +112,12 @@ def peaked(model, seed: int | None = None):
     return model.eval()
 
 
-SPECIAL_ROLES = {"<pad>": "pad_token", "<eos>": "eos_token", "<unk>": "unk_token"}
+SPECIAL_ROLES = {"<pad>": "pad_token", "<eos>": "eos_token", "<unk>": "unk_token", "<s>": "bos_token"}
 
 
 def bpe_tokenizer(texts: list[str], vocab_size: int, specials: list[str], *, byte_level: bool = True, full_alphabet: bool = False):
-    """A BPE trained on `texts` in a moment, as a `PreTrainedTokenizerFast`; `<pad>`, `<eos>`
-    and `<unk>` among `specials` become its pad, eos and unk tokens.
+    """A BPE trained on `texts` in a moment, as a `PreTrainedTokenizerFast`; `<pad>`, `<eos>`,
+    `<unk>` and `<s>` among `specials` become its pad, eos, unk and bos tokens.
 
     byte_level: byte-level pieces (any text encodes), else whitespace-split words with
     `<unk>` for the rest; full_alphabet: all 256 bytes in the vocabulary, not only those seen.
