@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from collapselab import textio
 from collapselab.errors import CollapselabError
 
 Source = Literal["human", "synthetic", "contaminated"]
@@ -210,15 +211,8 @@ def read_records(path: str | os.PathLike[str]) -> list[Record]:
     if not path.exists():
         raise RecordError(f"{path}: records file does not exist")
     if path.suffix == ".jsonl":
-        from collapselab import textio
-
         return [record_from_dict(d, where=f"{path}:{i}") for i, d in textio.read_jsonl(path, error=RecordError)]
-    import pyarrow.parquet as pq
-
-    try:
-        rows = pq.read_table(path).to_pylist()
-    except Exception as e:  # pyarrow raises several types for a corrupt file
-        raise RecordError(f"{path}: not a readable Parquet file ({e})") from None
+    rows = textio.read_parquet(path, error=RecordError).to_pylist()
     return [record_from_dict(d, where=f"{path} row {i}") for i, d in enumerate(rows)]
 
 

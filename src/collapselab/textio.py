@@ -1,8 +1,8 @@
-"""Reading the files a user hands in: UTF-8 text, JSON, JSON Lines and YAML.
+"""Reading the files a user hands in: UTF-8 text, JSON, JSON Lines, YAML and Parquet.
 
-Every reader of a config, a data file, a predictions file or a run directory's JSON goes
-through here, so a file that is missing, a folder, binary, not UTF-8, empty, truncated or
-syntactically broken always fails the same way: a one-line named error that says which
+Every reader of a config, a data file, a predictions file or a run directory's JSON or
+Parquet goes through here, so a file that is missing, a folder, binary, not UTF-8, empty,
+truncated or syntactically broken always fails the same way: a one-line named error that says which
 file, and where in it (line and column, or the JSON Lines record). Each caller passes the
 error class of its own layer (`DatasetError`, `ConfigError`, `StoreError`...), so callers
 keep catching what they caught before.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,36 @@ def parse_yaml(text: str, *, where: str, error: ErrorClass = FileFormatError) ->
         raise error(f"{where}{at}: not valid YAML ({what})") from None
     except yaml.YAMLError as e:
         raise error(f"{where}: not valid YAML ({' '.join(str(e).split())})") from None
+
+
+def read_parquet(
+    path: str | os.PathLike[str], *, columns: list[str] | None = None, error: ErrorClass = FileFormatError
+) -> Any:
+    """A Parquet file as a `pyarrow.Table` (only `columns`, when given).
+
+    Raises:
+        error: The file is missing, a folder, or not readable as Parquet (damaged, cut short,
+            another format, a column not in it); one line naming the file.
+    """
+    return _guarded_parquet(Path(path), error, lambda pq, p: pq.read_table(p, columns=columns))
+
+
+def parquet_row_count(path: str | os.PathLike[str], *, error: ErrorClass = FileFormatError) -> int:
+    """Rows of a Parquet file, from its footer alone; raises like `read_parquet`."""
+    return _guarded_parquet(Path(path), error, lambda pq, p: pq.read_metadata(p).num_rows)
+
+
+def _guarded_parquet(path: Path, error: ErrorClass, read: Callable[[Any, Path], Any]) -> Any:
+    import pyarrow.parquet as pq
+
+    if path.is_dir():  # pyarrow would read a folder as a partitioned dataset
+        raise error(f"{path}: is a folder, expected a file")
+    if not path.exists():
+        raise error(f"{path}: file does not exist")
+    try:
+        return read(pq, path)
+    except Exception as e:  # pyarrow raises several types (ArrowInvalid, OSError...) for a damaged file
+        raise error(f"{path}: not a readable Parquet file ({' '.join(str(e).split())})") from None
 
 
 @functools.cache

@@ -1,9 +1,8 @@
 """Helpers of the serve e2e tests: a free loopback port, `collapselab serve` / `learn` as real
-processes, waiting for a server, and the tiny-model builders of the unit tests."""
+processes and waiting for a server (the tiny models they serve: tests/tiny.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import subprocess
@@ -12,16 +11,6 @@ import time
 from pathlib import Path
 
 import httpx
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def tiny_chat():
-    """tests/unit/serve/tiny_chat.py as a module (the unit tests' tiny-model builders)."""
-    spec = importlib.util.spec_from_file_location("tiny_chat", REPO / "tests" / "tiny_chat.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def free_port() -> int:

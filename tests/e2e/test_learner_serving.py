@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from serve_process import collapselab, free_port, stop, tiny_chat, wait_healthy
+from serve_process import collapselab, free_port, stop, wait_healthy
+from tiny import save_chat_model
 
 pytestmark = pytest.mark.e2e
 
@@ -49,7 +50,7 @@ def _latest(run_dir: Path) -> str | None:
 
 
 def test_server_follows_the_learner_and_a_killed_learner_resumes_exactly(tmp_path, shared_data):
-    base = tiny_chat().save_tiny(tmp_path / "base", chat=True, seed=5)
+    base = save_chat_model(tmp_path / "base", chat=True, seed=5)
     config = _config(tmp_path, shared_data, base)
     db = f"sqlite:///{tmp_path / 'lab.db'}"
     learn_log = tmp_path / "learn.log"

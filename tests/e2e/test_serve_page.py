@@ -4,7 +4,8 @@ a message gets a streamed reply; compare mode shows two generations' replies sid
 from __future__ import annotations
 
 import pytest
-from serve_process import collapselab, free_port, stop, tiny_chat, wait_healthy
+from serve_process import collapselab, free_port, stop, wait_healthy
+from tiny import chat_run
 
 pytestmark = pytest.mark.e2e
 
@@ -13,7 +14,7 @@ def test_page_chats_and_compares_two_generations(browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    run = tiny_chat().make_run(tmp_path, generations=3)
+    run = chat_run(tmp_path, generations=3)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"

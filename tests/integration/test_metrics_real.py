@@ -313,21 +313,12 @@ def test_gibberish_score_orders_real_model_output_by_quality_on_tinystories(shar
 
 # ---- MMLU: a tiny random model is at chance ---------------------------------------------
 def _tiny_llama(texts):
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from tiny import bpe_tokenizer, llama
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=1000, special_tokens=["<eos>"],
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>")
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-                      eos_token_id=tokenizer.eos_token_id)
-    return LlamaForCausalLM(cfg).eval(), tokenizer
+    tokenizer = bpe_tokenizer(texts, 1000, ["<eos>"], full_alphabet=True)
+    model = llama(len(tokenizer), num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+                  tie_word_embeddings=False, eos_token_id=tokenizer.eos_token_id)
+    return model.eval(), tokenizer
 
 
 def test_mmlu_tiny_random_model_is_at_chance(shared_data):

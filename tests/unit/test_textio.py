@@ -6,7 +6,15 @@ import pytest
 
 from collapselab.config import ConfigError
 from collapselab.errors import CollapselabError
-from collapselab.textio import FileFormatError, read_json, read_jsonl, read_text, read_yaml
+from collapselab.textio import (
+    FileFormatError,
+    parquet_row_count,
+    read_json,
+    read_jsonl,
+    read_parquet,
+    read_text,
+    read_yaml,
+)
 
 
 def _raises(fn, path, message: str, error: type[CollapselabError] = FileFormatError) -> None:
@@ -76,3 +84,23 @@ def test_yaml_key_given_twice_is_refused(tmp_path):
     _raises(read_yaml, p, f"{p}:4:3: not valid YAML (key 'epochs' is given twice)")
     p.write_text("a: {x: 1}\nb: {x: 2}\n")  # equal keys in different mappings are fine
     assert read_yaml(p) == {"a": {"x": 1}, "b": {"x": 2}}
+
+
+def test_parquet_reads_and_every_damage_is_one_named_line(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    p = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"id": ["a", "b", "c"], "n": [1, 2, 3]}), p)
+    assert read_parquet(p, columns=["n"]).to_pydict() == {"n": [1, 2, 3]}
+    assert parquet_row_count(p) == 3
+    cut = tmp_path / "cut.parquet"
+    cut.write_bytes(p.read_bytes()[:-20])  # a copy interrupted: the footer is gone
+    for fn in (read_parquet, parquet_row_count):
+        with pytest.raises(ConfigError) as e:
+            fn(cut, error=ConfigError)
+        assert str(e.value).startswith(f"{cut}: not a readable Parquet file (") and "\n" not in str(e.value)
+        _raises(fn, tmp_path / "nope.parquet", f"{tmp_path / 'nope.parquet'}: file does not exist")
+        _raises(fn, tmp_path, f"{tmp_path}: is a folder, expected a file")
+    with pytest.raises(FileFormatError, match=f"^{p}: not a readable Parquet file \\(.*scores"):
+        read_parquet(p, columns=["scores"])

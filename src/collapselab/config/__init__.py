@@ -14,8 +14,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_validator
 
+from collapselab.config.loading import Block, block_of, load_model_file, model_from_dict
+
+# `--set` parsing lives with the loader; re-exported because api and sweep apply overrides too.
+from collapselab.config.loading import apply_override as apply_override
+from collapselab.config.loading import parse_override as parse_override
 from collapselab.config.operations import HubBlock, NotifyBlock, SweepBlock, TrackingBlock
 from collapselab.config.refinery import RefineryConfig
 from collapselab.errors import ConfigError
@@ -25,11 +30,7 @@ from collapselab.errors import ConfigError
 OPERATIONAL_BLOCKS = frozenset({"sweep", "tracking", "hub", "notify"})
 
 
-class _Block(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class ExperimentBlock(_Block):
+class ExperimentBlock(Block):
     name: str = Field(description="Experiment name; runs go to <output_dir>/<name>/<run_id>.")
     task: Literal["lm", "qa"] = Field(description="lm: continue human text blocks; qa: answer human questions.")
     generations: int = Field(4, ge=1, description="Number of generations G (g = 0..G-1).")
@@ -37,12 +38,12 @@ class ExperimentBlock(_Block):
     output_dir: str = Field("runs", description="Root folder of run directories.")
 
 
-class TopicBlock(_Block):
+class TopicBlock(Block):
     mmlu_subject: str = Field(description="lm: the MMLU subject whose domain the training text is drawn from (e.g. high_school_biology); its dev and val questions are the query, never its test questions.")
     articles: int = Field(20, ge=1, description="Training articles kept: those ranked highest by BM25 against the query (datasets/topic.py); the held-out test text stays the dataset's own.")
 
 
-class DataBlock(_Block):
+class DataBlock(Block):
     dataset: str = Field(description="Dataset name in the registry: wikitext2, tinystories, squad_v2, squad_v1.1, cosmosqa, mmlu, jsonl.")
     path: str | None = Field(None, description="Explicit file or folder; else $COLLAPSELAB_DATA/<dataset>.")
     train_size: int | None = Field(None, ge=1, description="Human training pool size (lm: blocks, qa: questions); None = all.")
@@ -53,7 +54,7 @@ class DataBlock(_Block):
     topic: TopicBlock | None = Field(None, description="lm: train only on the articles most about one MMLU subject (the knowledge-collapse framework's --mmlu_topic); None = all articles.")
 
 
-class ScratchArchitecture(_Block):
+class ScratchArchitecture(Block):
     architecture: Literal["llama", "gpt2"] = Field("llama", description="Llama-style (RMSNorm, RoPE, SwiGLU) or GPT-2-style blocks.")
     vocab_size: int = Field(2048, ge=64, description="BPE vocabulary trained on the human training text.")
     d_model: int = Field(128, ge=8, description="Hidden size.")
@@ -63,14 +64,14 @@ class ScratchArchitecture(_Block):
     max_positions: int = Field(256, ge=16, description="Longest sequence (prompt + continuation, training block).")
 
 
-class LoraBlock(_Block):
+class LoraBlock(Block):
     r: int = Field(8, ge=1, description="LoRA rank.")
     alpha: int = Field(16, ge=1, description="LoRA scaling alpha.")
     dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the adapter input.")
     target_modules: list[str] | str = Field("all-linear", description="peft target_modules.")
 
 
-class TrainingBlock(_Block):
+class TrainingBlock(Block):
     epochs: float = Field(1.0, gt=0, description="Passes over the generation's training set.")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
     lr: float = Field(5e-4, gt=0, description="Peak AdamW learning rate (linear warmup, then decay).")
@@ -90,7 +91,7 @@ class TrainingBlock(_Block):
     loss_weights: Literal["uniform", "bertscore_f1"] = Field("uniform", description="qa: 'bertscore_f1' weights each example's token losses by a BERTScore F1 the task computes before training (a constant: only the cross-entropy is differentiated; the weights reweight examples).")
 
 
-class ModelBlock(_Block):
+class ModelBlock(Block):
     name: str = Field("scratch", description="'scratch', a catalogue name (smollm2-135m-instruct, gemma-3-270m), a local HF folder, a name under $COLLAPSELAB_MODELS, or a hub id.")
     kind: Literal["causal", "seq2seq"] = Field("causal", description="Decoder-only or encoder-decoder (hub models).")
     scratch: ScratchArchitecture = Field(default_factory=ScratchArchitecture)
@@ -101,7 +102,7 @@ class ModelBlock(_Block):
     lora: LoraBlock | None = Field(None, description="LoRA adapters; None = full fine-tuning.")
 
 
-class DecodingBlock(_Block):
+class DecodingBlock(Block):
     method: Literal["sample", "greedy", "beam"] = Field("sample", description="Ancestral sampling, greedy, or beam search.")
     temperature: float = Field(1.0, gt=0, description="Sampling temperature.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass (1 = off).")
@@ -113,7 +114,7 @@ class DecodingBlock(_Block):
     backend: Literal["auto", "transformers", "vllm"] = Field("auto", description="auto: vLLM when installed and a GPU is present.")
 
 
-class StageBlock(_Block):
+class StageBlock(Block):
     retained: float = Field(0.9, gt=0, le=1, description="Stage A while a generation keeps at least this share of generation 0's above-chance accuracy.")
     chance_margin: float = Field(0.02, ge=0, lt=1, description="Stage C when accuracy (a fraction) is within this of chance.")
     gibberish_floor: float = Field(1.5, ge=0, le=3, description="Stage C when the synthetic data's mean gibberish score (0-3) is below this.")
@@ -123,7 +124,7 @@ MMLUGroup = Literal["STEM", "humanities", "social sciences", "other"]
 MMLUFormat = Literal["zero_shot", "few_shot", "short_answer", "no_instruction"]
 
 
-class MMLUBlock(_Block):
+class MMLUBlock(Block):
     subjects: list[str] = Field(default_factory=list, description="MMLU subjects, e.g. high_school_biology (with groups: their union; both empty: all 57).")
     groups: list[MMLUGroup] = Field(default_factory=list, description="MMLU subject groups whose subjects are evaluated.")
     formats: list[MMLUFormat] = Field(default_factory=lambda: ["zero_shot"], min_length=1, description="Prompt formats (metrics/mmlu.py); the first gives mmlu_accuracy and the collapse stage.")
@@ -134,7 +135,7 @@ class MMLUBlock(_Block):
     path: str | None = Field(None, description="The MMLU folder (dev/ test/); else $COLLAPSELAB_DATA/mmlu.")
 
 
-class EvaluationBlock(_Block):
+class EvaluationBlock(Block):
     metrics: list[str] | None = Field(None, description="Metric names from the registry; None = the task's defaults.")
     batch_tokens: int = Field(16384, ge=64, description="Token budget per evaluation batch.")
     stages: StageBlock = Field(default_factory=StageBlock, description="Thresholds of the collapse stage A/B/C per generation (metrics/stages.py).")
@@ -160,7 +161,7 @@ class EvaluationBlock(_Block):
     )
 
 
-class PromptsBlock(_Block):
+class PromptsBlock(Block):
     format: Literal["auto", "plain", "chat"] = Field("auto", description="qa prompts: plain 'Context/Question/Answer:' (base models) or the tokenizer's chat template (instruct models); auto picks chat when the tokenizer has a template.")
     qa_instruction: str = Field(
         "Answer the question with a short span copied from the context. If the context does not contain the answer, reply exactly: {unanswerable}",
@@ -173,7 +174,7 @@ class PromptsBlock(_Block):
     unanswerable: str = Field("unanswerable", description="chat: the reply that means 'no answer' (read back as the SQuAD v2 empty answer).")
 
 
-class ArmConfig(_Block):
+class ArmConfig(Block):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$", description="Arm name (a folder name in the run).")
     init: Literal["scratch", "base", "previous"] = Field("previous", description="Where each generation's training starts.")
     mix: Literal["replace", "accumulate", "accumulate_subsample", "ratio"] = Field("replace", description="What generation g>0 trains on (see mixing.py).")
@@ -184,7 +185,7 @@ class ArmConfig(_Block):
     )
 
 
-class ExperimentConfig(_Block):
+class ExperimentConfig(Block):
     experiment: ExperimentBlock
     data: DataBlock
     model: ModelBlock = Field(default_factory=ModelBlock)
@@ -231,106 +232,13 @@ class ExperimentConfig(_Block):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _format_validation_error(err: ValidationError, source: str) -> str:
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
-        if e["type"] == "extra_forbidden":
-            lines.append(f"{source}: unknown key '{loc}'{_did_you_mean(e['loc']) if err.title == ExperimentConfig.__name__ else ''}")
-        elif e["type"] == "missing":
-            lines.append(f"{source}: missing required key '{loc}'")
-        else:
-            msg = e["msg"].removeprefix("Value error, ")
-            value = e.get("input")
-            shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
-            lines.append(f"{source}: {loc}: {msg}{shown}" if loc != "<root>" else f"{source}: {msg}")
-    return "; ".join(lines)
-
-
-def _did_you_mean(loc: tuple[Any, ...]) -> str:
-    """` (did you mean 'epochs'?)` for a mistyped key, from the keys its block has."""
-    import difflib
-
-    block: type[BaseModel] | None = ExperimentConfig
-    for part in loc[:-1]:
-        if isinstance(part, int):  # a list index: arms.0.name
-            continue
-        field = block.model_fields.get(str(part)) if block is not None else None
-        block = _block_of(field.annotation) if field is not None else None
-    if block is None:
-        return ""
-    close = difflib.get_close_matches(str(loc[-1]), list(block.model_fields), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(block.model_fields)})"
-
-
-def _block_of(annotation: Any) -> type[BaseModel] | None:
-    """The config block class inside an annotation (`Block`, `Block | None`, `list[Block]`)."""
-    import types
-    import typing
-
-    args = typing.get_args(annotation) if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) in (typing.Union, list) else ()
-    for a in (annotation, *args):
-        if isinstance(a, type) and issubclass(a, BaseModel):
-            return a
-    return None
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """Parse `key.path=value`; the value is read as YAML (numbers, bools, lists)."""
-    if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected key.path=value")
-    key, raw = text.split("=", 1)
-    if not key.strip():
-        raise ConfigError(f"--set {text!r}: empty key")
-    try:
-        value = yaml.safe_load(raw) if raw != "" else ""
-    except yaml.YAMLError:
-        value = raw
-    return key.strip().split("."), value
-
-
-def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
-    node: Any = data
-    for i, part in enumerate(path[:-1]):
-        where = ".".join(path[: i + 1])
-        if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"--set {'.'.join(path)}: '{where}' is not an index of a list of {len(node)}")
-            node = node[int(part)]
-        else:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict | list):
-                raise ConfigError(f"--set {'.'.join(path)}: '{where}' is a value, not a block")
-    last = path[-1]
-    if isinstance(node, list):
-        if not last.isdigit() or int(last) >= len(node):
-            raise ConfigError(f"--set {'.'.join(path)}: '{last}' is not an index of a list of {len(node)}")
-        node[int(last)] = value
-    else:
-        node[last] = value
-
-
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     """Load and validate a YAML config, applying `key.path=value` overrides first."""
-    from collapselab.textio import read_yaml
-
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: config file does not exist")
-    data = read_yaml(path, error=ConfigError)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping of blocks, got {type(data).__name__}")
-    for item in overrides or []:
-        keys, value = parse_override(item)
-        apply_override(data, keys, value)
-    return config_from_dict(data, source=str(path))
+    return load_model_file(ExperimentConfig, path, overrides or [], error=ConfigError)
 
 
 def config_from_dict(data: dict[str, Any], source: str = "<config>") -> ExperimentConfig:
-    try:
-        return ExperimentConfig.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(_format_validation_error(e, source)) from None
+    return model_from_dict(ExperimentConfig, data, source, error=ConfigError)
 
 
 def dump_config(config: ExperimentConfig) -> str:
@@ -346,8 +254,6 @@ def reference_markdown() -> str:
     import typing
 
     from pydantic_core import PydanticUndefined
-
-    block_of = _block_of
 
     out: list[str] = []
     seen: dict[type, str] = {}

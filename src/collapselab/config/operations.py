@@ -9,19 +9,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from collapselab.config.loading import Block
 
 
-class _Block(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-
-class TrialResources(_Block):
+class TrialResources(Block):
     cpus: float = Field(1.0, gt=0, description="CPUs each trial reserves on Ray (num_cpus); its torch threads too (at least 1).")
     gpus: float = Field(0.0, ge=0, description="GPUs each trial reserves (num_gpus); a fraction such as 0.5 packs two trials onto one GPU.")
 
-class SweepBlock(_Block):
+class SweepBlock(Block):
     name: str | None = Field(
         None, pattern=r"^[A-Za-z0-9_.\-]+$",
         description="Sweep name: its folder <output_dir>/sweeps/<name> and the prefix of its trials' run ids (default: <experiment>-<hash of the base config>).",
@@ -36,23 +33,23 @@ class SweepBlock(_Block):
     metric: str | None = Field(None, description="Metric the sweep report plots against the swept key (default: the task's primary metric, lm perplexity, qa refinery.success.metric).")
 
 
-class MlflowBlock(_Block):
+class MlflowBlock(Block):
     tracking_uri: str = Field("sqlite:///mlflow.db", description="MLflow tracking URI: a SQLite file (works offline), a tracking server (http://host:5000), or a folder (./mlruns, with MLFLOW_ALLOW_FILE_STORE=true).")
     experiment: str | None = Field(None, description="MLflow experiment name (default: experiment.name).")
 
-class WandbBlock(_Block):
+class WandbBlock(Block):
     project: str = Field("collapselab", description="W&B project.")
     entity: str | None = Field(None, description="W&B entity (user or team); null: the default one.")
     mode: Literal["offline", "online"] = Field("offline", description="offline writes run files to sync later (`wandb sync`), with no network.")
     dir: str | None = Field(None, description="Folder of W&B's run files (default: the run directory).")
 
-class TrackingBlock(_Block):
+class TrackingBlock(Block):
     mlflow: MlflowBlock | None = Field(None, description="Log to MLflow.")
     wandb: WandbBlock | None = Field(None, description="Log to Weights & Biases.")
     drain_s: float = Field(120.0, ge=0, description="When the run ends, how long it waits for tracker calls still queued; the rest are reported as not logged.")
 
 
-class HubBlock(_Block):
+class HubBlock(Block):
     repo_id: str = Field(description="Hub model repository to push to, e.g. user/collapse-runs (created, private, if missing).")
     prefix: str = Field("", description="Folder in the repository above <arm>/seed-<s>/gen-<g>; {run_id} and {experiment} are filled in (a sweep needs {run_id}).")
     private: bool = Field(True, description="Create the repository private.")
@@ -64,15 +61,15 @@ class HubBlock(_Block):
 
 EventName = Literal["generation_started", "generation_finished", "generation_failed", "run_finished"]
 
-class WebhookBlock(_Block):
+class WebhookBlock(Block):
     url: str | None = Field(None, description="URL each message is POSTed to as JSON: {'text': ...} (Slack-compatible) plus a 'collapselab' object with the event's fields; null: $COLLAPSELAB_WEBHOOK_URL (webhook URLs are often secrets).")
 
-class TelegramBlock(_Block):
+class TelegramBlock(Block):
     token_env: str = Field("TELEGRAM_BOT_TOKEN", description="Environment variable holding the bot token.")
     chat_id_env: str = Field("TELEGRAM_CHAT_ID", description="Environment variable holding the chat id.")
     api_url: str = Field("https://api.telegram.org", description="Bot API server (a local Bot API server works too).")
 
-class NotifyBlock(_Block):
+class NotifyBlock(Block):
     webhook: WebhookBlock | None = Field(None, description="Send to a webhook.")
     telegram: TelegramBlock | None = Field(None, description="Send to a Telegram chat.")
     events: list[EventName] = Field(

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from collapselab.config.loading import Block
 
 Strategy = Literal["question_paraphrase", "question_variants", "context_augmentation", "answer_expansion"]
 FilterName = Literal[
@@ -24,11 +26,7 @@ DEFAULT_FILTERS: list[FilterName] = [
 ]
 
 
-class _Block(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class FiltersConfig(_Block):
+class FiltersConfig(Block):
     order: list[FilterName] = Field(default_factory=lambda: list(DEFAULT_FILTERS), description="Filters applied to synthetic candidates, in this order; a record is rejected by the first that fails it.")
     min_question_words: int = Field(3, ge=0, description="length_bounds: fewest words in a question (too_short).")
     max_question_words: int = Field(40, ge=1, description="length_bounds: most words in a question (too_long).")
@@ -52,12 +50,12 @@ class FiltersConfig(_Block):
         return self
 
 
-class SuccessConfig(_Block):
+class SuccessConfig(Block):
     metric: str = Field("f1", description="Test metric the three-arm success criteria are judged on.")
     tolerance: float = Field(5.0, ge=0, description="C is 'within tolerance of A' when |C - A| <= this (in the metric's units; F1 is 0-100).")
 
 
-class RefineryConfig(_Block):
+class RefineryConfig(Block):
     contamination_share: float = Field(0.2, ge=0, le=1, description="contaminated arm: share of records whose answer is a paraphrase of the human answer instead of the generator's own answer.")
     expansion_factor: float = Field(1.0, gt=0, description="synthetic arm: size of its training set as a multiple of the human pool (1 = equal sizes).")
     oversample: float = Field(2.0, ge=1, description="synthetic arm: candidates generated per wanted record; the filters reject the rest.")

@@ -6,26 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from collapselab.config import (
-    ConfigError,
-    DecodingBlock,
-    ModelBlock,
-    TrainingBlock,
-    apply_override,
-    parse_override,
-)
+from collapselab.config import ConfigError, DecodingBlock, ModelBlock, TrainingBlock
+from collapselab.config.loading import Block, load_model_file, model_from_dict
 from collapselab.errors import CollapselabError
 
 SOURCE_KINDS = ("wikitext2", "folder", "jsonl", "wikipedia")
 
 
-class _Block(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class LearnerBlock(_Block):
+class LearnerBlock(Block):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$", description="Learner name; its run goes to <output_dir>/<name>/<run_id>.")
     output_dir: str = Field("runs", description="Root folder of run directories.")
     seed: int = Field(0, description="Seed of the document order, self-fed continuations and training.")
@@ -38,7 +28,7 @@ class LearnerBlock(_Block):
     keep_checkpoints: int | None = Field(3, ge=1, description="Published checkpoints kept (the newest; step 0, the base, always stays). None = all.")
 
 
-class SourceBlock(_Block):
+class SourceBlock(Block):
     kind: Literal["wikitext2", "folder", "jsonl", "wikipedia"] = Field(description="wikitext2: WikiText-2 articles in a seeded random order (offline Wikipedia); folder: *.txt files; jsonl: one {text, id?, title?} per line; wikipedia: the random-article API (online).")
     path: str | None = Field(None, description="wikitext2: the dataset folder (default $COLLAPSELAB_DATA/wikitext2); folder / jsonl: the folder or file.")
     split: Literal["train", "valid", "test"] = Field("train", description="wikitext2: which split's articles.")
@@ -46,7 +36,7 @@ class SourceBlock(_Block):
     timeout_s: float = Field(20.0, gt=0, description="wikipedia: seconds per HTTP request.")
 
 
-class EvaluationBlock(_Block):
+class EvaluationBlock(Block):
     held_out: SourceBlock = Field(default_factory=lambda: SourceBlock(kind="wikitext2", split="test"), description="Held-out human text (in its file order); never a source of training documents.")
     tokens: int = Field(4096, ge=16, description="Tokens of held-out text scored for perplexity at every checkpoint.")
     seq_len: int = Field(128, ge=8, description="Block length of the perplexity stream.")
@@ -57,7 +47,7 @@ class EvaluationBlock(_Block):
     batch_tokens: int = Field(8192, ge=64, description="Token budget per evaluation batch.")
 
 
-class LearnerConfig(_Block):
+class LearnerConfig(Block):
     learner: LearnerBlock
     source: SourceBlock
     model: ModelBlock = Field(default_factory=lambda: ModelBlock(name="smollm2-135m-instruct"))
@@ -80,27 +70,11 @@ class LearnerConfig(_Block):
 
 def load_learner_config(path: str | Path, overrides: list[str] | None = None) -> LearnerConfig:
     """Load and validate a learner YAML, applying `key.path=value` overrides first."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file does not exist")
-    from collapselab.textio import read_yaml
-
-    data = read_yaml(path, error=ConfigError)  # binary, not UTF-8, empty, broken: named, one line
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping of blocks")
-    for item in overrides or []:
-        keys, value = parse_override(item)
-        apply_override(data, keys, value)
-    return learner_config_from_dict(data, str(path))
+    return load_model_file(LearnerConfig, path, overrides or [], error=ConfigError)
 
 
 def learner_config_from_dict(data: dict[str, Any], source: str = "<learner config>") -> LearnerConfig:
-    from collapselab.config import _format_validation_error
-
-    try:
-        return LearnerConfig.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(_format_validation_error(e, source)) from None
+    return model_from_dict(LearnerConfig, data, source, error=ConfigError)
 
 
 def is_learner_config(data: Any) -> bool:

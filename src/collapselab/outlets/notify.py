@@ -17,8 +17,6 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from collapselab.config.operations import NotifyBlock
 from collapselab.lab.events import (
     Event,
@@ -33,16 +31,6 @@ from collapselab.outlets.outbox import Outbox
 ALWAYS_SENT = ("generation_failed", "run_finished")
 # Shown in a finished-generation message when notify.metrics is not given, those present.
 KEY_METRICS = ("perplexity", "reference_perplexity", "exact_match", "f1", "accuracy", "distinct_2")
-
-
-class _Block(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-
-
-
-
 
 
 class Notifier:

@@ -22,8 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from collapselab.config.operations import TrackingBlock
 from collapselab.lab.events import (
     Event,
@@ -35,16 +33,6 @@ from collapselab.lab.events import (
 from collapselab.outlets.outbox import Outbox
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value; the whole config is an artifact too
-
-
-class _Block(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-
-
-
-
 
 
 def flat_params(config: dict[str, Any], prefix: str = "") -> dict[str, str]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
+from collapselab.config.loading import Block, apply_override, model_from_dict, read_config_file
 from collapselab.errors import CollapselabError
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -21,11 +22,7 @@ class ServeConfigError(CollapselabError, ValueError):
     """A serve config file or flag is invalid; the message names the key and the value."""
 
 
-class _Block(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class SourceBlock(_Block):
+class SourceBlock(Block):
     model: str | None = Field(None, description=f"A model name as model.name takes it (catalogue name, local folder, $COLLAPSELAB_MODELS/<name>); default {DEFAULT_MODEL!r} when no run or learner is given.")
     run: str | None = Field(None, description="A run directory (or a run id recorded in the database): serve its generations' saved models.")
     arm: str | None = Field(None, description="With run: the arm answering by default (default: the run's first arm).")
@@ -44,7 +41,7 @@ class SourceBlock(_Block):
         return self
 
 
-class BatchingBlock(_Block):
+class BatchingBlock(Block):
     max_batch: int = Field(16, ge=1, description="Most requests decoded together in one batch.")
     wait_ms: float = Field(10.0, ge=0, description="How long the scheduler waits for more requests to join a batch once one is waiting.")
     max_queue: int = Field(64, ge=1, description="Requests waiting to be decoded; one more answers 503 with Retry-After.")
@@ -53,7 +50,7 @@ class BatchingBlock(_Block):
     reload_interval_s: float = Field(2.0, gt=0, description="How often the learner's `latest` pointer is checked for a new checkpoint.")
 
 
-class SamplingBlock(_Block):
+class SamplingBlock(Block):
     temperature: float = Field(0.7, ge=0, le=2, description="Default sampling temperature (0 = greedy).")
     top_p: float = Field(0.95, gt=0, le=1, description="Default nucleus mass.")
     top_k: int = Field(0, ge=0, description="Default top-k (0 = off).")
@@ -68,7 +65,7 @@ class SamplingBlock(_Block):
         return self
 
 
-class SecurityBlock(_Block):
+class SecurityBlock(Block):
     api_keys_file: str | None = Field(None, description="File of API keys, one per line (# comments); requests then need Authorization: Bearer <key>.")
     api_keys_env: str | None = Field(None, description="Environment variable holding comma-separated API keys (added to the file's).")
     rate_per_minute: float | None = Field(None, gt=0, description="Requests per minute per API key (per client address without keys); over it answers 429 with Retry-After. None = no limit.")
@@ -78,7 +75,7 @@ class SecurityBlock(_Block):
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (empty = CORS off).")
 
 
-class ServeConfig(_Block):
+class ServeConfig(Block):
     host: str = Field("127.0.0.1", description="Address to listen on.")
     port: int = Field(8000, ge=0, le=65535, description="Port to listen on (0 = any free port).")
     source: SourceBlock = Field(default_factory=SourceBlock, description="Which model answers.")
@@ -88,41 +85,16 @@ class ServeConfig(_Block):
     log_level: str = Field("info", description="uvicorn log level.")
 
 
-def _format(err: ValidationError, source: str) -> str:
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
-        if e["type"] == "extra_forbidden":
-            parts.append(f"{source}: unknown key '{loc}'")
-        else:
-            value = e.get("input")
-            shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
-            parts.append(f"{source}: {loc}: {e['msg'].removeprefix('Value error, ')}{shown}")
-    return "; ".join(parts)
-
-
 def load_serve_config(path: Path | None, overrides: dict[str, Any]) -> ServeConfig:
-    """YAML file (optional) with `overrides` (dotted key -> value, from CLI flags) on top."""
-    data: dict[str, Any] = {}
-    where = str(path) if path else "serve flags"
-    if path is not None:
-        if not path.is_file():
-            raise ServeConfigError(f"{path}: config file does not exist")
-        from collapselab.textio import parse_yaml, read_text
+    """YAML file (optional; an empty one is all defaults) with `overrides` (dotted key ->
+    value, from CLI flags; None: not given) on top.
 
-        text = read_text(path, error=ServeConfigError)  # binary, not UTF-8: named, one line
-        data = parse_yaml(text, where=str(path), error=ServeConfigError) if text.strip() else {}
-        if not isinstance(data, dict):
-            raise ServeConfigError(f"{path}: top level must be a mapping")
+    Raises:
+        ServeConfigError: The file cannot be read or the config is invalid; names the file
+            (or "serve flags") and the key.
+    """
+    data = read_config_file(path, error=ServeConfigError, empty_ok=True) if path is not None else {}
     for key, value in overrides.items():
-        if value is None:
-            continue
-        node = data
-        *parents, last = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[last] = value
-    try:
-        return ServeConfig.model_validate(data)
-    except ValidationError as e:
-        raise ServeConfigError(_format(e, where)) from None
+        if value is not None:
+            apply_override(data, key.split("."), value, error=ServeConfigError, name=f"serve flags: {key}")
+    return model_from_dict(ServeConfig, data, str(path) if path else "serve flags", error=ServeConfigError)

@@ -16,6 +16,7 @@ from typing import Any
 from collapselab.errors import RunError
 from collapselab.rundir.metrics_file import read_metrics_file
 from collapselab.store.db import StoreError
+from collapselab.textio import parquet_row_count, read_parquet
 
 # Files indexed in `data_files`; model weights are left out (large, and the model folder
 # is reproducible from the data and the config).
@@ -228,12 +229,7 @@ def read_generation(
 
 def read_predictions(path: Path, key: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows of predictions.parquet, with each `scores` checked to be a JSON object of numbers."""
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except Exception as e:  # pyarrow raises several types for a corrupt file
-        raise StoreError(f"{path}: not a readable Parquet file ({e})") from None
+    table = read_parquet(path, error=StoreError)
     missing = [c for c in PREDICTION_COLUMNS if c not in table.column_names]
     if missing:
         raise StoreError(f"{path}: missing column(s) {missing}; has {table.column_names}")
@@ -261,8 +257,6 @@ def read_predictions(path: Path, key: dict[str, Any]) -> list[dict[str, Any]]:
 
 def index_data_files(run_dir: Path, gdir: Path, key: dict[str, Any]) -> list[dict[str, Any]]:
     """Path, content hash, size and row count of the generation's data files."""
-    import pyarrow.parquet as pq
-
     rows = []
     for name, kind in DATA_FILES.items():
         path = gdir / name
@@ -272,10 +266,7 @@ def index_data_files(run_dir: Path, gdir: Path, key: dict[str, Any]) -> list[dic
         with path.open("rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
-        try:
-            n_rows = pq.read_metadata(path).num_rows if name.endswith(".parquet") else None
-        except Exception as e:  # pyarrow raises several types for a corrupt file
-            raise StoreError(f"{path}: not a readable Parquet file ({' '.join(str(e).split())})") from None
+        n_rows = parquet_row_count(path, error=StoreError) if name.endswith(".parquet") else None
         rows.append(
             {
                 **key,

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from collapselab.store import schema
 from collapselab.store.db import StoreError, connect, read_transaction, require_database
 from collapselab.store.indexed import indexed_path
+from collapselab.textio import read_parquet
 
 Row = dict[str, Any]
 
@@ -341,12 +342,10 @@ class Store:
         """Per-record scores of the synthetic data one generation wrote (record id -> metric
         -> value, e.g. `synthetic_perplexity` under the generation-0 model), from its indexed
         synthetic_scores.parquet; raises like `records`."""
-        import pyarrow.parquet as pq
-
         with read_transaction(self.engine) as conn:
             _check_run(conn, run_id, arm)
             path = indexed_path(conn, run_id, arm, seed, generation, "synthetic_scores")
-        table = pq.read_table(path, columns=["record_id", "scores"]).to_pydict()
+        table = read_parquet(path, columns=["record_id", "scores"], error=StoreError).to_pydict()
         return {i: json.loads(s) for i, s in zip(table["record_id"], table["scores"], strict=True)}
 
     def data_version(self) -> tuple[Any, ...]:

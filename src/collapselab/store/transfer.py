@@ -27,6 +27,7 @@ from collapselab.store.db import StoreError, connect, read_transaction, write_tr
 from collapselab.store.migrations import current_version
 from collapselab.store.queries import resolve_run_id
 from collapselab.store.record import delete_run
+from collapselab.textio import read_parquet
 
 EXPORT_FORMAT = "collapselab-export"
 EXPORT_VERSION = 1
@@ -146,13 +147,9 @@ def _row(value: Any, table: sa.Table, where: str) -> dict[str, Any]:
 def _read_table(path: Path, table: sa.Table) -> list[dict[str, Any]]:
     """Rows of an exported table. An export written before a migration added a nullable
     column still imports (the column is NULL); anything else that differs is an error."""
-    import pyarrow.parquet as pq
-
-    try:
-        rows = pq.read_table(path).to_pylist()
-    except Exception as e:  # pyarrow raises several types for a corrupt file
-        raise StoreError(f"{path}: not a readable Parquet file ({' '.join(str(e).split())})") from None
-    have = set(pq.read_schema(path).names)
+    parquet = read_parquet(path, error=StoreError)
+    rows = parquet.to_pylist()
+    have = set(parquet.column_names)
     unknown = have - set(table.columns.keys())
     missing = [c for c in table.columns if c.name not in have]
     required = [c.name for c in missing if not c.nullable or c.primary_key]

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny import BPE_TEXT, peaked
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
 from collapselab.config import DecodingBlock
 from collapselab.generation import generate
-
-from .conftest import TEXT, init_weights
 
 WINDOW = 6
 
@@ -31,13 +30,13 @@ def gemma3(tokenizer, attn: str) -> torch.nn.Module:
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
     )
-    return init_weights(Gemma3ForCausalLM._from_config(cfg, attn_implementation=attn))
+    return peaked(Gemma3ForCausalLM._from_config(cfg, attn_implementation=attn), seed=0)
 
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
 def test_gemma3_sliding_window_matches_transformers(tokenizer, attn):
     model = gemma3(tokenizer, attn)
-    ids = tokenizer(TEXT, add_special_tokens=False)["input_ids"]
+    ids = tokenizer(BPE_TEXT, add_special_tokens=False)["input_ids"]
     context = ids[:11]
     prompts = [context + ids[40 + 7 * q : 43 + 7 * q + q] for q in range(4)] + [ids[90:93], ids[120:135]]
     prefix = [len(context)] * 4 + [0, 0]

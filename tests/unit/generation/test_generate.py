@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny import PEAKED
+from tiny import peaked_llama as _llama
+from tiny import prompts_of as _prompts
 
 from collapselab.batching import token_budget_batches
 from collapselab.config import DecodingBlock
 from collapselab.generation import GenerationError, generate, generation_backend
 
-from .conftest import MODELS
-from .conftest import llama as _llama
-from .conftest import prompts_of as _prompts
-
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2", "t5"])
 @pytest.mark.parametrize("method", ["greedy", "beam"])
 def test_batched_equals_one_at_a_time(tokenizer, arch, method):
-    model = MODELS[arch](tokenizer)
+    model = PEAKED[arch](tokenizer)
     prompts = _prompts(tokenizer)
     decoding = DecodingBlock(
         method=method, num_beams=3 if method == "beam" else 1, batch_tokens=100_000
@@ -35,7 +34,7 @@ def test_batched_equals_one_at_a_time(tokenizer, arch, method):
 
 @pytest.mark.parametrize("arch", ["llama", "t5"])
 def test_small_budget_splits_batches_without_changing_greedy_output(tokenizer, arch):
-    model = MODELS[arch](tokenizer)
+    model = PEAKED[arch](tokenizer)
     prompts = _prompts(tokenizer)
     big = DecodingBlock(method="greedy", batch_tokens=100_000)
     small = DecodingBlock(method="greedy", batch_tokens=64)  # ~2 prompts per batch
@@ -222,7 +221,7 @@ def test_backend_is_transformers_without_gpu():
 
 def test_seq2seq_sampling_draws_from_per_prompt_streams(tokenizer):
     # model.generate samples here; each prompt's stream still decides, not the batch's.
-    model = MODELS["t5"](tokenizer)
+    model = PEAKED["t5"](tokenizer)
     prompts = _prompts(tokenizer)
     big = DecodingBlock(method="sample", temperature=1.5, top_k=20, batch_tokens=100_000)
     small = big.model_copy(update={"batch_tokens": 64})

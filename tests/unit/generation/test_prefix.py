@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny import BPE_TEXT, peaked_gpt2, peaked_llama
 
 from collapselab.config import DecodingBlock
 from collapselab.generation import cascade, causal, generate
-
-from .conftest import TEXT, gpt2, llama
 
 QUESTIONS_PER_CONTEXT = (1, 2, 9)
 
@@ -16,7 +15,7 @@ QUESTIONS_PER_CONTEXT = (1, 2, 9)
 def qa_like(tokenizer) -> tuple[list[list[int]], list[int]]:
     """Contexts of different lengths with 1, 2 and 9 questions each, shuffled, plus two
     prompts that share nothing: like QA prompts laid out as [context] + [question]."""
-    ids = tokenizer(TEXT, add_special_tokens=False)["input_ids"]
+    ids = tokenizer(BPE_TEXT, add_special_tokens=False)["input_ids"]
     prompts, prefix = [], []
     for c, n_q in enumerate(QUESTIONS_PER_CONTEXT):
         context = ids[40 * c : 40 * c + 20 + 6 * c]
@@ -37,8 +36,8 @@ def _gen(model, tok, prompts, decoding, prefix, seed=0):
 
 def _model(tokenizer, arch: str):
     if arch == "gpt2":
-        return gpt2(tokenizer)
-    return llama(tokenizer, attn="eager" if arch == "llama-eager" else "sdpa", kv_heads=2 if arch == "llama-gqa" else 4)
+        return peaked_gpt2(tokenizer)
+    return peaked_llama(tokenizer, attn="eager" if arch == "llama-eager" else "sdpa", kv_heads=2 if arch == "llama-gqa" else 4)
 
 
 @pytest.mark.parametrize("arch", ["llama", "llama-gqa", "llama-eager", "gpt2"])
@@ -147,7 +146,7 @@ def test_prefix_runs_are_the_cheapest_partition_of_the_groups():
 
 
 def test_sampling_does_not_depend_on_grouping_or_batching(tokenizer):
-    model = llama(tokenizer)
+    model = peaked_llama(tokenizer)
     prompts, prefix = qa_like(tokenizer)
     decoding = DecodingBlock(method="sample", temperature=1.3, top_k=40, top_p=0.95)
     reference = _gen(model, tokenizer, prompts, decoding, None, seed=5)
@@ -166,8 +165,8 @@ def test_sampling_does_not_depend_on_grouping_or_batching(tokenizer):
 def test_identical_prompts_draw_different_samples(tokenizer):
     # Same prompt, different index: different streams (a batch-level stream would also
     # differ, but a stream per (seed, index) must not repeat itself across rows).
-    model = llama(tokenizer)
-    prompt = tokenizer(TEXT, add_special_tokens=False)["input_ids"][:9]
+    model = peaked_llama(tokenizer)
+    prompt = tokenizer(BPE_TEXT, add_special_tokens=False)["input_ids"][:9]
     outs = generate(model, tokenizer, [prompt] * 12, DecodingBlock(method="sample", temperature=2.0),
                     max_new_tokens=8, seed=0, prefix_lengths=[6] * 12, progress=False)
     assert len({tuple(o) for o in outs}) > 6

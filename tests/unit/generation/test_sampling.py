@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scipy.stats import chi2
+from tiny import peaked_llama, prompts_of
 from transformers import (
     LogitsProcessorList,
     TemperatureLogitsWarper,
@@ -16,11 +17,9 @@ from transformers import (
 from collapselab.config import DecodingBlock
 from collapselab.generation import PromptSampling, generate
 
-from .conftest import llama, prompts_of
-
 
 def test_first_token_frequencies_follow_the_warped_softmax(tokenizer):
-    model = llama(tokenizer)
+    model = peaked_llama(tokenizer)
     prompt = prompts_of(tokenizer)[1]
     with torch.no_grad():
         logits = model(torch.tensor([prompt])).logits[:, -1].float()  # (1, V)
@@ -47,7 +46,7 @@ def test_first_token_frequencies_follow_the_warped_softmax(tokenizer):
 
 
 def test_per_prompt_settings_equal_the_same_settings_for_the_whole_call(tokenizer):
-    model = llama(tokenizer)
+    model = peaked_llama(tokenizer)
     prompts = prompts_of(tokenizer, 6)
     settings = [
         PromptSampling(method="greedy"),
@@ -69,7 +68,7 @@ def test_per_prompt_settings_equal_the_same_settings_for_the_whole_call(tokenize
 
 
 def test_on_tokens_streams_every_token_and_stops_a_prompt(tokenizer):
-    model = llama(tokenizer)
+    model = peaked_llama(tokenizer)
     prompts = prompts_of(tokenizer, 5)
     decoding = DecodingBlock(method="sample", temperature=1.5)
     seen: dict[int, list[int]] = {i: [] for i in range(len(prompts))}

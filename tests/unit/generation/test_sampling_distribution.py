@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from scipy import stats
-from transformers import LlamaConfig, LlamaForCausalLM
+from tiny import llama, peaked
 
 from collapselab.config import DecodingBlock
 from collapselab.generation import generate
@@ -27,16 +27,10 @@ COPIES = 1500
 
 
 @pytest.fixture(scope="module")
-def model() -> LlamaForCausalLM:
-    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                      intermediate_size=32, max_position_embeddings=32, tie_word_embeddings=False)
-    torch.manual_seed(0)
-    m = LlamaForCausalLM(cfg)
-    with torch.no_grad():
-        for p in m.parameters():
-            if p.dim() >= 2:
-                p.normal_(0.0, 0.3)  # logits spread enough that each setting reshapes the distribution
-    return m.eval()
+def model():
+    # peaked: logits spread enough that each setting reshapes the distribution
+    return peaked(llama(VOCAB, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                        max_position_embeddings=32, tie_word_embeddings=False))
 
 
 def expected(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:

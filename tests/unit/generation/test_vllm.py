@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 
 import pytest
 import torch
+from tiny import peaked_llama, prompts_of
 
 from collapselab.config import DecodingBlock
 from collapselab.generation import PromptSampling, generate, generation_backend
 from collapselab.generation import vllm as backend
-
-from .conftest import llama, prompts_of
 
 
 @dataclass
@@ -83,7 +82,7 @@ def _watch_moves(model, seen: FakeVllm):
 
 
 def test_engine_is_built_once_per_model_and_rebuilt_for_new_weights(tokenizer, fake_vllm):
-    model = _watch_moves(llama(tokenizer), fake_vllm)
+    model = _watch_moves(peaked_llama(tokenizer), fake_vllm)
     decoding = DecodingBlock(method="sample")
     assert generation_backend(decoding) == "vllm"
     prompts = prompts_of(tokenizer, 4)
@@ -106,7 +105,7 @@ def test_engine_is_built_once_per_model_and_rebuilt_for_new_weights(tokenizer, f
 
 
 def test_every_prompt_has_its_own_sampling_params_and_seed(tokenizer, fake_vllm):
-    model = llama(tokenizer)
+    model = peaked_llama(tokenizer)
     prompts = prompts_of(tokenizer, 5)
     settings = [PromptSampling(method="greedy"), PromptSampling(temperature=0.5, top_k=7),
                 PromptSampling(top_p=0.9, max_new_tokens=3), PromptSampling(), PromptSampling()]
@@ -126,7 +125,7 @@ def test_every_prompt_has_its_own_sampling_params_and_seed(tokenizer, fake_vllm)
 def test_lora_model_is_exported_merged(tokenizer, fake_vllm):
     from peft import LoraConfig, get_peft_model
 
-    lora = get_peft_model(llama(tokenizer), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
+    lora = get_peft_model(peaked_llama(tokenizer), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
     generate(lora, tokenizer, prompts_of(tokenizer, 2), DecodingBlock(), max_new_tokens=4, seed=0, progress=False)
     files = fake_vllm.engines[0]["files"]
     assert "model.safetensors" in files and "adapter_config.json" not in files

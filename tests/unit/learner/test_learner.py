@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from tiny_chat import save_tiny
+from tiny import save_chat_model
 
 from collapselab.learner import load_learner_config, run_learner
 from collapselab.learner.checkpoints import latest, read_state
@@ -33,7 +33,7 @@ def _jsonl(path: Path, n: int, prefix: str, seed: int) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory) -> Path:
-    return save_tiny(tmp_path_factory.mktemp("learner") / "base", chat=True, seed=3)
+    return save_chat_model(tmp_path_factory.mktemp("learner") / "base", chat=True, seed=3)
 
 
 def _config(tmp_path: Path, base: Path, **learner) -> dict:

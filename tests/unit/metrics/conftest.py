@@ -1,10 +1,12 @@
-"""Tiny random models and a tokenizer trained on the fly (no files, no downloads)."""
+"""Tiny random models and a tokenizer trained on the fly (no files, no downloads; built by
+tests/tiny.py) over a corpus of the words and MMLU answer letters the metrics see."""
 
 from __future__ import annotations
 
 import random
 
 import pytest
+from tiny import bpe_tokenizer, llama, t5
 
 WORDS = ("the a cat dog bird sat ran flew on under over mat tree house red big small quickly slowly "
          "question answer which of following is true false statement about A B C D").split()
@@ -22,37 +24,16 @@ def _corpus(n: int = 400, seed: int = 0) -> list[str]:
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<eos>", "<pad>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(_corpus(), trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<pad>")
+    return bpe_tokenizer(_corpus(), 400, ["<eos>", "<pad>"], full_alphabet=True)
 
 
 @pytest.fixture(scope="session")
 def tiny_causal(tiny_tokenizer):
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tiny_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024,
-                      eos_token_id=tiny_tokenizer.eos_token_id, pad_token_id=tiny_tokenizer.pad_token_id)
-    return LlamaForCausalLM(cfg).eval()
+    return llama(len(tiny_tokenizer), num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024,
+                 tie_word_embeddings=False, eos_token_id=tiny_tokenizer.eos_token_id, pad_token_id=tiny_tokenizer.pad_token_id).eval()
 
 
 @pytest.fixture(scope="session")
 def tiny_seq2seq(tiny_tokenizer):
-    import torch
-    from transformers import T5Config, T5ForConditionalGeneration
-
-    torch.manual_seed(0)
-    cfg = T5Config(vocab_size=len(tiny_tokenizer), d_model=32, d_kv=16, d_ff=64, num_layers=1, num_decoder_layers=1,
-                   num_heads=2, eos_token_id=tiny_tokenizer.eos_token_id, pad_token_id=tiny_tokenizer.pad_token_id,
-                   decoder_start_token_id=tiny_tokenizer.pad_token_id)
-    return T5ForConditionalGeneration(cfg).eval()
+    ids = {"eos_token_id": tiny_tokenizer.eos_token_id, "pad_token_id": tiny_tokenizer.pad_token_id}
+    return t5(len(tiny_tokenizer), d_kv=16, num_heads=2, dropout_rate=0.1, decoder_start_token_id=ids["pad_token_id"], **ids).eval()

@@ -10,6 +10,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from tiny import bpe_tokenizer, llama
 
 from collapselab.metrics import EvalInputs, default_metrics, evaluate
 from collapselab.metrics.external import sample_indices
@@ -22,19 +23,12 @@ WORDS = "the a cat dog bird sat ran flew on under over mat tree house red big sm
 @pytest.fixture(scope="module")
 def external():
     """A tiny random causal LM with a tokenizer unlike the run's (other vocabulary, no pad token)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
     rng = random.Random(9)
     corpus = [" ".join(rng.choice(WORDS) for _ in range(12)) for _ in range(300)]
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=120, special_tokens=["<unk>", "<s>"]))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>")
-    torch.manual_seed(3)
-    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256)
-    return LlamaForCausalLM(cfg).eval(), tokenizer
+    tokenizer = bpe_tokenizer(corpus, 120, ["<unk>", "<s>"], byte_level=False)
+    model = llama(len(tokenizer), seed=3, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
+                  max_position_embeddings=256, tie_word_embeddings=False)
+    return model.eval(), tokenizer
 
 
 def _records(texts, source="synthetic"):

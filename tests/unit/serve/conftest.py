@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tiny_chat import make_run, save_tiny
+from tiny import chat_run, save_chat_model
 
 from collapselab.serve import ServeConfig, create_app
 
@@ -14,18 +14,18 @@ from collapselab.serve import ServeConfig, create_app
 @pytest.fixture(scope="session")
 def chat_model_dir(tmp_path_factory) -> Path:
     """A tiny instruct model: its tokenizer has a chat template."""
-    return save_tiny(tmp_path_factory.mktemp("models") / "tiny-chat", chat=True)
+    return save_chat_model(tmp_path_factory.mktemp("models") / "tiny-chat", chat=True)
 
 
 @pytest.fixture(scope="session")
 def base_model_dir(tmp_path_factory) -> Path:
     """A tiny base model: no chat template, so the plain transcript format is used."""
-    return save_tiny(tmp_path_factory.mktemp("models") / "tiny-base", chat=False, seed=1)
+    return save_chat_model(tmp_path_factory.mktemp("models") / "tiny-base", chat=False, seed=1)
 
 
 @pytest.fixture(scope="session")
 def run_dir(tmp_path_factory) -> Path:
-    return make_run(tmp_path_factory.mktemp("run"))
+    return chat_run(tmp_path_factory.mktemp("run"))
 
 
 def config(**blocks) -> ServeConfig:

@@ -8,7 +8,7 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from tiny_chat import tiny_model, tiny_tokenizer
+from tiny import chat_model, chat_tokenizer
 
 from collapselab.learner.checkpoints import checkpoint_dir, publish
 
@@ -18,8 +18,8 @@ ASK = {"message": "hello there", "temperature": 0, "max_length": 6}
 
 
 def _publish(root, step: int) -> None:
-    tok = tiny_tokenizer(chat=True)
-    publish(tiny_model(tok, seed=100 + step), tok, root, step, {"cursor": step})
+    tok = chat_tokenizer(chat=True)
+    publish(chat_model(tok, seed=100 + step), tok, root, step, {"cursor": step})
 
 
 def test_server_switches_checkpoints_without_failing_requests(client_for, tmp_path, caplog, monkeypatch):

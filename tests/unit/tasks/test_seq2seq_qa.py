@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tiny import tiny_config
+from tiny import t5, tiny_config
 
 from collapselab.config import config_from_dict
 from collapselab.engine import run_experiment
@@ -12,18 +12,12 @@ from collapselab.records import read_records
 
 
 def _tiny_t5(folder, texts):
-    import torch
-    from transformers import T5Config, T5ForConditionalGeneration
-
     from collapselab.models.loading import train_tokenizer
 
-    tok = train_tokenizer(texts, 300)
-    cfg = T5Config(
-        vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=1, num_decoder_layers=1, num_heads=2,
-        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.pad_token_id,
-    )
-    torch.manual_seed(0)
-    T5ForConditionalGeneration(cfg).save_pretrained(folder)
+    tok = train_tokenizer(texts, 300)  # the run's own scratch tokenizer
+    model = t5(len(tok), num_heads=2, dropout_rate=0.1, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+               decoder_start_token_id=tok.pad_token_id)
+    model.save_pretrained(folder)
     tok.save_pretrained(folder)
 
 

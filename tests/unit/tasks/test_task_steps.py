@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pyarrow.parquet as pq
 import pytest
 import torch
-from tiny import tiny_config
+from tiny import llama, tiny_config
 
 from collapselab.config import PromptsBlock, TrainingBlock, config_from_dict
 from collapselab.engine import run_experiment
@@ -43,12 +43,8 @@ def test_per_example_scores_are_attached_by_id_never_by_length(tiny_lm_data, tmp
 
 
 def _tiny_llama(vocab: int = 40):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=vocab, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                      max_position_embeddings=64)
-    return LlamaForCausalLM(cfg).float()
+    return llama(vocab, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                 max_position_embeddings=64, tie_word_embeddings=False)
 
 
 def _nll(model, ids: list[int]) -> tuple[float, int]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_lm import PAD
-from tiny_lm import llama as _llama
-from tiny_lm import pairs as _pairs
+from tiny import PAD
+from tiny import id_llama as _llama
+from tiny import id_pairs as _pairs
 
 import collapselab.training.loop as training
 from collapselab.config import TrainingBlock

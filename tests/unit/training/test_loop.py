@@ -7,11 +7,11 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_lm import EOS, PAD
-from tiny_lm import docs as _docs
-from tiny_lm import llama as _llama
-from tiny_lm import pairs as _pairs
-from tiny_lm import t5 as _t5
+from tiny import EOS, PAD
+from tiny import id_docs as _docs
+from tiny import id_llama as _llama
+from tiny import id_pairs as _pairs
+from tiny import id_t5 as _t5
 
 from collapselab.config import TrainingBlock
 from collapselab.training.loop import IGNORE, _collate_causal, train_lm, train_supervised

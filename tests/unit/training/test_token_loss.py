@@ -7,10 +7,10 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_lm import EOS, PAD, VOCAB
-from tiny_lm import llama as _llama
-from tiny_lm import pairs as _pairs
-from tiny_lm import t5 as _t5
+from tiny import EOS, PAD, VOCAB
+from tiny import id_llama as _llama
+from tiny import id_pairs as _pairs
+from tiny import id_t5 as _t5
 from transformers import Gemma2Config, Gemma2ForCausalLM
 
 from collapselab.config import TrainingBlock

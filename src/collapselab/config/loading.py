@@ -1,0 +1,163 @@
+"""From YAML to a validated pydantic config, for every config the project reads: an
+experiment's, the chat server's and the continuous learner's.
+
+`Block` is the base of every config block (an unknown key is an error, an assignment is
+validated). A config file is read through `collapselab.textio` (missing, binary, not UTF-8,
+empty or broken YAML: one line naming the file), `--set key.path=value` overrides are
+applied to the mapping, and a pydantic error becomes one line per problem that names the
+file and the key path, with a "did you mean" for a mistyped key. Each caller passes the
+error class of its own layer (`ConfigError`, `ServeConfigError`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from collapselab.errors import CollapselabError, ConfigError
+from collapselab.textio import parse_yaml, read_text
+
+M = TypeVar("M", bound=BaseModel)
+ErrorClass = type[CollapselabError]
+
+
+class Block(BaseModel):
+    """Base of every config block: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def load_model_file(
+    model_cls: type[M], path: str | Path, overrides: Iterable[str] = (), *, error: ErrorClass = ConfigError
+) -> M:
+    """Read a YAML config file, apply `key.path=value` overrides, validate it as `model_cls`.
+
+    Args:
+        model_cls: The config's root model (`ExperimentConfig`, `LearnerConfig`...).
+        path: The YAML file.
+        overrides: `--set` items, `key.path=value`, the value read as YAML; later ones win.
+        error: The named error to raise.
+
+    Raises:
+        error: The file is missing or unreadable, not a mapping, an override is malformed, or
+            the config is invalid; one line naming the file (or override) and the key.
+    """
+    path = Path(path)
+    data = read_config_file(path, error=error)
+    for item in overrides:
+        keys, value = parse_override(item, error=error)
+        apply_override(data, keys, value, error=error)
+    return model_from_dict(model_cls, data, str(path), error=error)
+
+
+def read_config_file(path: Path, *, error: ErrorClass = ConfigError, empty_ok: bool = False) -> dict[str, Any]:
+    """The mapping a YAML config file holds; `empty_ok`: an empty file is an empty mapping
+    (a config whose every key has a default), else it is an error."""
+    if not path.exists():
+        raise error(f"{path}: config file does not exist")
+    text = read_text(path, error=error)
+    if empty_ok and not text.strip():
+        return {}
+    data = parse_yaml(text, where=str(path), error=error)
+    if not isinstance(data, dict):
+        raise error(f"{path}: top level must be a mapping of blocks, got {type(data).__name__}")
+    return data
+
+
+def model_from_dict(model_cls: type[M], data: dict[str, Any], source: str, *, error: ErrorClass = ConfigError) -> M:
+    """Validate `data` as `model_cls`; errors name `source` (a file, "serve flags"...) and the key."""
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as e:
+        raise error(format_validation_error(e, source, model_cls)) from None
+
+
+def format_validation_error(err: ValidationError, source: str, root_model: type[BaseModel]) -> str:
+    """One clause per problem, `; `-joined: `x.yaml: unknown key 'training.epochz' (did you
+    mean 'epochs'?)`, `x.yaml: missing required key 'data'`, `x.yaml: training.lr: Input
+    should be greater than 0 (got -1)`. `root_model` is the model `err` came from."""
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key '{loc}'{did_you_mean(root_model, e['loc'])}")
+        elif e["type"] == "missing":
+            lines.append(f"{source}: missing required key '{loc}'")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            value = e.get("input")
+            shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+            lines.append(f"{source}: {loc}: {msg}{shown}" if loc != "<root>" else f"{source}: {msg}")
+    return "; ".join(lines)
+
+
+def did_you_mean(root_model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """` (did you mean 'epochs'?)` for a mistyped key at `loc`, from the keys its block has;
+    ` (known: a, b)` when none is close."""
+    block: type[BaseModel] | None = root_model
+    for part in loc[:-1]:
+        if isinstance(part, int):  # a list index: arms.0.name
+            continue
+        field = block.model_fields.get(str(part)) if block is not None else None
+        block = block_of(field.annotation) if field is not None else None
+    if block is None:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(block.model_fields), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(block.model_fields)})"
+
+
+def block_of(annotation: Any) -> type[BaseModel] | None:
+    """The config block class inside an annotation (`Block`, `Block | None`, `list[Block]`)."""
+    union_or_list = isinstance(annotation, types.UnionType) or typing.get_origin(annotation) in (typing.Union, list)
+    for a in (annotation, *(typing.get_args(annotation) if union_or_list else ())):
+        if isinstance(a, type) and issubclass(a, BaseModel):
+            return a
+    return None
+
+
+def parse_override(text: str, *, error: ErrorClass = ConfigError) -> tuple[list[str], Any]:
+    """Parse `key.path=value`; the value is read as YAML (numbers, bools, lists)."""
+    if "=" not in text:
+        raise error(f"--set {text!r}: expected key.path=value")
+    key, raw = text.split("=", 1)
+    if not key.strip():
+        raise error(f"--set {text!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_override(
+    data: dict[str, Any], path: list[str], value: Any, *, error: ErrorClass = ConfigError, name: str | None = None
+) -> None:
+    """Set `value` at the key path in a config mapping, creating missing blocks; a numeric
+    part indexes a list (`arms.1.mix`). Errors name the override as `name` (default
+    `--set key.path`)."""
+    name = name or f"--set {'.'.join(path)}"
+    node: Any = data
+    for i, part in enumerate(path[:-1]):
+        where = ".".join(path[: i + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise error(f"{name}: '{where}' is not an index of a list of {len(node)}")
+            node = node[int(part)]
+        else:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict | list):
+                raise error(f"{name}: '{where}' is a value, not a block")
+    last = path[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise error(f"{name}: '{last}' is not an index of a list of {len(node)}")
+        node[int(last)] = value
+    else:
+        node[last] = value
