@@ -53,9 +53,9 @@ def held_out(cfg: LearnerConfig, tokenizer: Any) -> HeldOut:
 
 
 def gen_folder(run_dir: Path, seed: int, step: int) -> Path:
-    from collapselab.rundir.folders import gen_dir
+    from collapselab.rundir.generation import GenerationFolder
 
-    return gen_dir(run_dir, ARM, seed, step)
+    return GenerationFolder(run_dir, ARM, seed, step).path
 
 
 def evaluate_step(
@@ -68,7 +68,7 @@ def evaluate_step(
     from collapselab.metrics import EvalInputs
     from collapselab.metrics import evaluate as run_metrics
     from collapselab.models.loading import device
-    from collapselab.rundir.folders import mark_done
+    from collapselab.rundir.generation import GenerationFolder
 
     e, seed = cfg.evaluation, cfg.learner.seed
     folder = gen_folder(run_dir, seed, step)
@@ -102,7 +102,7 @@ def evaluate_step(
                "train_synthetic_share": sum(r.source != "human" for r in trained) / max(1, len(trained))},
         runtime=Runtime(device=device(), train_dtype=model_dtype(for_training=True), infer_dtype=model_dtype(for_training=True), generation_backend="transformers"),
     ))
-    mark_done(folder)
+    GenerationFolder(run_dir, ARM, seed, step).mark_done()
     store.record_generation(db_url, run_dir, ARM, seed, step)
     return {n: r.value for n, r in results.items()}
 
