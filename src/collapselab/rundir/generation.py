@@ -28,7 +28,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from collapselab.errors import RunError
 from collapselab.records import Record, atomic_write_json, read_records
 from collapselab.rundir.metrics_file import GenerationMetrics, read_metrics_file, write_metrics_file
 
@@ -196,7 +195,7 @@ def finished(run_dir: Path) -> list[GenerationFolder]:
 # ---------------------------------------------------------------- writing
 
 
-def write_rows(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+def _write_rows(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
     """Rows of string columns as Parquet, atomically."""
     import pyarrow as pa
 
@@ -211,7 +210,7 @@ def write_evaluation(
     *,
     metrics: dict[str, dict[str, Any]],
     predictions: Sequence[dict[str, Any]],
-    synthetic_scores: Sequence[dict[str, Any]] | None,
+    synthetic_scores: Sequence[dict[str, Any]],
     train: Sequence[Record],
     synthetic: Sequence[Record],
     train_log: dict[str, Any],
@@ -220,15 +219,15 @@ def write_evaluation(
     refinery: dict[str, Any] | None = None,
     reference: dict[str, Any] | None = None,
 ) -> GenerationMetrics:
-    """Write a scored generation: predictions.parquet, synthetic_scores.parquet (unless
-    None), metrics.json, then DONE. The one writer of the engine and the learner.
+    """Write a scored generation: predictions.parquet, synthetic_scores.parquet,
+    metrics.json, then DONE. The one writer of the engine and the learner.
 
     Args:
         folder: The generation's folder (train.parquet, model/ and synthetic.parquet written).
         metrics: Metric entries, name -> {value, version, higher_is_better, details}
             (`collapselab.metrics.registry.entries`).
         predictions: One row per test example (PREDICTION_COLUMNS, `scores` as JSON text).
-        synthetic_scores: One row per synthetic record (SYNTHETIC_SCORE_COLUMNS); None: no file.
+        synthetic_scores: One row per synthetic record (SYNTHETIC_SCORE_COLUMNS).
         train: data_g, the records model_g trained on.
         synthetic: What model_g wrote.
         train_log: The training's log (losses, steps, tokens, seconds; other keys ignored).
@@ -240,9 +239,8 @@ def write_evaluation(
     Returns:
         What metrics.json holds.
     """
-    write_rows(folder.predictions, predictions, PREDICTION_COLUMNS)
-    if synthetic_scores is not None:
-        write_rows(folder.synthetic_scores, synthetic_scores, SYNTHETIC_SCORE_COLUMNS)
+    _write_rows(folder.predictions, predictions, PREDICTION_COLUMNS)
+    _write_rows(folder.synthetic_scores, synthetic_scores, SYNTHETIC_SCORE_COLUMNS)
     doc = GenerationMetrics.model_validate({
         "arm": folder.arm, "seed": folder.seed, "generation": folder.generation, "metrics": metrics,
         "train": {k: train_log.get(k) for k in ("losses", "steps", "tokens", "seconds") if train_log.get(k) is not None},
@@ -257,10 +255,3 @@ def write_evaluation(
     folder.mark_done()
     return doc
 
-
-def folder_of(path: Path) -> GenerationFolder:
-    """The generation folder at `path` (`<run>/<arm>/seed-<s>/gen-<g>`)."""
-    seed_m, gen_m = _SEED_DIR.match(path.parent.name), _GEN_DIR.match(path.name)
-    if not (seed_m and gen_m):
-        raise RunError(f"{path}: not a generation folder (<run>/<arm>/seed-<s>/gen-<g>)")
-    return GenerationFolder(path.parent.parent.parent, path.parent.parent.name, int(seed_m.group(1)), int(gen_m.group(1)))
