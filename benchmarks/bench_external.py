@@ -84,12 +84,13 @@ def _score_run(run_dir: Path, model, tokenizer, name: str) -> None:
     from collapselab.metrics.registry import EXTERNAL_DEFAULTS, run_metrics
     from collapselab.metrics.sanity import gibberish_background
     from collapselab.records import read_records
-    from collapselab.rundir.folders import gen_dir, load_run_config
+    from collapselab.rundir.folders import load_run_config
+    from collapselab.rundir.generation import GenerationFolder
     from collapselab.seeds import step_seed
 
     cfg = load_run_config(run_dir)
     seed = cfg.experiment.seeds[0]
-    train = read_records(gen_dir(run_dir, cfg.arms[0].name, seed, 0) / "train.parquet")  # generation 0: the human pool
+    train = read_records(GenerationFolder(run_dir, cfg.arms[0].name, seed, 0).train)  # generation 0: the human pool
     common = {"external_model": model, "external_tokenizer": tokenizer, "external_name": name,
               "external_sequences": cfg.evaluation.reference_sequences, "seq_len": cfg.training.seq_len}
     test = _human_test(cfg)
@@ -104,8 +105,8 @@ def _score_run(run_dir: Path, model, tokenizer, name: str) -> None:
     print("|---|---|---|---|---|---|---|")
     for arm in cfg.arms:
         for g in range(cfg.experiment.generations):
-            folder = gen_dir(run_dir, arm.name, seed, g)
-            inputs = EvalInputs(task="lm", test=test, synthetic=read_records(folder / "synthetic.parquet"), human_train=train,
+            folder = GenerationFolder(run_dir, arm.name, seed, g)
+            inputs = EvalInputs(task="lm", test=test, synthetic=read_records(folder.synthetic), human_train=train,
                                 background_texts=background, seed=step_seed(seed, g, "evaluate"), **common)
             t = time.perf_counter()
             out = evaluate([*EXTERNAL_DEFAULTS, "gibberish_score"], inputs)

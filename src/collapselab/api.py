@@ -65,12 +65,14 @@ def run(
     """
     from collapselab.checks import check_experiment
     from collapselab.engine import run_experiment
+    from collapselab.report import up_to_date_report
 
     cfg = resolve_config(config, overrides)
     # All that the config gets wrong, at once and before any data is read; the engine checks
     # again once it has the human data and the model's positions.
     check_experiment(cfg, here=True, source=str(config) if isinstance(config, str | Path) else None)
-    run_dir = run_experiment(cfg, fresh=fresh, run_id=run_id, restart_from=restart_from_generation, db_url=db, listeners=listeners)
+    run_dir = run_experiment(cfg, fresh=fresh, run_id=run_id, restart_from=restart_from_generation, db_url=db, listeners=listeners,
+                             write_report=up_to_date_report)  # the trackers log it when the run ends
     return Run(run_dir=run_dir, run_id=run_dir.name, db=db)
 
 
@@ -102,7 +104,7 @@ def load_run(run_dir_or_id: str | Path, db: str | None = None) -> Run:
         StoreError: The run is not in the database (the message lists the known runs), or
             the database cannot be opened.
     """
-    from collapselab.report.data import resolve_run_dir
+    from collapselab.results import resolve_run_dir
     from collapselab.store import Store
 
     with Store(db) as store:
@@ -186,28 +188,27 @@ class Run:
     def predictions(self, arm: str, generation: int, seed: int = 0) -> pd.DataFrame:
         """Per-example rows of one generation: example_id, input, reference, prediction and
         each per-example score as a column."""
-        import json
-
         import pandas as pd
 
-        rows = _parquet_rows(self._generation_dir(arm, seed, generation) / "predictions.parquet")
-        return pd.DataFrame([{k: v for k, v in r.items() if k != "scores"} | json.loads(r["scores"]) for r in rows])
+        from collapselab.results import finished_generation
+
+        rows = finished_generation(self.run_dir, arm, seed, generation).read_predictions()
+        return pd.DataFrame([{k: v for k, v in r.items() if k != "scores"} | r["scores"] for r in rows])
 
     def synthetic(self, arm: str, generation: int, seed: int = 0) -> pd.DataFrame:
         """What one generation wrote, one row per record with its provenance columns
         (id, source, generation, parent_id, generator) and, where computed, its per-record
         scores (e.g. `synthetic_perplexity` under the generation-0 model)."""
-        import json
-
         import pandas as pd
 
-        from collapselab.records import read_records
+        from collapselab.results import finished_generation
+        from collapselab.rundir.generation import SYNTHETIC
 
-        folder = self._generation_dir(arm, seed, generation)
-        frame = pd.DataFrame([r.to_dict() for r in read_records(folder / "synthetic.parquet")])
-        scores = folder / "synthetic_scores.parquet"
-        if scores.exists() and len(frame):
-            per = pd.DataFrame([{"id": r["record_id"], **json.loads(r["scores"])} for r in _parquet_rows(scores)])
+        folder = finished_generation(self.run_dir, arm, seed, generation)
+        frame = pd.DataFrame([r.to_dict() for r in folder.read_records(SYNTHETIC)])
+        scores = folder.read_synthetic_scores()
+        if folder.synthetic_scores.exists() and len(frame):
+            per = pd.DataFrame([{"id": i, **s} for i, s in scores.items()])
             frame = frame.merge(per, on="id", how="left")
         return frame
 
@@ -216,21 +217,3 @@ class Run:
         from collapselab.report import write_report
 
         return write_report(self.run_dir, Path(out_dir) if out_dir is not None else None).markdown
-
-    def _generation_dir(self, arm: str, seed: int, generation: int) -> Path:
-        from collapselab.errors import RunError
-        from collapselab.rundir.folders import gen_dir, is_done
-
-        folder = gen_dir(self.run_dir, arm, seed, generation)
-        if not is_done(folder):
-            cfg = self.config
-            if arm not in [a.name for a in cfg.arms]:
-                raise RunError(f"run {self.run_id!r} has no arm {arm!r}; its arms are {[a.name for a in cfg.arms]}")
-            raise RunError(f"{folder}: generation {generation} of arm {arm!r}, seed {seed} is not finished")
-        return folder
-
-
-def _parquet_rows(path: Path) -> list[dict[str, Any]]:
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path).to_pylist()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,19 +39,17 @@ from collapselab.lab.mixing import mix
 from collapselab.lab.starts import load_for_inference, load_for_training, scratch_base, start_model
 from collapselab.models.prompts import prompt_format
 from collapselab.records import Record, atomic_write_json, read_records, write_records
-from collapselab.rundir.folders import (
-    gen_dir,
-    is_done,
-    mark_done,
-    open_run,
-    runtime,
-    supersede_from,
+from collapselab.rundir.folders import open_run, runtime, supersede_from
+from collapselab.rundir.generation import (
+    METRICS,
+    MODEL,
+    SYNTHETIC,
+    TRAIN_LOG,
+    GenerationFolder,
+    finished,
+    write_evaluation,
 )
-from collapselab.rundir.metrics_file import (
-    GenerationMetrics,
-    read_metrics_file,
-    write_metrics_file,
-)
+from collapselab.rundir.metrics_file import write_metrics_file
 from collapselab.seeds import step_seed
 from collapselab.tasks import get_task, mcq
 
@@ -66,6 +64,7 @@ def run_experiment(
     restart_from: int | None = None,
     db_url: str | None = None,
     listeners: Sequence[Listener] = (),
+    write_report: Callable[[Path], Path] | None = None,
 ) -> Path:
     """Run (or continue) every seed x arm x generation of `cfg`; returns the run directory.
 
@@ -77,6 +76,9 @@ def run_experiment(
         db_url: Results database URL (None: `$COLLAPSELAB_DB`, else the SQLite default).
         listeners: Called with every `collapselab.lab.events` event, in order; the trackers, hub
             push and notifiers of the config's `tracking:`, `hub:` and `notify:` blocks follow.
+        write_report: Writes a run directory's report and returns its folder, for the trackers
+            to log when the run ends (the faces hand it in: `collapselab.report`); None: they
+            log the config without a report.
     """
     from collapselab import store
 
@@ -98,9 +100,9 @@ def run_experiment(
 
     background = gibberish_background(cfg, task.name)  # read before any run directory is touched
     mmlu = mcq.questions(cfg.evaluation.mmlu) if cfg.evaluation.mmlu is not None else None  # names a missing file or subject now
-    listeners = with_outlets(cfg, listeners)  # trackers, hub push, notifications the config asks for
+    listeners = with_outlets(cfg, listeners, write_report)  # trackers, hub push, notifications the config asks for
     run_dir = open_run(cfg, fresh=fresh, run_id=run_id)
-    resumed = any(run_dir.glob("*/seed-*/gen-*/DONE"))  # finished steps before this invocation
+    resumed = bool(finished(run_dir))  # finished steps before this invocation
     if restart_from is not None:
         moved = supersede_from(run_dir, cfg, restart_from)
         emit(listeners, Message(f"restarting from generation {restart_from}: moved {len(moved)} generation folders to {run_dir / '.superseded'}"))
@@ -131,8 +133,8 @@ def run_experiment(
 def run_arm(lab: Lab, arm: ArmConfig, seed: int) -> None:
     synthetic: list[list[Record]] = []  # synthetic[k]: what model_k wrote
     for g in range(lab.cfg.experiment.generations):
-        folder = gen_dir(lab.run_dir, arm.name, seed, g)
-        if not is_done(folder):
+        folder = GenerationFolder(lab.run_dir, arm.name, seed, g)
+        if not folder.is_done():
             emit(lab.listeners, GenerationStarted(lab.run_dir, arm.name, seed, g))
             sibling = _done_generation0(lab, arm, seed) if g == 0 else None
             try:
@@ -144,53 +146,53 @@ def run_arm(lab: Lab, arm: ArmConfig, seed: int) -> None:
             except BaseException as e:
                 emit(lab.listeners, GenerationFailed(lab.run_dir, arm.name, seed, g, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
                 raise
-            values = {k: v for k, v in read_metrics_file(folder / "metrics.json").values().items() if v is not None}
-            emit(lab.listeners, GenerationFinished(lab.run_dir, arm.name, seed, g, folder, values, sibling))
-        synthetic.append(read_records(folder / "synthetic.parquet"))
+            values = {k: v for k, v in folder.read_metrics().values().items() if v is not None}
+            emit(lab.listeners, GenerationFinished(lab.run_dir, arm.name, seed, g, folder.path, values, sibling.path if sibling else None))
+        synthetic.append(read_records(folder.synthetic))
 
 
-def run_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, synthetic: list[list[Record]], folder: Path) -> None:
+def run_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, synthetic: list[list[Record]], folder: GenerationFolder) -> None:
     cfg, task = lab.cfg, lab.task
-    timings = _load_json(folder / "timings.json")
+    timings = _load_json(folder.timings)
 
     # 1. data_g (generation 0 of a contaminated or synthetic arm comes from the refinery)
-    if not (folder / "train.parquet").exists():
+    if not folder.train.exists():
         if g == 0 and arm.data != "human":
             from collapselab.refinery import build_arm_data
 
             built = build_arm_data(lab, arm, seed, step_seed(seed, 0, "refinery"))
-            write_records(folder / "rejected.parquet", built.rejected)
-            atomic_write_json(folder / "refinery.json", built.stats)
-            write_records(folder / "train.parquet", built.records)
+            write_records(folder.rejected, built.rejected)
+            atomic_write_json(folder.refinery, built.stats)
+            write_records(folder.train, built.records)
         else:
-            write_records(folder / "train.parquet", mix(arm, g, real_pool(lab, arm, seed), synthetic, step_seed(seed, g, "mix")))
-    data = read_records(folder / "train.parquet")
+            write_records(folder.train, mix(arm, g, real_pool(lab, arm, seed), synthetic, step_seed(seed, g, "mix")))
+    data = read_records(folder.train)
 
     # 2. model_g
-    if not (folder / "model").exists():
+    if not folder.model.exists():
         from collapselab.models.loading import save_model
 
         t0 = time.perf_counter()
         model, log = train_generation(lab, arm, seed, g, data)
-        save_model(model, lab.tokenizer, folder / "model", extra_json={"train_log.json": log})
+        save_model(model, lab.tokenizer, folder.model, extra_json={TRAIN_LOG: log})
         timings["train_s"] = time.perf_counter() - t0
-        atomic_write_json(folder / "timings.json", timings)
+        atomic_write_json(folder.timings, timings)
         del model
-    current = load_for_inference(lab, folder / "model")
+    current = load_for_inference(lab, folder.model)
 
     # 3. synthetic_g: what the next generation trains on (the last one's is measured only)
-    if not (folder / "synthetic.parquet").exists():
+    if not folder.synthetic.exists():
         t0 = time.perf_counter()
         written = task.write_synthetic(lab, current, arm, g, step_seed(seed, g, "generate"))
-        write_records(folder / "synthetic.parquet", written)
+        write_records(folder.synthetic, written)
         timings["generate_s"] = time.perf_counter() - t0
-        atomic_write_json(folder / "timings.json", timings)
-    own = read_records(folder / "synthetic.parquet")
+        atomic_write_json(folder.timings, timings)
+    own = read_records(folder.synthetic)
 
     # 4. evaluate on the held-out human test set, under model_g and the arm's generation-0 model
     t0 = time.perf_counter()
-    g0 = gen_dir(lab.run_dir, arm.name, seed, 0)
-    generation0 = current if g == 0 else load_for_inference(lab, g0 / "model")
+    g0 = GenerationFolder(lab.run_dir, arm.name, seed, 0)
+    generation0 = current if g == 0 else load_for_inference(lab, g0.model)
     result = task.evaluate(lab, current, generation0, own, step_seed(seed, g, "evaluate"))
     metrics = result.metrics
     if lab.mmlu is not None:
@@ -201,26 +203,17 @@ def run_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, synthetic: list[
         if lab.baselines is None:
             lab.baselines = task.baselines(lab, lambda: _pretrained_start(lab), step_seed(seed, 0, "baseline"))
         metrics.update(copy.deepcopy(lab.baselines))
-    stage = collapse_stage(lab, metrics, None if g == 0 else read_metrics_file(g0 / "metrics.json").model_dump()["metrics"])
+    stage = collapse_stage(lab, metrics, None if g == 0 else g0.read_metrics().model_dump()["metrics"])
     if stage is not None:
         metrics["collapse_stage"] = stage
     timings["evaluate_s"] = time.perf_counter() - t0
-    _write_rows(folder / "predictions.parquet", result.predictions, ("example_id", "input", "reference", "prediction", "scores"))
-    _write_rows(folder / "synthetic_scores.parquet", result.synthetic_scores, ("record_id", "scores"))
-    train_log = _load_json(folder / "model" / "train_log.json")
     from collapselab.metrics.external import generation_summary
 
-    write_metrics_file(folder / "metrics.json", GenerationMetrics.model_validate({
-        "arm": arm.name, "seed": seed, "generation": g, "metrics": metrics,
-        "train": {k: train_log.get(k) for k in ("losses", "steps", "tokens", "seconds") if train_log.get(k) is not None},
-        "timings": timings,
-        "sizes": {"train_records": len(data), "synthetic_records": len(own),
-                  "train_synthetic_share": sum(r.source != "human" for r in data) / max(1, len(data))},
-        "runtime": runtime(cfg),
-        "refinery": _load_json(folder / "refinery.json") or None,
-        "reference": generation_summary(metrics, lab.reference),
-    }))
-    mark_done(folder)
+    write_evaluation(
+        folder, metrics=metrics, predictions=result.predictions, synthetic_scores=result.synthetic_scores,
+        train=data, synthetic=own, train_log=_load_json(folder.train_log), timings=timings, runtime=runtime(cfg.decoding),
+        refinery=_load_json(folder.refinery) or None, reference=generation_summary(metrics, lab.reference),
+    )
 
 
 def train_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, data: list[Record]) -> tuple[Any, dict[str, Any]]:
@@ -229,7 +222,7 @@ def train_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, data: list[Rec
     if g == 0 and cfg.model.name == "scratch" and arm.data == "human":
         # A scratch model's generation 0 *is* the base: random init trained on the human pool.
         base = scratch_base(lab, seed)
-        return load_for_training(lab, base), _load_json(base / "train_log.json")
+        return load_for_training(lab, base), _load_json(base / TRAIN_LOG)
     model, recipe = start_model(lab, arm, seed, g)
     result = lab.task.train(lab, model, data, recipe, step_seed(seed, g, "train"), f"train {arm.name} g{g}")
     log = {"losses": result.losses, "steps": result.steps, "tokens": result.tokens, "seconds": result.seconds, "init": arm.init,
@@ -244,7 +237,7 @@ def real_pool(lab: Lab, arm: ArmConfig, seed: int) -> list[Record]:
     its later generations keep mixing the data it started from."""
     if arm.data == "human":
         return lab.human.train
-    return read_records(gen_dir(lab.run_dir, arm.name, seed, 0) / "train.parquet")
+    return read_records(GenerationFolder(lab.run_dir, arm.name, seed, 0).train)
 
 
 def collapse_stage(lab: Lab, metrics: dict[str, Any], gen0: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -338,40 +331,40 @@ def _load_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _done_generation0(lab: Lab, arm: ArmConfig, seed: int) -> Path | None:
+def _done_generation0(lab: Lab, arm: ArmConfig, seed: int) -> GenerationFolder | None:
     """A finished generation 0 of another arm with the same generation-0 data, if any."""
     for other in lab.cfg.arms:
-        d = gen_dir(lab.run_dir, other.name, seed, 0)
-        if other.data == arm.data and is_done(d):
+        d = GenerationFolder(lab.run_dir, other.name, seed, 0)
+        if other.data == arm.data and d.is_done():
             return d
     return None
 
 
-def _copy_generation(src: Path, dest: Path) -> None:
+def _copy_generation(src: GenerationFolder, dest: GenerationFolder) -> None:
     """Copy a finished generation folder (hard links where possible: the files never change)."""
     import json
 
-    if dest.exists():
-        shutil.rmtree(dest)
-    tmp = dest.with_name(f".{dest.name}.copy")
+    if dest.path.exists():
+        shutil.rmtree(dest.path)
+    tmp = dest.path.with_name(f".{dest.path.name}.copy")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp, copy_function=_link_or_copy)
-    arm = dest.parent.parent.name
-    metrics = read_metrics_file(src / "metrics.json").model_copy(update={"arm": arm, "copied_from": str(src)})
-    (tmp / "metrics.json").unlink()
-    write_metrics_file(tmp / "metrics.json", metrics)
+    shutil.copytree(src.path, tmp, copy_function=_link_or_copy)
+    metrics = src.read_metrics().model_copy(update={"arm": dest.arm, "copied_from": str(src.path)})
+    (tmp / METRICS).unlink()
+    write_metrics_file(tmp / METRICS, metrics)
     # provenance names the arm whose data it is, and where it was computed
     synthetic = []
-    for r in read_records(src / "synthetic.parquet"):
+    for r in read_records(src.synthetic):
         tag = json.loads(r.generator or "{}")
-        tag.update(arm=arm, copied_from_arm=src.parent.parent.name)
+        tag.update(arm=dest.arm, copied_from_arm=src.arm)
         synthetic.append(r.derive(generator=json.dumps(tag, sort_keys=True)))
-    (tmp / "synthetic.parquet").unlink()
-    write_records(tmp / "synthetic.parquet", synthetic)
-    log = _load_json(src / "model" / "train_log.json")
-    (tmp / "model" / "train_log.json").unlink()
-    atomic_write_json(tmp / "model" / "train_log.json", {**log, "copied_from": str(src / "model")})
-    tmp.rename(dest)
+    (tmp / SYNTHETIC).unlink()
+    write_records(tmp / SYNTHETIC, synthetic)
+    log = _load_json(src.train_log)
+    copied_log = tmp / MODEL / TRAIN_LOG
+    copied_log.unlink()
+    atomic_write_json(copied_log, {**log, "copied_from": str(src.model)})
+    tmp.rename(dest.path)
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -381,15 +374,6 @@ def _link_or_copy(src: str, dst: str) -> None:
         os.link(src, dst)
     except OSError:
         shutil.copy2(src, dst)
-
-
-def _write_rows(path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
-    import pyarrow as pa
-
-    from collapselab.records import atomic_write_parquet
-
-    schema = pa.schema([(c, pa.string()) for c in columns])
-    atomic_write_parquet(path, pa.Table.from_pylist(rows, schema=schema))
 
 
 def _record(lab: Lab, arm: str, seed: int, g: int) -> None:

@@ -13,6 +13,7 @@ from tiny_lab import tiny_config, write_corpus
 from collapselab.config import config_from_dict
 from collapselab.engine import run_experiment
 from collapselab.lab.events import Message
+from collapselab.report import up_to_date_report
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +31,8 @@ def secrets_env(monkeypatch):
 
 def _run(cfg: dict) -> tuple[object, list[str]]:
     said: list[str] = []
-    run_dir = run_experiment(config_from_dict(cfg), listeners=[lambda e: said.append(e.text) if isinstance(e, Message) else None])
+    run_dir = run_experiment(config_from_dict(cfg), listeners=[lambda e: said.append(e.text) if isinstance(e, Message) else None],
+                             write_report=up_to_date_report)  # as the CLI and the API hand it in
     return run_dir, said
 
 

@@ -17,12 +17,13 @@ def report(
     sweep: Annotated[Path | None, typer.Option(help="Instead of a run: compare the trials of the sweep in this folder (<output_dir>/sweeps/<name>).")] = None,
 ) -> None:
     """Write report.md and a self-contained report.html for a run, or for a sweep."""
+    from collapselab.errors import RunError
     from collapselab.report import write_report
-    from collapselab.report.data import ReportError, resolve_run_dir
+    from collapselab.results import resolve_run_dir
     from collapselab.sweep.report import write_sweep_report
 
     if (run is None) == (sweep is None):
-        raise ReportError("give a run, or --sweep FOLDER")
+        raise RunError("give a run, or --sweep FOLDER")
     paths = write_report(resolve_run_dir(run, db), out) if run is not None else write_sweep_report(sweep, out)
     typer.echo(f"wrote {paths.markdown} and {paths.html} ({len(paths.figures)} figures)")
 

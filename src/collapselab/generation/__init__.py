@@ -45,6 +45,7 @@ __all__ = [
     "PromptSampling",
     "TokenListener",
     "common_prefix_lengths",
+    "continuation_text",
     "generate",
     "generation_backend",
 ]
@@ -157,6 +158,18 @@ def generate(
     finally:
         bar.close()
         model.train(was_training)
+
+
+def continuation_text(tokenizer: Any, ids: Sequence[int]) -> str:
+    """The text of a continuation `generate` returned, as the model wrote it.
+
+    `generate` cuts each output before its EOS; any other special token the model wrote stays
+    in the text (`skip_special_tokens=False`), so the text is what the model wrote, and it
+    tokenizes back to the same ids when a later generation trains on it (skipping them would
+    silently filter the model's output). A continuation cut at max_new_tokens may end inside a
+    multi-byte character: its trailing U+FFFD is dropped.
+    """
+    return tokenizer.decode(list(ids), skip_special_tokens=False).removesuffix("\ufffd")
 
 
 def _call_setting(decoding: DecodingBlock) -> PromptSampling:

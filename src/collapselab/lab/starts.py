@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from collapselab.rundir.folders import gen_dir
+from collapselab.rundir.generation import TRAIN_LOG, GenerationFolder
 from collapselab.seeds import step_seed
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def scratch_base(lab: Lab, seed: int) -> Path:
         result = lab.task.train(lab, model, lab.human.train, cfg.model.pretrain, step_seed(seed, 0, "train"), "pretrain base")
         log = {"losses": result.losses, "steps": result.steps, "tokens": result.tokens, "seconds": result.seconds,
                "init": "scratch", "cache_key": key}
-        save_model(model, lab.tokenizer, folder, extra_json={"train_log.json": log})
+        save_model(model, lab.tokenizer, folder, extra_json={TRAIN_LOG: log})
     lab.base_dirs[seed] = folder
     return folder
 
@@ -90,6 +90,6 @@ def start_model(lab: Lab, arm: ArmConfig, seed: int, g: int) -> tuple[Any, Train
     if arm.init == "scratch" or (g == 0 and cfg.model.name == "scratch"):
         return build_scratch_model(cfg.model.scratch, lab.tokenizer, step_seed(seed, g, "init")), cfg.model.pretrain
     if arm.init == "previous" and g > 0:
-        model = load_for_training(lab, gen_dir(lab.run_dir, arm.name, seed, g - 1) / "model")
+        model = load_for_training(lab, GenerationFolder(lab.run_dir, arm.name, seed, g - 1).model)
         return (apply_lora(model, cfg.model.lora) if cfg.model.lora else model), cfg.training
     return fine_tune_start(lab, seed), cfg.training

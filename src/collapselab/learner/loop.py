@@ -30,8 +30,8 @@ from collapselab.learner.evaluation import (
     ARM,
     document_records,
     evaluate_step,
-    gen_folder,
     held_out,
+    step_folder,
 )
 from collapselab.learner.sources import Document, DocumentSource, open_source
 from collapselab.records import Record, atomic_write_json, atomic_write_text
@@ -60,7 +60,7 @@ def run_learner(
     loaded = load_model(current, for_training=True)
     model, tokenizer = loaded.model, loaded.tokenizer
     held = held_out(cfg, tokenizer)
-    if not (gen_folder(run_dir, cfg.learner.seed, step) / "DONE").exists():
+    if not step_folder(run_dir, cfg.learner.seed, step).is_done():
         # killed between publishing the checkpoint and finishing its evaluation
         trained = _trained_records(spool, state)
         evaluate_step(cfg, run_dir, step, model, tokenizer, held, trained, state.get("train", {}), state.get("timings", {}), db_url)
@@ -167,7 +167,7 @@ def prune_checkpoints(run_dir: Path, keep: int | None, newest: int) -> None:
 
 def self_feed(cfg: LearnerConfig, model: Any, tokenizer: Any, human: list[Document], n: int, step: int) -> list[Record]:
     """`n` continuations by the current model of the step's human documents' openings."""
-    from collapselab.generation import generate
+    from collapselab.generation import continuation_text, generate
 
     p = cfg.learner.self_feed_prompt_tokens
     parents = [human[i % len(human)] for i in range(n)]
@@ -176,7 +176,7 @@ def self_feed(cfg: LearnerConfig, model: Any, tokenizer: Any, human: list[Docume
     tag = json.dumps({"model": cfg.model.name, "learner": cfg.learner.name, "step": step - 1, "decoding": cfg.decoding.model_dump(mode="json")}, sort_keys=True)
     return [
         Record(id=f"self-feed:{step}:{i}", source="synthetic", generation=step - 1, parent_id=d.id, generator=tag,
-               text=tokenizer.decode(ids, skip_special_tokens=True).removesuffix("\ufffd"))
+               text=continuation_text(tokenizer, ids))
         for i, (d, ids) in enumerate(zip(parents, outs, strict=True))
     ]
 

@@ -1,25 +1,33 @@
 """Where a run's events go beyond the console: trackers, the Hub, notifications.
 
-`outlets(cfg, say)` builds the listeners the config's `tracking:`, `hub:` and `notify:`
-blocks ask for; `with_outlets(cfg, listeners)` adds them to the engine's listeners, with
+`outlets(cfg, say, write_report)` builds the listeners the config's `tracking:`, `hub:` and
+`notify:` blocks ask for; `with_outlets(cfg, listeners, write_report)` adds them to the
+engine's listeners, with
 what they could not deliver said to those listeners as `Message` events when the run ends
 (in the engine's thread, like every event). A block whose secret is missing from the
 environment is a config error here, before the run starts; the network never is.
+
+The trackers log the run's report, which they do not write themselves: the report is a face
+above the loop, so whoever starts the run (the CLI, the Python API, a sweep trial) hands in
+`write_report`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from collapselab.lab.events import Listener, Message, emit
 
 
-def outlets(cfg, say: Callable[[str], None]) -> list[Listener]:
+def outlets(cfg, say: Callable[[str], None], write_report: Callable[[Path], Path] | None = None) -> list[Listener]:
     """The listeners `cfg` asks for (none without tracking/hub/notify blocks).
 
     Args:
         cfg: the resolved `ExperimentConfig`.
         say: where each outlet says, at the end of the run, what it could not deliver.
+        write_report: writes a run directory's report and returns its folder, which the
+            trackers log when the run ends; None: they log the config without a report.
 
     Raises:
         ConfigError: a block's token or chat id is not in the environment.
@@ -28,11 +36,11 @@ def outlets(cfg, say: Callable[[str], None]) -> list[Listener]:
     if cfg.tracking is not None and cfg.tracking.mlflow is not None:
         from collapselab.outlets.trackers import MlflowTracker
 
-        out.append(MlflowTracker(cfg.tracking, say))
+        out.append(MlflowTracker(cfg.tracking, say, write_report))
     if cfg.tracking is not None and cfg.tracking.wandb is not None:
         from collapselab.outlets.trackers import WandbTracker
 
-        out.append(WandbTracker(cfg.tracking, say))
+        out.append(WandbTracker(cfg.tracking, say, write_report))
     if cfg.hub is not None:
         from collapselab.outlets.hub import HubPusher
 
@@ -44,10 +52,10 @@ def outlets(cfg, say: Callable[[str], None]) -> list[Listener]:
     return out
 
 
-def with_outlets(cfg, listeners: Sequence[Listener]) -> list[Listener]:
+def with_outlets(cfg, listeners: Sequence[Listener], write_report: Callable[[Path], Path] | None = None) -> list[Listener]:
     """`listeners` followed by `cfg`'s outlets, whose reports go to `listeners` as Messages."""
     shown = list(listeners)
-    found = outlets(cfg, lambda text: emit(shown, Message(text)))
+    found = outlets(cfg, lambda text: emit(shown, Message(text)), write_report)
     return shown + ([Outlets(found)] if found else [])
 
 

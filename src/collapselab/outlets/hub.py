@@ -25,6 +25,7 @@ from collapselab.lab.events import (
     RunStarted,
 )
 from collapselab.outlets.outbox import Outbox
+from collapselab.rundir.generation import METRICS, MODEL, finished
 
 
 class HubPusher:
@@ -51,7 +52,7 @@ class HubPusher:
             return
         if isinstance(event, RunStarted):
             self.prefix = self.block.prefix.format(run_id=event.run_id, experiment=event.experiment).strip("/")
-            done = sorted(event.run_dir.glob("*/seed-*/gen-*/DONE"))  # before this invocation
+            done = [f.path for f in finished(event.run_dir)]  # before this invocation
             self.outbox.put(f"list {self.block.repo_id}", lambda: self._list_and_backfill(done))
         elif isinstance(event, GenerationFinished):
             self._queue(event.folder)
@@ -75,19 +76,20 @@ class HubPusher:
         self.outbox.put(f"upload {path}", lambda: self._upload(folder, path))
 
     def _list_and_backfill(self, done: list[Path]) -> None:
+        """List the repository, then queue the finished generation folders `done` it lacks."""
         self.api.create_repo(self.block.repo_id, private=self.block.private, exist_ok=True)
         files = self.api.list_repo_files(self.block.repo_id)
-        self.there |= {f.rsplit("/", 1)[0] for f in files if f.endswith("/metrics.json")}
-        for marker in done:
-            if self.path_in_repo(marker.parent) not in self.there:
-                self._queue(marker.parent)
+        self.there |= {f.rsplit("/", 1)[0] for f in files if f.endswith(f"/{METRICS}")}
+        for folder in done:
+            if self.path_in_repo(folder) not in self.there:
+                self._queue(folder)
 
     def _upload(self, folder: Path, path: str) -> None:
         if path in self.there:
             return
         from huggingface_hub import CommitOperationAdd
 
-        files = sorted(p for p in (folder / "model").rglob("*") if p.is_file()) + [folder / "metrics.json"]
+        files = sorted(p for p in (folder / MODEL).rglob("*") if p.is_file()) + [folder / METRICS]
         ops = [CommitOperationAdd(path_in_repo=f"{path}/{p.relative_to(folder).as_posix()}", path_or_fileobj=str(p)) for p in files]
         self.api.create_commit(self.block.repo_id, ops, commit_message=f"collapselab: {path}")
         self.there.add(path)

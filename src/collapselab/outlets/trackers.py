@@ -3,7 +3,8 @@
 One tracker run per (arm, seed) of a collapselab run, named `<run_id>/<arm>/seed-<s>`: its
 params are the resolved config (flattened, `training.lr`, ...) and the arm's own settings
 (`arm.*`), its metrics every generation's metrics with `step = generation`, and at the end
-the run's report (report.md, report.html, figures/*.png) and config.yaml as artifacts.
+config.yaml and the run's report as artifacts: the folder `write_report(run_dir)` returns,
+a writer handed in by whoever starts the run (the report is a face above the loop).
 
 Tracker calls run in the background (`collapselab.outlets.outbox`), so a slow or unreachable tracking
 server never blocks the run; what could not be logged is reported when the run ends. A
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +31,7 @@ from collapselab.lab.events import (
     RunStarted,
 )
 from collapselab.outlets.outbox import Outbox
+from collapselab.rundir.generation import GenerationFolder, finished
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on one param value; the whole config is an artifact too
 
@@ -53,8 +54,8 @@ class _Tracker:
 
     name = "tracker"
 
-    def __init__(self, block: TrackingBlock, say: Callable[[str], None]) -> None:
-        self.block, self.say = block, say
+    def __init__(self, block: TrackingBlock, say: Callable[[str], None], write_report: Callable[[Path], Path] | None = None) -> None:
+        self.block, self.say, self.write_report = block, say, write_report
         self.outbox = Outbox(self.name, retries=2)
         self.run: RunStarted | None = None
         self.closed = False
@@ -64,7 +65,7 @@ class _Tracker:
             return
         if isinstance(event, RunStarted):
             self.run = event
-            done = sorted(event.run_dir.glob("*/seed-*/gen-*/DONE"))  # before this invocation
+            done = finished(event.run_dir)  # before this invocation
             self.outbox.put(f"start {event.run_id}", lambda: self.started(done))
         elif isinstance(event, GenerationFinished):
             self.outbox.put(f"log {event.arm}/seed-{event.seed}/gen-{event.generation}",
@@ -98,22 +99,23 @@ class _Tracker:
         return tags
 
     def finish(self, run_dir: Path | None, status: str) -> None:
-        """Log the report of `run_dir` (None: a failed run, no report) and close every tracker
-        run with `status`, closing them even when the report cannot be written."""
+        """Log the config and report of `run_dir` (None: a failed run, nothing) and close every
+        tracker run with `status`, closing them even when the report cannot be written."""
         try:
             if run_dir is not None:
-                self.log_report(run_dir, report_dir(run_dir))
+                self.log_report(run_dir, self.write_report(run_dir) if self.write_report is not None else None)
         finally:
             self.terminate(status)
 
-    def started(self, done: list[Path]) -> None:
-        """Open the tracker; `done` are the DONE files of generations finished before."""
+    def started(self, done: list[GenerationFolder]) -> None:
+        """Open the tracker; `done` are the generations finished before."""
         raise NotImplementedError
 
     def log(self, arm: str, seed: int, generation: int, metrics: dict[str, float]) -> None:
         raise NotImplementedError
 
-    def log_report(self, run_dir: Path, report: Path) -> None:
+    def log_report(self, run_dir: Path, report: Path | None) -> None:
+        """Log config.yaml and the report folder (None: no report)."""
         raise NotImplementedError
 
     def terminate(self, status: str) -> None:
@@ -123,13 +125,13 @@ class _Tracker:
 class MlflowTracker(_Tracker):
     name = "mlflow"
 
-    def __init__(self, block: TrackingBlock, say: Callable[[str], None]) -> None:
-        super().__init__(block, say)
+    def __init__(self, block: TrackingBlock, say: Callable[[str], None], write_report: Callable[[Path], Path] | None = None) -> None:
+        super().__init__(block, say, write_report)
         self.runs: dict[tuple[str, int], str] = {}  # (arm, seed) -> MLflow run id
         self.client: Any = None
         self.experiment_id = ""
 
-    def started(self, done: list[Path]) -> None:
+    def started(self, done: list[GenerationFolder]) -> None:
         from mlflow import MlflowClient
 
         assert self.run is not None and self.block.mlflow is not None
@@ -138,10 +140,9 @@ class MlflowTracker(_Tracker):
         found = self.client.get_experiment_by_name(name)
         self.experiment_id = found.experiment_id if found else self.client.create_experiment(name)
         # a resumed run: log what its MLflow runs are missing
-        for marker in done:
-            arm, seed, g = marker.parts[-4], int(marker.parts[-3].removeprefix("seed-")), int(marker.parts[-2].removeprefix("gen-"))
-            values = {k: v["value"] for k, v in json.loads((marker.parent / "metrics.json").read_text())["metrics"].items()}
-            self.log(arm, seed, g, {k: v for k, v in values.items() if v is not None}, only_if_missing=True)
+        for f in done:
+            values = f.read_metrics().values()
+            self.log(f.arm, f.seed, f.generation, {k: v for k, v in values.items() if v is not None}, only_if_missing=True)
 
     def log(self, arm: str, seed: int, generation: int, metrics: dict[str, float], only_if_missing: bool = False) -> None:
         from mlflow.entities import Metric
@@ -156,10 +157,11 @@ class MlflowTracker(_Tracker):
         for i in range(0, len(batch), 1000):  # MLflow's batch limit
             self.client.log_batch(run_id, metrics=batch[i : i + 1000])
 
-    def log_report(self, run_dir: Path, report: Path) -> None:
+    def log_report(self, run_dir: Path, report: Path | None) -> None:
         for run_id in self.runs.values():
             self.client.log_artifact(run_id, str(run_dir / "config.yaml"))
-            self.client.log_artifacts(run_id, str(report), artifact_path="report")
+            if report is not None:
+                self.client.log_artifacts(run_id, str(report), artifact_path="report")
 
     def terminate(self, status: str) -> None:
         for run_id in self.runs.values():
@@ -189,24 +191,25 @@ class MlflowTracker(_Tracker):
 class WandbTracker(_Tracker):
     name = "wandb"
 
-    def __init__(self, block: TrackingBlock, say: Callable[[str], None]) -> None:
-        super().__init__(block, say)
+    def __init__(self, block: TrackingBlock, say: Callable[[str], None], write_report: Callable[[Path], Path] | None = None) -> None:
+        super().__init__(block, say, write_report)
         self.runs: dict[tuple[str, int], Any] = {}
 
-    def started(self, done: list[Path]) -> None:
+    def started(self, done: list[GenerationFolder]) -> None:
         import wandb  # noqa: F401  (fails here, reported, when wandb is not installed)
 
     def log(self, arm: str, seed: int, generation: int, metrics: dict[str, float]) -> None:
         self._run_for(arm, seed).log(dict(metrics), step=generation)
 
-    def log_report(self, run_dir: Path, report: Path) -> None:
+    def log_report(self, run_dir: Path, report: Path | None) -> None:
         import shutil
 
         # Files in a W&B run's folder are its files (synced with it); copies, not symlinks,
         # so the offline run stays whole when the run directory moves.
         for run in self.runs.values():
             shutil.copy2(run_dir / "config.yaml", Path(run.dir) / "config.yaml")
-            shutil.copytree(report, Path(run.dir) / "report", dirs_exist_ok=True)
+            if report is not None:
+                shutil.copytree(report, Path(run.dir) / "report", dirs_exist_ok=True)
 
     def terminate(self, status: str) -> None:
         import wandb
@@ -230,24 +233,6 @@ class WandbTracker(_Tracker):
                 tags=[arm, f"seed-{seed}"], reinit="create_new", settings=wandb.Settings(silent=True, console="off"),
             )
         return self.runs[(arm, seed)]
-
-
-_report_lock = threading.Lock()
-
-
-def report_dir(run_dir: Path) -> Path:
-    """The run's report folder, written once however many trackers ask (`<run>/report`)."""
-    from collapselab.report import write_report
-
-    with _report_lock:
-        folder = run_dir / "report"
-        if not (folder / "report.html").exists() or (folder / "report.html").stat().st_mtime < _last_done(run_dir):
-            write_report(run_dir, folder)
-        return folder
-
-
-def _last_done(run_dir: Path) -> float:
-    return max((p.stat().st_mtime for p in run_dir.glob("*/seed-*/gen-*/DONE")), default=0.0)
 
 
 def _mlflow_key(name: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from collapselab.metrics.stats import BootstrapResult, Summary, paired_bootstrap, summarize
-from collapselab.report.data import RunData
+from collapselab.results import RunData
 
 
 @dataclass(frozen=True, slots=True)

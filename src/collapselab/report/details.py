@@ -8,9 +8,10 @@ from pathlib import Path
 
 from collapselab.refinery.pipeline import rejection_of
 from collapselab.report import figures
-from collapselab.report.data import RunData
 from collapselab.report.document import Code, Document, Figure, Heading, Para, Table
 from collapselab.report.outcomes import fmt
+from collapselab.results import RunData
+from collapselab.rundir.generation import REJECTED, SYNTHETIC, TRAIN
 
 RIGHT_F1 = 50.0  # a prediction is "right" when its token F1 with the best reference is >= 50 %
 SAMPLES = 3
@@ -33,7 +34,7 @@ def dataset_statistics(run: RunData, doc: Document) -> None:
     rows = []
     for arm in run.arms:
         for g in sorted((x for x in run.gens if x.arm == arm and x.seed == seed), key=lambda x: x.generation):
-            recs = run.records(g, "train.parquet")
+            recs = run.records(g, TRAIN)
             share = sum(r.source != "human" for r in recs) / len(recs) if recs else 0.0
             if qa:
                 rows.append([f"`{arm}`", str(g.generation), str(len(recs)), fmt(share),
@@ -88,7 +89,7 @@ def filter_effectiveness(run: RunData, doc: Document, figdir: Path) -> None:
     examples = []
     for g in built:
         seen: set[str] = set()
-        for r in run.records(g, "rejected.parquet"):
+        for r in run.records(g, REJECTED):
             why = rejection_of(r) or {}
             if why.get("reason") not in seen:
                 seen.add(why["reason"])
@@ -106,7 +107,7 @@ def sample_predictions(run: RunData, doc: Document) -> None:
         for arm in run.arms:
             for gen in sorted({0, g}):
                 found = [x for x in run.find(arm, gen) if x.seed == seed]
-                for r in (run.records(found[0], "synthetic.parquet")[:2] if found else []):
+                for r in (run.records(found[0], SYNTHETIC)[:2] if found else []):
                     rows.append([f"`{arm}`", str(gen), _short(r.text or "")])
         doc.add(Para("A language-model run has no answers to judge; these are texts the models wrote (continuations of human blocks)."))
         doc.add(Table(["arm", "gen", "synthetic text"], rows))

@@ -10,8 +10,9 @@ from collapselab.metrics.registry import EXTERNAL_DEFAULTS, SYNTHETIC_DEFAULTS
 from collapselab.metrics.stats import Summary, summarize
 from collapselab.report import figures
 from collapselab.report.criteria import Criteria, three_arm_criteria
-from collapselab.report.data import RunData, per_sequence_values, perplexity_histograms
+from collapselab.report.data import per_sequence_values, perplexity_histograms
 from collapselab.report.document import Document, Figure, Heading, Para, Table
+from collapselab.results import RunData
 
 # metric -> (label, unit) for tables and axes
 LABELS: dict[str, tuple[str, str]] = {

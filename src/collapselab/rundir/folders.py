@@ -1,11 +1,10 @@
-"""Run directories: where a run lives, its manifest, and which steps are done.
+"""Run directories: where a run lives, its manifest, and how models are run.
 
 runs/<experiment>/<run_id>/
   config.yaml  manifest.json
-  <arm>/seed-<s>/gen-<g>/ train.parquet  model/  synthetic.parquet  predictions.parquet
-                          metrics.json  timings.json  DONE
+  <arm>/seed-<s>/gen-<g>/   one generation (`rundir/generation.py`: its files, writer and reader)
 Every file is written atomically (temp file, then rename), so a file that exists is
-complete; `DONE` is written last. A crashed run resumes at the first missing file.
+complete; a generation's `DONE` is written last. A crashed run resumes at the first missing file.
 """
 
 from __future__ import annotations
@@ -20,24 +19,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from collapselab.config import ExperimentConfig, config_from_dict, dump_config
+from collapselab.config import DecodingBlock, ExperimentConfig, config_from_dict, dump_config
 from collapselab.errors import RunError
 from collapselab.records import atomic_write_json, atomic_write_text
+from collapselab.rundir.generation import planned
 from collapselab.textio import read_json, read_yaml
 
 PACKAGES = ["collapselab", "torch", "transformers", "tokenizers", "peft", "numpy", "pydantic", "pyarrow", "sqlalchemy"]
-
-
-def gen_dir(run_dir: Path, arm: str, seed: int, generation: int) -> Path:
-    return run_dir / arm / f"seed-{seed}" / f"gen-{generation}"
-
-
-def is_done(folder: Path) -> bool:
-    return (folder / "DONE").exists()
-
-
-def mark_done(folder: Path) -> None:
-    atomic_write_json(folder / "DONE", {"finished": datetime.now(UTC).isoformat()})
 
 
 def git_sha() -> str:
@@ -72,15 +60,17 @@ def hardware() -> dict[str, Any]:
     return hw
 
 
-def runtime(cfg: ExperimentConfig) -> dict[str, str]:
+def runtime(decoding: DecodingBlock, *, infers_in_training_dtype: bool = False) -> dict[str, str]:
     """How models are run: the one dtype policy's choices (`models.model_dtype`) and the
-    generation backend; recorded in the manifest and in every generation's metrics.json."""
+    generation backend `decoding` gets; recorded in the manifest and in every generation's
+    metrics.json. `infers_in_training_dtype`: the model generates and is scored as it was
+    trained, not reloaded for inference (the continuous learner evaluates the model it trains)."""
     from collapselab.generation import generation_backend
     from collapselab.models.loading import device, model_dtype
     from collapselab.rundir.metrics_file import Runtime
 
-    return Runtime(device=device(), train_dtype=model_dtype(for_training=True), infer_dtype=model_dtype(for_training=False),
-                   generation_backend=generation_backend(cfg.decoding)).model_dump()
+    return Runtime(device=device(), train_dtype=model_dtype(for_training=True), infer_dtype=model_dtype(for_training=infers_in_training_dtype),
+                   generation_backend=generation_backend(decoding)).model_dump()
 
 
 def manifest(cfg: ExperimentConfig, run_id: str) -> dict[str, Any]:
@@ -93,7 +83,7 @@ def manifest(cfg: ExperimentConfig, run_id: str) -> dict[str, Any]:
     return {
         "run_id": run_id, "experiment": cfg.experiment.name, "created": datetime.now(UTC).isoformat(),
         "config_hash": cfg.config_hash(), "git_sha": git_sha(), "packages": versions, "python": sys.version.split()[0],
-        "seeds": cfg.experiment.seeds, "hardware": hardware(), "runtime": runtime(cfg), "command": sys.argv,
+        "seeds": cfg.experiment.seeds, "hardware": hardware(), "runtime": runtime(cfg.decoding), "command": sys.argv,
     }
 
 
@@ -151,13 +141,10 @@ def supersede_from(run_dir: Path, cfg: ExperimentConfig, generation: int) -> lis
     `<run>/.superseded/<time>/...`), so they are redone; returns (arm, seed, g) moved."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     moved = []
-    for arm in cfg.arms:
-        for seed in cfg.experiment.seeds:
-            for g in range(generation, cfg.experiment.generations):
-                d = gen_dir(run_dir, arm.name, seed, g)
-                if d.exists():
-                    dest = run_dir / ".superseded" / stamp / arm.name / f"seed-{seed}" / d.name
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.move(str(d), dest)
-                    moved.append((arm.name, seed, g))
+    for f in planned(run_dir, cfg, first=generation):
+        if f.path.exists():
+            dest = run_dir / ".superseded" / stamp / f.path.relative_to(run_dir)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(f.path), dest)
+            moved.append((f.arm, f.seed, f.generation))
     return moved

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collapselab.records import read_records
-from collapselab.rundir.folders import gen_dir, load_run_config
-from collapselab.rundir.metrics_file import read_metrics_file
+from collapselab.rundir.folders import load_run_config
+from collapselab.rundir.generation import SYNTHETIC, TRAIN, GenerationFolder
 
 
 def explain(run_dir: Path, n_samples: int = 3) -> dict[str, float]:
@@ -15,14 +14,15 @@ def explain(run_dir: Path, n_samples: int = 3) -> dict[str, float]:
     seed, last = cfg.experiment.seeds[0], cfg.experiment.generations - 1
 
     def metric(arm: str, g: int, name: str) -> float:
-        return read_metrics_file(gen_dir(run_dir, arm, seed, g) / "metrics.json").metrics[name].value
+        return GenerationFolder(run_dir, arm, seed, g).read_metrics().metrics[name].value
 
     first = cfg.arms[0].name
     ppl0, uni = metric(first, 0, "perplexity"), metric(first, 0, "unigram_perplexity")
     print(f"\ngeneration 0 (trained on human text): test perplexity {ppl0:.2f} vs {uni:.1f} for a unigram model of the same text")
     print("a few of its continuations of human prompts (prompt | continuation):")
-    synthetic = read_records(gen_dir(run_dir, first, seed, 0) / "synthetic.parquet")
-    prompts = {r.id: r for r in read_records(gen_dir(run_dir, first, seed, 0) / "train.parquet")}
+    g0 = GenerationFolder(run_dir, first, seed, 0)
+    synthetic = g0.read_records(SYNTHETIC)
+    prompts = {r.id: r for r in g0.read_records(TRAIN)}
     for r in synthetic[:n_samples]:
         prompt = (prompts[r.parent_id].text or "").replace("\n", " ")
         print(f"  ...{prompt[-120:]} | {(r.text or '').replace(chr(10), ' ')[:240]}")

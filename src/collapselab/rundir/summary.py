@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from collapselab.rundir.folders import gen_dir, is_done, load_run_config
-from collapselab.rundir.metrics_file import read_metrics_file
+from collapselab.rundir.folders import load_run_config
+from collapselab.rundir.generation import planned
 
 # (metric, column title, format) shown when present, in this order; "syn" columns describe
 # the synthetic data the generation wrote, the others the held-out human test set.
@@ -34,33 +34,20 @@ COLUMNS: list[tuple[str, str, str]] = [
 
 def generation_rows(run_dir: Path) -> list[dict[str, Any]]:
     """One row per arm x seed x generation: status and headline numbers."""
-    cfg = load_run_config(run_dir)
     rows = []
-    for arm in cfg.arms:
-        for seed in cfg.experiment.seeds:
-            for g in range(cfg.experiment.generations):
-                d = gen_dir(run_dir, arm.name, seed, g)
-                row: dict[str, Any] = {"arm": arm.name, "seed": seed, "generation": g, "status": _status(d)}
-                if is_done(d):
-                    data = read_metrics_file(d / "metrics.json")
-                    row["metrics"] = {k: v for k, v in data.values().items() if v is not None and v == v}  # NaN: not computable
-                    if "collapse_stage" in data.metrics:
-                        row["stage"] = data.metrics["collapse_stage"].details["stage"]
-                    row["train_records"] = data.sizes.train_records
-                    row["synthetic_share"] = data.sizes.train_synthetic_share
-                    row["train_loss"] = data.train.losses[-1] if data.train.losses else None
-                    row["seconds"] = sum(v for v in data.timings.values() if v is not None)
-                rows.append(row)
+    for f in planned(run_dir, load_run_config(run_dir)):
+        row: dict[str, Any] = {"arm": f.arm, "seed": f.seed, "generation": f.generation, "status": f.status()}
+        if f.is_done():
+            data = f.read_metrics()
+            row["metrics"] = {k: v for k, v in data.values().items() if v is not None and v == v}  # NaN: not computable
+            if "collapse_stage" in data.metrics:
+                row["stage"] = data.metrics["collapse_stage"].details["stage"]
+            row["train_records"] = data.sizes.train_records
+            row["synthetic_share"] = data.sizes.train_synthetic_share
+            row["train_loss"] = data.train.losses[-1] if data.train.losses else None
+            row["seconds"] = sum(v for v in data.timings.values() if v is not None)
+        rows.append(row)
     return rows
-
-
-def _status(d: Path) -> str:
-    if is_done(d):
-        return "done"
-    if not d.exists():
-        return "pending"
-    steps = [n for n in ("train.parquet", "model", "synthetic.parquet", "predictions.parquet") if (d / n).exists()]
-    return "partial: " + (", ".join(steps) if steps else "started")
 
 
 def table(rows: list[dict[str, Any]], title: str):

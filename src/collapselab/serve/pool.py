@@ -83,7 +83,7 @@ class ModelPool:
 
         run = Path(self.source.run)
         if not (run / "manifest.json").is_file():
-            from collapselab.report.data import resolve_run_dir
+            from collapselab.results import resolve_run_dir
 
             run = resolve_run_dir(str(run), self.source.db)
         self.run_dir = run
@@ -110,14 +110,12 @@ class ModelPool:
         self.default_id = f"{arm}/gen-{g}"
 
     def _run_generations(self, arm: str) -> list[int]:
-        from collapselab.rundir.folders import gen_dir
+        """The generations of `arm` (the served seed) whose model is saved, finished or not."""
+        from collapselab.rundir.generation import GenerationFolder
 
-        folder = gen_dir(self.run_dir, arm, self.run_seed, 0).parent
-        found = []
-        for d in folder.glob("gen-*"):
-            if (d / "model" / "config.json").is_file() and d.name[4:].isdigit():
-                found.append(int(d.name[4:]))
-        return sorted(found)
+        seed_dir = GenerationFolder(self.run_dir, arm, self.run_seed, 0).path.parent
+        numbers = [int(d.name[4:]) for d in seed_dir.glob("gen-*") if d.name[4:].isdigit()]
+        return sorted(g for g in numbers if (GenerationFolder(self.run_dir, arm, self.run_seed, g).model / "config.json").is_file())
 
     def _checkpoints(self) -> list[int]:
         folder = self.learner_dir / "checkpoints"
@@ -180,10 +178,10 @@ class ModelPool:
             model, tok = loaded.model, loaded.tokenizer
             return Served(model_id, model, tok, None, self.name, _positions(model, tok))
         if self.kind == "run":
-            from collapselab.rundir.folders import gen_dir
+            from collapselab.rundir.generation import GenerationFolder
 
             arm, g = model_id.rsplit("/gen-", 1)
-            model, tok = _load_folder(gen_dir(self.run_dir, arm, self.run_seed, int(g)) / "model")
+            model, tok = _load_folder(GenerationFolder(self.run_dir, arm, self.run_seed, int(g)).model)
             return Served(model_id, model, tok, int(g), self.describe(model_id)["origin"], _positions(model, tok))
         if model_id == LATEST:
             name = self.latest_pointer()

@@ -9,39 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from collapselab.errors import RunError
-from collapselab.rundir.metrics_file import read_metrics_file
+from collapselab.rundir.generation import (
+    DATA_FILES,
+    PREDICTION_COLUMNS,
+    REQUIRED_FILES,
+    GenerationFolder,
+    finished,
+)
 from collapselab.store.db import StoreError
 from collapselab.textio import parquet_row_count, read_parquet
-
-# Files indexed in `data_files`; model weights are left out (large, and the model folder
-# is reproducible from the data and the config).
-DATA_FILES: dict[str, str] = {
-    "train.parquet": "train",
-    "synthetic.parquet": "synthetic",
-    "rejected.parquet": "rejected",
-    "predictions.parquet": "predictions",
-    "metrics.json": "metrics",
-    "synthetic_scores.parquet": "synthetic_scores",
-}
-REQUIRED_FILES = (
-    "DONE",
-    "metrics.json",
-    "predictions.parquet",
-    "train.parquet",
-    "synthetic.parquet",
-)
-PREDICTION_COLUMNS = ("example_id", "input", "reference", "prediction", "scores")
-_SEED_DIR = re.compile(r"^seed-(\d+)$")
-_GEN_DIR = re.compile(r"^gen-(\d+)$")
-
-
-def generation_dir(run_dir: Path, arm: str, seed: int, generation: int) -> Path:
-    return run_dir / arm / f"seed-{seed}" / f"gen-{generation}"
 
 
 def load_json(path: Path) -> Any:
@@ -147,29 +127,24 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def done_generations(run_dir: Path) -> list[tuple[str, int, int]]:
     """(arm, seed, generation) of every generation directory holding a DONE file."""
-    found = []
-    for done in run_dir.glob("*/seed-*/gen-*/DONE"):
-        gen_dir = done.parent
-        seed_m, gen_m = _SEED_DIR.match(gen_dir.parent.name), _GEN_DIR.match(gen_dir.name)
-        if seed_m and gen_m:
-            found.append((gen_dir.parent.parent.name, int(seed_m.group(1)), int(gen_m.group(1))))
-    return sorted(found)
+    return [(f.arm, f.seed, f.generation) for f in finished(run_dir)]
 
 
 def read_generation(
     run_dir: Path, run_id: str, arm: str, seed: int, generation: int
 ) -> dict[str, list[dict[str, Any]]]:
     """Rows for every generation table, keyed by table name."""
-    gdir = generation_dir(run_dir, arm, seed, generation)
+    folder = GenerationFolder(run_dir, arm, seed, generation)
+    gdir = folder.path
     for name in REQUIRED_FILES:
         if not (gdir / name).is_file():
             raise StoreError(f"{gdir / name}: file does not exist (is the generation finished?)")
     key = {"run_id": run_id, "arm": arm, "seed": seed, "generation": generation}
-    done = load_json(gdir / "DONE")
-    finished = _get(done, "finished", str, str(gdir / "DONE"))
-    mpath = gdir / "metrics.json"
+    done = load_json(folder.done)
+    finished_at = _get(done, "finished", str, str(folder.done))
+    mpath = folder.metrics
     try:
-        m = read_metrics_file(mpath)
+        m = folder.read_metrics()
     except RunError as e:
         raise StoreError(str(e)) from None
     metrics_text = _read_text(mpath)
@@ -183,7 +158,7 @@ def read_generation(
     generation_row = {
         **key,
         "status": "done",
-        "finished": finished,
+        "finished": finished_at,
         "train_s": m.timings.get("train_s"),
         "generate_s": m.timings.get("generate_s"),
         "evaluate_s": m.timings.get("evaluate_s"),
@@ -220,7 +195,7 @@ def read_generation(
     return {
         "generations": [generation_row],
         "metrics": metric_rows,
-        "predictions": read_predictions(gdir / "predictions.parquet", key),
+        "predictions": read_predictions(folder.predictions, key),
         "refinery": refinery_rows,
         "refinery_rejections": rejection_rows,
         "data_files": index_data_files(run_dir, gdir, key),
@@ -266,7 +241,7 @@ def index_data_files(run_dir: Path, gdir: Path, key: dict[str, Any]) -> list[dic
         with path.open("rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
-        n_rows = parquet_row_count(path, error=StoreError) if name.endswith(".parquet") else None
+        n_rows = parquet_row_count(path, error=StoreError) if path.suffix == ".parquet" else None
         rows.append(
             {
                 **key,

@@ -60,8 +60,8 @@ def from_store(store, name: str) -> list[TrialResult]:
 def from_folder(folder: Path) -> list[TrialResult]:
     """The sweep's trials from its folder (`<output_dir>/sweeps/<name>`), read from their run
     directories (finished generations only)."""
-    from collapselab.rundir.folders import gen_dir, is_done, load_run_config, read_manifest
-    from collapselab.rundir.metrics_file import read_metrics_file
+    from collapselab.results import finished_generations
+    from collapselab.rundir.folders import load_run_config, read_manifest
 
     plan_file = folder / "sweep.json"
     if not plan_file.is_file():
@@ -77,15 +77,10 @@ def from_folder(folder: Path) -> list[TrialResult]:
         e = cfg.experiment
         primary = "perplexity" if e.task == "lm" else cfg.refinery.success.metric
         result = TrialResult(run_dir.name, sweep["point"], e.task, primary, e.generations, total=len(cfg.arms) * len(e.seeds) * e.generations)
-        for arm in cfg.arms:
-            for seed in e.seeds:
-                for g in range(e.generations):
-                    d = gen_dir(run_dir, arm.name, seed, g)
-                    if not is_done(d):
-                        continue
-                    result.done += 1
-                    if g == e.generations - 1:
-                        result.final[(arm.name, seed)] = read_metrics_file(d / "metrics.json").values()
+        for g in finished_generations(run_dir, cfg):
+            result.done += 1
+            if g.generation == e.generations - 1:
+                result.final[(g.arm, g.seed)] = g.metrics
         out.append(result)
     if not out:
         raise SweepNotFound(f"{folder}: no trial run directory of sweep {name!r} yet")

@@ -23,7 +23,7 @@ import yaml
 
 from collapselab.checks import check_experiment
 from collapselab.config import ConfigError, ExperimentConfig, apply_override, config_from_dict
-from collapselab.rundir.folders import gen_dir, is_done
+from collapselab.rundir.generation import planned
 
 # Keys a grid may not set: they are the sweep's own, or where its trials go.
 RESERVED_KEYS = ("sweep", "experiment.output_dir")
@@ -147,16 +147,14 @@ def plan_sweep(cfg: ExperimentConfig, grid_options: list[str] | None = None, nam
 
 def trial_progress(trial: Trial) -> tuple[int, int, str | None]:
     """(generations done, generations in all, the first unfinished one as arm/seed-s/gen-g)."""
-    cfg, total, done, current = trial.config, 0, 0, None
-    for seed in cfg.experiment.seeds:  # the engine's order: seed, arm, generation
-        for arm in cfg.arms:
-            for g in range(cfg.experiment.generations):
-                total += 1
-                if is_done(gen_dir(trial.run_dir, arm.name, seed, g)):
-                    done += 1
-                elif current is None:
-                    current = f"{arm.name}/seed-{seed}/gen-{g}"
-    return done, total, current
+    cfg = trial.config
+    arm_at = {a.name: i for i, a in enumerate(cfg.arms)}
+    seed_at = {s: i for i, s in enumerate(cfg.experiment.seeds)}
+    # the engine's order: seed, arm, generation
+    folders = sorted(planned(trial.run_dir, cfg), key=lambda f: (seed_at[f.seed], arm_at[f.arm], f.generation))
+    waiting = [f for f in folders if not f.is_done()]
+    current = waiting[0].path.relative_to(trial.run_dir).as_posix() if waiting else None  # arm/seed-s/gen-g
+    return len(folders) - len(waiting), len(folders), current
 
 
 def _digest(obj: Any) -> str:

@@ -74,11 +74,12 @@ def _run(config: dict[str, Any], run_id: str, sweep: dict[str, Any], db_url: str
 
     from collapselab.config import config_from_dict
     from collapselab.engine import run_experiment
+    from collapselab.report import up_to_date_report
 
     torch.set_num_threads(max(1, int(cpus)))
     cfg = config_from_dict(config, source=f"trial {run_id}")
     open_trial_run(cfg, run_id, sweep)
-    return run_experiment(cfg, run_id=run_id, db_url=db_url, listeners=[_print])
+    return run_experiment(cfg, run_id=run_id, db_url=db_url, listeners=[_print], write_report=up_to_date_report)
 
 
 def _print(event) -> None:

@@ -33,6 +33,7 @@ from collapselab.tasks.scoring import (
 if TYPE_CHECKING:
     from collapselab.config import ArmConfig, ExperimentConfig, TrainingBlock
     from collapselab.lab import Lab
+    from collapselab.metrics import EvalInputs
 
 DOC_SEPARATOR = "\n"  # documents (paragraphs, stories) are joined as running text
 
@@ -112,7 +113,7 @@ class LMTask:
                         sequences=sequences, desc=desc)
 
     def write_synthetic(self, lab: Lab, model: Any, arm: ArmConfig, generation: int, seed: int) -> list[Record]:
-        from collapselab.generation import generate
+        from collapselab.generation import continuation_text, generate
 
         cfg, tok = lab.cfg, lab.tokenizer
         n_prompt = cfg.data.prompt_tokens or cfg.data.block_tokens
@@ -121,29 +122,15 @@ class LMTask:
         tag = generator_tag(cfg, arm.name, generation, seed)
         out = []
         for r, ids in zip(lab.human.train, outputs, strict=True):
-            # a continuation cut at max_new_tokens may end inside a multi-byte character
-            text = tok.decode(ids, skip_special_tokens=False).removesuffix("\ufffd")
             out.append(Record(id=f"{r.id}@g{generation}", source="synthetic", generation=generation, parent_id=r.id,
-                              generator=tag, text=text))
+                              generator=tag, text=continuation_text(tok, ids)))
         return out
 
     def evaluate(self, lab: Lab, model: Any, generation0: Any, synthetic: list[Record], seed: int) -> Evaluation:
-        import json
-
         from collapselab.metrics import default_metrics
 
         inputs = eval_inputs(lab, model, generation0, synthetic, seed)
-        results = score(metric_names(lab, default_metrics("lm", inputs)), inputs)  # with the external reference's, when loaded
-        from collapselab.metrics.language import packed_test_blocks
-
-        blocks = packed_test_blocks(inputs)  # the targets every model is scored on
-        ids = [f"test-block-{i:05d}" for i in range(len(blocks))]
-        scores = per_example(results, ids, "test")
-        rows = [
-            {"example_id": i, "input": lab.tokenizer.decode(b), "reference": "", "prediction": "", "scores": json.dumps(scores[i])}
-            for i, b in zip(ids, blocks, strict=True)
-        ]
-        return Evaluation(entries(results), rows, synthetic_score_rows(results, synthetic))
+        return score_texts(metric_names(lab, default_metrics("lm", inputs)), inputs)  # with the external reference's, when loaded
 
     def baselines(self, lab: Lab, load_base: Any, seed: int) -> dict[str, dict[str, Any]]:
         from collapselab.metrics.language import pack_test_blocks
@@ -155,6 +142,26 @@ class LMTask:
 
     def stage_inputs(self, metrics: dict[str, dict[str, Any]]) -> tuple[float, float] | None:
         return None  # no accuracy of its own; MMLU (evaluation.mmlu) gives one when configured
+
+
+def score_texts(names: list[str], inputs: EvalInputs) -> Evaluation:
+    """Score a model on held-out human text (and the continuations it wrote,
+    `inputs.synthetic`) with the metrics `names`: metric entries, one prediction row per
+    scored test block, one score row per continuation. The lm task's evaluation, and the
+    continuous learner's at every checkpoint."""
+    import json
+
+    from collapselab.metrics.language import packed_test_blocks
+
+    results = score(names, inputs)
+    blocks = packed_test_blocks(inputs)  # the targets every model is scored on
+    ids = [f"test-block-{i:05d}" for i in range(len(blocks))]
+    scores = per_example(results, ids, "test")
+    rows = [
+        {"example_id": i, "input": inputs.tokenizer.decode(b), "reference": "", "prediction": "", "scores": json.dumps(scores[i])}
+        for i, b in zip(ids, blocks, strict=True)
+    ]
+    return Evaluation(entries(results), rows, synthetic_score_rows(results, inputs.synthetic))
 
 
 # ---------------------------------------------------------------- human data

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from collapselab.report.data import load_run, run_from_store
+from collapselab.results import load_run, run_from_store
 from collapselab.store import Store
 
 from .apptest import charts, fill, frames, page, rerun, texts, titles

@@ -91,7 +91,7 @@ def test_steps_publish_record_and_resume_without_repeating_a_document(tmp_path, 
     assert [g for g, _ in rows] == [0, 1, 2, 3, 4] and all(v > 1 for _, v in rows)
     assert arms == ["learner"]
     # the report reads a learner run as a run: its perplexity curve has one point per step
-    from collapselab.report.data import load_run
+    from collapselab.results import load_run
 
     data = load_run(run_dir)
     assert [g.generation for g in data.gens] == [0, 1, 2, 3, 4]

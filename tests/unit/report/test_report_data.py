@@ -1,16 +1,13 @@
-"""The data behind the per-sequence perplexity figure, shared by the report and the dashboard."""
+"""The data behind the per-sequence perplexity figure, shared by the report and the dashboard,
+read through `collapselab.results` from the run directory or the database."""
 
 from __future__ import annotations
 
 import pytest
 
-from collapselab.report.data import (
-    load_run,
-    per_sequence_values,
-    perplexity_histograms,
-    run_from_store,
-    sequence_perplexities,
-)
+from collapselab.report.data import per_sequence_values, perplexity_histograms
+from collapselab.results import load_run, run_from_store, sequence_perplexities
+from collapselab.rundir.generation import SYNTHETIC
 
 
 def test_sequence_perplexities_are_the_engine_s_per_record_scores_read_either_way(tiny_lm_run, tiny_qa_run, tmp_path):
@@ -24,7 +21,7 @@ def test_sequence_perplexities_are_the_engine_s_per_record_scores_read_either_wa
     g = run.find("replace", 1)[0]
     rows = pq.read_table(g.folder / "synthetic_scores.parquet").to_pylist()
     expected = {r["record_id"]: json.loads(r["scores"])["synthetic_perplexity"] for r in rows}
-    assert len(expected) == len(run.records(g, "synthetic.parquet")) > 0
+    assert len(expected) == len(run.records(g, SYNTHETIC)) > 0
     assert sequence_perplexities(run, g) == expected
     db = f"sqlite:///{tmp_path / 'db.sqlite'}"
     import_run_dir(db, tiny_lm_run.run_dir)

@@ -16,9 +16,10 @@ from tiny import tiny_config, tiny_corpus, tiny_reference
 from collapselab.config import config_from_dict
 from collapselab.engine import run_experiment
 from collapselab.report import write_report
-from collapselab.report.data import load_run, per_sequence_values, perplexity_histograms
+from collapselab.report.data import per_sequence_values, perplexity_histograms
 from collapselab.report.figures import all_equal
 from collapselab.report.outcomes import reference_lines, varying
+from collapselab.results import load_run
 from report.test_report import _placeholder, _report
 
 
