@@ -9,7 +9,7 @@ import random
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from tiny_chat import save_tiny, tiny_tokenizer
+from tiny import chat_tokenizer, save_chat_model
 
 from collapselab import store
 from collapselab.learner.config import learner_config_from_dict
@@ -40,7 +40,7 @@ def test_the_learner_writes_a_checkpoint_as_the_engine_writes_a_generation(tmp_p
     from collapselab.models.loading import load_model
     from collapselab.tasks import get_task
 
-    base = save_tiny(tmp_path / "base", chat=True, seed=3)
+    base = save_chat_model(tmp_path / "base", chat=True, seed=3)
     cfg = learner_config_from_dict({
         "learner": {"name": "tiny", "output_dir": str(tmp_path / "runs"), "steps": 1},
         "source": {"kind": "jsonl", "path": str(_jsonl(tmp_path / "docs.jsonl", 4, 0))},
@@ -94,7 +94,7 @@ def test_the_learner_writes_a_checkpoint_as_the_engine_writes_a_generation(tmp_p
 def test_a_continuation_keeps_every_token_the_model_wrote_but_a_torn_last_character():
     from collapselab.generation import continuation_text
 
-    tok = tiny_tokenizer(chat=True)
+    tok = chat_tokenizer(chat=True)
     ids = tok("the cat sat", add_special_tokens=False)["input_ids"] + [tok.convert_tokens_to_ids("<|user|>")] + tok(" on the mat", add_special_tokens=False)["input_ids"]
     text = continuation_text(tok, ids)
     assert text == "the cat sat<|user|> on the mat"
