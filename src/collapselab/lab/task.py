@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collapselab.config import ArmConfig, ExperimentConfig, TrainingBlock
     from collapselab.datasets import Splits
     from collapselab.lab.context import HumanData, Lab
+    from collapselab.metrics.registry import Metric
     from collapselab.training.loop import TrainResult
 
 
@@ -43,9 +44,16 @@ class Task(Protocol):
     main_metrics: tuple[str, ...]  # the report's headline metrics, in order
     percent_metrics: tuple[str, ...]  # metrics on a 0-100 scale (shown /100 beside 0-1 ones)
     answers_questions: bool  # predictions are answers judged against references (else texts)
+    default_metrics: tuple[str, ...]  # per generation, when `evaluation.metrics` is unset
+    reference_metrics: tuple[str, ...]  # added to them when the run loads its external reference
+    yardstick_metrics: tuple[str, ...]  # once per run under the external reference (run_metrics.json)
 
     def primary_metric(self, cfg: ExperimentConfig) -> str:
         """The metric the report leads with."""
+        ...
+
+    def scores(self, metric: Metric) -> bool:
+        """The registered metric applies to this task's records (`evaluation.metrics` may name it)."""
         ...
 
     def config_errors(self, cfg: ExperimentConfig) -> list[str]:

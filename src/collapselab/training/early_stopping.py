@@ -16,6 +16,7 @@ import torch
 
 if TYPE_CHECKING:
     from collapselab.config import ExperimentConfig, TrainingBlock
+    from collapselab.metrics.registry import TaskMetrics
 
 EXTRAS = ("validation_share", "early_stopping_patience", "early_stopping_metric", "loss_weights")
 
@@ -96,9 +97,9 @@ def recipe_errors(cfg: ExperimentConfig, *, task_has_extras: bool) -> list[str]:
     return errors
 
 
-def check_metric(cfg: ExperimentConfig) -> None:
-    """Raise ConfigError unless each recipe's `early_stopping_metric` is 'loss' or a qa metric
-    computed from answers alone (the validation split has no synthetic data or reference model)."""
+def check_metric(cfg: ExperimentConfig, task: TaskMetrics) -> None:
+    """Raise ConfigError unless each recipe's `early_stopping_metric` is 'loss' or a metric of
+    `task` computed from answers alone (the validation split has no synthetic data or reference model)."""
     from collapselab.errors import ConfigError
     from collapselab.metrics import metric_for_task
 
@@ -107,7 +108,7 @@ def check_metric(cfg: ExperimentConfig) -> None:
         if name == "loss":
             continue
         try:
-            metric = metric_for_task(name, cfg.experiment.task)
+            metric = metric_for_task(name, task)
         except (KeyError, ValueError) as e:
             raise ConfigError(f"{key}.early_stopping_metric: {e.args[0]}") from None
         if set(metric.needs) != {"predictions"}:
