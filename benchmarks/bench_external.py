@@ -87,6 +87,7 @@ def _score_run(run_dir: Path, model, tokenizer, name: str) -> None:
     from collapselab.rundir.folders import load_run_config
     from collapselab.rundir.generation import GenerationFolder
     from collapselab.seeds import step_seed
+    from collapselab.tasks import get_task
 
     cfg = load_run_config(run_dir)
     seed = cfg.experiment.seeds[0]
@@ -94,10 +95,10 @@ def _score_run(run_dir: Path, model, tokenizer, name: str) -> None:
     common = {"external_model": model, "external_tokenizer": tokenizer, "external_name": name,
               "external_sequences": cfg.evaluation.reference_sequences, "seq_len": cfg.training.seq_len}
     test = _human_test(cfg)
-    background = gibberish_background(cfg, "lm")  # the gibberish scorer's background text, as the run read it
+    background = gibberish_background(cfg, get_task("lm"))  # the gibberish scorer's background text, as the run read it
     inputs = EvalInputs(task="lm", test=test, **common)
     t = time.perf_counter()
-    once = evaluate(run_metrics("lm", inputs), inputs, scope="run")
+    once = evaluate(run_metrics(get_task("lm"), inputs), inputs, scope="run")
     print(f"\n{run_dir}: human test set ({len(test)} blocks) under {name}: median perplexity "
           f"{once['external_test_perplexity'].value:.2f}, surprisal {once['external_test_surprisal'].value:.3f} bits/token "
           f"({time.perf_counter() - t:.1f} s)\n")

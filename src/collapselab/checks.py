@@ -110,7 +110,7 @@ def _early_stopping_metric_problems(key: str, name: str, task: Task) -> list[str
     """Early stopping scores the validation split's answers alone (no synthetic data, no
     reference model) and keeps the highest score."""
     try:
-        metric = metric_for_task(name, task.name)
+        metric = metric_for_task(name, task)
     except (KeyError, ValueError) as e:
         return [f"{key}.early_stopping_metric: {e.args[0]}"]
     problems = []
@@ -128,7 +128,7 @@ def _metric_problems(cfg: ExperimentConfig, task: Task) -> list[str]:
     problems = []
     for i, name in enumerate(cfg.evaluation.metrics or []):
         try:
-            metric_for_task(name, task.name)
+            metric_for_task(name, task)
         except (KeyError, ValueError) as e:
             problems.append(f"evaluation.metrics.{i}: {e.args[0]}")
             continue
@@ -151,7 +151,7 @@ def _machine_problems(cfg: ExperimentConfig) -> list[str]:
     from collapselab.models.loading import device
 
     task = get_task(cfg.experiment.task)
-    names = [n for n in cfg.evaluation.metrics or default_metrics(task.name) if n in all_metrics()]  # unknown ones: config_problems
+    names = [n for n in cfg.evaluation.metrics or default_metrics(task) if n in all_metrics()]  # unknown ones: config_problems
     chosen = "evaluation.metrics" if cfg.evaluation.metrics else f"evaluation.metrics (the {task.name} defaults)"
     needing: dict[str, list[str]] = {}  # missing library -> the metrics that need it
     for name, module in missing_libraries(names):

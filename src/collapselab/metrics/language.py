@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from collapselab.metrics.registry import EvalInputs, MetricValue, register_metric
+from collapselab.metrics.registry import EvalInputs, MetricValue, register_computed, register_metric
 
 
 def pack_test_blocks(texts: list[str], tokenizer, seq_len: int) -> list[list[int]]:
@@ -69,14 +69,16 @@ def _nll(inputs: EvalInputs, which: str) -> tuple[float, int, list[float]]:
     return inputs.extra[key]
 
 
-@register_metric("cross_entropy", task="lm", higher_is_better=False, version="1", needs=("model", "tokenizer"))
+@register_metric("cross_entropy", task="lm", higher_is_better=False, version="1", needs=("model", "tokenizer"),
+                 label="cross-entropy", unit="nats/token")
 def cross_entropy(inputs: EvalInputs) -> MetricValue:
     """Mean next-token cross-entropy (nats) of the human test set under the current model."""
     total, count, per_block = _nll(inputs, "model")
     return MetricValue(total / count, per_block, {"tokens": count})
 
 
-@register_metric("perplexity", task="lm", higher_is_better=False, version="1", needs=("model", "tokenizer"))
+@register_metric("perplexity", task="lm", higher_is_better=False, version="1", needs=("model", "tokenizer"),
+                 label="perplexity", unit="test, current model")
 def perplexity(inputs: EvalInputs) -> MetricValue:
     """Perplexity of the human test set under the current model: exp(cross-entropy)."""
     total, count, per_block = _nll(inputs, "model")
@@ -84,7 +86,8 @@ def perplexity(inputs: EvalInputs) -> MetricValue:
 
 
 @register_metric(
-    "reference_perplexity", task="lm", higher_is_better=False, version="1", needs=("generation0_model", "tokenizer")
+    "reference_perplexity", task="lm", higher_is_better=False, version="1", needs=("generation0_model", "tokenizer"),
+    label="reference perplexity", unit="test, generation-0 model",
 )
 def reference_perplexity(inputs: EvalInputs) -> MetricValue:
     """Perplexity of the human test set under the fixed reference (the arm's generation-0 model)."""
@@ -141,6 +144,7 @@ def padded_nll(model, seqs: list[list[int]], batches: list[list[int]], pad: int,
 
 @register_metric(
     "synthetic_perplexity", task="any", higher_is_better=False, version="1", aggregation="distribution",
+    label="synthetic perplexity (g0)", unit="synthetic, median per sequence, generation-0 model",
     needs=("synthetic", "generation0_model", "tokenizer"),
 )
 def synthetic_perplexity(inputs: EvalInputs) -> MetricValue:
@@ -158,3 +162,11 @@ def synthetic_perplexity(inputs: EvalInputs) -> MetricValue:
         "scored_by": "generation-0 model", "max_tokens": inputs.seq_len,
     }
     return MetricValue(details["median"], ppl.tolist(), details)
+
+
+register_computed(
+    "unigram_perplexity", higher_is_better=False, version="1", label="unigram perplexity", unit="test, add-one unigram model",
+    description="Perplexity of the human test blocks under an add-one unigram model of the human training tokens "
+                "(generation 0 only: the floor of a model that learned no context).",
+    computed_by="the lm task's baselines (tasks/lm.py)",
+)

@@ -32,12 +32,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from collapselab.metrics.qa import token_f1
+from collapselab.metrics.registry import register_computed
 from collapselab.records import Record
 
 LETTERS = ("A", "B", "C", "D")
 FORMATS = ("zero_shot", "few_shot", "short_answer", "no_instruction")
 SCORINGS = ("loglik", "generate")
 CHANCE = 0.25
+
+# The accuracies in metrics.json (tasks/mcq.py): the first configured format's
+# `mmlu_accuracy`, per group `mmlu_accuracy.group.<group>` and per subject
+# `mmlu_accuracy.subject.<subject>`; every further format's `mmlu_<format>_accuracy[...]`.
+_PARTS = (  # (how the part is written, its pattern, its label, what it counts)
+    ("", "", "", "all chosen questions"),
+    (".group.<group>", r"\.group\.(?P<group>.+)", ", {group}", "one subject group"),
+    (".subject.<subject>", r"\.subject\.(?P<subject>.+)", ", {subject}", "one subject"),
+)
+for _part, _pattern, _label, _what in _PARTS:
+    register_computed(f"mmlu_accuracy{_part}", pattern=rf"mmlu_accuracy{_pattern}" if _part else None,
+                      higher_is_better=True, version="1", label=f"MMLU accuracy{_label}", unit="0-1",
+                      description=f"Share of MMLU questions ({_what}) answered right in the first prompt format (chance 0.25).",
+                      computed_by="tasks/mcq.py (evaluation.mmlu)")
+    register_computed(f"mmlu_<format>_accuracy{_part}", pattern=rf"mmlu_(?P<format>{'|'.join(FORMATS)})_accuracy{_pattern}",
+                      higher_is_better=True, version="1", label=f"MMLU accuracy ({{format}}){_label}", unit="0-1",
+                      description=f"Share of MMLU questions ({_what}) answered right in a further prompt format (chance 0.25).",
+                      computed_by="tasks/mcq.py (evaluation.mmlu)")
+
 
 _SUBCATEGORY = {
     "math": "abstract_algebra college_mathematics elementary_mathematics high_school_mathematics high_school_statistics",

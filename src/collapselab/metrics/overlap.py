@@ -55,19 +55,22 @@ def _rouge_metric(inputs: EvalInputs, rouge_type: str) -> MetricValue:
     return MetricValue(sum(per) / len(per), per, has_ans_breakdown(per, [r.answers for r in inputs.test]))
 
 
-@register_metric("rouge1", task="qa", higher_is_better=True, version="1", needs=("predictions",), requires=("rouge_score",))
+@register_metric("rouge1", task="qa", higher_is_better=True, version="1", needs=("predictions",), requires=("rouge_score",),
+                 label="ROUGE-1", unit="F-measure, 0-1")
 def rouge1(inputs: EvalInputs) -> MetricValue:
     """ROUGE-1 F-measure (0-1, rouge-score, best reference; v2 no-answer rule)."""
     return _rouge_metric(inputs, "rouge1")
 
 
-@register_metric("rouge2", task="qa", higher_is_better=True, version="1", needs=("predictions",), requires=("rouge_score",))
+@register_metric("rouge2", task="qa", higher_is_better=True, version="1", needs=("predictions",), requires=("rouge_score",),
+                 label="ROUGE-2", unit="F-measure, 0-1")
 def rouge2(inputs: EvalInputs) -> MetricValue:
     """ROUGE-2 F-measure (0-1, rouge-score, best reference; v2 no-answer rule)."""
     return _rouge_metric(inputs, "rouge2")
 
 
-@register_metric("rougeL", task="qa", higher_is_better=True, version="1", needs=("predictions",), requires=("rouge_score",))
+@register_metric("rougeL", task="qa", higher_is_better=True, version="1", needs=("predictions",), requires=("rouge_score",),
+                 label="ROUGE-L", unit="F-measure, 0-1")
 def rouge_l(inputs: EvalInputs) -> MetricValue:
     """ROUGE-L F-measure (0-1, rouge-score, best reference; v2 no-answer rule)."""
     return _rouge_metric(inputs, "rougeL")

@@ -22,7 +22,13 @@ import string
 from collections import Counter
 from collections.abc import Sequence
 
-from collapselab.metrics.registry import EvalInputs, MetricValue, register_metric
+from collapselab.metrics.registry import (
+    EvalInputs,
+    MetricValue,
+    get_metric,
+    register_computed,
+    register_metric,
+)
 
 _PUNCT = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
@@ -146,13 +152,13 @@ def _percent_metric(inputs: EvalInputs, score) -> MetricValue:
     return MetricValue(sum(per) / len(per), per, has_ans_breakdown(per, refs))
 
 
-@register_metric("exact_match", task="qa", higher_is_better=True, version="1", needs=("predictions",))
+@register_metric("exact_match", task="qa", higher_is_better=True, version="1", needs=("predictions",), label="EM", unit="%")
 def exact_match_metric(inputs: EvalInputs) -> MetricValue:
     """SQuAD exact match (0-100), official normalisation and v2 no-answer rule; HasAns/NoAns in details."""
     return _percent_metric(inputs, exact_match)
 
 
-@register_metric("f1", task="qa", higher_is_better=True, version="1", needs=("predictions",))
+@register_metric("f1", task="qa", higher_is_better=True, version="1", needs=("predictions",), label="F1", unit="%")
 def f1_metric(inputs: EvalInputs) -> MetricValue:
     """SQuAD token F1 (0-100), official normalisation and v2 no-answer rule; HasAns/NoAns in details."""
     return _percent_metric(inputs, token_f1)
@@ -170,19 +176,20 @@ def _subset(inputs: EvalInputs, answerable: bool) -> MetricValue:
 
 
 # version 2: per-question scores (None for the other kind), so arms can be compared question by question
-@register_metric("has_ans_f1", task="qa", higher_is_better=True, version="2", needs=("predictions",))
+@register_metric("has_ans_f1", task="qa", higher_is_better=True, version="2", needs=("predictions",), label="HasAns F1", unit="%")
 def has_ans_f1_metric(inputs: EvalInputs) -> MetricValue:
     """SQuAD token F1 (0-100) over the answerable test questions only (the official HasAns_f1)."""
     return _subset(inputs, True)
 
 
-@register_metric("no_ans_accuracy", task="qa", higher_is_better=True, version="2", needs=("predictions",))
+@register_metric("no_ans_accuracy", task="qa", higher_is_better=True, version="2", needs=("predictions",),
+                 label="NoAns accuracy", unit="%")
 def no_ans_accuracy_metric(inputs: EvalInputs) -> MetricValue:
     """Share (0-100) of unanswerable test questions answered with no answer (the official NoAns_exact)."""
     return _subset(inputs, False)
 
 
-@register_metric("jaccard", task="qa", higher_is_better=True, version="1", needs=("predictions",))
+@register_metric("jaccard", task="qa", higher_is_better=True, version="1", needs=("predictions",), label="Jaccard", unit="0-1")
 def jaccard_metric(inputs: EvalInputs) -> MetricValue:
     """Jaccard overlap (0-1) of normalised answer token sets, best reference."""
     preds, refs = qa_pairs(inputs)
@@ -190,7 +197,8 @@ def jaccard_metric(inputs: EvalInputs) -> MetricValue:
     return MetricValue(sum(per) / len(per), per, has_ans_breakdown(per, refs))
 
 
-@register_metric("answer_in_context", task="qa", higher_is_better=True, version="1", needs=("predictions",))
+@register_metric("answer_in_context", task="qa", higher_is_better=True, version="1", needs=("predictions",),
+                 label="answer in context", unit="share")
 def answer_in_context_metric(inputs: EvalInputs) -> MetricValue:
     """Share of answers found verbatim (normalised) in their context; abstaining counts as found."""
     preds, _ = qa_pairs(inputs)
@@ -200,7 +208,8 @@ def answer_in_context_metric(inputs: EvalInputs) -> MetricValue:
     return MetricValue(sum(per) / len(per), per, details)
 
 
-@register_metric("synthetic_success_rate", task="qa", higher_is_better=True, version="1", needs=("synthetic",))
+@register_metric("synthetic_success_rate", task="qa", higher_is_better=True, version="1", needs=("synthetic",),
+                 label="valid synthetic answers", unit="synthetic, share")
 def synthetic_success_rate_metric(inputs: EvalInputs) -> MetricValue:
     """Share of the answers this generation wrote (its next generation's labels) that are valid:
     found verbatim (normalised) in their own context, or an abstention (SelfPlagAI's check)."""
@@ -216,7 +225,8 @@ def synthetic_success_rate_metric(inputs: EvalInputs) -> MetricValue:
     return MetricValue(sum(per) / len(per), per, details)
 
 
-@register_metric("answer_length", task="qa", higher_is_better=True, version="1", needs=("predictions",))
+@register_metric("answer_length", task="qa", higher_is_better=True, version="1", needs=("predictions",),
+                 label="answer length", unit="words")
 def answer_length_metric(inputs: EvalInputs) -> MetricValue:
     """Mean answer length in whitespace tokens (direction is nominal: compare with `reference_mean`)."""
     preds, refs = qa_pairs(inputs)
@@ -227,3 +237,19 @@ def answer_length_metric(inputs: EvalInputs) -> MetricValue:
         "reference_mean": sum(gold) / len(gold) if gold else None,
     }
     return MetricValue(sum(per) / len(per), per, details)
+
+
+# The qa task's zero-shot baseline (tasks/qa.py): these metrics of the pretrained starting
+# model's greedy answers before any fine-tuning, at generation 0, as `zero_shot_<metric>`.
+ZERO_SHOT_METRICS = ("exact_match", "f1", "has_ans_f1", "no_ans_accuracy")
+
+
+def _register_zero_shot(name: str) -> None:
+    m = get_metric(name)  # the same number: its direction and version
+    register_computed(f"zero_shot_{name}", higher_is_better=m.higher_is_better, version=m.version, label=f"zero-shot {m.label}",
+                      unit=m.unit, description=f"{m.label} of the pretrained starting model before any fine-tuning (generation 0 only).",
+                      computed_by="the qa task's baselines (tasks/qa.py)")
+
+
+for _name in ZERO_SHOT_METRICS:
+    _register_zero_shot(_name)

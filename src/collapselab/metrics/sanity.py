@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from collapselab.metrics.diversity import record_text, synthetic_texts
-from collapselab.metrics.registry import EvalInputs, MetricValue, register_metric
+from collapselab.metrics.registry import EvalInputs, MetricValue, TaskMetrics, register_metric
 
 if TYPE_CHECKING:
     from collapselab.config import ExperimentConfig
@@ -71,11 +71,13 @@ def sanity_report(texts: Sequence[str], gibberish_scores: Sequence[float] | None
 # ---- registered metrics on inputs.synthetic -------------------------------------------
 
 
-def _register(name: str, higher_is_better: bool, needs: tuple[str, ...] = ("synthetic",), version: str = "1"):
-    return register_metric(name, task="any", higher_is_better=higher_is_better, version=version, needs=needs)
+def _register(name: str, *, label: str, unit: str, higher_is_better: bool, needs: tuple[str, ...] = ("synthetic",),
+              version: str = "1"):
+    return register_metric(name, task="any", higher_is_better=higher_is_better, version=version, label=label, unit=unit,
+                           needs=needs)
 
 
-@_register("duplicate_rate", higher_is_better=False)
+@_register("duplicate_rate", higher_is_better=False, label="duplicate rate", unit="synthetic, share")
 def duplicate_rate_metric(inputs: EvalInputs) -> MetricValue:
     """Share of synthetic texts that exactly repeat an earlier one."""
     texts = synthetic_texts(inputs)
@@ -87,14 +89,14 @@ def duplicate_rate_metric(inputs: EvalInputs) -> MetricValue:
     return MetricValue(duplicate_rate(texts), per)
 
 
-@_register("empty_rate", higher_is_better=False)
+@_register("empty_rate", higher_is_better=False, label="empty rate", unit="synthetic, share")
 def empty_rate_metric(inputs: EvalInputs) -> MetricValue:
     """Share of synthetic texts that are empty or whitespace only."""
     per = [float(not t.strip()) for t in synthetic_texts(inputs)]
     return MetricValue(sum(per) / len(per), per)
 
 
-@_register("non_ascii_rate", higher_is_better=False)
+@_register("non_ascii_rate", higher_is_better=False, label="non-ASCII rate", unit="synthetic, share of characters")
 def non_ascii_rate_metric(inputs: EvalInputs) -> MetricValue:
     """Share of synthetic characters outside ASCII (per text in per_example; human test share in details)."""
     texts = synthetic_texts(inputs)
@@ -105,7 +107,7 @@ def non_ascii_rate_metric(inputs: EvalInputs) -> MetricValue:
     return MetricValue(value, per, {"human": non_ascii_share(human)})
 
 
-@_register("top_output_share", higher_is_better=False)
+@_register("top_output_share", higher_is_better=False, label="top output share", unit="synthetic, share")
 def top_output_share_metric(inputs: EvalInputs) -> MetricValue:
     """Share of the synthetic set taken by its single most frequent output (shown in details)."""
     text, count, share = top_output(synthetic_texts(inputs))
@@ -115,7 +117,7 @@ def top_output_share_metric(inputs: EvalInputs) -> MetricValue:
 GIBBERISH_METRICS = ("gibberish_score", "gibberish_rate")
 
 
-def gibberish_background(cfg: ExperimentConfig, task: str) -> list[str]:
+def gibberish_background(cfg: ExperimentConfig, task: TaskMetrics) -> list[str]:
     """The general human text the run's gibberish scorer adds to its vocabulary and word
     pairs (`evaluation.gibberish_background`, `read_background`); empty when it is null or
     no gibberish metric is computed.
@@ -165,14 +167,16 @@ def gibberish_scores(inputs: EvalInputs) -> list[float]:
 
 # version 2: the scorer calibrated on graded corruptions (levels above), not on two extremes;
 # version 3: word order judged on pairs of frequent words only, general background text (evaluation.gibberish_background)
-@_register("gibberish_score", higher_is_better=True, needs=("synthetic", "human_train"), version="3")
+@_register("gibberish_score", higher_is_better=True, needs=("synthetic", "human_train"), version="3",
+           label="gibberish score", unit="synthetic, 0-3")
 def gibberish_score_metric(inputs: EvalInputs) -> MetricValue:
     """Mean gibberish score (0 random characters .. 3 like the human test text) of synthetic texts."""
     per = gibberish_scores(inputs)
     return MetricValue(sum(per) / len(per), per, {"calibration_means": inputs.extra["gibberish_calibration"]})
 
 
-@_register("gibberish_rate", higher_is_better=False, needs=("synthetic", "human_train"), version="3")
+@_register("gibberish_rate", higher_is_better=False, needs=("synthetic", "human_train"), version="3",
+           label="gibberish rate", unit="synthetic, share")
 def gibberish_rate_metric(inputs: EvalInputs) -> MetricValue:
     """Share of synthetic texts with gibberish score under 1.5 (nearer word salad than mild gibberish); disfluent share (under 2) in details."""
     scores = gibberish_scores(inputs)

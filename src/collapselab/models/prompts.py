@@ -24,7 +24,7 @@ never cut. Generated answers are cut at the first line break and at EOS.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -65,32 +65,32 @@ class PromptFormat:
     # ---- what gets recorded in provenance
 
     def describe(self, kind: str) -> dict[str, str]:
-        """The exact format of `kind` ("qa" or "qg") prompts, for the generator provenance."""
+        """The exact format of `kind` prompts (ANSWER "qa" or QUESTION "qg"), for the generator provenance."""
+        k = _KINDS[kind]
         if self.name == "plain":
-            return {"prompt_format": "plain", "template": _PLAIN[kind].replace("{a}", "<context>").replace("{b}", "<%s>" % ("question" if kind == "qa" else "answer"))}
-        instruction = self.block.qa_instruction if kind == "qa" else self.block.qg_instruction
-        return {"prompt_format": "chat", "instruction": instruction.format(unanswerable=self.block.unanswerable),
-                "user": _CHAT_USER[kind], "unanswerable": self.block.unanswerable}
+            return {"prompt_format": "plain", "template": k.plain.replace("{a}", "<context>").replace("{b}", f"<{k.given}>")}
+        return {"prompt_format": "chat", "instruction": k.instruction(self.block).format(unanswerable=self.block.unanswerable),
+                "user": k.chat_user, "unanswerable": self.block.unanswerable}
 
     # ---- prompts
 
     def qa(self, context: str, question: str, max_len: int) -> Prompt:
         """Answer `question` about `context` in at most `max_len` prompt tokens."""
-        return self._build("qa", context, question, max_len)
+        return self._build(ANSWER, context, question, max_len)
 
     def qg(self, context: str, answer: str, max_len: int) -> Prompt:
         """Write a question about `context` whose answer is `answer`."""
-        return self._build("qg", context, answer, max_len)
+        return self._build(QUESTION, context, answer, max_len)
 
     def _build(self, kind: str, context: str, other: str, max_len: int) -> Prompt:
         tok = self.tokenizer
         if self.name == "plain":
             head_text, tail_text = "", ""
-            ctx_text, rest = _PLAIN[kind].split("|")
+            ctx_text, rest = _KINDS[kind].plain.split("|")
             ctx_text, rest = ctx_text.format(a=context), rest.format(b=other)
         else:
             head_text, tail_text = self._chat_frame(kind)
-            a, b = _CHAT_USER[kind].split("|")
+            a, b = _KINDS[kind].chat_user.split("|")
             ctx_text, rest = a.format(a=context), b.format(b=other)
         head = tok(head_text, add_special_tokens=False)["input_ids"] if head_text else []
         ctx = tok(ctx_text, add_special_tokens=False)["input_ids"]
@@ -103,8 +103,7 @@ class PromptFormat:
     def _chat_frame(self, kind: str) -> tuple[str, str]:
         """The chat template's text before and after the user turn's content."""
         if kind not in self._chat:
-            instruction = (self.block.qa_instruction if kind == "qa" else self.block.qg_instruction).format(
-                unanswerable=self.block.unanswerable)
+            instruction = _KINDS[kind].instruction(self.block).format(unanswerable=self.block.unanswerable)
             text = self.tokenizer.apply_chat_template(
                 [{"role": "system", "content": instruction}, {"role": "user", "content": _MARK_A + _MARK_B}],
                 tokenize=False, add_generation_prompt=True,
@@ -136,13 +135,25 @@ class PromptFormat:
         return text
 
 
-_PLAIN = {
-    "qa": "Context: {a}|\nQuestion: {b}\nAnswer:",
-    "qg": "Context: {a}|\nAnswer: {b}\nQuestion:",
-}
-_CHAT_USER = {
-    "qa": "Context: {a}|\n\nQuestion: {b}",
-    "qg": "Context: {a}|\n\nAnswer: {b}",
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """One kind of prompt: its plain template and chat user turn (`{a}` the context, `{b}`
+    what is given), what is given, and the config's chat instruction for it."""
+
+    plain: str
+    chat_user: str
+    given: str  # what `{b}` is, as provenance names it
+    instruction: Callable[[PromptsBlock], str]
+
+
+# The kinds of prompt, by the name provenance records: answer a question, or write the
+# question an answer answers (the refinery's question generation).
+ANSWER, QUESTION = "qa", "qg"
+_KINDS = {
+    ANSWER: _Kind("Context: {a}|\nQuestion: {b}\nAnswer:", "Context: {a}|\n\nQuestion: {b}", "question",
+                  lambda block: block.qa_instruction),
+    QUESTION: _Kind("Context: {a}|\nAnswer: {b}\nQuestion:", "Context: {a}|\n\nAnswer: {b}", "answer",
+                    lambda block: block.qg_instruction),
 }
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from collapselab.models.prompts import ANSWER, QUESTION
 from collapselab.records import Record
 from collapselab.refinery import strategies as st
 from collapselab.refinery.pipeline import run_filters
@@ -28,7 +29,7 @@ from collapselab.seeds import step_seed as derive_seed
 from collapselab.tasks.qa import answer_questions, training_pairs
 
 if TYPE_CHECKING:
-    from collapselab.lab.context import Lab
+    from collapselab.lab.contract import Lab
 
 
 @dataclass(slots=True)
@@ -108,7 +109,7 @@ def _tag(lab: Lab, seed: int, strategy: str) -> str:
     cfg = lab.cfg
     return json.dumps({"model": cfg.model.name, "generator": "base fine-tuned on the human seed (QA + question generation)",
                        "decoding": cfg.decoding.model_dump(mode="json"), "strategy": strategy, "seed": seed,
-                       **lab.prompt_format.describe("qg" if strategy.startswith(("question", "context")) else "qa")}, sort_keys=True)
+                       **lab.prompt_format.describe(QUESTION if strategy.startswith(("question", "context")) else ANSWER)}, sort_keys=True)
 
 
 # ---------------------------------------------------------------- contaminated

@@ -6,7 +6,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from collapselab.metrics.registry import EXTERNAL_DEFAULTS, SYNTHETIC_DEFAULTS
+from collapselab.metrics.registry import (
+    EXTERNAL_DEFAULTS,
+    SYNTHETIC_DEFAULTS,
+    display,
+    metric_label,
+)
 from collapselab.metrics.stats import Summary, summarize
 from collapselab.report import figures
 from collapselab.report.criteria import Criteria, three_arm_criteria
@@ -14,24 +19,6 @@ from collapselab.report.data import per_sequence_values, perplexity_histograms
 from collapselab.report.document import Document, Figure, Heading, Para, Table
 from collapselab.results import RunData
 
-# metric -> (label, unit) for tables and axes
-LABELS: dict[str, tuple[str, str]] = {
-    "exact_match": ("EM", "%"), "f1": ("F1", "%"), "rouge1": ("ROUGE-1", "F-measure, 0-1"),
-    "rouge2": ("ROUGE-2", "F-measure, 0-1"), "rougeL": ("ROUGE-L", "F-measure, 0-1"),
-    "bertscore": ("BERTScore", "F1, 0-1, local MiniLM"), "semantic_similarity": ("semantic similarity", "cosine"),
-    "perplexity": ("perplexity", "test, current model"), "reference_perplexity": ("reference perplexity", "test, generation-0 model"),
-    "cross_entropy": ("cross-entropy", "nats/token"), "distinct_2": ("distinct-2", "synthetic, 0-1"),
-    "self_bleu": ("self-BLEU", "synthetic, 0-100"), "tail_coverage": ("tail coverage", "synthetic, 0-1"),
-    "gibberish_rate": ("gibberish rate", "synthetic, share"), "duplicate_rate": ("duplicate rate", "synthetic, share"),
-    "has_ans_f1": ("HasAns F1", "%"), "no_ans_accuracy": ("NoAns accuracy", "%"), "mmlu_accuracy": ("MMLU accuracy", "0-1"),
-    "unigram_perplexity": ("unigram perplexity", "test, add-one unigram model"),
-    "gibberish_score": ("gibberish score", "synthetic, 0-3"),
-    "synthetic_perplexity": ("synthetic perplexity (g0)", "synthetic, median per sequence, generation-0 model"),
-    "external_synthetic_perplexity": ("synthetic perplexity (external)", "synthetic, median per sequence, external model"),
-    "external_surprisal": ("surprisal (external)", "synthetic, bits/token, external model"),
-    "external_test_perplexity": ("human test perplexity (external)", "test, median per sequence, external model"),
-    "external_test_surprisal": ("human test surprisal (external)", "test, bits/token, external model"),
-}
 # metric -> (run-level or generation-0-only metric, label): drawn as a dashed line on its panel
 REFERENCE_LINES: dict[str, list[tuple[str, str]]] = {
     "perplexity": [("unigram_perplexity", "unigram model")],
@@ -44,11 +31,6 @@ STAGE_METRICS = ("collapse_stage",)
 
 
 MMLU_PARTS = ("mmlu_accuracy.", "mmlu_")  # per group / subject / extra format: the MMLU section's
-
-
-def label(metric: str) -> str:
-    name, unit = LABELS.get(metric, (metric, ""))
-    return f"{name} ({unit})" if unit else name
 
 
 def fmt(x: float | None, digits: int = 2) -> str:
@@ -97,9 +79,9 @@ def success_criteria(run: RunData, doc: Document) -> None:
         return
     c = three_arm_criteria(run)
     arms, verdict = criteria_rows(c, run.three_arm)
-    doc.add(Table(["arm", label(c.metric)], arms, caption=f"{label(c.metric)} at the final generation"))
+    doc.add(Table(["arm", metric_label(c.metric)], arms, caption=f"{metric_label(c.metric)} at the final generation"))
     doc.add(Table(["criterion", "result", "detail"], verdict))
-    doc.add(Para(f"**Verdict: {'met' if criteria_met(c) else 'not met'}** on {label(c.metric)} (tolerance {fmt(c.tolerance)}, `refinery.success`)."))
+    doc.add(Para(f"**Verdict: {'met' if criteria_met(c) else 'not met'}** on {metric_label(c.metric)} (tolerance {fmt(c.tolerance)}, `refinery.success`)."))
 
 
 def criteria_met(c: Criteria) -> bool:
@@ -126,7 +108,7 @@ def main_table(run: RunData, doc: Document) -> None:
     g = run.last_generation
     doc.add(Heading("Main results"))
     rows = [[f"`{arm}`", run.data_kind[arm]] + [cell(summary(run, arm, g, m)) for m in metrics] for arm in run.arms]
-    doc.add(Table(["arm", "data"] + [label(m) for m in metrics], rows, caption=f"Held-out human test set, generation {g}"))
+    doc.add(Table(["arm", "data"] + [metric_label(m) for m in metrics], rows, caption=f"Held-out human test set, generation {g}"))
     missing = [m for m in metrics if m not in run.metric_names]
     if missing:
         doc.add(Para(f"Not computed in this run (not in `evaluation.metrics`): {', '.join(missing)}."))
@@ -135,18 +117,18 @@ def main_table(run: RunData, doc: Document) -> None:
 def comparisons(run: RunData, doc: Document, figdir: Path) -> None:
     g, arms = run.last_generation, run.arms
     primary = primary_metric(run)
-    doc.add(Heading(f"{LABELS.get(primary, (primary,))[0]} comparison"))
+    doc.add(Heading(f"{display(primary)[0]} comparison"))
     sums = [summary(run, a, g, primary) for a in arms]
     if any(s is None for s in sums):
         doc.add(Para(f"{primary} was not computed for every arm."))
     else:
-        path = figures.bar_comparison(arms, sums, label(primary), f"{label(primary)} by arm, generation {g}", figdir / "primary.png")
-        doc.add(Figure(path, f"{label(primary)} per arm at generation {g}; error bars: 95 % CI over seeds ({len(run.seeds)} seed(s))."))
+        path = figures.bar_comparison(arms, sums, metric_label(primary), f"{metric_label(primary)} by arm, generation {g}", figdir / "primary.png")
+        doc.add(Figure(path, f"{metric_label(primary)} per arm at generation {g}; error bars: 95 % CI over seeds ({len(run.seeds)} seed(s))."))
     metrics = [m for m in run.task.main_metrics if all(summary(run, a, g, m) for a in arms)]
     doc.add(Heading("All main metrics"))
     if run.task.percent_metrics and metrics:  # scores that share one 0-1 scale
         scaled = {a: [_scale(summary(run, a, g, m), 0.01 if percent(run, m) else 1.0) for m in metrics] for a in arms}
-        path = figures.grouped_bars([LABELS[m][0] for m in metrics], arms, scaled, "score (0-1; EM and F1 divided by 100)",
+        path = figures.grouped_bars([display(m)[0] for m in metrics], arms, scaled, "score (0-1; EM and F1 divided by 100)",
                                     f"Main metrics by arm, generation {g}", figdir / "metrics.png")
         doc.add(Figure(path, "Every main metric on one 0-1 scale; error bars: 95 % CI over seeds."))
     elif metrics:
@@ -186,7 +168,7 @@ def _gap(run: RunData, doc: Document, figdir: Path, metrics: list[str]) -> None:
         doc.add(Para("One generation and no human/contaminated/synthetic arms: there is no human baseline to compare with."))
         return
     rows = [[f"`{a}`"] + [fmt(v.mean) for v in values[a]] for a in arms]
-    doc.add(Table(["arm"] + [label(m) for m in metrics], rows, caption=f"Gap: {what}, in each metric's units"))
+    doc.add(Table(["arm"] + [metric_label(m) for m in metrics], rows, caption=f"Gap: {what}, in each metric's units"))
     if figures.all_equal([v.mean for a in arms for v in values[a]] + [0.0]):
         doc.add(Para(f"No difference: every gap ({what}) is 0 in every metric, so there is nothing to plot."))
         return
@@ -197,7 +179,7 @@ def _gap(run: RunData, doc: Document, figdir: Path, metrics: list[str]) -> None:
         ref = {a: [summary(run, base_arm if roles else a, 0 if not roles else g, m) for m in metrics] for a in arms}
         plotted = {a: [_scale(v, 100.0 / abs(r.mean) if r and r.mean else 0.0) for v, r in zip(values[a], ref[a], strict=True)] for a in arms}
         ylabel = "relative change (%)"
-    path = figures.grouped_bars([LABELS.get(m, (m,))[0] for m in metrics], arms, plotted, ylabel,
+    path = figures.grouped_bars([display(m)[0] for m in metrics], arms, plotted, ylabel,
                                 f"Gap to the human baseline ({'human arm' if roles else 'generation 0'})", figdir / "gap.png", zero_line=True)
     doc.add(Figure(path, f"{what[0].upper()}{what[1:]}; below zero is worse for higher-is-better metrics (EM, F1, ROUGE, BERTScore), "
                          "better for perplexity."))
@@ -249,7 +231,7 @@ def yardsticks(run: RunData, doc: Document) -> None:
     for name, r in run.run_metrics.items():
         d = r.get("details") or {}
         spread = f"mean {fmt(d['mean'])}, p90 {fmt(d['p90'])}, p99 {fmt(d['p99'])}" if "p90" in d else ""
-        rows.append([label(name), fmt(r["value"], 3), f"`{d.get('scored_by')}`", f"{d.get('sequences')} of {d.get('of')}", spread])
+        rows.append([metric_label(name), fmt(r["value"], 3), f"`{d.get('scored_by')}`", f"{d.get('sequences')} of {d.get('of')}", spread])
     doc.add(Table(["yardstick (computed once per run)", "value", "scored by", "texts scored", "spread"], rows,
                   caption="The human test set under the external reference model: what human text scores on the same scale as "
                           "each generation's synthetic data"))
@@ -266,12 +248,12 @@ def per_generation(run: RunData, doc: Document, figdir: Path) -> None:
     gens = list(range(run.last_generation + 1))
     names = [m for m in run.metric_names if m not in STAGE_METRICS and (m == "mmlu_accuracy" or not m.startswith(MMLU_PARTS))]
     series = {m: {a: [summary(run, a, g, m) for g in gens] for a in run.arms} for m in names}
-    rows = [[label(m), f"`{a}`"] + [cell(s) for s in series[m][a]] for m in names for a in run.arms]
+    rows = [[metric_label(m), f"`{a}`"] + [cell(s) for s in series[m][a]] for m in names for a in run.arms]
     doc.add(Table(["metric", "arm"] + [f"gen {g}" for g in gens], rows, caption="Mean over seeds ± 95 % CI half-width"))
     yardsticks(run, doc)
     plotted, kept_out = varying(run, names, gens)
     if kept_out:
-        doc.add(Table(["metric", "not plotted: why"], [[label(m), why] for m, why in kept_out.items()],
+        doc.add(Table(["metric", "not plotted: why"], [[metric_label(m), why] for m, why in kept_out.items()],
                       caption="Only what varies per generation is drawn; a baseline measured once is a dashed line on its panel"))
     references = reference_lines(run, plotted)
     test = [m for m in plotted if m not in SYNTHETIC_METRICS]
@@ -281,9 +263,9 @@ def per_generation(run: RunData, doc: Document, figdir: Path) -> None:
         if not chosen:
             doc.add(Para(f"No {key} metric varies per generation in this run."))
             continue
-        panels = [(m, LABELS.get(m, (m,))[0], LABELS.get(m, (m, ""))[1] or "value") for m in chosen]
+        panels = [(m, display(m)[0], display(m)[1] or "value") for m in chosen]
         path = figures.per_generation(panels, series, gens, title, figdir / f"generations-{key}.png", references)
-        dashed = [f"{what} on the {LABELS.get(m, (m,))[0]} panel" for m in chosen for what, _ in references.get(m, [])]
+        dashed = [f"{what} on the {display(m)[0]} panel" for m in chosen for what, _ in references.get(m, [])]
         doc.add(Figure(path, f"{title}; shaded: 95 % CI over seeds" + (f"; dashed: {', '.join(dashed)}" if dashed else "") + "."))
     histograms(run, doc, figdir)
 
@@ -308,7 +290,7 @@ def histograms(run: RunData, doc: Document, figdir: Path) -> None:
             h = perplexity_histograms(v, reference=human)
             panels[a] = (np.array(h.edges), {g: np.array(x) for g, x in h.share.items()},
                          None if h.reference is None else np.array(h.reference))
-        name, unit = LABELS[metric]
+        name, unit = display(metric)
         path = figures.sequence_histograms(panels, f"per-sequence perplexity ({unit.split(', ', 2)[-1]}, log scale)",
                                            f"{name}: every generation's texts", figdir / f"histogram-{metric}.png")
         doc.add(Figure(path, f"Per-sequence {name} of each generation's synthetic texts (seeds pooled), share per log-spaced bin"

@@ -5,30 +5,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from collapselab.metrics.registry import display
 from collapselab.rundir.folders import load_run_config
 from collapselab.rundir.generation import planned
 
-# (metric, column title, format) shown when present, in this order; "syn" columns describe
-# the synthetic data the generation wrote, the others the held-out human test set.
-COLUMNS: list[tuple[str, str, str]] = [
-    ("perplexity", "test ppl", "{:.2f}"),
-    ("reference_perplexity", "test ppl under g0", "{:.2f}"),
-    ("unigram_perplexity", "unigram ppl", "{:.1f}"),
-    ("synthetic_perplexity", "syn median ppl under g0", "{:.2f}"),
-    ("external_synthetic_perplexity", "syn median ppl under external ref", "{:.2f}"),
-    ("exact_match", "EM", "{:.2f}"),
-    ("f1", "F1", "{:.2f}"),
-    ("has_ans_f1", "HasAns F1", "{:.2f}"),
-    ("no_ans_accuracy", "NoAns acc %", "{:.1f}"),
-    ("zero_shot_f1", "zero-shot F1", "{:.2f}"),
-    ("zero_shot_has_ans_f1", "zero-shot HasAns F1", "{:.2f}"),
-    ("answer_length", "answer words", "{:.1f}"),
-    ("synthetic_success_rate", "syn answers valid", "{:.3f}"),
-    ("mmlu_accuracy", "MMLU acc", "{:.3f}"),
-    ("distinct_2", "syn distinct-2", "{:.3f}"),
-    ("duplicate_rate", "syn duplicate rate", "{:.3f}"),
-    ("gibberish_score", "syn gibberish 0-3", "{:.2f}"),
-    ("gibberish_rate", "syn gibberish rate", "{:.3f}"),
+# (metric, format) shown when present, in this order; each column is titled with the
+# metric's label from the registry.
+COLUMNS: list[tuple[str, str]] = [
+    ("perplexity", "{:.2f}"),
+    ("reference_perplexity", "{:.2f}"),
+    ("unigram_perplexity", "{:.1f}"),
+    ("synthetic_perplexity", "{:.2f}"),
+    ("external_synthetic_perplexity", "{:.2f}"),
+    ("exact_match", "{:.2f}"),
+    ("f1", "{:.2f}"),
+    ("has_ans_f1", "{:.2f}"),
+    ("no_ans_accuracy", "{:.1f}"),
+    ("zero_shot_f1", "{:.2f}"),
+    ("zero_shot_has_ans_f1", "{:.2f}"),
+    ("answer_length", "{:.1f}"),
+    ("synthetic_success_rate", "{:.3f}"),
+    ("mmlu_accuracy", "{:.3f}"),
+    ("distinct_2", "{:.3f}"),
+    ("duplicate_rate", "{:.3f}"),
+    ("gibberish_score", "{:.2f}"),
+    ("gibberish_rate", "{:.3f}"),
 ]
 
 
@@ -56,14 +57,14 @@ def table(rows: list[dict[str, Any]], title: str):
     present = [c for c in COLUMNS if any(c[0] in r.get("metrics", {}) for r in rows)]
     t = Table(title=title, show_lines=False)
     staged = any("stage" in r for r in rows)
-    for name in ["arm", "seed", "gen", "status", "train (syn %)", "loss"] + [c[1] for c in present] + (["stage"] if staged else []) + ["time s"]:
+    for name in ["arm", "seed", "gen", "status", "train (syn %)", "loss"] + [display(c[0])[0] for c in present] + (["stage"] if staged else []) + ["time s"]:
         t.add_column(name, justify="left" if name in ("arm", "status", "stage") else "right")
     for r in rows:
         m = r.get("metrics", {})
         share = r.get("synthetic_share")
         recs = f"{r['train_records']} ({100 * share:.0f}%)" if "train_records" in r else ""
         loss = f"{r['train_loss']:.3f}" if r.get("train_loss") is not None else ""
-        cells = [fmt.format(m[k]) if k in m else "" for k, _, fmt in present]
+        cells = [fmt.format(m[k]) if k in m else "" for k, fmt in present]
         secs = f"{r['seconds']:.1f}" if "seconds" in r else ""
         stage = [r.get("stage", "")] if staged else []
         t.add_row(r["arm"], str(r["seed"]), str(r["generation"]), r["status"], recs, loss, *cells, *stage, secs)

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from collapselab.config import config_from_dict
 from collapselab.errors import CollapselabError
 from collapselab.sweep.plan import SEEDS_KEY
+from collapselab.tasks import get_task
 
 
 class SweepNotFound(CollapselabError, ValueError):
@@ -26,7 +28,7 @@ class TrialResult:
     run_id: str
     point: dict[str, Any]
     task: str
-    primary: str  # the task's primary metric (lm: perplexity, qa: refinery.success.metric)
+    primary: str  # the task's primary metric (`Task.primary_metric`: lm perplexity, qa refinery.success.metric)
     generations: int  # G of the trial's config
     final: dict[tuple[str, int], dict[str, float | None]] = field(default_factory=dict)  # (arm, seed) -> metrics at g = G-1
     done: int = 0  # generations finished, every arm and seed
@@ -43,11 +45,10 @@ def from_store(store, name: str) -> list[TrialResult]:
         sweep = run["manifest"].get("sweep") or {}
         if sweep.get("name") != name:
             continue
-        cfg = yaml.safe_load(run["config_yaml"])
-        task = cfg["experiment"]["task"]
-        primary = "perplexity" if task == "lm" else cfg["refinery"]["success"]["metric"]
-        result = TrialResult(run["run_id"], sweep["point"], task, primary, cfg["experiment"]["generations"])
-        result.total = len(cfg["arms"]) * len(cfg["experiment"]["seeds"]) * result.generations
+        cfg = config_from_dict(yaml.safe_load(run["config_yaml"]), source=f"run {run['run_id']!r} config")
+        e = cfg.experiment
+        result = TrialResult(run["run_id"], sweep["point"], e.task, get_task(e.task).primary_metric(cfg), e.generations)
+        result.total = len(cfg.arms) * len(e.seeds) * result.generations
         result.done = len(store.generations(run["run_id"]))
         for m in store.metrics(run["run_id"], generation=result.generations - 1):
             result.final.setdefault((m["arm"], m["seed"]), {})[m["name"]] = m["value"]
@@ -75,8 +76,8 @@ def from_folder(folder: Path) -> list[TrialResult]:
         run_dir = manifest.parent
         cfg = load_run_config(run_dir)
         e = cfg.experiment
-        primary = "perplexity" if e.task == "lm" else cfg.refinery.success.metric
-        result = TrialResult(run_dir.name, sweep["point"], e.task, primary, e.generations, total=len(cfg.arms) * len(e.seeds) * e.generations)
+        result = TrialResult(run_dir.name, sweep["point"], e.task, get_task(e.task).primary_metric(cfg), e.generations,
+                             total=len(cfg.arms) * len(e.seeds) * e.generations)
         for g in finished_generations(run_dir, cfg):
             result.done += 1
             if g.generation == e.generations - 1:

@@ -29,11 +29,12 @@ def write_sweep_report(folder: Path, out_dir: Path | None = None, metric: str | 
     Returns:
         The report's `ReportPaths`.
     """
+    from collapselab.metrics.registry import metric_label
     from collapselab.metrics.stats import summarize
     from collapselab.records import atomic_write_text
     from collapselab.report import ReportPaths
     from collapselab.report.document import Document, Figure, Heading, Para, Table
-    from collapselab.report.outcomes import fmt, label
+    from collapselab.report.outcomes import fmt
 
     plan = read_plan(folder)
     trials = from_folder(folder)
@@ -50,12 +51,12 @@ def write_sweep_report(folder: Path, out_dir: Path | None = None, metric: str | 
     rows = comparison_rows(trials)
     names = [c for c in rows[0] if c not in (*keys, "run_id", "status", "arm", "seed")] if rows else []
     doc.add(Heading("Trials"))
-    doc.add(Table(keys + ["run id", "status", "arm", "seed"] + [label(n) for n in names],
+    doc.add(Table(keys + ["run id", "status", "arm", "seed"] + [metric_label(n) for n in names],
                   [[_cell(r[k]) for k in keys] + [f"`{r['run_id']}`", r["status"], _cell(r["arm"]), _cell(r["seed"])]
                    + [fmt(r[n]) if r[n] is not None else "" for n in names] for r in rows],
                   caption="Final generation of every trial, arm and seed"))
 
-    doc.add(Heading(f"{label(metric)} against the swept key"))
+    doc.add(Heading(f"{metric_label(metric)} against the swept key"))
     try:
         key = swept_key(trials)
     except ValueError as e:
@@ -67,9 +68,9 @@ def write_sweep_report(folder: Path, out_dir: Path | None = None, metric: str | 
         table = [[f"`{line}`", _cell(x), fmt(s.mean), f"[{fmt(s.ci_low)}, {fmt(s.ci_high)}]", str(s.n)]
                  for line, by_x in summaries.items() for x, s in by_x.items()]
         doc.add(Table(["arm | other keys", key, "mean", "95 % CI", "seeds"], table,
-                      caption=f"{label(metric)} at the final generation, over seeds"))
-        path = metric_against_key(summaries, key, label(metric), f"{label(metric)} against {key}", out / "figures" / "sweep.png")
-        doc.add(Figure(path, f"{label(metric)} at the final generation against `{key}`; error bars: 95 % CI over seeds."))
+                      caption=f"{metric_label(metric)} at the final generation, over seeds"))
+        path = metric_against_key(summaries, key, metric_label(metric), f"{metric_label(metric)} against {key}", out / "figures" / "sweep.png")
+        doc.add(Figure(path, f"{metric_label(metric)} at the final generation against `{key}`; error bars: 95 % CI over seeds."))
     elif key:
         doc.add(Para(f"No finished trial has {metric!r} at its final generation yet."))
     atomic_write_text(out / "report.md", doc.markdown(out))

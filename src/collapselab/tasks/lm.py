@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from collapselab.lab import Evaluation, HumanData
 from collapselab.lab.provenance import generator_tag
-from collapselab.metrics.registry import entries
+from collapselab.metrics.registry import (
+    EXTERNAL_DEFAULTS,
+    EXTERNAL_YARDSTICK,
+    SYNTHETIC_DEFAULTS,
+    Metric,
+    entries,
+    entry,
+)
 from collapselab.records import Record
 from collapselab.tasks.scoring import (
     eval_inputs,
@@ -47,9 +54,19 @@ class LMTask:
     answers_questions = False  # predictions are answers judged against references
     training_extras = False  # no validation split, score or loss weights: trains on running text
     percent_metrics: tuple[str, ...] = ()
+    # (reference_perplexity, the human test set under the generation-0 model, is registered
+    # but not a default: it is generation 0's own perplexity again at every generation.
+    # Encoder metrics (bertscore, semantic_similarity, mauve) are not defaults either: they
+    # load a sentence encoder, too slow for the CPU quickstart.)
+    default_metrics = ("perplexity", "cross_entropy", *SYNTHETIC_DEFAULTS)
+    reference_metrics = tuple(EXTERNAL_DEFAULTS)
+    yardstick_metrics = tuple(EXTERNAL_YARDSTICK)
 
     def primary_metric(self, cfg: ExperimentConfig) -> str:
         return "perplexity"
+
+    def scores(self, metric: Metric) -> bool:
+        return metric.task in ("any", self.name)
 
     def config_problems(self, cfg: ExperimentConfig) -> list[str]:
         problems = []
@@ -130,15 +147,14 @@ class LMTask:
         from collapselab.metrics import default_metrics
 
         inputs = eval_inputs(lab, model, generation0, synthetic, seed)
-        return score_texts(metric_names(lab, default_metrics("lm", inputs)), inputs)  # with the external reference's, when loaded
+        return score_texts(metric_names(lab, default_metrics(self, inputs)), inputs)  # with the external reference's, when loaded
 
     def baselines(self, lab: Lab, load_base: Any, seed: int) -> dict[str, dict[str, Any]]:
         from collapselab.metrics.language import pack_test_blocks
 
         blocks = pack_test_blocks([r.text or "" for r in lab.human.test], lab.tokenizer, lab.cfg.training.seq_len)
         value = unigram_perplexity(lab.tokenizer, lab.human.train, blocks)
-        return {"unigram_perplexity": {"value": value, "version": "1", "higher_is_better": False,
-                                       "details": {"what": "add-one unigram model of the human training tokens"}}}
+        return {"unigram_perplexity": entry("unigram_perplexity", value, {"what": "add-one unigram model of the human training tokens"})}
 
     def stage_inputs(self, metrics: dict[str, dict[str, Any]]) -> tuple[float, float] | None:
         return None  # no accuracy of its own; MMLU (evaluation.mmlu) gives one when configured

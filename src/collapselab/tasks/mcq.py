@@ -18,12 +18,12 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
+from collapselab.metrics.registry import entry
 from collapselab.records import Record
 
 if TYPE_CHECKING:
     from collapselab.config import MMLUBlock
 
-VERSION = "1"
 CHANCE = 0.25
 
 
@@ -67,13 +67,10 @@ def evaluate(model: Any, tokenizer: Any, block: MMLUBlock, records: tuple[list[R
                             max_length=max_positions, device=device())
         details = {**res.details, "format": fmt, "scoring": block.scoring, "greedy_proportion": res.greedy_proportion,
                    "per_group": res.per_group, "per_subject": res.per_subject}
-        out[metric_name(fmt, i == 0)] = _entry(res.accuracy, details)
-        for group, acc in res.per_group.items():
-            out[metric_name(fmt, i == 0, "group." + group.replace(" ", "_"))] = _entry(acc, {"group": group})
-        for subject, acc in res.per_subject.items():
-            out[metric_name(fmt, i == 0, "subject." + subject)] = _entry(acc, {"subject": subject})
+        parts: list[tuple[str, float, dict[str, Any]]] = [("", res.accuracy, details)]
+        parts += [("group." + group.replace(" ", "_"), acc, {"group": group}) for group, acc in res.per_group.items()]
+        parts += [("subject." + subject, acc, {"subject": subject}) for subject, acc in res.per_subject.items()]
+        for part, value, d in parts:
+            name = metric_name(fmt, i == 0, part)
+            out[name] = entry(name, value, {**d, "chance": CHANCE})  # version and direction: metrics/mmlu.py registers them
     return out
-
-
-def _entry(value: float, details: dict[str, Any]) -> dict[str, Any]:
-    return {"value": value, "version": VERSION, "higher_is_better": True, "details": {**details, "chance": CHANCE}}

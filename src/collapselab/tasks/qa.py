@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from collapselab.lab import Evaluation, HumanData
 from collapselab.lab.provenance import generator_tag
-from collapselab.metrics.registry import entries
+from collapselab.metrics.qa import ZERO_SHOT_METRICS
+from collapselab.metrics.registry import SYNTHETIC_DEFAULTS, Metric, default_metrics, entries, entry
+from collapselab.models.prompts import ANSWER
 from collapselab.records import Record
 from collapselab.tasks.scoring import (
     eval_inputs,
@@ -41,9 +43,20 @@ class QATask:
     answers_questions = True  # predictions are answers judged against references
     training_extras = True  # a validation split of the questions, scores of greedy answers, BERTScore loss weights
     percent_metrics = ("exact_match", "f1", "has_ans_f1", "no_ans_accuracy")
+    default_metrics = (
+        "exact_match", "f1", "has_ans_f1", "no_ans_accuracy", "rouge1", "rouge2", "rougeL", "jaccard", "bertscore",
+        "semantic_similarity", "answer_in_context", "answer_length", "synthetic_success_rate",
+        # a short answer's perplexity without its question means little: not a qa default
+        *(n for n in SYNTHETIC_DEFAULTS if n != "synthetic_perplexity"),
+    )
+    reference_metrics: tuple[str, ...] = ()  # the external reference scores qa runs only when evaluation.metrics names it
+    yardstick_metrics: tuple[str, ...] = ()
 
     def primary_metric(self, cfg: ExperimentConfig) -> str:
         return cfg.refinery.success.metric  # the metric the three-arm criteria are judged on
+
+    def scores(self, metric: Metric) -> bool:
+        return metric.task in ("any", self.name)
 
     def config_problems(self, cfg: ExperimentConfig) -> list[str]:
         return ["data.topic: choosing articles by MMLU subject is for the lm task"] if cfg.data.topic else []
@@ -99,7 +112,7 @@ class QATask:
     def write_synthetic(self, lab: Lab, model: Any, arm: ArmConfig, generation: int, seed: int) -> list[Record]:
         fmt = lab.prompt_format
         answers = answer_questions(lab, model, lab.human.train, lab.cfg.decoding, seed, f"generate g{generation}")
-        tag = generator_tag(lab.cfg, arm.name, generation, seed, **fmt.describe("qa"))
+        tag = generator_tag(lab.cfg, arm.name, generation, seed, **fmt.describe(ANSWER))
         return [
             r.derive(id=f"{r.id}@g{generation}", source="synthetic", generation=generation, parent_id=r.id, generator=tag,
                      answers=(a,) if a else ())
@@ -109,11 +122,9 @@ class QATask:
     # ---- evaluation
 
     def evaluate(self, lab: Lab, model: Any, generation0: Any, synthetic: list[Record], seed: int) -> Evaluation:
-        from collapselab.metrics import default_metrics
-
         inputs = eval_inputs(lab, model, generation0, synthetic, seed)
         inputs.predictions = greedy_answers(lab, model, lab.human.test, seed, "evaluate")
-        results = score(metric_names(lab, default_metrics("qa")), inputs)
+        results = score(metric_names(lab, default_metrics(self)), inputs)
         ids = [r.id for r in lab.human.test]
         scores = per_example(results, ids, "test")
         rows = [
@@ -133,11 +144,8 @@ class QATask:
 
         inputs = eval_inputs(lab, base_model, None, None, seed)
         inputs.predictions = greedy_answers(lab, base_model, lab.human.test, seed, "zero-shot base")
-        out = {}
-        for name, r in run_metrics(["exact_match", "f1", "has_ans_f1", "no_ans_accuracy"], inputs).items():
-            out[f"zero_shot_{name}"] = {"value": r.value, "version": r.version, "higher_is_better": r.higher_is_better,
-                                        "details": {**r.details, "what": f"{lab.cfg.model.name} before fine-tuning"}}
-        return out
+        return {f"zero_shot_{name}": entry(f"zero_shot_{name}", r.value, {**r.details, "what": f"{lab.cfg.model.name} before fine-tuning"})
+                for name, r in run_metrics(list(ZERO_SHOT_METRICS), inputs).items()}
 
     def stage_inputs(self, metrics: dict[str, dict[str, Any]]) -> tuple[float, float] | None:
         f1 = metrics.get("f1")

@@ -14,8 +14,14 @@ if TYPE_CHECKING:
 
 
 def metric_names(lab: Lab, defaults: list[str]) -> list[str]:
-    """The metrics of this run: `evaluation.metrics`, else the task's defaults."""
-    return list(lab.cfg.evaluation.metrics or defaults)
+    """The metrics of this run: `evaluation.metrics`, else the task's defaults; each checked
+    to apply to the run's task (raises ValueError naming the metric)."""
+    from collapselab.metrics import metric_for_task
+
+    names = list(lab.cfg.evaluation.metrics or defaults)
+    for name in names:
+        metric_for_task(name, lab.task)
+    return names
 
 
 def eval_inputs(lab: Lab, model: Any, generation0: Any, synthetic: list[Record] | None, seed: int) -> EvalInputs:

@@ -18,6 +18,7 @@ from collapselab.errors import ConfigError
 from collapselab.metrics.external import load_reference
 from collapselab.records import read_records
 from collapselab.rundir.metrics_file import read_metrics_file, read_run_metrics_file
+from collapselab.tasks import get_task
 
 
 def _alone_ppl(model, tok, text: str, max_tokens: int) -> float:
@@ -86,9 +87,9 @@ def test_reference_model_scores_every_generation_and_the_human_test_set_once(tin
 
 def test_reference_model_switched_off_or_unused_is_not_loaded_and_its_metrics_are_refused(tiny_lm_data, tmp_path):
     raw = tiny_config(tiny_lm_data, tmp_path / "runs")
-    assert raw["evaluation"]["metrics"] and load_reference(config_from_dict(raw), "lm") is None  # no external_* metric listed
+    assert raw["evaluation"]["metrics"] and load_reference(config_from_dict(raw), get_task("lm")) is None  # no external_* metric listed
     raw["evaluation"] = {"reference_model": None}
-    assert load_reference(config_from_dict(raw), "lm") is None
+    assert load_reference(config_from_dict(raw), get_task("lm")) is None
     raw["evaluation"] = {"reference_model": None, "metrics": ["perplexity", "external_surprisal"]}
     with pytest.raises(ConfigError, match=r"evaluation.metrics.1: 'external_surprisal' is scored by the external reference, and evaluation.reference_model is null"):
         run_experiment(config_from_dict(raw))

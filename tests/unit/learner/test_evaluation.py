@@ -65,7 +65,9 @@ def test_the_learner_writes_a_checkpoint_as_the_engine_writes_a_generation(tmp_p
 
     # the engine's path for the same model and data: the lm task's evaluation, then the writer
     exp = as_experiment(cfg, 1)
-    lab = Lab(exp, get_task("lm"), tmp_path / "engine", HumanData([], held.test), tok, 256, None, None, [], None)
+    task = get_task("lm")
+    lab = Lab(exp, task, tmp_path / "engine", HumanData([], held.test), tok, max_positions=256, max_new_tokens=task.max_new_tokens(exp),
+              prompt_format=None, reference=None, gibberish_background=[], mmlu=None)
     evaluation = lab.task.evaluate(lab, model, model, continuations, cfg.learner.seed)
     engine = GenerationFolder(tmp_path / "engine", ARM, cfg.learner.seed, 1)
     write_evaluation(engine, metrics=evaluation.metrics, predictions=evaluation.predictions, synthetic_scores=evaluation.synthetic_scores,

@@ -16,6 +16,7 @@ from collapselab.metrics import EvalInputs, default_metrics, evaluate
 from collapselab.metrics.external import sample_indices
 from collapselab.metrics.registry import EXTERNAL_DEFAULTS, run_metrics
 from collapselab.records import Record
+from collapselab.tasks import get_task
 
 WORDS = "the a cat dog bird sat ran flew on under over mat tree house red big small quickly slowly".split()
 
@@ -88,7 +89,7 @@ def test_the_human_yardstick_is_computed_once_per_run_not_per_generation(externa
     inputs = _inputs(external, ["the cat sat", "a dog ran on the mat"], test=["the red bird flew over the house", "a cat sat"])
     with pytest.raises(ValueError, match="once per run"):
         evaluate(["external_test_perplexity"], inputs)
-    names = run_metrics("lm", inputs)
+    names = run_metrics(get_task("lm"), inputs)
     assert names == ["external_test_perplexity", "external_test_surprisal"]
     out = evaluate(names, inputs, scope="run")
     expected = [math.exp(_alone(external, t)[0]) for t in ["the red bird flew over the house", "a cat sat"]]
@@ -99,9 +100,9 @@ def test_the_human_yardstick_is_computed_once_per_run_not_per_generation(externa
 def test_external_metrics_are_defaults_only_with_an_external_model(external):
     with_model = _inputs(external, ["the cat sat"])
     without = EvalInputs(task="lm", test=_records(["the cat"], "human"), synthetic=_records(["the cat sat"]))
-    assert set(EXTERNAL_DEFAULTS) <= set(default_metrics("lm", with_model))
-    assert not set(EXTERNAL_DEFAULTS) & set(default_metrics("lm", without))
-    assert run_metrics("lm", without) == [] and "reference_perplexity" not in default_metrics("lm")
+    assert set(EXTERNAL_DEFAULTS) <= set(default_metrics(get_task("lm"), with_model))
+    assert not set(EXTERNAL_DEFAULTS) & set(default_metrics(get_task("lm"), without))
+    assert run_metrics(get_task("lm"), without) == [] and "reference_perplexity" not in default_metrics(get_task("lm"))
 
 
 def test_surprisal_is_compared_with_the_gibberish_score_text_by_text(external):

@@ -11,13 +11,14 @@ from typer.testing import CliRunner
 from collapselab.cli import app
 from collapselab.metrics import default_metrics
 from collapselab.metrics import registry as metrics_registry
+from collapselab.tasks import get_task
 
 
 def test_the_lm_defaults_need_no_optional_library(monkeypatch):
     # The quickstart's metrics run on core dependencies only (sacrebleu is one of them).
     monkeypatch.setattr(metrics_registry, "_installed", lambda module: False)
-    assert metrics_registry.missing_libraries(default_metrics("lm")) == []
-    assert ("rouge1", "rouge_score") in metrics_registry.missing_libraries(default_metrics("qa"))
+    assert metrics_registry.missing_libraries(default_metrics(get_task("lm"))) == []
+    assert ("rouge1", "rouge_score") in metrics_registry.missing_libraries(default_metrics(get_task("qa")))
 
 
 def test_a_missing_library_fails_before_training(tmp_path, monkeypatch):

@@ -88,13 +88,15 @@ def test_run_background_is_read_only_for_gibberish_metrics_and_a_missing_one_nam
     from collapselab.config import config_from_dict
     from collapselab.datasets import DatasetError
     from collapselab.metrics.sanity import gibberish_background
+    from collapselab.tasks import get_task
 
+    lm = get_task("lm")
     raw = {"experiment": {"name": "bg", "task": "lm"}, "data": {"dataset": "tinystories"}, "model": {"name": "scratch"},
            "arms": [{"name": "replace"}]}
     monkeypatch.setenv("COLLAPSELAB_DATA", str(tmp_path))
     with pytest.raises(DatasetError, match=r"^evaluation.gibberish_background: .*wikitext2"):
-        gibberish_background(config_from_dict(raw), "lm")  # the lm defaults score gibberish
-    assert gibberish_background(config_from_dict({**raw, "evaluation": {"metrics": ["perplexity"]}}), "lm") == []
-    assert gibberish_background(config_from_dict({**raw, "evaluation": {"gibberish_background": None}}), "lm") == []
+        gibberish_background(config_from_dict(raw), lm)  # the lm defaults score gibberish
+    assert gibberish_background(config_from_dict({**raw, "evaluation": {"metrics": ["perplexity"]}}), lm) == []
+    assert gibberish_background(config_from_dict({**raw, "evaluation": {"gibberish_background": None}}), lm) == []
     _wikitext(tmp_path, ["The keeper lit the lamp at dusk every night .", "Too short ."])
-    assert gibberish_background(config_from_dict(raw), "lm") == ["The keeper lit the lamp at dusk every night ."]
+    assert gibberish_background(config_from_dict(raw), lm) == ["The keeper lit the lamp at dusk every night ."]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from collapselab.dashboard.source import Source
+from collapselab.tasks import get_task
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,12 @@ class Context:
     @property
     def task(self) -> str | None:
         return None if self.run is None else self.run["task"]
+
+    @property
+    def answers_questions(self) -> bool:
+        """The chosen run's predictions are answers to test questions (its task says so)."""
+        assert self.run is not None
+        return get_task(self.run["task"]).answers_questions
 
 
 def status_of(run: dict[str, Any]) -> str:

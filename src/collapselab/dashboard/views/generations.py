@@ -50,7 +50,7 @@ def stages(documents: list[dict[str, Any]], arms: list[str], seeds: list[int]) -
 
 
 def render(ctx: Context) -> None:
-    from collapselab.report.outcomes import LABELS, label
+    from collapselab.metrics.registry import display, metric_label
     from collapselab.tasks import get_task
 
     st.header(f"Generations: {ctx.run_id}")
@@ -66,7 +66,7 @@ def render(ctx: Context) -> None:
     recorded_names = set(rows.name) - {STAGE}
     main = [m for m in get_task(ctx.task).main_metrics if m in recorded_names]  # the report's headline metrics first
     names = main + sorted(recorded_names - set(main))
-    metrics = sel.many("metrics", "metrics", names, default=main or names[:4], format_func=label)
+    metrics = sel.many("metrics", "metrics", names, default=main or names[:4], format_func=metric_label)
     show_seeds = sel.flag("show_seeds", "show individual seeds")
     chosen = rows[rows.arm.isin(arms) & rows.seed.isin(seeds) & rows.name.isin(metrics)]
     table = aggregate(chosen)
@@ -79,8 +79,8 @@ def render(ctx: Context) -> None:
         direction = "higher is better ↑" if better[metric] else "lower is better ↓"
         per_seed = chosen[chosen.name == metric][["arm", "seed", "generation", "value"]] if show_seeds else None
         chart = charts.metric_over_generations(
-            table[table.metric == metric], per_seed, title=f"{LABELS.get(metric, (metric,))[0]} ({direction})",
-            y_title=label(metric), arms=arms)
+            table[table.metric == metric], per_seed, title=f"{display(metric)[0]} ({direction})",
+            y_title=metric_label(metric), arms=arms)
         columns[i % 2].altair_chart(chart, width="stretch")
     seeds_note = "one seed: no band" if len(seeds) == 1 else f"band: 95 % CI of the mean over {len(seeds)} seeds"
     st.caption(f"Mean over seeds per arm; {seeds_note}. Each metric's direction of better is in its title.")

@@ -26,10 +26,10 @@ def _short(text: str) -> str:
 
 
 def render(ctx: Context) -> None:
-    from collapselab.report.outcomes import label
+    from collapselab.metrics.registry import metric_label as label
 
     st.header(f"Question: {ctx.run_id}")
-    if ctx.task != "qa":
+    if not ctx.answers_questions:
         st.write(f"This is a {ctx.task} run: it has no test questions (its test set is scored text, see Generations).")
         return
     questions = ctx.source.questions(ctx.run_id)

@@ -96,7 +96,8 @@ def _rejected(ctx: Context, arm: str, seed: int, generation: int, fmt: Any) -> N
 
 
 def _verdict(ctx: Context) -> None:
-    from collapselab.report.outcomes import criteria_met, criteria_rows, fmt, label
+    from collapselab.metrics.registry import metric_label
+    from collapselab.report.outcomes import criteria_met, criteria_rows, fmt
 
     st.subheader("A/B/C verdict")
     found = ctx.source.criteria(ctx.run_id)
@@ -105,9 +106,9 @@ def _verdict(ctx: Context) -> None:
         return
     roles, c = found
     arms, verdict = criteria_rows(c, roles)
-    st.dataframe(pd.DataFrame(arms, columns=["arm", label(c.metric)]), hide_index=True)
+    st.dataframe(pd.DataFrame(arms, columns=["arm", metric_label(c.metric)]), hide_index=True)
     st.dataframe(pd.DataFrame(verdict, columns=["criterion", "result", "detail"]), hide_index=True)
     met = criteria_met(c)
     (st.success if met else st.warning)(
-        f"Verdict: {'met' if met else 'not met'} on {label(c.metric)} (tolerance {fmt(c.tolerance)}); "
+        f"Verdict: {'met' if met else 'not met'} on {metric_label(c.metric)} (tolerance {fmt(c.tolerance)}); "
         f"recovery {fmt(c.recovery)} (1 = as good as human data, 0 = as bad as contaminated).")

@@ -63,7 +63,7 @@ def render(ctx: Context) -> None:
     table = pd.DataFrame([{"id": r["id"], "output": output_text(r), "question": r["question"], "parent": r["parent_id"],
                            "source": r["source"], "generation": r["generation"], "written by": _generator(r),
                            "perplexity": None if ppl is None else ppl.get(r["id"])} for r in records])
-    if ctx.task != "qa":
+    if not ctx.answers_questions:
         table = table.drop(columns="question")
     st.write(f"{len(records)} records written by generation {generation} of `{arm}` (seed {seed}).")
     if ppl is None:

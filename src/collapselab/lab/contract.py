@@ -1,16 +1,21 @@
-"""What a task is to the loop: the `Task` Protocol and the `Evaluation` it returns.
+"""The loop's contract: what every generation of a run shares (`Lab`, `HumanData`), what a
+task is to the loop (the `Task` Protocol) and what it returns when it scores a generation
+(`Evaluation`).
 
-A task (lm, qa) is a declarative object in the spirit of lm-evaluation-harness's Task: it
-says which fields its human records need, how its human data is cut, how a model trains
-on its records, what a model writes for the next generation, and how a generation is
-scored on the held-out human test set. The engine and the stages call the task; none of
-them compares the task's name. The tasks themselves live in `collapselab.tasks`.
+The engine builds one `Lab` per run, whole, and hands it to the stages (training starts, the
+refinery's builders, the task's steps); no stage imports the engine. A task (lm, qa) is a
+declarative object in the spirit of lm-evaluation-harness's Task: it says which fields its
+human records need, how its human data is cut, how a model trains on its records, what a
+model writes for the next generation, and how a generation is scored on the held-out human
+test set. The engine and the stages call the task; none of them compares the task's name.
+The tasks themselves live in `collapselab.tasks`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from collapselab.records import Record
@@ -20,8 +25,43 @@ if TYPE_CHECKING:
 
     from collapselab.config import ArmConfig, ExperimentConfig, TrainingBlock
     from collapselab.datasets import Splits
-    from collapselab.lab.context import HumanData, Lab
+    from collapselab.lab.events import Listener
+    from collapselab.metrics.registry import Metric
+    from collapselab.models.loading import ReferenceModel
+    from collapselab.models.prompts import PromptFormat
     from collapselab.training.loop import TrainResult
+
+__all__ = ["Evaluation", "HumanData", "Lab", "Task"]
+
+
+@dataclass(slots=True)
+class HumanData:
+    """The human side of an experiment: training pool and held-out test set."""
+
+    train: list[Record]
+    test: list[Record]
+
+
+@dataclass(slots=True)
+class Lab:
+    """One run's shared state, built whole by `engine.run_experiment`."""
+
+    cfg: ExperimentConfig
+    task: Task
+    run_dir: Path
+    human: HumanData
+    tokenizer: PreTrainedTokenizerBase  # the scratch BPE, or the pretrained model's own
+    max_positions: int  # longest sequence the model takes
+    max_new_tokens: int  # new tokens per generated record (`task.max_new_tokens`): a continuation, an answer
+    prompt_format: PromptFormat  # bound to `tokenizer`
+    reference: ReferenceModel | None  # the fixed external reference (evaluation.reference_model); None: the run has none
+    gibberish_background: list[str]  # evaluation.gibberish_background's text, read once per run
+    mmlu: tuple[list[Record], list[Record]] | None  # evaluation.mmlu's test questions and dev exemplars; None: off
+    db_url: str | None = None
+    listeners: list[Listener] = field(default_factory=list)
+    # Per-run caches, filled on first use (a resumed run may never need them):
+    base_dirs: dict[int, Path] = field(default_factory=dict)  # seed -> cached scratch base folder
+    baselines: dict[str, dict[str, Any]] | None = None  # generation 0's baseline metrics (the same for every arm and seed)
 
 
 @dataclass(slots=True)
@@ -44,9 +84,16 @@ class Task(Protocol):
     percent_metrics: tuple[str, ...]  # metrics on a 0-100 scale (shown /100 beside 0-1 ones)
     answers_questions: bool  # predictions are answers judged against references (else texts)
     training_extras: bool  # supplies a validation split, a score and loss weights (training.validation_share, early_stopping_*, loss_weights)
+    default_metrics: tuple[str, ...]  # per generation, when `evaluation.metrics` is unset
+    reference_metrics: tuple[str, ...]  # added to them when the run loads its external reference
+    yardstick_metrics: tuple[str, ...]  # once per run under the external reference (run_metrics.json)
 
     def primary_metric(self, cfg: ExperimentConfig) -> str:
         """The metric the report leads with."""
+        ...
+
+    def scores(self, metric: Metric) -> bool:
+        """The registered metric applies to this task's records (`evaluation.metrics` may name it)."""
         ...
 
     def config_problems(self, cfg: ExperimentConfig) -> list[str]:
