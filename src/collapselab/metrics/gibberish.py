@@ -72,7 +72,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import string
 from collections import Counter
 from collections.abc import Sequence
@@ -81,6 +80,7 @@ from pathlib import Path
 
 import numpy as np
 
+from collapselab.cache import cache_dir, filled
 from collapselab.errors import CollapselabError
 from collapselab.metrics.corruption import graded_sets
 
@@ -246,12 +246,10 @@ class GibberishScorer:
                "pair_codes", "pair_counts", "order_cap", "pair_min_count", "weights", "anchors", "levels", "calibration")
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
+        """Write the scorer to the file `path` (the cache writes it through `collapselab.cache.filled`)."""
         meta = json.dumps({"version": VERSION, "alphabet": self.alphabet, "vocabulary": self.vocabulary})
-        np.savez_compressed(tmp, meta=np.array(meta), **{k: getattr(self, k) for k in self._ARRAYS})
-        os.replace(tmp, path)
+        with Path(path).open("wb") as f:  # a file object: numpy adds no `.npz` to the name
+            np.savez_compressed(f, meta=np.array(meta), **{k: getattr(self, k) for k in self._ARRAYS})
 
     @classmethod
     def load(cls, path: str | Path) -> GibberishScorer:
@@ -359,8 +357,6 @@ def cached_gibberish_scorer(human_texts: Sequence[str], *, heldout_texts: Sequen
     rest and on all of `background_texts` (more human text of the same language, e.g. the QA
     contexts when questions and answers are scored).
     """
-    from collapselab.cache import cache_dir
-
     texts = [t for t in human_texts if t.strip()]
     held = None if heldout_texts is None else [t for t in heldout_texts if t.strip()]
     background = [t for t in background_texts if t.strip()]
@@ -375,6 +371,5 @@ def cached_gibberish_scorer(human_texts: Sequence[str], *, heldout_texts: Sequen
     if held is None:
         n = max(int(len(texts) * heldout_fraction), min(20, len(texts) // 2))
         texts, held = texts[:-n], texts[-n:]
-    scorer = fit_gibberish_scorer(background + texts, held)
-    scorer.save(path)
-    return scorer
+    # fitted once: a second process (another trial on the same data) waits and loads this one's
+    return GibberishScorer.load(filled(path, lambda tmp: fit_gibberish_scorer(background + texts, held).save(tmp)))
