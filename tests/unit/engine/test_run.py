@@ -94,6 +94,7 @@ def test_sigkill_mid_generation_then_resume_equals_uninterrupted(tiny_lm_data, t
     resumed = _cli("run", str(path))
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err[-3000:]
+    assert f"pid {proc.pid}" in out and "is no longer running" in out  # the killed run's lock, taken over
     assert sorted(p.name for p in run_root.iterdir()) == [run_dir.name]  # continued, not restarted
 
     clean_cfg = write_config(tiny_config(tiny_lm_data, tmp_path / "clean"), tmp_path / "clean.yaml")
