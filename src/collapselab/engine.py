@@ -93,9 +93,10 @@ def run_experiment(
     from collapselab.outlets import with_outlets
 
     reference = load_reference(cfg, task.name)  # the fixed external reference, once per run (None: not used)
-    from collapselab.metrics.sanity import gibberish_background
+    from collapselab.metrics.sanity import check_gibberish_calibrates, gibberish_background
 
     background = gibberish_background(cfg, task.name)  # read before any run directory is touched
+    check_gibberish_calibrates(cfg, task.name, human.train, human.test, background)  # data it cannot score fails now, not after training
     mmlu = mcq.questions(cfg.evaluation.mmlu) if cfg.evaluation.mmlu is not None else None  # names a missing file or subject now
     listeners = with_outlets(cfg, listeners)  # trackers, hub push, notifications the config asks for
     run_dir = open_run(cfg, fresh=fresh, run_id=run_id)
