@@ -21,12 +21,15 @@ touched) and the sweep planner (every grid point).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from collapselab.config import ExperimentConfig, TrainingBlock
 from collapselab.errors import ConfigErrors
 from collapselab.lab import HumanData, Task
 from collapselab.metrics import all_metrics, default_metrics, get_metric, metric_for_task
 from collapselab.metrics.external import uses_reference
 from collapselab.metrics.registry import METRICS_EXTRA, missing_libraries
+from collapselab.metrics.sanity import gibberish_problems
 from collapselab.tasks import get_task
 
 # Recipe keys that act only when the task supplies a validation split, a score and loss
@@ -40,6 +43,7 @@ def check_experiment(
     here: bool = False,
     human: HumanData | None = None,
     max_positions: int | None = None,
+    background: Sequence[str] | None = None,
     source: str | None = None,
 ) -> None:
     """Raise one `ConfigErrors` listing every problem of `cfg`, or return.
@@ -50,6 +54,8 @@ def check_experiment(
             a device for the precision.
         human: The prepared human data: also the arm sizes it cannot fill.
         max_positions: The model's longest sequence: also what does not fit in it.
+        background: With `human`, the run's gibberish background text: also the metrics the
+            run's data cannot calibrate (the gibberish scorer is fitted now, not after training).
         source: Where the config came from (a YAML path), named in the message.
 
     Raises:
@@ -60,6 +66,8 @@ def check_experiment(
         problems += _machine_problems(cfg)
     if human is not None:
         problems += _size_problems(cfg, human)
+        if background is not None:
+            problems += gibberish_problems(cfg, get_task(cfg.experiment.task), human.train, human.test, background)
     if max_positions is not None:
         problems += get_task(cfg.experiment.task).position_problems(cfg, max_positions)
     if problems:

@@ -39,7 +39,7 @@ from collapselab.lab.mixing import mix
 from collapselab.lab.starts import load_for_inference, load_for_training, scratch_base, start_model
 from collapselab.models.prompts import prompt_format
 from collapselab.records import Record, atomic_write_json, read_records, write_records
-from collapselab.rundir.folders import open_run, runtime, supersede_from
+from collapselab.rundir.folders import lock_run, open_run, runtime, supersede_from
 from collapselab.rundir.generation import (
     METRICS,
     MODEL,
@@ -89,44 +89,51 @@ def run_experiment(
     tokenizer = prepare_tokenizer(cfg, task, pools[0])
     human = task.prepare_human(cfg, pools, tokenizer)
     positions = _max_positions(cfg, tokenizer)
+    from collapselab.metrics.sanity import gibberish_background
+
+    background = gibberish_background(cfg, task)  # read before any run directory is touched
     # Everything that would otherwise fail after hours of training, all of it at once.
-    check_experiment(cfg, here=True, human=human, max_positions=positions)
+    check_experiment(cfg, here=True, human=human, max_positions=positions, background=background)
     store.connect(db_url).dispose()  # raises DatabaseUnreachable (exit 3) naming the URL
     from collapselab.metrics.external import load_reference
     from collapselab.outlets import with_outlets
 
     reference = load_reference(cfg, task)  # the fixed external reference, once per run (None: not used)
-    from collapselab.metrics.sanity import gibberish_background
-
-    background = gibberish_background(cfg, task)  # read before any run directory is touched
     mmlu = mcq.questions(cfg.evaluation.mmlu) if cfg.evaluation.mmlu is not None else None  # names a missing file or subject now
     listeners = with_outlets(cfg, listeners, write_report)  # trackers, hub push, notifications the config asks for
     run_dir = open_run(cfg, fresh=fresh, run_id=run_id)
-    resumed = bool(finished(run_dir))  # finished steps before this invocation
-    if restart_from is not None:
-        moved = supersede_from(run_dir, cfg, restart_from)
-        emit(listeners, Message(f"restarting from generation {restart_from}: moved {len(moved)} generation folders to {run_dir / '.superseded'}"))
-    # Records the run and every generation already DONE: a crash between DONE and its
-    # database write (or a database that was down) is repaired on the next invocation.
-    store.import_run_dir(db_url, run_dir)
-    if restart_from is not None:
-        store.forget_generations(db_url, run_dir, moved)
-    store.record_run_status(db_url, run_dir, "running")  # the dashboard's Runs page reads these
-    lab = Lab(cfg, task, run_dir, human, tokenizer, positions, task.max_new_tokens(cfg), prompt_format(tokenizer, cfg.prompts),
-              reference, background, mmlu, db_url, list(listeners))
-    emit(listeners, RunStarted(run_dir, run_dir.name, cfg.experiment.name, cfg, resumed))
-    emit(listeners, Message(f"run {run_dir} | {len(human.train)} human training records, {len(human.test)} test records"))
+    lock = lock_run(run_dir)  # one writer per run: a second command stops here (RunLocked, exit 2)
     try:
-        if reference is not None:
-            record_reference(lab)  # in the manifest; the human test set under it once per run (run_metrics.json)
-        for seed in cfg.experiment.seeds:
-            for arm in cfg.arms:
-                run_arm(lab, arm, seed)
-    except BaseException as e:  # Ctrl-C too: a stopped run is not running
-        store.record_run_status(db_url, run_dir, "failed", error=f"{type(e).__name__}: {e}")
-        raise
-    store.record_run_status(db_url, run_dir, "done")
-    emit(listeners, RunFinished(run_dir, run_dir.name))
+        if lock.taken_over is not None:
+            emit(listeners, Message(f"took over {lock.path}: its holder (pid {lock.taken_over.get('pid')}, started "
+                                    f"{lock.taken_over.get('started')}) is no longer running"))
+        resumed = bool(finished(run_dir))  # finished steps before this invocation
+        if restart_from is not None:
+            moved = supersede_from(run_dir, cfg, restart_from)
+            emit(listeners, Message(f"restarting from generation {restart_from}: moved {len(moved)} generation folders to {run_dir / '.superseded'}"))
+        # Records the run and every generation already DONE: a crash between DONE and its
+        # database write (or a database that was down) is repaired on the next invocation.
+        store.import_run_dir(db_url, run_dir)
+        if restart_from is not None:
+            store.forget_generations(db_url, run_dir, moved)
+        store.record_run_status(db_url, run_dir, "running")  # the dashboard's Runs page reads these
+        lab = Lab(cfg, task, run_dir, human, tokenizer, positions, task.max_new_tokens(cfg), prompt_format(tokenizer, cfg.prompts),
+                  reference, background, mmlu, db_url, list(listeners))
+        emit(listeners, RunStarted(run_dir, run_dir.name, cfg.experiment.name, cfg, resumed))
+        emit(listeners, Message(f"run {run_dir} | {len(human.train)} human training records, {len(human.test)} test records"))
+        try:
+            if reference is not None:
+                record_reference(lab)  # in the manifest; the human test set under it once per run (run_metrics.json)
+            for seed in cfg.experiment.seeds:
+                for arm in cfg.arms:
+                    run_arm(lab, arm, seed)
+        except BaseException as e:  # Ctrl-C too: a stopped run is not running
+            store.record_run_status(db_url, run_dir, "failed", error=f"{type(e).__name__}: {e}")
+            raise
+        store.record_run_status(db_url, run_dir, "done")
+        emit(listeners, RunFinished(run_dir, run_dir.name))
+    finally:
+        lock.release()
     return run_dir
 
 

@@ -61,6 +61,10 @@ class RunError(CollapselabError, ValueError):
     """A run directory cannot be used as asked; the message says why and what to do."""
 
 
+class RunLocked(RunError):
+    """Another process is writing the run directory; the message names it (host, pid, start)."""
+
+
 class StoreError(CollapselabError, RuntimeError):
     """A run directory, an export or a request (run id, arm, metric) is not what the store
     expects; says which. Bad input: exit code 2."""

@@ -9,6 +9,7 @@ that the comparison means something.
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import random
 import re
@@ -309,6 +310,55 @@ def test_gibberish_score_orders_real_model_output_by_quality_on_tinystories(shar
     # scratch-model text like the quickstart's is visibly below human text
     assert mean["human"] - mean["scratch 500"] > 3 * np.hypot(se["human"], se["scratch 500"]), (mean, se)
     assert mean["scratch 50"] < 1.5, mean  # word salad or worse early in training
+
+
+# ---- the gibberish scorer on every dataset the lab ships ---------------------------------
+@functools.cache
+def _wikitext_background() -> tuple[str, ...]:
+    """The runs' default evaluation.gibberish_background, read once (from $COLLAPSELAB_DATA)."""
+    from collapselab.metrics.sanity import read_background
+
+    return tuple(read_background("wikitext2"))
+
+
+def _scored_records(records):
+    """The records a run scores, as `scored_text` reads them: QA and MMLU records as they are,
+    LM documents as passages of their first 60 words (paragraphs of at least 20)."""
+    out = []
+    for r in records:
+        if r.text is None:
+            out.append(r)
+            continue
+        for p in r.text.split("\n"):
+            if len(p.split()) >= 20 and not p.strip().startswith("="):
+                out.append(Record(id=f"{r.id}-{len(out)}", text=" ".join(p.split()[:60])))
+    return out
+
+
+@pytest.mark.parametrize("dataset", ["squad_v2", "squad_v1.1", "cosmosqa", "wikitext2", "tinystories", "mmlu"])
+def test_gibberish_scorer_calibrates_on_every_shipped_dataset_and_orders_graded_corruptions(shared_data, monkeypatch, dataset):
+    # refinery-squad and squad-selfplag could not calibrate on SQuAD's one- or two-word
+    # answers; a run's scorer (fitted and calibrated as the engine does, on records as the
+    # metric scores them) must calibrate on every dataset and order graded corruptions of
+    # held-out text it has never seen.
+    from collapselab.datasets import load_splits
+    from collapselab.metrics.corruption import graded_sets
+    from collapselab.metrics.gibberish import LEVELS
+    from collapselab.metrics.sanity import run_gibberish_scorer, scored_text
+
+    monkeypatch.setenv("COLLAPSELAB_DATA", str(shared_data))
+    splits = load_splits(dataset)
+    train, test = _scored_records(splits.train), _scored_records(splits.test)
+    held = min(300, len(test) // 2)
+    scorer = run_gibberish_scorer(train[:1000], test[:held], _wikitext_background())
+    unseen = [t for t in (scored_text(r) for r in test[held:held + 300]) if t.strip()]
+    assert len(unseen) >= 50
+    sets = graded_sets(unseen, "abcdefghijklmnopqrstuvwxyz ", None, seed=7)
+    mean = {name: float(scorer.scores(texts).mean()) for name, texts in sets.items()}
+    assert list(mean) == list(LEVELS)
+    values = list(mean.values())
+    assert all(a > b for a, b in zip(values, values[1:], strict=False)), mean
+    assert mean["human"] >= 2.4 and mean["misspelt 15 %"] < 2.2 and mean["random characters"] <= 0.2, mean
 
 
 # ---- MMLU: a tiny random model is at chance ---------------------------------------------

@@ -16,6 +16,8 @@ import zipfile
 from pathlib import Path
 from urllib.parse import urlparse
 
+from collapselab.cache import filled
+
 from .errors import DatasetError
 from .registry import DATASETS, Layout, Source
 
@@ -80,7 +82,7 @@ def resolve_dataset_path(name: str, explicit_path: str | os.PathLike[str] | None
     why = _why_no_download(source)
     if why is None:
         try:
-            download(source, cached)
+            filled(cached, lambda staging: download(source, staging))  # once, whoever else asks at the same time
         except (OSError, tarfile.TarError, zipfile.BadZipFile) as e:
             why = f"download failed ({e})"
         else:
@@ -93,18 +95,16 @@ def resolve_dataset_path(name: str, explicit_path: str | os.PathLike[str] | None
 
 
 def download(source: Source, dest: Path) -> None:
-    """Fetch a dataset's official files into `dest`, which appears only once complete."""
-    staging = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    """Fetch a dataset's official files into the new folder `dest` (`collapselab.cache.filled`
+    gives it a temporary name and moves it into the cache once complete)."""
+    dest.mkdir(parents=True)
     for item in source.downloads:
-        target = staging / Path(urlparse(item.url).path).name
+        target = dest / Path(urlparse(item.url).path).name
         with urllib.request.urlopen(item.url, timeout=30) as response, target.open("wb") as f:
             shutil.copyfileobj(response, f, length=1 << 20)
         if item.extract is not None:
-            _extract(target, item.extract, staging)
+            _extract(target, item.extract, dest)
             target.unlink()
-    staging.rename(dest)
 
 
 def _extract(archive: Path, prefix: str, dest: Path) -> None:

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from collapselab.cache import filled
 from collapselab.rundir.generation import TRAIN_LOG, GenerationFolder
 from collapselab.seeds import step_seed
 
@@ -39,13 +40,15 @@ def scratch_base(lab: Lab, seed: int) -> Path:
         "scratch-base-v1", cfg.experiment.task, texts_hash(json.dumps(r.to_dict(), sort_keys=True) for r in lab.human.train),
         lab.tokenizer.get_vocab(), cfg.model.scratch.model_dump(), cfg.model.pretrain.model_dump(), seed,
     )
-    folder = cache_root() / "scratch" / key
-    if not (folder / "config.json").exists():
+
+    def pretrain(tmp: Path) -> None:  # once per key: other processes wait for it, then load it
         model = build_scratch_model(cfg.model.scratch, lab.tokenizer, step_seed(seed, 0, "init"))
         result = lab.task.train(lab, model, lab.human.train, cfg.model.pretrain, step_seed(seed, 0, "train"), "pretrain base")
         log = {"losses": result.losses, "steps": result.steps, "tokens": result.tokens, "seconds": result.seconds,
                "init": "scratch", "cache_key": key}
-        save_model(model, lab.tokenizer, folder, extra_json={TRAIN_LOG: log})
+        save_model(model, lab.tokenizer, tmp, extra_json={TRAIN_LOG: log})
+
+    folder = filled(cache_root() / "scratch" / key, pretrain)
     lab.base_dirs[seed] = folder
     return folder
 

@@ -42,6 +42,11 @@ each set scores exactly its level:
     1.0  word salad: real words in no sensible order
     0.0  random characters
 
+The sets' medians and their mean scores must both come out in this order, or the scorer
+refuses to calibrate (`CalibrationError`). The levels need texts of several words: a one-
+or two-word text (a SQuAD answer) is its own word salad and is mostly left whole by 5 or
+15 % misspelling, so a QA run scores a question with its answer (metrics/sanity.py).
+
 A score between two levels reads as "between those two kinds of text"; for instance 2.2
 is text about as damaged as human text with 10-15 % of its words misspelt. The score of a
 set of texts (a generation's synthetic data) is the mean of its texts' scores.
@@ -65,14 +70,13 @@ perplexity and surprisal (metrics/external.py) measure that side.
 
 The empty text scores 0. `scores` works on many texts at once in whole-array numpy
 operations (the refinery scores 100,000 records with it). A fitted scorer is stored under
-$COLLAPSELAB_CACHE/gibberish/v3-<hash of the human text>.npz and reused.
+$COLLAPSELAB_CACHE/gibberish/v4-<hash of the human text>.npz and reused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import string
 from collections import Counter
 from collections.abc import Sequence
@@ -81,10 +85,11 @@ from pathlib import Path
 
 import numpy as np
 
+from collapselab.cache import cache_dir, filled
 from collapselab.errors import CollapselabError
 from collapselab.metrics.corruption import graded_sets
 
-VERSION = "3"
+VERSION = "4"  # of the fitted file: bump when fitting changes what a cached scorer holds
 # calibration set -> the score its median text gets, best first
 LEVELS: dict[str, float] = {"human": 3.0, "misspelt 5 %": 2.5, "misspelt 15 %": 2.0, "misspelt 30 %": 1.5,
                             "word salad": 1.0, "random characters": 0.0}
@@ -246,12 +251,10 @@ class GibberishScorer:
                "pair_codes", "pair_counts", "order_cap", "pair_min_count", "weights", "anchors", "levels", "calibration")
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
+        """Write the scorer to the file `path` (the cache writes it through `collapselab.cache.filled`)."""
         meta = json.dumps({"version": VERSION, "alphabet": self.alphabet, "vocabulary": self.vocabulary})
-        np.savez_compressed(tmp, meta=np.array(meta), **{k: getattr(self, k) for k in self._ARRAYS})
-        os.replace(tmp, path)
+        with Path(path).open("wb") as f:  # a file object: numpy adds no `.npz` to the name
+            np.savez_compressed(f, meta=np.array(meta), **{k: getattr(self, k) for k in self._ARRAYS})
 
     @classmethod
     def load(cls, path: str | Path) -> GibberishScorer:
@@ -287,7 +290,9 @@ def fit_gibberish_scorer(train_texts: Sequence[str], heldout_texts: Sequence[str
                              anchors=np.zeros(len(LEVELS)), levels=np.array(list(LEVELS.values())[::-1]),
                              calibration=np.zeros(len(LEVELS)))
     frequencies = np.bincount(ids[2:], minlength=a)[1:].astype(np.float64)
-    sets = graded_sets(heldout, chars, frequencies, seed)
+    # A corrupted copy can come out blank (the random characters of a two-character answer can be
+    # two spaces): it has no statistics and scores 0 by rule, so it is no evidence for the fit.
+    sets = {name: [t for t in texts if t.strip()] for name, texts in graded_sets(heldout, chars, frequencies, seed).items()}
     medians, tied = None, ["no held-out text has a pair of known neighbouring words"]
     # The rarest-pair rule and the lowest cap at which the six sets' medians come out in
     # order. Pairs of words seen 10 times, and the cap at the 10th percentile of held-out
@@ -308,8 +313,10 @@ def fit_gibberish_scorer(train_texts: Sequence[str], heldout_texts: Sequence[str
         if not tied:
             break
     if tied:
+        length = int(np.median([len(t.split()) for t in heldout]))
         raise CalibrationError(
-            f"gibberish scorer: {len(train_texts)} human training texts ({len(flat)} words) are too few to calibrate: "
+            f"gibberish scorer: {len(train_texts)} human training texts ({len(flat)} words) and {len(heldout)} held-out "
+            f"texts of {length} words (median) are too few or too short to calibrate: "
             f"{', '.join(tied)}{' not separated' if medians is not None else ''}; use more human text, or leave "
             "gibberish_score and gibberish_rate out of evaluation.metrics"
         )
@@ -320,14 +327,24 @@ def fit_gibberish_scorer(train_texts: Sequence[str], heldout_texts: Sequence[str
 
 def _fit_levels(scorer: GibberishScorer, stats: dict[str, np.ndarray]) -> tuple[np.ndarray, list[str]]:
     """Fit `scorer.weights` to the graded sets' statistics; their median fluencies (best first)
-    and the neighbouring levels whose medians are not in order."""
+    and the neighbouring levels that are not in order.
+
+    The medians anchor the levels, and the sets' mean scores must come out in the same order
+    too: a set most of whose texts its corruption leaves as they were (word salad of one-word
+    texts) can have its median in place while its texts score like the better level.
+    """
     feats = {name: np.c_[scorer._features(x), np.ones(len(x))] for name, x in stats.items()}
     scorer.weights = _nonnegative_least_squares(np.concatenate(list(feats.values())),
                                                 np.concatenate([np.full(len(f), LEVELS[name]) for name, f in feats.items()]))
-    medians = np.array([float(np.median(feats[name] @ scorer.weights)) for name in LEVELS])
-    tied = [f"{better} vs {worse}" for better, worse, hi, lo in zip(LEVELS, list(LEVELS)[1:], medians, medians[1:], strict=False)
-            if not hi > lo]
-    return medians, tied
+    fluency = [feats[name] @ scorer.weights for name in LEVELS]
+    medians = np.array([float(np.median(f)) for f in fluency])
+    pairs = list(zip(LEVELS, list(LEVELS)[1:], strict=False))
+    tied = [f"{better} vs {worse}" for (better, worse), hi, lo in zip(pairs, medians, medians[1:], strict=False) if not hi > lo]
+    if tied:
+        return medians, tied
+    means = [float(np.interp(f, medians[::-1], scorer.levels).mean()) for f in fluency]
+    return medians, [f"{better} vs {worse} (mean scores)" for (better, worse), hi, lo in zip(pairs, means, means[1:], strict=False)
+                     if not hi > lo]
 
 
 def _nonnegative_least_squares(design: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -359,8 +376,6 @@ def cached_gibberish_scorer(human_texts: Sequence[str], *, heldout_texts: Sequen
     rest and on all of `background_texts` (more human text of the same language, e.g. the QA
     contexts when questions and answers are scored).
     """
-    from collapselab.cache import cache_dir
-
     texts = [t for t in human_texts if t.strip()]
     held = None if heldout_texts is None else [t for t in heldout_texts if t.strip()]
     background = [t for t in background_texts if t.strip()]
@@ -375,6 +390,5 @@ def cached_gibberish_scorer(human_texts: Sequence[str], *, heldout_texts: Sequen
     if held is None:
         n = max(int(len(texts) * heldout_fraction), min(20, len(texts) // 2))
         texts, held = texts[:-n], texts[-n:]
-    scorer = fit_gibberish_scorer(background + texts, held)
-    scorer.save(path)
-    return scorer
+    # fitted once: a second process (another trial on the same data) waits and loads this one's
+    return GibberishScorer.load(filled(path, lambda tmp: fit_gibberish_scorer(background + texts, held).save(tmp)))

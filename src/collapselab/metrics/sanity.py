@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 
 from collapselab.metrics.diversity import record_text, synthetic_texts
 from collapselab.metrics.registry import EvalInputs, MetricValue, TaskMetrics, register_metric
+from collapselab.records import Record
 
 if TYPE_CHECKING:
     from collapselab.config import ExperimentConfig
+    from collapselab.metrics.gibberish import GibberishScorer
 
 # Gibberish score levels (gibberish.py): 3 human, 2.5 / 2 / 1.5 human text with 5 / 15 / 30 %
 # of its words misspelt, 1 word salad, 0 random characters.
@@ -146,28 +148,69 @@ def read_background(name: str) -> list[str]:
     return [line for line in dict.fromkeys(lines) if len(line.split()) >= 5 and not line.startswith("=")]
 
 
-def gibberish_scores(inputs: EvalInputs) -> list[float]:
-    """Gibberish score of every synthetic text, by a scorer fitted on the human pool and
-    calibrated on the human test set (computed once per inputs)."""
+def scored_text(r: Record) -> str:
+    """What the gibberish score grades of a record: its text (lm), else its question and first
+    answer (qa). A SQuAD answer is one or two words, which the levels cannot be calibrated on
+    (a one-word text is its own word salad; 5 % misspelling leaves it whole); with its question
+    it is a short sentence, as the refinery's gibberish filter scores it, and an empty answer
+    (SQuAD v2's "no answer") is the question alone, not the empty text's 0."""
+    if r.text is not None:
+        return r.text
+    return f"{r.question or ''} {r.answers[0] if r.answers else ''}".strip()
+
+
+def run_gibberish_scorer(human_train: Sequence[Record], test: Sequence[Record], background: Sequence[str]) -> GibberishScorer:
+    """The run's scorer (cached by content hash): fitted on the human pool's texts of the kind
+    scored (`scored_text`), with the QA contexts and the run's general background text for
+    vocabulary and word pairs; calibrated on the held-out human test set, so 3 means "like
+    the human test text" as for every other test metric.
+
+    Raises:
+        CalibrationError: the levels cannot be told apart on this data.
+    """
     from collapselab.metrics.gibberish import cached_gibberish_scorer
 
+    contexts = dict.fromkeys(r.context for r in human_train if r.text is None and r.context)
+    return cached_gibberish_scorer([scored_text(r) for r in human_train], heldout_texts=[scored_text(r) for r in test],
+                                   background_texts=[*background, *contexts])
+
+
+def gibberish_problems(cfg: ExperimentConfig, task: TaskMetrics, human_train: Sequence[Record], test: Sequence[Record],
+                       background: Sequence[str]) -> list[str]:
+    """Fit the run's gibberish scorer at the start (the evaluations then read it from the
+    cache): the problem, naming the run's gibberish metrics, why and what to do, when its data
+    cannot calibrate it; empty when it can or the run does not score gibberish."""
+    from collapselab.metrics.gibberish import CalibrationError
+    from collapselab.metrics.registry import default_metrics
+
+    names = [n for n in cfg.evaluation.metrics or default_metrics(task) if n in GIBBERISH_METRICS]
+    if not names:
+        return []
+    try:
+        run_gibberish_scorer(human_train, test, background)
+    except CalibrationError as e:
+        key = "evaluation.metrics" if cfg.evaluation.metrics else f"evaluation.metrics (the {task.name} defaults)"
+        return [f"{key}: {' and '.join(names)} cannot be computed on this run's data: {e}"]
+    return []
+
+
+def gibberish_scores(inputs: EvalInputs) -> list[float]:
+    """Gibberish score of every synthetic record (`scored_text`), by the run's scorer
+    (`run_gibberish_scorer`; computed once per inputs)."""
     if "gibberish_scores" not in inputs.extra:
-        # Fitted on the human pool's texts of the kind scored (lm: the text; qa: the answers,
-        # with the contexts and the run's general background text for vocabulary and word
-        # pairs); calibrated on the held-out human test set, so 3 means "like the human test
-        # text" as for every other test metric.
-        contexts = dict.fromkeys(r.context for r in inputs.human_train if r.text is None and r.context)
-        background = [*inputs.background_texts, *contexts]
-        scorer = cached_gibberish_scorer([record_text(r) for r in inputs.human_train],
-                                         heldout_texts=[record_text(r) for r in inputs.test], background_texts=background)
-        inputs.extra["gibberish_scores"] = scorer.scores(synthetic_texts(inputs)).tolist()
+        if not inputs.synthetic:
+            raise ValueError("no synthetic records to measure")
+        scorer = run_gibberish_scorer(inputs.human_train, inputs.test, inputs.background_texts)
+        inputs.extra["gibberish_scores"] = scorer.scores([scored_text(r) for r in inputs.synthetic]).tolist()
         inputs.extra["gibberish_calibration"] = scorer.calibration_means()
     return inputs.extra["gibberish_scores"]
 
 
 # version 2: the scorer calibrated on graded corruptions (levels above), not on two extremes;
-# version 3: word order judged on pairs of frequent words only, general background text (evaluation.gibberish_background)
-@_register("gibberish_score", higher_is_better=True, needs=("synthetic", "human_train"), version="3",
+# version 3: word order judged on pairs of frequent words only, general background text (evaluation.gibberish_background);
+# version 4: a QA record scored as its question and answer, not its answer alone (see scored_text); the
+#   levels' mean scores must be in order as well as their medians
+@_register("gibberish_score", higher_is_better=True, needs=("synthetic", "human_train"), version="4",
            label="gibberish score", unit="synthetic, 0-3")
 def gibberish_score_metric(inputs: EvalInputs) -> MetricValue:
     """Mean gibberish score (0 random characters .. 3 like the human test text) of synthetic texts."""
@@ -175,7 +218,7 @@ def gibberish_score_metric(inputs: EvalInputs) -> MetricValue:
     return MetricValue(sum(per) / len(per), per, {"calibration_means": inputs.extra["gibberish_calibration"]})
 
 
-@_register("gibberish_rate", higher_is_better=False, needs=("synthetic", "human_train"), version="3",
+@_register("gibberish_rate", higher_is_better=False, needs=("synthetic", "human_train"), version="4",
            label="gibberish rate", unit="synthetic, share")
 def gibberish_rate_metric(inputs: EvalInputs) -> MetricValue:
     """Share of synthetic texts with gibberish score under 1.5 (nearer word salad than mild gibberish); disfluent share (under 2) in details."""

@@ -15,7 +15,6 @@ from the hub, for GPU users who are online).
 from __future__ import annotations
 
 import base64
-import fcntl
 import hashlib
 import importlib
 import importlib.metadata
@@ -24,15 +23,13 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from collapselab.cache import cache_dir, content_hash
+from collapselab.cache import cache_dir, content_hash, filled
 from collapselab.errors import ModelError
 
 # Bump when the conversion below changes what lands in the folder: old caches are then
@@ -155,12 +152,12 @@ def materialize(name: str, root: Path | None = None) -> Path:
     folder = cached_folder(model, sha256, root)
     if is_cached(folder):
         return folder
-    # One process converts, the others wait and reuse its folder.
-    with _lock(folder.parent / f".{folder.name}.lock"):
-        if not is_cached(folder):
-            print(f"{name}: dequantizing the GGUF from {model.package} once, into {folder}", file=sys.stderr)
-            _convert(model, sha256, folder)
-    return folder
+
+    def convert(tmp: Path) -> None:  # one process converts, the others wait and reuse its folder
+        print(f"{name}: dequantizing the GGUF from {model.package} once, into {folder}", file=sys.stderr)
+        _convert(model, sha256, tmp)
+
+    return filled(folder, convert)
 
 
 def cached_models(root: Path | None = None) -> Iterator[tuple[Path, dict[str, Any]]]:
@@ -174,32 +171,27 @@ def cached_models(root: Path | None = None) -> Iterator[tuple[Path, dict[str, An
 # ---------------------------------------------------------------- conversion
 
 
-def _convert(model: CatalogueModel, sha256: str, folder: Path) -> None:
-    """Dequantize the model's GGUF into `folder`, atomically: readers see no folder or a
-    complete one."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        start = time.perf_counter()
-        if model.assembler is None:
-            gguf = Path(str(importlib.metadata.distribution(model.package).locate_file(model.gguf)))
-            actual = _file_sha256(gguf)
-            if actual != sha256:
-                raise ModelError(f"{gguf}: sha256 {actual} does not match its package's RECORD ({sha256}); reinstall it: {model.install}")
-        else:
-            # assemble() checks the sha256 of what it wrote; the copy is dropped afterwards
-            gguf = Path(_assembler(model).assemble(output_path=tmp / "gguf" / model.gguf))
-        info = dequantize(gguf, tmp / "model")
-        shutil.rmtree(tmp / "gguf", ignore_errors=True)
-        info |= {
-            "name": model.name, "package": model.package, "package_version": installed_version(model),
-            "gguf": model.gguf, "gguf_sha256": sha256, "licence": model.licence, "hub_id": model.hub_id,
-            "kind": model.kind, "conversion": CONVERSION, "seconds": round(time.perf_counter() - start, 1),
-        }
-        (tmp / "model" / "catalogue.json").write_text(json.dumps(info, indent=1))
-        os.replace(tmp / "model", folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def _convert(model: CatalogueModel, sha256: str, out: Path) -> None:
+    """Dequantize the model's GGUF into the new folder `out` (`filled` moves it into the cache
+    in one step, so readers see no folder or a complete one). An assembled GGUF is written
+    beside `out`, in the build's own temporary folder, which `filled` removes."""
+    start = time.perf_counter()
+    if model.assembler is None:
+        gguf = Path(str(importlib.metadata.distribution(model.package).locate_file(model.gguf)))
+        actual = _file_sha256(gguf)
+        if actual != sha256:
+            raise ModelError(f"{gguf}: sha256 {actual} does not match its package's RECORD ({sha256}); reinstall it: {model.install}")
+    else:
+        # assemble() checks the sha256 of what it wrote; the copy is dropped afterwards
+        gguf = Path(_assembler(model).assemble(output_path=out.parent / "gguf" / model.gguf))
+    info = dequantize(gguf, out)
+    shutil.rmtree(out.parent / "gguf", ignore_errors=True)
+    info |= {
+        "name": model.name, "package": model.package, "package_version": installed_version(model),
+        "gguf": model.gguf, "gguf_sha256": sha256, "licence": model.licence, "hub_id": model.hub_id,
+        "kind": model.kind, "conversion": CONVERSION, "seconds": round(time.perf_counter() - start, 1),
+    }
+    (out / "catalogue.json").write_text(json.dumps(info, indent=1))
 
 
 def dequantize(gguf: Path, out: Path) -> dict[str, Any]:
@@ -260,17 +252,6 @@ def _file_sha256(path: Path) -> str:
         while block := f.read(1 << 20):
             h.update(block)
     return h.hexdigest()
-
-
-@contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 # ---------------------------------------------------------------- what this machine has

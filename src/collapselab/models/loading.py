@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from collapselab.cache import content_hash
+from collapselab.cache import content_hash, filled
 from collapselab.errors import ModelError
 
 if TYPE_CHECKING:
@@ -111,10 +111,7 @@ def cached_tokenizer(texts: list[str], vocab_size: int):
     from transformers import PreTrainedTokenizerFast
 
     key = content_hash("tokenizer-v1", texts_hash(texts), vocab_size)
-    folder = cache_root() / "tokenizers" / key
-    if not (folder / "tokenizer.json").exists():
-        tok = train_tokenizer(texts, vocab_size)
-        _atomic_dir(folder, lambda tmp: tok.save_pretrained(tmp))
+    folder = filled(cache_root() / "tokenizers" / key, lambda tmp: train_tokenizer(texts, vocab_size).save_pretrained(tmp))
     tok = PreTrainedTokenizerFast.from_pretrained(folder)
     tok.padding_side = "left"
     return tok

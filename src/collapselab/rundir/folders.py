@@ -1,30 +1,36 @@
 """Run directories: where a run lives, its manifest, and how models are run.
 
 runs/<experiment>/<run_id>/
-  config.yaml  manifest.json
+  config.yaml  manifest.json  .lock (while a command writes the run)
   <arm>/seed-<s>/gen-<g>/   one generation (`rundir/generation.py`: its files, writer and reader)
 Every file is written atomically (temp file, then rename), so a file that exists is
 complete; a generation's `DONE` is written last. A crashed run resumes at the first missing file.
+One process writes a run at a time (`lock_run`).
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import platform
 import shutil
+import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from collapselab.config import DecodingBlock, ExperimentConfig, config_from_dict, dump_config
-from collapselab.errors import RunError
+from collapselab.errors import RunError, RunLocked
 from collapselab.records import atomic_write_json, atomic_write_text
 from collapselab.rundir.generation import planned
 from collapselab.textio import read_json, read_yaml
 
+RUN_LOCK = ".lock"  # hidden: no reader of a run directory takes it for a run file
 PACKAGES = ["collapselab", "torch", "transformers", "tokenizers", "peft", "numpy", "pydantic", "pyarrow", "sqlalchemy"]
 
 
@@ -134,6 +140,82 @@ def open_run(cfg: ExperimentConfig, *, fresh: bool = False, run_id: str | None =
     atomic_write_text(run_dir / "config.yaml", dump_config(cfg))
     atomic_write_json(run_dir / "manifest.json", manifest(cfg, run_id))
     return run_dir
+
+
+@dataclass
+class RunLock:
+    """This process's claim on a run directory: an exclusive `flock` on `<run>/.lock`, which
+    names the holder (host, pid, start, command) for whoever is refused."""
+
+    path: Path
+    fd: int
+    taken_over: dict[str, Any] | None  # what a holder that died without releasing left in the file
+
+    def release(self) -> None:
+        """Give the run up. The file goes while still locked: a process that opened it just
+        before finds it gone once it gets the lock, and tries again on a new one."""
+        self.path.unlink(missing_ok=True)
+        os.close(self.fd)  # drops the flock
+
+
+def lock_run(run_dir: Path) -> RunLock:
+    """Claim `run_dir` for this process until `RunLock.release` (or its exit: the kernel drops
+    the lock of a process that dies, so a killed run never blocks the next one).
+
+    A lock file left by a dead process on this host is taken over (`RunLock.taken_over` says
+    whose). One left by another host is refused, as a live holder is: this host cannot tell
+    whether that process still runs.
+
+    Raises:
+        RunLocked: another process holds the run; the message names it (exit code 2).
+    """
+    path = run_dir / RUN_LOCK
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "started": datetime.now(UTC).isoformat(), "command": sys.argv}
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(fd)
+            os.close(fd)
+            raise RunLocked(f"{run_dir}: {_describe(holder)} is writing this run; wait for it to finish, or stop it") from None
+        try:
+            current = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        os.close(fd)  # the holder released (removed) the file between our open and our lock
+    previous = _lock_holder(fd)
+    if previous is not None and previous.get("host") != me["host"]:
+        os.close(fd)
+        raise RunLocked(f"{run_dir}: {_describe(previous)} holds this run; this host cannot tell whether it still runs: "
+                        f"if it does not, delete {path}")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(me).encode(), 0)
+    return RunLock(path, fd, previous)
+
+
+def _lock_holder(fd: int) -> dict[str, Any] | None:
+    """What a run's lock file says about its holder; None when empty (a released lock, or a
+    holder that has not written itself yet)."""
+    text = os.pread(fd, 1 << 16, 0)
+    if not text.strip():
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {"note": text[:200].decode(errors="replace")}
+    return data if isinstance(data, dict) else {"note": str(data)[:200]}
+
+
+def _describe(holder: dict[str, Any] | None) -> str:
+    if holder is None:
+        return "another process (starting)"
+    if "pid" not in holder:
+        return f"another process (lock file: {holder.get('note')!r})"
+    command = " ".join(holder.get("command") or [])
+    return f"pid {holder['pid']} on {holder.get('host')} since {holder.get('started')}" + (f" ({command})" if command else "")
 
 
 def supersede_from(run_dir: Path, cfg: ExperimentConfig, generation: int) -> list[tuple[str, int, int]]:

@@ -94,6 +94,7 @@ def test_sigkill_mid_generation_then_resume_equals_uninterrupted(tiny_lm_data, t
     resumed = _cli("run", str(path))
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err[-3000:]
+    assert f"pid {proc.pid}" in out and "is no longer running" in out  # the killed run's lock, taken over
     assert sorted(p.name for p in run_root.iterdir()) == [run_dir.name]  # continued, not restarted
 
     clean_cfg = write_config(tiny_config(tiny_lm_data, tmp_path / "clean"), tmp_path / "clean.yaml")
@@ -191,6 +192,9 @@ def test_status_reports_done_generations(tiny_lm_data, tmp_path):
         ({"evaluation": {"metrics": ["exact_match"]}}, r"evaluation.metrics.0: 'exact_match' is a qa metric"),
         ({"arms": [{"name": "r", "mix": "ratio", "ratio": 0.5, "size": 100}]}, r"arms.0.size: 100 at ratio 0.5"),
         ({"training": {"precision": "bf16"}}, r"training.precision: bf16 on a CPU"),
+        # a metric its data cannot give (the gibberish levels cannot be calibrated on 4 texts)
+        ({"data": {"train_size": 4}, "evaluation": {"metrics": ["perplexity", "gibberish_score"], "gibberish_background": None}},
+         r"evaluation.metrics: gibberish_score cannot be computed on this run's data: the gibberish scorer needs at least 5"),
     ],
 )
 def test_configs_that_would_fail_after_training_fail_before_the_run_exists(tiny_lm_data, tmp_path, change, message):

@@ -12,6 +12,7 @@ from collapselab.metrics.corruption import graded_sets, misspell, misspell_words
 from collapselab.metrics.gibberish import (
     LEVELS,
     VERSION,
+    CalibrationError,
     GibberishScorer,
     cached_gibberish_scorer,
     fit_gibberish_scorer,
@@ -102,8 +103,20 @@ def test_scorer_round_trips_and_is_cached(scorer, tmp_path, monkeypatch):
 
 
 def test_too_little_human_text_is_an_error_that_says_what_to_do():
-    with pytest.raises(ValueError, match=r"too few to calibrate.*evaluation.metrics"):
+    with pytest.raises(ValueError, match=r"too few or too short to calibrate.*evaluation.metrics"):
         fit_gibberish_scorer(["the cat sat on a mat today"], ["a dog ran in the park now"])
+
+
+def test_one_or_two_word_held_out_texts_are_refused_as_too_short_not_a_numeric_failure():
+    # SQuAD answers: a one-word text is its own word salad and 5 % misspelling leaves it
+    # whole, so the levels cannot be told apart (refinery-squad); and the random characters
+    # of a two-character answer can be blank, which had no statistics and broke the least
+    # squares fit ("SVD did not converge", squad-selfplag).
+    rng = random.Random(8)
+    train = [grammar_text(rng, 20) for _ in range(300)]
+    answers = [rng.choice([*SUBJECTS, *OBJECTS, "42", "90", "7", "1066", "Paris", "farmer"]) for _ in range(150)]
+    with pytest.raises(CalibrationError, match=r"150 held-out texts of 2 words \(median\) are too few or too short to calibrate"):
+        fit_gibberish_scorer(train, answers)
 
 
 def test_word_order_is_judged_on_pairs_of_frequent_words_only():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
@@ -100,3 +101,47 @@ def test_run_background_is_read_only_for_gibberish_metrics_and_a_missing_one_nam
     assert gibberish_background(config_from_dict({**raw, "evaluation": {"gibberish_background": None}}), lm) == []
     _wikitext(tmp_path, ["The keeper lit the lamp at dusk every night .", "Too short ."])
     assert gibberish_background(config_from_dict(raw), lm) == ["The keeper lit the lamp at dusk every night ."]
+
+
+def _qa(rng: random.Random, i: int, answer: str | None = None, **kw) -> Record:
+    """A SQuAD-like record: a question about a sentence of its context, a one- or two-word answer."""
+    who, verb, what, when = rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(OBJECTS), rng.choice(ENDINGS)
+    return Record(id=f"q{i}", context=f"{who.capitalize()} {verb} {what} {when}. {grammar_text(rng, 3)}",
+                  question=f"Where did {who} go {when}?", answers=(what if answer is None else answer,) if answer != "" else (), **kw)
+
+
+def test_qa_records_are_scored_as_question_and_answer():
+    # One- or two-word answers alone cannot calibrate the levels (refinery-squad failed with
+    # "misspelt 30 % vs word salad not separated"); a question with its answer can.
+    from collapselab.metrics.gibberish import CalibrationError, cached_gibberish_scorer
+
+    rng = random.Random(6)
+    human_train = [_qa(rng, i) for i in range(120)]
+    test = [_qa(rng, i) for i in range(40)]
+    with pytest.raises(CalibrationError, match="too short"):
+        cached_gibberish_scorer([r.answers[0] for r in human_train], heldout_texts=[r.answers[0] for r in test])
+    good = [_qa(rng, i, source="synthetic", generation=0) for i in range(10)]
+    garbage = [_qa(rng, i, "qxz vkkp wzzq jjv qqxb zvv", source="synthetic", generation=0) for i in range(10)]
+    no_answer = [_qa(rng, i, "", source="synthetic", generation=0) for i in range(5)]  # SQuAD v2's "no answer"
+    out = evaluate(["gibberish_score"], EvalInputs(task="qa", test=test, synthetic=good + garbage + no_answer, human_train=human_train))
+    per = out["gibberish_score"].per_example
+    calibration = list(out["gibberish_score"].details["calibration_means"].values())
+    assert all(a > b for a, b in zip(calibration, calibration[1:], strict=False)), calibration
+    assert min(per[:10]) > max(per[10:20]) + 0.5
+    assert min(per[20:]) > 2.0  # an abstention is not gibberish (the empty answer alone scored 0)
+
+
+def test_gibberish_metrics_its_data_cannot_calibrate_are_refused_naming_them():
+    from collapselab.config import config_from_dict
+    from collapselab.metrics.sanity import gibberish_problems
+    from collapselab.tasks import get_task
+
+    raw = {"experiment": {"name": "g", "task": "lm"}, "data": {"dataset": "tinystories"}, "model": {"name": "scratch"},
+           "arms": [{"name": "replace"}], "evaluation": {"gibberish_background": None}}
+    rng = random.Random(7)
+    few = [Record(id=f"h{i}", text=grammar_text(rng)) for i in range(3)]
+    [problem] = gibberish_problems(config_from_dict(raw), get_task("lm"), few, few, [])
+    assert re.match(r"^evaluation.metrics \(the lm defaults\): gibberish_score and gibberish_rate cannot be "
+                    r"computed on this run's data: .*at least 5 human texts", problem), problem
+    without = config_from_dict({**raw, "evaluation": {"metrics": ["perplexity"], "gibberish_background": None}})
+    assert gibberish_problems(without, get_task("lm"), few, few, []) == []  # not computed: nothing to check
