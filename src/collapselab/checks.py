@@ -30,6 +30,7 @@ from collapselab.metrics import all_metrics, default_metrics, get_metric, metric
 from collapselab.metrics.external import uses_reference
 from collapselab.metrics.registry import METRICS_EXTRA, missing_libraries
 from collapselab.metrics.sanity import gibberish_problems
+from collapselab.models.loading import device
 from collapselab.tasks import get_task
 
 # Recipe keys that act only when the task supplies a validation split, a score and loss
@@ -156,7 +157,6 @@ def _machine_problems(cfg: ExperimentConfig) -> list[str]:
     generation backend asked for, a device that makes the precision sensible."""
     from collapselab.generation import generation_backend
     from collapselab.generation.sampling import GenerationError
-    from collapselab.models.loading import device
 
     task = get_task(cfg.experiment.task)
     names = [n for n in cfg.evaluation.metrics or default_metrics(task) if n in all_metrics()]  # unknown ones: config_problems

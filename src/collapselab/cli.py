@@ -9,13 +9,24 @@ headline that counts them.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import click
 import typer
 from typer.core import TyperGroup
 
+from collapselab.commands import (
+    config,
+    dashboard,
+    learn,
+    models,
+    report,
+    results,
+    run,
+    score,
+    serve,
+    sweep,
+)
 from collapselab.errors import EXIT_FAILED, CollapselabError, ConfigErrors
 
 # Optional libraries (top-level module -> the pyproject extra that installs it). A command
@@ -80,11 +91,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Each module registers its commands on `app`; a module that does not exist yet is a
-# bug, not an option, so import errors propagate.
-COMMAND_MODULES = ["run", "config", "results", "score", "report", "sweep", "models", "serve", "learn", "dashboard"]
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"collapselab.commands.{_name}").register(app)
+# Each module registers its commands on `app`, in the order `--help` lists them.
+for _commands in (run, config, results, score, report, sweep, models, serve, learn, dashboard):
+    _commands.register(app)
 
 
 def main() -> None:

@@ -16,6 +16,8 @@ running the same command again continues at the first missing file.
 from __future__ import annotations
 
 import copy
+import json
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +26,7 @@ from typing import Any
 
 from collapselab.checks import check_experiment
 from collapselab.config import ArmConfig, ExperimentConfig
+from collapselab.datasets import load_splits
 from collapselab.lab import Lab
 from collapselab.lab.events import (
     GenerationFailed,
@@ -37,8 +40,27 @@ from collapselab.lab.events import (
 )
 from collapselab.lab.mixing import mix
 from collapselab.lab.starts import load_for_inference, load_for_training, scratch_base, start_model
+from collapselab.metrics.external import generation_summary, load_reference, yardstick
+from collapselab.metrics.registry import entries, entry
+from collapselab.metrics.sanity import gibberish_background
+from collapselab.metrics.stages import collapse_stage as stage_of
+from collapselab.models.loading import (
+    cached_tokenizer,
+    device,
+    load_tokenizer,
+    max_positions,
+    save_model,
+)
 from collapselab.models.prompts import prompt_format
-from collapselab.records import Record, atomic_write_json, read_records, write_records
+from collapselab.outlets import with_outlets
+from collapselab.records import (
+    Record,
+    atomic_write_json,
+    read_records,
+    require_fields,
+    write_records,
+)
+from collapselab.refinery import build_arm_data
 from collapselab.rundir.folders import lock_run, open_run, runtime, supersede_from
 from collapselab.rundir.generation import (
     METRICS,
@@ -49,7 +71,7 @@ from collapselab.rundir.generation import (
     finished,
     write_evaluation,
 )
-from collapselab.rundir.metrics_file import write_metrics_file
+from collapselab.rundir.metrics_file import RUN_METRICS, RunMetrics, write_metrics_file
 from collapselab.seeds import step_seed
 from collapselab.tasks import get_task, mcq
 
@@ -89,14 +111,11 @@ def run_experiment(
     tokenizer = prepare_tokenizer(cfg, task, pools[0])
     human = task.prepare_human(cfg, pools, tokenizer)
     positions = _max_positions(cfg, tokenizer)
-    from collapselab.metrics.sanity import gibberish_background
 
     background = gibberish_background(cfg, task)  # read before any run directory is touched
     # Everything that would otherwise fail after hours of training, all of it at once.
     check_experiment(cfg, here=True, human=human, max_positions=positions, background=background)
     store.connect(db_url).dispose()  # raises DatabaseUnreachable (exit 3) naming the URL
-    from collapselab.metrics.external import load_reference
-    from collapselab.outlets import with_outlets
 
     reference = load_reference(cfg, task)  # the fixed external reference, once per run (None: not used)
     mmlu = mcq.questions(cfg.evaluation.mmlu) if cfg.evaluation.mmlu is not None else None  # names a missing file or subject now
@@ -165,8 +184,6 @@ def run_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, synthetic: list[
     # 1. data_g (generation 0 of a contaminated or synthetic arm comes from the refinery)
     if not folder.train.exists():
         if g == 0 and arm.data != "human":
-            from collapselab.refinery import build_arm_data
-
             built = build_arm_data(lab, arm, seed, step_seed(seed, 0, "refinery"))
             write_records(folder.rejected, built.rejected)
             atomic_write_json(folder.refinery, built.stats)
@@ -177,8 +194,6 @@ def run_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, synthetic: list[
 
     # 2. model_g
     if not folder.model.exists():
-        from collapselab.models.loading import save_model
-
         t0 = time.perf_counter()
         model, log = train_generation(lab, arm, seed, g, data)
         save_model(model, lab.tokenizer, folder.model, extra_json={TRAIN_LOG: log})
@@ -214,7 +229,6 @@ def run_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, synthetic: list[
     if stage is not None:
         metrics["collapse_stage"] = stage
     timings["evaluate_s"] = time.perf_counter() - t0
-    from collapselab.metrics.external import generation_summary
 
     write_evaluation(
         folder, metrics=metrics, predictions=result.predictions, synthetic_scores=result.synthetic_scores,
@@ -250,8 +264,6 @@ def real_pool(lab: Lab, arm: ArmConfig, seed: int) -> list[Record]:
 def collapse_stage(lab: Lab, metrics: dict[str, Any], gen0: dict[str, Any] | None) -> dict[str, Any] | None:
     """The collapse stage A/B/C of this generation, when its inputs exist: an accuracy
     (`mmlu_accuracy` when MMLU is evaluated, else the task's own) and generation 0's."""
-    from collapselab.metrics.registry import entry
-    from collapselab.metrics.stages import collapse_stage as stage_of
 
     def accuracy(m: dict[str, Any]) -> tuple[float, float, str] | None:
         if "mmlu_accuracy" in m:
@@ -274,12 +286,6 @@ def record_reference(lab: Lab) -> None:
     """Name the run's reference model in its manifest and write the human yardstick into
     run_metrics.json, once per run (a resumed run has the same config hash, so the same
     reference: what an earlier invocation wrote stands)."""
-    import json
-
-    from collapselab.metrics.external import yardstick
-    from collapselab.metrics.registry import entries
-    from collapselab.models.loading import device
-    from collapselab.rundir.metrics_file import RUN_METRICS, RunMetrics
 
     reference, cfg = lab.reference, lab.cfg
     path = lab.run_dir / "manifest.json"
@@ -299,8 +305,6 @@ def record_reference(lab: Lab) -> None:
 
 def human_pools(cfg: ExperimentConfig, task: Any) -> tuple[list[Record], list[Record]]:
     """The human training pool and test set, checked for the task's fields."""
-    from collapselab.datasets import load_splits
-    from collapselab.records import require_fields
 
     d = cfg.data
     splits = load_splits(d.dataset, d.path, seed=d.split_seed)
@@ -310,7 +314,6 @@ def human_pools(cfg: ExperimentConfig, task: Any) -> tuple[list[Record], list[Re
 
 def prepare_tokenizer(cfg: ExperimentConfig, task: Any, train_pool: list[Record]):
     """Scratch: a BPE trained on the human training pool's text (cached). Else the model's own."""
-    from collapselab.models.loading import cached_tokenizer, load_tokenizer
 
     if cfg.model.name != "scratch":
         return load_tokenizer(cfg.model.name)
@@ -328,14 +331,10 @@ def _pretrained_start(lab: Lab) -> Any | None:
 
 
 def _max_positions(cfg: ExperimentConfig, tokenizer) -> int:
-    from collapselab.models.loading import max_positions
-
     return cfg.model.scratch.max_positions if cfg.model.name == "scratch" else max_positions(cfg.model.name, tokenizer)
 
 
 def _load_json(path: Path) -> dict[str, Any]:
-    import json
-
     return json.loads(path.read_text()) if path.exists() else {}
 
 
@@ -350,7 +349,6 @@ def _done_generation0(lab: Lab, arm: ArmConfig, seed: int) -> GenerationFolder |
 
 def _copy_generation(src: GenerationFolder, dest: GenerationFolder) -> None:
     """Copy a finished generation folder (hard links where possible: the files never change)."""
-    import json
 
     if dest.path.exists():
         shutil.rmtree(dest.path)
@@ -376,8 +374,6 @@ def _copy_generation(src: GenerationFolder, dest: GenerationFolder) -> None:
 
 
 def _link_or_copy(src: str, dst: str) -> None:
-    import os
-
     try:
         os.link(src, dst)
     except OSError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from pathlib import Path
 
 import typer
@@ -14,8 +16,6 @@ def learn(
     db: str = typer.Option(None, "--db", help="Results database URL (default $COLLAPSELAB_DB, else sqlite:///runs/collapselab.db)."),
 ) -> None:
     """Fine-tune on a stream of documents, publishing a checkpoint every N of them; SIGTERM stops after the current step."""
-    import signal
-    import threading
 
     from collapselab.learner import load_learner_config, run_learner
 

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from collapselab.errors import RunError
+
 DB_HELP = "Database URL, to find a run given by id (default: $COLLAPSELAB_DB, else sqlite:///runs/collapselab.db)."
 
 
@@ -17,7 +19,6 @@ def report(
     sweep: Annotated[Path | None, typer.Option(help="Instead of a run: compare the trials of the sweep in this folder (<output_dir>/sweeps/<name>).")] = None,
 ) -> None:
     """Write report.md and a self-contained report.html for a run, or for a sweep."""
-    from collapselab.errors import RunError
     from collapselab.report import write_report
     from collapselab.results import resolve_run_dir
     from collapselab.sweep.report import write_sweep_report

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
+
+from collapselab import api
 
 
 def _console():
@@ -21,7 +24,6 @@ def _run(config: str, overrides: list[str] | None, fresh: bool, run_id: str | No
     Named errors (bad config, data, run directory, model, database) reach the CLI's one
     handler, which prints them as one line with their exit code.
     """
-    from collapselab import api
     from collapselab.rundir.summary import generation_rows, table
     from collapselab.store import DatabaseUnreachable, connect
     from collapselab.training import distributed
@@ -74,7 +76,6 @@ def quickstart(
     db: str = typer.Option(None, "--db", help="Results database URL."),
 ) -> None:
     """Run the ready quickstart config: language modelling on real human text, replace vs accumulate vs ratio."""
-    import time
 
     t0 = time.perf_counter()
     run_dir = _run("quickstart", set_, fresh, None, None, db)

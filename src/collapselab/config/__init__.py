@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -251,7 +252,6 @@ def reference_markdown() -> str:
     The help text lives once, on the pydantic fields; the README's config reference is
     this function's output (a test keeps the two equal).
     """
-    import typing
 
     from pydantic_core import PydanticUndefined
 

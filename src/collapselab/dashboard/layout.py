@@ -27,6 +27,7 @@ from collapselab.dashboard.views import (
     synthetic,
 )
 from collapselab.errors import CollapselabError
+from collapselab.store import StoreError, require_database, resolve_url
 
 PAGES = {
     "runs": ("Runs", runs.render),
@@ -42,7 +43,6 @@ HOW_TO_CREATE = ("Create it by running an experiment: `collapselab quickstart` (
 
 def main() -> None:
     """One run of the dashboard script."""
-    from collapselab.store import StoreError, require_database, resolve_url
 
     st.set_page_config(page_title="collapselab dashboard", layout="wide")
     st.sidebar.title("collapselab")

@@ -14,6 +14,7 @@ from typing import Any
 
 import streamlit as st
 
+from collapselab.results import run_from_store, sequence_perplexities
 from collapselab.store import Store
 
 TTL_S = 30
@@ -117,7 +118,6 @@ def _data_files(url: str, version: tuple, run_id: str) -> list[dict[str, Any]]:
 def _perplexities(url: str, version: tuple, run_id: str, arm: str) -> dict[tuple[int, int], dict[str, float]]:
     """(seed, generation) -> record id -> per-sequence perplexity under the generation-0
     model of what `arm` wrote, for every generation that kept them (`collapselab.results`)."""
-    from collapselab.results import run_from_store, sequence_perplexities
 
     run = run_from_store(_store(url), run_id)
     out = {}
@@ -132,7 +132,6 @@ def _criteria(url: str, version: tuple, run_id: str) -> Any:
     """The three-arm success criteria (report/criteria.py) of a run, None when it has not the
     three arms; built from the database like the report builds it from the run directory."""
     from collapselab.report.criteria import three_arm_criteria
-    from collapselab.results import run_from_store
 
     run = run_from_store(_store(url), run_id)
     if run.three_arm is None:

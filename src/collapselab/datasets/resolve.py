@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 from urllib.parse import urlparse
 
+from collapselab.cache import cache_dir as root
 from collapselab.cache import filled
 
 from .errors import DatasetError
@@ -33,7 +34,6 @@ def get_source(name: str) -> Source:
 
 def cache_dir() -> Path:
     """Where downloads go: $COLLAPSELAB_CACHE/datasets (default ~/.cache/collapselab/datasets)."""
-    from collapselab.cache import cache_dir as root
 
     return root("datasets")
 

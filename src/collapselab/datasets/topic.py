@@ -19,6 +19,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
+from collapselab.datasets import DatasetError, load_mmlu
 from collapselab.records import Record
 
 # Words that carry no topic; short words (<= 2 letters) are dropped too.
@@ -38,7 +39,6 @@ def words(text: str) -> list[str]:
 
 def subject_query(subject: str, mmlu_path: str | None = None) -> Counter[str]:
     """Word counts of the subject's MMLU dev and val questions and choices (never test)."""
-    from collapselab.datasets import load_mmlu
 
     q: Counter[str] = Counter()
     for split in ("dev", "val"):
@@ -86,7 +86,6 @@ def topic_documents(docs: Sequence[Record], subject: str, articles: int, mmlu_pa
     Raises:
         DatasetError: No MMLU dev/val files for the subject, or the records have no titles.
     """
-    from collapselab.datasets import DatasetError
 
     if not any(d.title for d in docs):
         raise DatasetError("data.topic: the training records have no titles (articles) to rank; use a dataset with titled articles such as wikitext2")

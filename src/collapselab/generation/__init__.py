@@ -33,8 +33,10 @@ from collapselab.generation.causal import (
     shared_prefix_lengths,
     splits_prefix_attention,
 )
+from collapselab.generation.hf import generation_config, hf_generate
 from collapselab.generation.sampling import GenerationError, PromptSampling
 from collapselab.generation.streams import prompt_keys
+from collapselab.generation.vllm import generate_vllm
 from collapselab.models import kernels
 
 if TYPE_CHECKING:
@@ -135,8 +137,6 @@ def generate(
     settings = list(sampling) if sampling is not None else [_call_setting(decoding)] * len(prompts)
     backend = generation_backend(decoding)
     if backend == "vllm":
-        from collapselab.generation.vllm import generate_vllm
-
         outs = generate_vllm(model, tokenizer, prompts, decoding, settings, max_new_tokens=max_new_tokens, seed=seed)
         for i, o in enumerate(outs) if on_tokens is not None else ():
             on_tokens(i, o, True)
@@ -204,8 +204,6 @@ def _own_loop(model, tokenizer, prompts, decoding, settings, max_new_tokens, see
 
 
 def _hf_loop(model, tokenizer, prompts, decoding, max_new_tokens, seed, bar) -> list[list[int]]:
-    from collapselab.generation.hf import generation_config, hf_generate
-
     gen_config = generation_config(model, tokenizer, decoding, max_new_tokens)
     # Seq2seq: the budget holds the encoder input plus a decoder of max_new_tokens.
     batches = token_budget_batches(

@@ -10,6 +10,7 @@ engine is built or woken, so vLLM's memory budget is measured on a GPU that hold
 
 from __future__ import annotations
 
+import copy
 import gc
 import tempfile
 from collections.abc import Sequence
@@ -54,8 +55,6 @@ def _export(model: Any, tokenizer: Any, folder: str) -> None:
     from peft import PeftModel
 
     if isinstance(model, PeftModel):
-        import copy
-
         copy.deepcopy(model).merge_and_unload().save_pretrained(folder)
     else:
         model.save_pretrained(folder)

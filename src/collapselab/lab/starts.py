@@ -15,6 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from collapselab.cache import filled
+from collapselab.models.loading import (
+    apply_lora,
+    build_scratch_model,
+    cache_root,
+    content_hash,
+    load_model,
+    save_model,
+    texts_hash,
+)
 from collapselab.rundir.generation import TRAIN_LOG, GenerationFolder
 from collapselab.seeds import step_seed
 
@@ -27,13 +36,6 @@ def scratch_base(lab: Lab, seed: int) -> Path:
     """The folder of the scratch base for `seed` (trained on first use, then cached)."""
     if seed in lab.base_dirs:
         return lab.base_dirs[seed]
-    from collapselab.models.loading import (
-        build_scratch_model,
-        cache_root,
-        content_hash,
-        save_model,
-        texts_hash,
-    )
 
     cfg = lab.cfg
     key = content_hash(
@@ -60,21 +62,18 @@ def base_source(lab: Lab, seed: int) -> str:
 
 def load_for_training(lab: Lab, source: str | Path) -> Any:
     """A model folder or name loaded to be trained (fp32)."""
-    from collapselab.models.loading import load_model
 
     return load_model(source, seq2seq=lab.cfg.model.kind == "seq2seq", for_training=True).model
 
 
 def load_for_inference(lab: Lab, source: str | Path) -> Any:
     """A model folder or name loaded to generate and be evaluated (bf16 on a GPU)."""
-    from collapselab.models.loading import load_model
 
     return load_model(source, seq2seq=lab.cfg.model.kind == "seq2seq", for_training=False).model
 
 
 def fine_tune_start(lab: Lab, seed: int) -> Any:
     """The base model ready to fine-tune: fp32, with fresh LoRA adapters if configured."""
-    from collapselab.models.loading import apply_lora
 
     model = load_for_training(lab, base_source(lab, seed))
     return apply_lora(model, lab.cfg.model.lora) if lab.cfg.model.lora else model
@@ -87,7 +86,6 @@ def start_model(lab: Lab, arm: ArmConfig, seed: int, g: int) -> tuple[Any, Train
     previous: generation g-1's model (g > 0); base: the base model. Fine-tuning uses
     `training` and LoRA when configured.
     """
-    from collapselab.models.loading import apply_lora, build_scratch_model
 
     cfg = lab.cfg
     if arm.init == "scratch" or (g == 0 and cfg.model.name == "scratch"):

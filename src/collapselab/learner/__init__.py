@@ -8,11 +8,10 @@ inside the calls.
 from __future__ import annotations
 
 from collapselab.learner.config import LearnerConfig, LearnerError, load_learner_config
+from collapselab.learner.loop import run_learner as run
 
 
 def run_learner(cfg: LearnerConfig, **kwargs):
-    from collapselab.learner.loop import run_learner as run
-
     return run(cfg, **kwargs)
 
 

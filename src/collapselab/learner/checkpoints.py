@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from collapselab.models.loading import save_model
 from collapselab.records import atomic_write_text
 
 LATEST = "latest"
@@ -25,7 +26,6 @@ def checkpoint_dir(root: Path, step: int) -> Path:
 
 def publish(model: Any, tokenizer: Any, root: Path, step: int, state: dict[str, Any]) -> Path:
     """Save step `step` (LoRA adapters merged) with its `state`, then point `latest` at it."""
-    from collapselab.models.loading import save_model
 
     folder = checkpoint_dir(root, step)
     save_model(model, tokenizer, folder, extra_json={STATE: {"step": step, **state}})

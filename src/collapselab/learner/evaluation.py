@@ -19,10 +19,12 @@ from typing import Any
 
 from collapselab.learner.config import LearnerConfig, LearnerError
 from collapselab.learner.sources import Document, open_source
+from collapselab.models.loading import device
 from collapselab.records import Record, write_records
 from collapselab.rundir.folders import runtime
 from collapselab.rundir.generation import GenerationFolder, write_evaluation
 from collapselab.seeds import step_seed
+from collapselab.tasks.lm import score_texts
 
 ARM = "learner"
 
@@ -68,8 +70,6 @@ def evaluate_step(
     from collapselab import store
     from collapselab.generation import continuation_text, generate
     from collapselab.metrics import EvalInputs
-    from collapselab.models.loading import device
-    from collapselab.tasks.lm import score_texts
 
     e, seed = cfg.evaluation, cfg.learner.seed
     folder = step_folder(run_dir, seed, step)

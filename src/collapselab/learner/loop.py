@@ -12,6 +12,7 @@ skipped. SIGTERM (`stop`) ends the loop after the step in progress.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from collapselab.config import config_from_dict, dump_config
 from collapselab.learner.checkpoints import checkpoint_dir, latest, publish, read_state
 from collapselab.learner.config import LearnerConfig, LearnerError
 from collapselab.learner.evaluation import (
@@ -34,7 +36,9 @@ from collapselab.learner.evaluation import (
     step_folder,
 )
 from collapselab.learner.sources import Document, DocumentSource, open_source
-from collapselab.records import Record, atomic_write_json, atomic_write_text
+from collapselab.models.loading import apply_lora, load_model, merge_lora
+from collapselab.records import Record, atomic_write_json, atomic_write_text, record_from_dict
+from collapselab.rundir.folders import manifest
 from collapselab.seeds import step_seed
 
 
@@ -45,7 +49,6 @@ def run_learner(
     """Run (or continue) the learner until `learner.steps` steps are published, the source
     runs dry, or `stop` is set; returns the run directory."""
     from collapselab import store
-    from collapselab.models.loading import load_model
 
     stop = stop or threading.Event()
     run_dir = open_learner_run(cfg, fresh=fresh)
@@ -97,7 +100,6 @@ def run_learner(
 def as_experiment(cfg: LearnerConfig, steps: int):
     """The learner as the engine's ExperimentConfig (one arm, steps as generations), written
     as the run's config.yaml so the store, the report and the dashboard read it as a run."""
-    from collapselab.config import config_from_dict
 
     return config_from_dict({
         "experiment": {"name": cfg.learner.name, "task": "lm", "generations": steps + 1, "seeds": [cfg.learner.seed], "output_dir": cfg.learner.output_dir},
@@ -112,7 +114,6 @@ def as_experiment(cfg: LearnerConfig, steps: int):
 
 def identity(cfg: LearnerConfig) -> str:
     """What makes a run the same learner: the config without the step count (runs grow)."""
-    import hashlib
 
     data = cfg.model_dump(mode="json")
     data["learner"].pop("steps")
@@ -121,7 +122,6 @@ def identity(cfg: LearnerConfig) -> str:
 
 def open_learner_run(cfg: LearnerConfig, *, fresh: bool) -> Path:
     """The newest run of this learner (same identity), else a new one."""
-    from collapselab.rundir.folders import manifest
 
     root = Path(cfg.learner.output_dir) / cfg.learner.name
     exp = as_experiment(cfg, cfg.learner.steps)
@@ -138,7 +138,6 @@ def open_learner_run(cfg: LearnerConfig, *, fresh: bool) -> Path:
         run_dir = root / run_id
         run_dir.mkdir(parents=True)
         atomic_write_json(run_dir / "manifest.json", {**manifest(exp, run_id), "learner_identity": identity(cfg)})
-    from collapselab.config import dump_config
 
     # rewritten on every start: `learner.steps` may have grown
     atomic_write_text(run_dir / "config.yaml", dump_config(exp))
@@ -148,7 +147,6 @@ def open_learner_run(cfg: LearnerConfig, *, fresh: bool) -> Path:
 
 def publish_base(cfg: LearnerConfig, run_dir: Path) -> None:
     """Step 0: the starting model itself, published so it is served and evaluated too."""
-    from collapselab.models.loading import load_model
 
     loaded = load_model(cfg.model.name, for_training=True)
     publish(loaded.model, loaded.tokenizer, run_dir, 0, {"cursor": 0, "documents": [], "self_fed": [], "train": {"losses": [], "steps": 0, "tokens": 0, "seconds": 0.0}})
@@ -183,7 +181,6 @@ def self_feed(cfg: LearnerConfig, model: Any, tokenizer: Any, human: list[Docume
 
 def train_step(cfg: LearnerConfig, model: Any, tokenizer: Any, texts: list[str], step: int) -> tuple[Any, dict[str, Any]]:
     """One fine-tune step on `texts` with the engine's training code; returns the (merged) model."""
-    from collapselab.models.loading import apply_lora, merge_lora
     from collapselab.training.loop import train_lm
 
     docs = [ids[: cfg.learner.max_doc_tokens] for ids in tokenizer(texts, add_special_tokens=False)["input_ids"] if ids]
@@ -196,7 +193,6 @@ def train_step(cfg: LearnerConfig, model: Any, tokenizer: Any, texts: list[str],
 def _trained_records(spool: Spool, state: dict[str, Any]) -> list[Record]:
     by_id = {d.id: d for d in spool.docs}
     human = [by_id[i] for i in state["documents"]]
-    from collapselab.records import record_from_dict
 
     return document_records(human, [record_from_dict(r) for r in state.get("self_fed", [])])
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from collapselab.datasets.resolve import resolve_dataset_path
+from collapselab.datasets.wikitext import read_wikitext
 from collapselab.learner.config import LearnerError, SourceBlock
 
 USER_AGENT = "collapselab-learner/0.1 (model-collapse research; https://example.invalid/collapselab)"
@@ -58,8 +60,6 @@ def _required(path: str | None, kind: str) -> str:
 
 
 def _wikitext_dir(path: str | None) -> Path:
-    from collapselab.datasets.resolve import resolve_dataset_path
-
     return resolve_dataset_path("wikitext2", path)
 
 
@@ -67,8 +67,6 @@ class WikiText2Articles:
     """WikiText-2 articles of one split, whole, in an order shuffled by `seed`."""
 
     def __init__(self, folder: Path, split: str, seed: int):
-        from collapselab.datasets.wikitext import read_wikitext
-
         path = folder / f"wiki.{split}.raw"
         if not path.is_file():
             raise LearnerError(f"source.path: {path} does not exist (a WikiText-2 raw folder holds wiki.{{train,valid,test}}.raw)")

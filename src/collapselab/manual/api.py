@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import inspect
 
+import collapselab
+from collapselab import api
+
 
 def api_markdown() -> str:
     """docs/api.md: every public name of `collapselab` with its signature and docstring."""
-    import collapselab
-    from collapselab import api
 
     out = ["# collapselab Python API", "", "Generated from the docstrings (`python -m collapselab.manual.api > docs/api.md`).",
            "", inspect.getdoc(api) or "", ""]

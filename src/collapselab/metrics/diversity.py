@@ -33,6 +33,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from collapselab.metrics.registry import EvalInputs, MetricValue, register_metric
+from collapselab.metrics.semantic import NOTE, features
 from collapselab.records import Record
 
 _WORD = re.compile(r"\w+|[^\w\s]")
@@ -178,8 +179,6 @@ def mauve_score(texts: Sequence[str], human_texts: Sequence[str], *, seed: int =
     """MAUVE between generated and human texts on local MiniLM sentence features."""
     import mauve
 
-    from collapselab.metrics.semantic import features
-
     out = mauve.compute_mauve(
         p_features=features(human_texts, device=device), q_features=features(texts, device=device),
         seed=seed, verbose=False,
@@ -293,7 +292,6 @@ def js_divergence_metric(inputs: EvalInputs) -> MetricValue:
                    label="MAUVE", unit="synthetic vs human test, 0-1, local MiniLM")
 def mauve_metric(inputs: EvalInputs) -> MetricValue:
     """MAUVE of synthetic vs human-test texts on local MiniLM features (not comparable with papers)."""
-    from collapselab.metrics.semantic import NOTE
 
     return MetricValue(mauve_score(synthetic_texts(inputs), human_texts(inputs), seed=inputs.seed, device=inputs.device),
                        None, {"note": NOTE.replace("BERTScore", "features")})

@@ -35,6 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from collapselab.batching import token_budget_batches
+from collapselab.metrics.diversity import human_texts, synthetic_texts
+from collapselab.metrics.gibberish import CalibrationError
+from collapselab.metrics.language import padded_nll
 from collapselab.metrics.registry import (
     EvalInputs,
     MetricResult,
@@ -44,6 +48,13 @@ from collapselab.metrics.registry import (
     get_metric,
     register_metric,
     run_metrics,
+)
+from collapselab.metrics.sanity import gibberish_scores
+from collapselab.models.loading import (
+    ReferenceModel,
+    count_parameters,
+    load_model,
+    resolve_model_path,
 )
 
 if TYPE_CHECKING:
@@ -73,12 +84,6 @@ def load_reference(cfg: ExperimentConfig, task: TaskMetrics) -> ReferenceModel |
     """The run's reference model, or None when the run does not use one (`wanted`)."""
     if not wanted(cfg, task):
         return None
-    from collapselab.models.loading import (
-        ReferenceModel,
-        count_parameters,
-        load_model,
-        resolve_model_path,
-    )
 
     name = cfg.evaluation.reference_model
     assert name is not None  # wanted() checked it
@@ -124,8 +129,6 @@ def text_nll(model, tokenizer, texts: Sequence[str], max_tokens: int, batch_toke
     only, so a text of fewer than two tokens has no target: (nan, 0). Texts are sorted by
     length and right-padded in batches whose fp32 logits stay under LOGIT_BYTES.
     """
-    from collapselab.batching import token_budget_batches
-    from collapselab.metrics.language import padded_nll
 
     seqs = [ids[:max_tokens] for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
     vocab = model.get_output_embeddings().weight.shape[0]
@@ -144,8 +147,6 @@ def _scored(inputs: EvalInputs, which: str) -> dict:
     """The sampled texts of `which` ("synthetic" or "test") and their NLL, computed once per inputs."""
     key = ("external", which)
     if key not in inputs.extra:
-        from collapselab.metrics.diversity import human_texts, synthetic_texts
-
         texts = synthetic_texts(inputs) if which == "synthetic" else human_texts(inputs)
         chosen = sample_indices(len(texts), inputs.external_sequences, inputs.seed)
         nll = text_nll(inputs.external_model, inputs.external_tokenizer, [texts[i] for i in chosen], inputs.seq_len,
@@ -188,9 +189,6 @@ def _surprisal(inputs: EvalInputs, which: str) -> MetricValue:
         "bits_per_character": float(scored["nll"].sum() / math.log(2) / chars) if chars else math.nan,
     }
     if which == "synthetic" and inputs.human_train is not None:
-        from collapselab.metrics.gibberish import CalibrationError
-        from collapselab.metrics.sanity import gibberish_scores
-
         try:
             g = np.array(gibberish_scores(inputs))[scored["indices"]]
         except CalibrationError as e:  # too little human text for the gibberish score: surprisal stands alone, saying why

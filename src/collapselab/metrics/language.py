@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from collapselab.batching import token_budget_batches
 from collapselab.metrics.registry import EvalInputs, MetricValue, register_computed, register_metric
 
 
@@ -108,7 +109,6 @@ def sequence_nll(model, tokenizer, texts: list[str], max_tokens: int, batch_toke
 
     eos = tokenizer.eos_token_id
     seqs = [[eos, *ids[:max_tokens], eos] for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
-    from collapselab.batching import token_budget_batches
 
     batches = token_budget_batches([len(q) for q in seqs], batch_tokens)  # ascending: the last sets the width
     out = [0.0] * len(seqs)

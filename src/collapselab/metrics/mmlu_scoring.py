@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from collapselab.batching import token_budget_batches
+from collapselab.config import DecodingBlock
 
 
 def _pad(rows: Sequence[Sequence[int]], pad_id: int, left: bool = False):
@@ -92,7 +93,6 @@ def greedy_generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: in
     keep = max_length if seq2seq else max_length - max_new_tokens
     ctx = [ids[-keep:] for ids in tokenizer(list(prompts))["input_ids"]]
     if not seq2seq:
-        from collapselab.config import DecodingBlock
         from collapselab.generation import common_prefix_lengths, generate
 
         outs = generate(model, tokenizer, ctx, DecodingBlock(method="greedy", batch_tokens=batch_tokens),

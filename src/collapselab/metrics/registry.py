@@ -22,6 +22,7 @@ whether a registered metric applies to it); the registry compares no task names.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -268,8 +269,6 @@ def missing_libraries(names: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def _installed(module: str) -> bool:
-    import importlib.util
-
     return importlib.util.find_spec(module) is not None
 
 

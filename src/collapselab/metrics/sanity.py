@@ -11,8 +11,16 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from collapselab.datasets import DatasetError, load_splits
 from collapselab.metrics.diversity import record_text, synthetic_texts
-from collapselab.metrics.registry import EvalInputs, MetricValue, TaskMetrics, register_metric
+from collapselab.metrics.gibberish import CalibrationError, cached_gibberish_scorer
+from collapselab.metrics.registry import (
+    EvalInputs,
+    MetricValue,
+    TaskMetrics,
+    default_metrics,
+    register_metric,
+)
 from collapselab.records import Record
 
 if TYPE_CHECKING:
@@ -127,8 +135,6 @@ def gibberish_background(cfg: ExperimentConfig, task: TaskMetrics) -> list[str]:
     Raises:
         DatasetError: The dataset cannot be read; the message names the config key.
     """
-    from collapselab.datasets import DatasetError
-    from collapselab.metrics.registry import default_metrics
 
     name = cfg.evaluation.gibberish_background
     if name is None or not set(GIBBERISH_METRICS) & set(cfg.evaluation.metrics or default_metrics(task)):
@@ -142,7 +148,6 @@ def gibberish_background(cfg: ExperimentConfig, task: TaskMetrics) -> list[str]:
 def read_background(name: str) -> list[str]:
     """The paragraphs of at least five words of dataset `name`'s training split (texts, or
     contexts of QA records), headings left out, each once."""
-    from collapselab.datasets import load_splits
 
     lines = (line.strip() for r in load_splits(name).train for line in (r.text or r.context or "").split("\n"))
     return [line for line in dict.fromkeys(lines) if len(line.split()) >= 5 and not line.startswith("=")]
@@ -168,7 +173,6 @@ def run_gibberish_scorer(human_train: Sequence[Record], test: Sequence[Record], 
     Raises:
         CalibrationError: the levels cannot be told apart on this data.
     """
-    from collapselab.metrics.gibberish import cached_gibberish_scorer
 
     contexts = dict.fromkeys(r.context for r in human_train if r.text is None and r.context)
     return cached_gibberish_scorer([scored_text(r) for r in human_train], heldout_texts=[scored_text(r) for r in test],
@@ -180,8 +184,6 @@ def gibberish_problems(cfg: ExperimentConfig, task: TaskMetrics, human_train: Se
     """Fit the run's gibberish scorer at the start (the evaluations then read it from the
     cache): the problem, naming the run's gibberish metrics, why and what to do, when its data
     cannot calibrate it; empty when it can or the run does not score gibberish."""
-    from collapselab.metrics.gibberish import CalibrationError
-    from collapselab.metrics.registry import default_metrics
 
     names = [n for n in cfg.evaluation.metrics or default_metrics(task) if n in GIBBERISH_METRICS]
     if not names:

@@ -21,6 +21,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from collapselab.batching import token_budget_batches
 from collapselab.metrics.qa import has_ans_breakdown, qa_pairs
 from collapselab.metrics.registry import EvalInputs, MetricValue, register_metric
 
@@ -62,7 +63,6 @@ def token_states(texts: Sequence[str], *, device: str = "cpu", batch_tokens: int
         return []
     tokenizer, model = load_encoder(device)
     ids = tokenizer([t.strip() for t in texts], truncation=True, max_length=MAX_TOKENS)["input_ids"]
-    from collapselab.batching import token_budget_batches
 
     batches = token_budget_batches([len(x) for x in ids], batch_tokens)  # ascending: the last sets the width
     out: list[np.ndarray] = [np.zeros((0, 384), dtype=np.float32)] * len(ids)

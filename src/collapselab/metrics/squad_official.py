@@ -11,6 +11,7 @@ from pathlib import Path
 
 from collapselab.errors import CollapselabError
 from collapselab.records import Record
+from collapselab.textio import read_json
 
 
 class PredictionsError(CollapselabError, ValueError):
@@ -24,7 +25,6 @@ def load_predictions(path: str | Path) -> dict[str, str]:
         PredictionsError: The file is missing, not UTF-8 JSON, not an object, or an answer
             is not a string; the message names the file and the first bad id.
     """
-    from collapselab.textio import read_json
 
     path = Path(path)
     preds = read_json(path, error=PredictionsError)

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from collapselab.cache import content_hash, filled
+from collapselab.cache import cache_dir, content_hash, filled
 from collapselab.errors import ModelError
+from collapselab.models.catalogue import CATALOGUE, materialize
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -63,7 +64,6 @@ class ReferenceModel:
 
 def cache_root() -> Path:
     """The one cache directory (see `collapselab.cache.cache_dir`)."""
-    from collapselab.cache import cache_dir
 
     return cache_dir()
 
@@ -181,7 +181,6 @@ def resolve_model_path(name: str) -> str:
     models_dir = os.environ.get("COLLAPSELAB_MODELS")
     if models_dir and (Path(models_dir) / name).is_dir():
         return str(Path(models_dir) / name)
-    from collapselab.models.catalogue import CATALOGUE, materialize  # imports this module
 
     if name in CATALOGUE:
         return str(materialize(name))

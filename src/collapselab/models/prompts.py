@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from collapselab.errors import ConfigError
+
 if TYPE_CHECKING:
     from collapselab.config import PromptsBlock
 
@@ -56,8 +58,6 @@ class PromptFormat:
         if fmt == "auto":
             fmt = "chat" if getattr(tokenizer, "chat_template", None) else "plain"
         if fmt == "chat" and not getattr(tokenizer, "chat_template", None):
-            from collapselab.errors import ConfigError
-
             raise ConfigError("prompts.format: 'chat' needs a tokenizer with a chat template; this model has none (use plain or auto)")
         self.name = fmt
         self._chat: dict[str, tuple[str, str]] = {}

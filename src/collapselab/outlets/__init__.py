@@ -17,7 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from collapselab.lab.events import Listener, Message, emit
+from collapselab.lab.events import GenerationFailed, Listener, Message, RunFinished, emit
+from collapselab.outlets.hub import HubPusher
+from collapselab.outlets.notify import Notifier
+from collapselab.outlets.trackers import MlflowTracker, WandbTracker
 
 
 def outlets(cfg, say: Callable[[str], None], write_report: Callable[[Path], Path] | None = None) -> list[Listener]:
@@ -34,20 +37,12 @@ def outlets(cfg, say: Callable[[str], None], write_report: Callable[[Path], Path
     """
     out: list[Listener] = []
     if cfg.tracking is not None and cfg.tracking.mlflow is not None:
-        from collapselab.outlets.trackers import MlflowTracker
-
         out.append(MlflowTracker(cfg.tracking, say, write_report))
     if cfg.tracking is not None and cfg.tracking.wandb is not None:
-        from collapselab.outlets.trackers import WandbTracker
-
         out.append(WandbTracker(cfg.tracking, say, write_report))
     if cfg.hub is not None:
-        from collapselab.outlets.hub import HubPusher
-
         out.append(HubPusher(cfg.hub, say))
     if cfg.notify is not None:
-        from collapselab.outlets.notify import Notifier
-
         out.append(Notifier(cfg.notify, say))
     return out
 
@@ -69,8 +64,6 @@ class Outlets:
         self.members = members
 
     def __call__(self, event) -> None:
-        from collapselab.lab.events import GenerationFailed, RunFinished
-
         for member in self.members:
             member(event)
         if isinstance(event, RunFinished | GenerationFailed):

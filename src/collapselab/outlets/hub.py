@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from collapselab.config.operations import HubBlock
+from collapselab.errors import ConfigError
 from collapselab.lab.events import (
     Event,
     GenerationFailed,
@@ -34,8 +35,6 @@ class HubPusher:
     def __init__(self, block: HubBlock, say: Callable[[str], None]) -> None:
         token = os.environ.get(block.token_env)
         if not token:
-            from collapselab.errors import ConfigError
-
             raise ConfigError(f"hub.token_env: ${block.token_env} is not set (a Hub write token for {block.repo_id})")
         from huggingface_hub import HfApi
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from collapselab.config.operations import NotifyBlock
+from collapselab.errors import ConfigError
 from collapselab.lab.events import (
     Event,
     GenerationFailed,
@@ -37,8 +38,6 @@ class Notifier:
     """Listener that sends the run's events as messages (see the module docstring)."""
 
     def __init__(self, block: NotifyBlock, say: Callable[[str], None]) -> None:
-        from collapselab.errors import ConfigError
-
         self.block, self.say = block, say
         self.senders: list[tuple[Outbox, Callable[[str, dict[str, Any]], None]]] = []
         if block.webhook is not None:

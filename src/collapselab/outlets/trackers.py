@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -202,8 +203,6 @@ class WandbTracker(_Tracker):
         self._run_for(arm, seed).log(dict(metrics), step=generation)
 
     def log_report(self, run_dir: Path, report: Path | None) -> None:
-        import shutil
-
         # Files in a W&B run's folder are its files (synced with it); copies, not symlinks,
         # so the offline run stays whole when the run directory moves.
         for run in self.runs.values():

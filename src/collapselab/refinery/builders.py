@@ -21,9 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from collapselab.lab.starts import base_source, fine_tune_start, load_for_inference
+from collapselab.metrics.qa import token_f1
+from collapselab.models.loading import save_model
 from collapselab.models.prompts import ANSWER, QUESTION
 from collapselab.records import Record
 from collapselab.refinery import strategies as st
+from collapselab.refinery.filters import answer_present, normalize
 from collapselab.refinery.pipeline import run_filters
 from collapselab.seeds import step_seed as derive_seed
 from collapselab.tasks.qa import answer_questions, training_pairs
@@ -62,8 +66,6 @@ def generator_dir(lab: Lab, seed: int) -> Path:
 
 def generator(lab: Lab, seed: int) -> tuple[Any, dict[str, Any]]:
     """The base model fine-tuned on the human seed in QA + QG format (trained once per seed)."""
-    from collapselab.lab.starts import base_source, fine_tune_start, load_for_inference
-    from collapselab.models.loading import save_model
     from collapselab.training.loop import train_supervised
 
     cfg, folder = lab.cfg, generator_dir(lab, seed)
@@ -116,8 +118,6 @@ def _tag(lab: Lab, seed: int, strategy: str) -> str:
 
 
 def build_contaminated(lab: Lab, model, seed: int, step_seed: int) -> BuiltData:
-    from collapselab.refinery.filters import normalize
-
     human, share = lab.human.train, lab.cfg.refinery.contamination_share
     rng = random.Random(step_seed)
     paraphrased = set(rng.sample(range(len(human)), round(share * len(human))))
@@ -147,9 +147,6 @@ def build_contaminated(lab: Lab, model, seed: int, step_seed: int) -> BuiltData:
 
 
 def build_synthetic(lab: Lab, model, seed: int, step_seed: int) -> BuiltData:
-    from collapselab.metrics.qa import token_f1
-    from collapselab.refinery.filters import answer_present
-
     rc, human = lab.cfg.refinery, lab.human.train
     target = max(1, round(rc.expansion_factor * len(human)))
     rng = random.Random(step_seed)

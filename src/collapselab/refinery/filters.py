@@ -24,7 +24,10 @@ from typing import Any
 import numpy as np
 
 from collapselab.config.refinery import FiltersConfig
+from collapselab.metrics.gibberish import CalibrationError, cached_gibberish_scorer
+from collapselab.metrics.semantic import embed
 from collapselab.records import Record
+from collapselab.refinery.minhash import near_duplicate_of, signatures, word_shingles
 
 EXACT_DUPLICATE = "exact_duplicate"
 NEAR_DUPLICATE = "near_duplicate"
@@ -140,7 +143,6 @@ def _seed_gibberish_scorer(seed: Sequence[Record]) -> Any:
     seed's contexts instead (human text of the same domain, kept out of the statistics), so
     "3" means "like a human sentence on these topics".
     """
-    from collapselab.metrics.gibberish import CalibrationError, cached_gibberish_scorer
 
     qa = [qa_text(r) for r in seed]
     contexts = [c for c in dict.fromkeys(r.context or "" for r in seed) if c.strip()]
@@ -185,7 +187,6 @@ def exact_duplicate(records: Sequence[Record], ctx: FilterContext) -> list[Rejec
 def near_duplicate(records: Sequence[Record], ctx: FilterContext) -> list[Rejection | None]:
     """near_duplicate: MinHash-LSH estimated Jaccard of question-answer word 3-grams with an
     earlier kept candidate at or above the threshold."""
-    from collapselab.refinery.minhash import near_duplicate_of, signatures, word_shingles
 
     t = ctx.cfg.near_duplicate_jaccard
     sigs = signatures([word_shingles(_words(qa_text(r))) for r in records], ctx.cfg.minhash_num_perm)
@@ -231,7 +232,6 @@ def nearest_similarity(queries: np.ndarray, keys: np.ndarray, chunk: int = 4096)
 def seed_embedding_similarity(records: Sequence[Record], ctx: FilterContext) -> list[Rejection | None]:
     """seed_embedding_similarity: cosine of the question-answer text to the nearest seed
     record's (local all-MiniLM-L6-v2, unit vectors) at or above the threshold."""
-    from collapselab.metrics.semantic import embed
 
     t = ctx.cfg.seed_embedding_max_similarity
     if not records:

@@ -11,6 +11,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from collapselab.records import atomic_write_text
+from collapselab.report.document import Document, Figure
+from collapselab.results import load_run
 from collapselab.rundir.generation import finished
 
 __all__ = ["ReportPaths", "up_to_date_report", "write_report"]
@@ -25,10 +28,7 @@ class ReportPaths:
 
 def write_report(run_dir: Path, out_dir: Path | None = None) -> ReportPaths:
     """Write the report of the run in `run_dir` to `out_dir` (default: `<run_dir>/report`)."""
-    from collapselab.records import atomic_write_text
     from collapselab.report import details, outcomes
-    from collapselab.report.document import Document, Figure
-    from collapselab.results import load_run
 
     run = load_run(run_dir)
     out = out_dir or run_dir / "report"

@@ -26,8 +26,10 @@ from typing import Any
 
 from collapselab.config import DecodingBlock, ExperimentConfig, config_from_dict, dump_config
 from collapselab.errors import RunError, RunLocked
+from collapselab.models.loading import device, model_dtype
 from collapselab.records import atomic_write_json, atomic_write_text
 from collapselab.rundir.generation import planned
+from collapselab.rundir.metrics_file import Runtime
 from collapselab.textio import read_json, read_yaml
 
 RUN_LOCK = ".lock"  # hidden: no reader of a run directory takes it for a run file
@@ -72,8 +74,6 @@ def runtime(decoding: DecodingBlock, *, infers_in_training_dtype: bool = False) 
     metrics.json. `infers_in_training_dtype`: the model generates and is scored as it was
     trained, not reloaded for inference (the continuous learner evaluates the model it trains)."""
     from collapselab.generation import generation_backend
-    from collapselab.models.loading import device, model_dtype
-    from collapselab.rundir.metrics_file import Runtime
 
     return Runtime(device=device(), train_dtype=model_dtype(for_training=True), infer_dtype=model_dtype(for_training=infers_in_training_dtype),
                    generation_backend=generation_backend(decoding)).model_dump()

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from collapselab.errors import RunError
-from collapselab.records import Record, atomic_write_json, read_records
+from collapselab.records import Record, atomic_write_json, atomic_write_parquet, read_records
 from collapselab.rundir.metrics_file import GenerationMetrics, read_metrics_file, write_metrics_file
 from collapselab.textio import read_parquet
 
@@ -196,8 +196,6 @@ def finished(run_dir: Path) -> list[GenerationFolder]:
 def _write_rows(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
     """Rows of string columns as Parquet, atomically."""
     import pyarrow as pa
-
-    from collapselab.records import atomic_write_parquet
 
     schema = pa.schema([(c, pa.string()) for c in columns])
     atomic_write_parquet(path, pa.Table.from_pylist(list(rows), schema=schema))

@@ -31,6 +31,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from collapselab.errors import RunError
+from collapselab.records import atomic_write_json
+from collapselab.textio import read_json
 
 
 class _Strict(BaseModel):
@@ -128,8 +130,6 @@ def read_run_metrics_file(path: Path) -> RunMetrics:
 
 
 def _read(path: Path, model: type[_M]) -> _M:
-    from collapselab.textio import read_json
-
     data = read_json(path, error=RunError)  # missing, binary, empty, truncated: named, one line
     try:
         return model.model_validate(data)
@@ -141,7 +141,6 @@ def _read(path: Path, model: type[_M]) -> _M:
 
 def write_metrics_file(path: Path, metrics: GenerationMetrics | RunMetrics) -> None:
     """Write atomically (a reader sees the old file or the new one, never a part)."""
-    from collapselab.records import atomic_write_json
 
     atomic_write_json(path, metrics.model_dump())
 

@@ -7,18 +7,16 @@ runs it. fastapi and uvicorn are imported by those calls, not by this package.
 
 from __future__ import annotations
 
+from collapselab.serve.app import create_app as build
+from collapselab.serve.app import serve as run
 from collapselab.serve.config import ServeConfig, load_serve_config
 
 
 def create_app(cfg: ServeConfig, pool=None):
-    from collapselab.serve.app import create_app as build
-
     return build(cfg, pool)
 
 
 def serve(cfg: ServeConfig) -> None:
-    from collapselab.serve.app import serve as run
-
     run(cfg)
 
 

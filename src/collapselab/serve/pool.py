@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from collapselab.config import ConfigError
 from collapselab.errors import CollapselabError
+from collapselab.models.loading import load_model
+from collapselab.results import resolve_run_dir
+from collapselab.rundir.folders import load_run_config
+from collapselab.rundir.generation import GenerationFolder
 from collapselab.serve.config import DEFAULT_MODEL, SourceBlock
 
 log = logging.getLogger("collapselab.serve")
@@ -45,8 +50,6 @@ def _positions(model: Any, tokenizer: Any) -> int:
 
 
 def _load_folder(folder: Path) -> tuple[Any, Any]:
-    from collapselab.models.loading import load_model
-
     loaded = load_model(folder, for_training=False)
     return loaded.model, loaded.tokenizer
 
@@ -78,13 +81,8 @@ class ModelPool:
     # ------------------------------------------------------------ what is served
 
     def _open_run(self) -> None:
-        from collapselab.config import ConfigError
-        from collapselab.rundir.folders import load_run_config
-
         run = Path(self.source.run)
         if not (run / "manifest.json").is_file():
-            from collapselab.results import resolve_run_dir
-
             run = resolve_run_dir(str(run), self.source.db)
         self.run_dir = run
         try:
@@ -111,7 +109,6 @@ class ModelPool:
 
     def _run_generations(self, arm: str) -> list[int]:
         """The generations of `arm` (the served seed) whose model is saved, finished or not."""
-        from collapselab.rundir.generation import GenerationFolder
 
         seed_dir = GenerationFolder(self.run_dir, arm, self.run_seed, 0).path.parent
         numbers = [int(d.name[4:]) for d in seed_dir.glob("gen-*") if d.name[4:].isdigit()]
@@ -172,14 +169,10 @@ class ModelPool:
 
     def _load(self, model_id: str) -> Served:
         if self.kind == "model":
-            from collapselab.models.loading import load_model
-
             loaded = load_model(self.name, for_training=False)
             model, tok = loaded.model, loaded.tokenizer
             return Served(model_id, model, tok, None, self.name, _positions(model, tok))
         if self.kind == "run":
-            from collapselab.rundir.generation import GenerationFolder
-
             arm, g = model_id.rsplit("/gen-", 1)
             model, tok = _load_folder(GenerationFolder(self.run_dir, arm, self.run_seed, int(g)).model)
             return Served(model_id, model, tok, int(g), self.describe(model_id)["origin"], _positions(model, tok))

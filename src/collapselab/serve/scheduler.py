@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from collapselab.config import DecodingBlock
 from collapselab.serve.config import BatchingBlock
 from collapselab.serve.pool import ModelPool, Served
 from collapselab.serve.stops import cut_at_stop, held_back
@@ -187,7 +188,6 @@ class Scheduler:
                 self.on_batch(len(batch), seconds)
 
     def _decode(self, batch: list[Job]) -> None:
-        from collapselab.config import DecodingBlock
         from collapselab.generation import PromptSampling, generate
 
         served = self.pool.get(batch[0].model_id)  # held by this batch even if a reload swaps it

@@ -17,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from collapselab.errors import DatabaseUnreachable, StoreError
+from collapselab.store.migrations import upgrade
 from collapselab.store.transactions import (
     first_line,
     is_sqlite,
@@ -71,8 +72,6 @@ def connect(db_url: str | None = None, *, migrate: bool = True) -> Engine:
     except OSError as e:
         raise DatabaseUnreachable(f"{_shown(raw)}: cannot create the database's folder ({e.strerror or e})") from None
     if migrate:
-        from collapselab.store.migrations import upgrade
-
         try:
             upgrade(engine)
         except BaseException:

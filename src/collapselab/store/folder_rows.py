@@ -21,18 +21,14 @@ from collapselab.rundir.generation import (
     finished,
 )
 from collapselab.store.db import StoreError
-from collapselab.textio import parquet_row_count, read_parquet
+from collapselab.textio import parquet_row_count, parse_yaml, read_json, read_parquet, read_text
 
 
 def load_json(path: Path) -> Any:
-    from collapselab.textio import read_json
-
     return read_json(path, error=StoreError)
 
 
 def _read_text(path: Path) -> str:
-    from collapselab.textio import read_text
-
     return read_text(path, error=StoreError)
 
 
@@ -91,7 +87,6 @@ def read_manifest_run_id(run_dir: Path) -> str:
 
 def read_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The `runs` row and the `arms` rows of a run directory."""
-    from collapselab.textio import parse_yaml
 
     manifest_path = run_dir / "manifest.json"
     manifest = load_json(manifest_path)

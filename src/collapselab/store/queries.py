@@ -16,8 +16,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from collapselab.records import read_records
+from collapselab.rundir.metrics_file import GenerationMetrics
 from collapselab.store import schema
 from collapselab.store.db import StoreError, connect, read_transaction, require_database
+from collapselab.store.folder_rows import read_manifest_run_id
 from collapselab.store.indexed import indexed_path
 from collapselab.textio import read_parquet
 
@@ -331,7 +334,6 @@ class Store:
         """The records (`collapselab.records.Record`) of one generation's indexed data file of
         `kind` (train, synthetic or rejected), read from the run directory it was recorded
         from; raises naming the file when it is not indexed, not there, or has changed."""
-        from collapselab.records import read_records
 
         with read_transaction(self.engine) as conn:
             _check_run(conn, run_id, arm)
@@ -361,8 +363,6 @@ class Store:
 def resolve_run_id(conn: Connection, run: str | Path) -> str:
     """`run` as a recorded run id: itself, or the run_id in `<run>/manifest.json`."""
     if (Path(run) / "manifest.json").is_file():
-        from collapselab.store.folder_rows import read_manifest_run_id
-
         run = read_manifest_run_id(Path(run))
     _check_run(conn, str(run))
     return str(run)
@@ -371,8 +371,6 @@ def resolve_run_id(conn: Connection, run: str | Path) -> str:
 def _document(text: str, run_id: str, row: Row) -> dict[str, Any]:
     """A recorded metrics.json checked against the one model of it (metrics_file.py)."""
     from pydantic import ValidationError
-
-    from collapselab.rundir.metrics_file import GenerationMetrics
 
     try:
         return GenerationMetrics.model_validate(json.loads(text)).model_dump()

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from collapselab.records import atomic_write_json, atomic_write_text
 from collapselab.store import schema
 from collapselab.store.db import StoreError, connect, read_transaction, write_transaction
+from collapselab.store.folder_rows import load_json
 from collapselab.store.migrations import current_version
 from collapselab.store.queries import resolve_run_id
 from collapselab.store.record import delete_run
@@ -97,7 +98,6 @@ def export_run(url: str | None, run_id: str | Path, out_dir: Path) -> Path:
 def import_export(url: str | None, export_dir: Path) -> str:
     """Load an export written by `export_run`, replacing the run's rows; returns the run id."""
     export_dir = Path(export_dir)
-    from collapselab.store.folder_rows import load_json
 
     meta = load_json(export_dir / "run.json")
     if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:

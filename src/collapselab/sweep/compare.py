@@ -15,8 +15,11 @@ from typing import Any
 
 from collapselab.config import config_from_dict
 from collapselab.errors import CollapselabError
+from collapselab.results import finished_generations
+from collapselab.rundir.folders import load_run_config, read_manifest
 from collapselab.sweep.plan import SEEDS_KEY
 from collapselab.tasks import get_task
+from collapselab.textio import read_json
 
 
 class SweepNotFound(CollapselabError, ValueError):
@@ -61,8 +64,6 @@ def from_store(store, name: str) -> list[TrialResult]:
 def from_folder(folder: Path) -> list[TrialResult]:
     """The sweep's trials from its folder (`<output_dir>/sweeps/<name>`), read from their run
     directories (finished generations only)."""
-    from collapselab.results import finished_generations
-    from collapselab.rundir.folders import load_run_config, read_manifest
 
     plan_file = folder / "sweep.json"
     if not plan_file.is_file():
@@ -90,7 +91,6 @@ def from_folder(folder: Path) -> list[TrialResult]:
 
 def read_plan(folder: Path) -> dict[str, Any]:
     """A sweep folder's sweep.json, checked to name its sweep (errors name the file)."""
-    from collapselab.textio import read_json
 
     path = folder / "sweep.json"
     if not path.is_file():

@@ -7,6 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from collapselab.metrics.registry import metric_label
+from collapselab.metrics.stats import summarize
+from collapselab.records import atomic_write_text
+from collapselab.report import ReportPaths
+from collapselab.report.document import Document, Figure, Heading, Para, Table
 from collapselab.sweep.compare import (
     TrialResult,
     comparison_rows,
@@ -29,11 +34,6 @@ def write_sweep_report(folder: Path, out_dir: Path | None = None, metric: str | 
     Returns:
         The report's `ReportPaths`.
     """
-    from collapselab.metrics.registry import metric_label
-    from collapselab.metrics.stats import summarize
-    from collapselab.records import atomic_write_text
-    from collapselab.report import ReportPaths
-    from collapselab.report.document import Document, Figure, Heading, Para, Table
     from collapselab.report.outcomes import fmt
 
     plan = read_plan(folder)

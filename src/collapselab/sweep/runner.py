@@ -11,6 +11,7 @@ directories, the sweep folder and the working directory must be on storage every
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -24,7 +25,7 @@ from collapselab.errors import ConfigError
 from collapselab.records import atomic_write_json
 from collapselab.sweep.config import SweepBlock
 from collapselab.sweep.plan import SweepPlan, Trial, trial_progress
-from collapselab.sweep.trial import one_line
+from collapselab.sweep.trial import one_line, run_trial
 
 # Variables a trial needs from the driver's environment (data, caches, database, offline hub).
 FORWARDED_ENV = ("COLLAPSELAB_", "HF_", "TRANSFORMERS_")
@@ -79,8 +80,6 @@ def _run_on_ray(plan: SweepPlan, todo: list[Trial], block: SweepBlock, address: 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports from a lab machine
     import ray
     from ray.exceptions import RayError, RayTaskError
-
-    from collapselab.sweep.trial import run_trial
 
     res = block.resources
     if address:
@@ -177,8 +176,6 @@ def _ensure_recorded(db_url: str | None, trial: Trial, total: int) -> None:
 
 
 def _read_state(path: Path) -> dict[str, Any]:
-    import json
-
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -186,8 +183,6 @@ def _read_state(path: Path) -> dict[str, Any]:
 
 
 def _point(trial: Trial) -> str:
-    import json
-
     return ", ".join(f"{k}={json.dumps(v)}" for k, v in trial.point.items())
 
 

@@ -20,7 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from collapselab.config import config_from_dict
+from collapselab.lab.events import GenerationFinished, Message
 from collapselab.records import atomic_write_json
+from collapselab.report import up_to_date_report
+from collapselab.rundir.folders import open_run
 
 # How long a trial waits for an earlier attempt's process to let go of the trial (a driver
 # killed with SIGKILL leaves its Ray workers alive for a few seconds).
@@ -72,9 +76,7 @@ def run_trial(
 def _run(config: dict[str, Any], run_id: str, sweep: dict[str, Any], db_url: str | None, cpus: float) -> Path:
     import torch
 
-    from collapselab.config import config_from_dict
     from collapselab.engine import run_experiment
-    from collapselab.report import up_to_date_report
 
     torch.set_num_threads(max(1, int(cpus)))
     cfg = config_from_dict(config, source=f"trial {run_id}")
@@ -84,7 +86,6 @@ def _run(config: dict[str, Any], run_id: str, sweep: dict[str, Any], db_url: str
 
 def _print(event) -> None:
     """A trial's progress on its worker's stdout (Ray forwards it to the driver's log)."""
-    from collapselab.lab.events import GenerationFinished, Message
 
     if isinstance(event, Message):
         print(event.text, flush=True)
@@ -95,7 +96,6 @@ def _print(event) -> None:
 def open_trial_run(cfg, run_id: str, sweep: dict[str, Any]) -> Path:
     """The trial's run directory (created, or the existing one with the same config), its
     manifest carrying the sweep."""
-    from collapselab.rundir.folders import open_run
 
     run_dir = open_run(cfg, run_id=run_id)
     path = run_dir / "manifest.json"

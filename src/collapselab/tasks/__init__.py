@@ -8,6 +8,8 @@ task object.
 from __future__ import annotations
 
 from collapselab.lab import Evaluation, Task
+from collapselab.tasks.lm import LMTask
+from collapselab.tasks.qa import QATask
 
 TASK_NAMES = ("lm", "qa")
 
@@ -16,8 +18,6 @@ __all__ = ["TASK_NAMES", "Evaluation", "Task", "get_task"]
 
 def get_task(name: str) -> Task:
     """The task object for `experiment.task`."""
-    from collapselab.tasks.lm import LMTask
-    from collapselab.tasks.qa import QATask
 
     tasks: dict[str, Task] = {"lm": LMTask(), "qa": QATask()}
     if name not in tasks:

@@ -13,11 +13,14 @@ training of the collapse papers; packing them would confound the replace arm's d
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from collapselab.datasets import DatasetError
+from collapselab.datasets.topic import topic_documents
 from collapselab.lab import Evaluation, HumanData
 from collapselab.lab.provenance import generator_tag
 from collapselab.metrics.registry import (
@@ -99,8 +102,6 @@ class LMTask:
         test_need = d.test_size * d.block_tokens if d.test_size else None
         train = splits.train
         if d.topic is not None:  # only one subject's articles (the test text stays the dataset's own)
-            from collapselab.datasets.topic import topic_documents
-
             mmlu_path = cfg.evaluation.mmlu.path if cfg.evaluation.mmlu else None
             train = topic_documents(train, d.topic.mmlu_subject, d.topic.articles, mmlu_path)
         return select_docs(train, need, d.split_seed, "train"), select_docs(splits.test, test_need, d.split_seed, "test")
@@ -165,7 +166,6 @@ def score_texts(names: list[str], inputs: EvalInputs) -> Evaluation:
     `inputs.synthetic`) with the metrics `names`: metric entries, one prediction row per
     scored test block, one score row per continuation. The lm task's evaluation, and the
     continuous learner's at every checkpoint."""
-    import json
 
     from collapselab.metrics.language import packed_test_blocks
 
@@ -213,8 +213,6 @@ def lm_blocks(docs: list[Record], tokenizer, block_tokens: int, n_blocks: int | 
     n = len(ids) // block_tokens
     if n_blocks is not None:
         if n < n_blocks:
-            from collapselab.datasets import DatasetError
-
             key = "train_size" if split == "train" else "test_size"
             raise DatasetError(f"data.{key}: the {split} text holds {n} blocks of {block_tokens} tokens, fewer than the {n_blocks} asked for")
         n = n_blocks

@@ -18,7 +18,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
+from collapselab.datasets import load_mmlu
 from collapselab.metrics.registry import entry
+from collapselab.models.loading import device
 from collapselab.records import Record
 
 if TYPE_CHECKING:
@@ -35,7 +37,6 @@ def metric_name(fmt: str, first: bool, part: str = "") -> str:
 def questions(block: MMLUBlock) -> tuple[list[Record], list[Record]]:
     """The test questions (the first `per_subject` of each chosen subject) and the dev
     exemplars of those subjects (few-shot prompts)."""
-    from collapselab.datasets import load_mmlu
     from collapselab.metrics.mmlu import SUBJECT_GROUP
 
     subjects = list(dict.fromkeys([*block.subjects, *(s for s, g in SUBJECT_GROUP.items() if g in block.groups)]))
@@ -57,7 +58,6 @@ def evaluate(model: Any, tokenizer: Any, block: MMLUBlock, records: tuple[list[R
              max_positions: int) -> dict[str, dict[str, Any]]:
     """MMLU accuracies of `model` in the metrics.json shape (see the module docstring)."""
     from collapselab.metrics.mmlu import evaluate_mmlu
-    from collapselab.models.loading import device
 
     test, dev = records
     out: dict[str, dict[str, Any]] = {}

@@ -12,10 +12,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from collapselab.datasets import subset
+from collapselab.errors import RunError
 from collapselab.lab import Evaluation, HumanData
 from collapselab.lab.provenance import generator_tag
 from collapselab.metrics.qa import ZERO_SHOT_METRICS
 from collapselab.metrics.registry import SYNTHETIC_DEFAULTS, Metric, default_metrics, entries, entry
+from collapselab.models.loading import device
 from collapselab.models.prompts import ANSWER
 from collapselab.records import Record
 from collapselab.tasks.scoring import (
@@ -75,7 +78,6 @@ class QATask:
 
     def human_pools(self, cfg: ExperimentConfig, splits: Any) -> tuple[list[Record], list[Record]]:
         """Seeded subsets of `train_size` (`test_size`) questions."""
-        from collapselab.datasets import subset
 
         d = cfg.data
         return subset(splits.train, d.train_size, d.split_seed), subset(splits.test, d.test_size, d.split_seed)
@@ -169,9 +171,7 @@ def bertscore_weights(lab: Lab, records: list[Record]) -> list[float]:
     """SelfPlagAI's loss weights: BERTScore F1 of each record's answer against the answers of the
     human question it answers (its `parent_id`; a human record is its own reference, weight 1),
     with the SQuAD v2 no-answer rule (an empty answer to an unanswerable question scores 1)."""
-    from collapselab.errors import RunError
     from collapselab.metrics.semantic import bertscore_f1
-    from collapselab.models.loading import device
 
     human = {r.id: r for r in lab.human.train}
     refs = []
@@ -190,7 +190,6 @@ def validation_score(lab: Lab, records: list[Record], metric: str, seed: int) ->
     """The score callback of early stopping: `metric` of the model's greedy answers to the
     held-out records, against the answers they would have been trained on."""
     from collapselab.metrics import EvalInputs, evaluate
-    from collapselab.models.loading import device
 
     def score(model: Any) -> float:
         predictions = greedy_answers(lab, model, records, seed, "validate")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from collapselab.models.loading import device
 from collapselab.records import Record
 
 if TYPE_CHECKING:
@@ -26,7 +27,6 @@ def metric_names(lab: Lab, defaults: list[str]) -> list[str]:
 
 def eval_inputs(lab: Lab, model: Any, generation0: Any, synthetic: list[Record] | None, seed: int) -> EvalInputs:
     from collapselab.metrics import EvalInputs
-    from collapselab.models.loading import device
 
     cfg = lab.cfg
     external = lab.reference.inputs(cfg.evaluation.reference_sequences) if lab.reference is not None else {}

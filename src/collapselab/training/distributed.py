@@ -23,7 +23,9 @@ bitwise.
 from __future__ import annotations
 
 import functools
+import importlib
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -74,8 +76,6 @@ def data_parallel(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
         if active() and rank() == 0:
-            import sys
-
             import torch.distributed as dist
 
             print(f"{fn.__name__}: data-parallel over {world_size()} processes ({dist.get_backend()})", file=sys.stderr, flush=True)
@@ -90,7 +90,6 @@ def data_parallel(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def serve() -> None:
     """On a rank other than 0: make every training call rank 0 sends, until it says stop."""
-    import importlib
 
     while (message := _broadcast(None)) != _STOP:
         module, name, args, kwargs = message

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from collapselab.errors import ConfigError
+
 if TYPE_CHECKING:
     from collapselab.config import TrainingBlock
 
@@ -42,7 +44,6 @@ def check_recipe(
     Raises:
         ConfigError: Naming the `training.*` key that has nothing to act on.
     """
-    from collapselab.errors import ConfigError
 
     if cfg.validation_share > 0 and not (validation or score):
         raise ConfigError(

@@ -35,11 +35,11 @@ def test_reference_model_scores_every_generation_and_the_human_test_set_once(tin
     raw["arms"] = raw["arms"][:1]
     raw["evaluation"] = {"reference_model": str(folder), "reference_sequences": 5,
                          "metrics": ["perplexity", "external_synthetic_perplexity", "external_surprisal"]}
-    import collapselab.models.loading as models
+    import collapselab.metrics.external as external  # where the reference is loaded
 
     loads = []
-    real_load = models.load_model
-    monkeypatch.setattr(models, "load_model", lambda source, **kw: (loads.append(str(source)), real_load(source, **kw))[1])
+    real_load = external.load_model
+    monkeypatch.setattr(external, "load_model", lambda source, **kw: (loads.append(str(source)), real_load(source, **kw))[1])
     run_dir = run_experiment(config_from_dict(raw))
     assert loads.count(str(folder)) == 1  # once per run, not per generation
 

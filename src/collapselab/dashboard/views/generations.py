@@ -11,6 +11,10 @@ import streamlit as st
 from collapselab.dashboard import charts
 from collapselab.dashboard import selection as sel
 from collapselab.dashboard.views import Context
+from collapselab.metrics.registry import display, metric_label
+from collapselab.metrics.stages import STAGE_MEANING
+from collapselab.metrics.stats import summarize
+from collapselab.tasks import get_task
 
 STAGE = "collapse_stage"  # recorded by the engine per generation; shown as its own table
 
@@ -18,7 +22,6 @@ STAGE = "collapse_stage"  # recorded by the engine per generation; shown as its 
 def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
     """Mean over seeds and the 95 % CI of the mean (t distribution, metrics/stats.py) per
     (metric, arm, generation); columns metric, arm, generation, mean, ci_low, ci_high, seeds."""
-    from collapselab.metrics.stats import summarize
 
     out = []
     for (name, arm, g), group in rows.dropna(subset=["value"]).groupby(["name", "arm", "generation"], sort=False):
@@ -32,7 +35,6 @@ def stages(documents: list[dict[str, Any]], arms: list[str], seeds: list[int]) -
     """The collapse stage A/B/C the engine recorded per arm, seed and generation (engine.py
     `collapse_stage`, from the task's accuracy or MMLU's): one row per arm and seed, one
     column per generation; None when no generation of the chosen arms and seeds has one."""
-    from collapselab.metrics.stages import STAGE_MEANING
 
     rows = []
     for d in documents:
@@ -50,9 +52,6 @@ def stages(documents: list[dict[str, Any]], arms: list[str], seeds: list[int]) -
 
 
 def render(ctx: Context) -> None:
-    from collapselab.metrics.registry import display, metric_label
-    from collapselab.tasks import get_task
-
     st.header(f"Generations: {ctx.run_id}")
     rows = pd.DataFrame(ctx.source.metrics(ctx.run_id))
     if rows.empty:

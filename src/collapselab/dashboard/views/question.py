@@ -10,6 +10,7 @@ import streamlit as st
 from collapselab.dashboard import charts
 from collapselab.dashboard import selection as sel
 from collapselab.dashboard.views import Context
+from collapselab.metrics.registry import metric_label as label
 
 PREVIEW = 90
 
@@ -26,8 +27,6 @@ def _short(text: str) -> str:
 
 
 def render(ctx: Context) -> None:
-    from collapselab.metrics.registry import metric_label as label
-
     st.header(f"Question: {ctx.run_id}")
     if not ctx.answers_questions:
         st.write(f"This is a {ctx.task} run: it has no test questions (its test set is scored text, see Generations).")

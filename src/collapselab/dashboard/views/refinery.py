@@ -12,6 +12,10 @@ from collapselab.dashboard import charts
 from collapselab.dashboard import selection as sel
 from collapselab.dashboard.views import Context
 from collapselab.errors import CollapselabError
+from collapselab.metrics.registry import metric_label
+from collapselab.records import Record
+from collapselab.refinery.pipeline import rejection_of
+from collapselab.report.outcomes import criteria_met, criteria_rows, fmt
 
 SHOWN = 200
 
@@ -29,8 +33,6 @@ def funnel_stages(stats: dict[str, Any]) -> pd.DataFrame:
 
 
 def render(ctx: Context) -> None:
-    from collapselab.report.outcomes import fmt
-
     st.header(f"Refinery: {ctx.run_id}")
     built = [d for d in ctx.source.documents(ctx.run_id) if d["document"] is not None and d["document"].get("refinery")]
     builds = {f"{d['arm']} / seed {d['seed']}": d["document"]["refinery"] for d in built}
@@ -67,9 +69,6 @@ def render(ctx: Context) -> None:
 
 
 def _rejected(ctx: Context, arm: str, seed: int, generation: int, fmt: Any) -> None:
-    from collapselab.records import Record
-    from collapselab.refinery.pipeline import rejection_of
-
     st.subheader("Rejected records")
     try:
         rows = ctx.source.records(ctx.run_id, arm, seed, generation, "rejected")
@@ -96,9 +95,6 @@ def _rejected(ctx: Context, arm: str, seed: int, generation: int, fmt: Any) -> N
 
 
 def _verdict(ctx: Context) -> None:
-    from collapselab.metrics.registry import metric_label
-    from collapselab.report.outcomes import criteria_met, criteria_rows, fmt
-
     st.subheader("A/B/C verdict")
     found = ctx.source.criteria(ctx.run_id)
     if found is None:

@@ -13,6 +13,7 @@ from collapselab.dashboard import charts
 from collapselab.dashboard import selection as sel
 from collapselab.dashboard.views import Context
 from collapselab.errors import CollapselabError
+from collapselab.report.data import perplexity_histograms
 
 ORDERS = ["as written", "perplexity, highest first", "perplexity, lowest first"]
 REPEATED = 10
@@ -43,8 +44,6 @@ def _generator(r: dict[str, Any]) -> str:
 
 
 def render(ctx: Context) -> None:
-    from collapselab.report.data import perplexity_histograms
-
     st.header(f"Synthetic data: {ctx.run_id}")
     files = {(f["arm"], f["seed"], f["generation"]) for f in ctx.source.data_files(ctx.run_id) if f["kind"] == "synthetic"}
     if not files:

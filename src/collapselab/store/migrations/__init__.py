@@ -18,6 +18,9 @@ from types import ModuleType
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from collapselab.errors import DatabaseUnreachable
+from collapselab.store.transactions import read_transaction, write_transaction
+
 _NAME = re.compile(r"^m(\d{3})_\w+$")
 # Any constant will do: it only serializes concurrent upgrades of one PostgreSQL database.
 _PG_LOCK_KEY = 0x636F6C6C
@@ -78,8 +81,6 @@ def upgrade(engine: Engine, target: int | None = None) -> list[str]:
     Concurrent callers are safe: SQLite serializes them with its write lock, PostgreSQL
     with an advisory lock, and each re-reads the version once it holds the lock.
     """
-    from collapselab.errors import DatabaseUnreachable
-    from collapselab.store.transactions import read_transaction, write_transaction
 
     todo = migrations()
     target = len(todo) if target is None else target
