@@ -178,7 +178,7 @@ class PromptsBlock(Block):
 class ArmConfig(Block):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$", description="Arm name (a folder name in the run).")
     init: Literal["scratch", "base", "previous"] = Field("previous", description="Where each generation's training starts.")
-    mix: Literal["replace", "accumulate", "accumulate_subsample", "ratio"] = Field("replace", description="What generation g>0 trains on (see mixing.py).")
+    mix: Literal["replace", "accumulate", "accumulate_subsample", "ratio"] = Field("replace", description="What generation g>0 trains on (see lab/mixing.py).")
     ratio: float | None = Field(None, ge=0, le=1, description="mix=ratio: share of synthetic data in a fixed-size set.")
     size: int | None = Field(None, ge=1, description="Training set size for ratio / accumulate_subsample (default: human pool size).")
     data: Literal["human", "contaminated", "synthetic"] = Field(

@@ -4,7 +4,7 @@ Only the training step is spread over the processes; everything else (data, gene
 evaluation, every file and database row) happens once, on rank 0:
 
 - rank 0 runs the engine as usual. Each call of a `@data_parallel` training function (the
-  entry points of training.py) first sends the call (the function, the model, the data, the
+  entry points of training/loop.py) first sends the call (the function, the model, the data, the
   recipe, the seed) to the other ranks;
 - every other rank waits in `serve()` for such calls, makes the same call on its copy, and
   goes back to waiting; it never writes a file;
