@@ -162,7 +162,7 @@ def js_divergence(texts: Sequence[str], human_texts: Sequence[str]) -> float:
         raise ValueError("JS divergence needs human tokens")
     if not p_counts:
         return 1.0
-    vocab = list(p_counts.keys() | q_counts.keys())
+    vocab = sorted(p_counts.keys() | q_counts.keys())  # a fixed order: a set's varies with PYTHONHASHSEED, and the sums with it
     p = np.array([p_counts[w] for w in vocab], dtype=np.float64)
     q = np.array([q_counts[w] for w in vocab], dtype=np.float64)
     p, q = p / p.sum(), q / q.sum()

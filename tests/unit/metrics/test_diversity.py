@@ -109,3 +109,18 @@ def test_registered_diversity_metrics_read_synthetic_texts():
     assert not out["self_bleu"].higher_is_better and out["entropy"].higher_is_better
     with pytest.raises(ValueError, match="needs 'synthetic'"):
         evaluate(["distinct_1"], EvalInputs(task="lm", test=test))
+
+
+def test_js_divergence_is_the_same_in_every_process():
+    # The vocabulary was a set: its order, and the float sums with it, changed with
+    # PYTHONHASHSEED, so the quickstart's js_divergence differed in its last digits run to run.
+    import os
+    import subprocess
+    import sys
+
+    code = ("import random; from collapselab.metrics.diversity import js_divergence as j; r = random.Random(0); "
+            "w = [''.join(r.choice('abcdefgh') for _ in range(r.randint(1, 6))) for _ in range(3000)]; "
+            "print(repr(j([' '.join(w[i:i + 20]) for i in range(0, 1500, 20)], [' '.join(w[i:i + 20]) for i in range(1500, 3000, 20)])))")
+    values = {subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": str(s)}, capture_output=True,
+                             text=True, check=True).stdout.strip() for s in range(4)}
+    assert len(values) == 1, values
