@@ -85,7 +85,8 @@ def _reproduce(claim: Any, overrides: list[str], gpu: bool, fresh: bool, db: str
 
     path, _ = prepare(claim, overrides, gpu)  # the checks against the config, before anything runs
     run_dir = run_config(str(path), overrides, fresh, None, None, db)
-    result = evaluate_claim(claim, run_dir, size="paper" if gpu else "laptop", config=str(path), overrides=overrides)
+    result = evaluate_claim(claim, run_dir, size="paper" if gpu else "laptop", config=claim.paper_config if gpu else claim.config,
+                            overrides=overrides)
     written = write_reproduction(run_dir, result)
     paths = write_report(run_dir)
     table = Table(title=f"{claim.name}: {claim.title} ({claim.paper.reference()})")

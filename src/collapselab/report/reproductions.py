@@ -28,12 +28,16 @@ RULES = (f"A check is **reproduced** when the 95 % interval of its value over se
 
 def section(run_dir: Path, doc: Document, figdir: Path) -> None:
     """The run report's "Reproduction" section; nothing when the run holds no reproduction.json."""
-    result = read_reproduction(run_dir)
-    if result is None:
+    results = read_reproduction(run_dir)
+    if results is None:
         return
     doc.add(Heading("Reproduction"))
-    doc.add(Para(f"This run tests a published claim (`collapselab reproduce {result['claim']}`). {RULES}"))
-    claim_blocks(result, doc, figdir, level=3)
+    names = ", ".join(f"`collapselab reproduce {r['claim']}`" for r in results)
+    doc.add(Para(f"This run tests {'a published claim' if len(results) == 1 else 'published claims'} ({names}). {RULES}"))
+    for r in results:
+        if len(results) > 1:
+            doc.add(Heading(f"{r['claim']}: {r['title']}", level=3))
+        claim_blocks(r, doc, figdir)
 
 
 def write_page(results: list[dict[str, Any]], out_dir: Path) -> tuple[Path, Path]:
@@ -45,7 +49,7 @@ def write_page(results: list[dict[str, Any]], out_dir: Path) -> tuple[Path, Path
     shas = sorted({r["git_sha"] for r in results if r.get("git_sha")})
     doc.add(Para(f"Written by `collapselab reproduce --all --report` ({dates[0][:10] if dates else 'no claims'}"
                  f"{' to ' + dates[-1][:10] if dates and dates[-1][:10] != dates[0][:10] else ''}; collapselab git "
-                 f"{', '.join(f'`{s}`' for s in shas) or 'SHA not recorded'}). {RULES}"))
+                 f"{', '.join(f'`{s[:12]}`' for s in shas) or 'SHA not recorded'}). {RULES}"))
     rows = []
     for r in results:
         held = sum(c["verdict"] == "reproduced" for c in r["checks"])
@@ -56,7 +60,7 @@ def write_page(results: list[dict[str, Any]], out_dir: Path) -> tuple[Path, Path
                   caption="Every claim; each is detailed below"))
     for r in results:
         doc.add(Heading(f"{r['claim']}: {r['title']}"))
-        claim_blocks(r, doc, figdir, level=3)
+        claim_blocks(r, doc, figdir)
     out_dir.mkdir(parents=True, exist_ok=True)
     md, html = out_dir / "reproductions.md", out_dir / "reproductions.html"
     atomic_write_text(md, doc.markdown(out_dir))
@@ -64,7 +68,7 @@ def write_page(results: list[dict[str, Any]], out_dir: Path) -> tuple[Path, Path
     return md, html
 
 
-def claim_blocks(r: dict[str, Any], doc: Document, figdir: Path, level: int) -> None:
+def claim_blocks(r: dict[str, Any], doc: Document, figdir: Path) -> None:
     """One claim's verdict, checks, figure, the paper's numbers, notes and cost."""
     if r["verdict"] == "failed":
         doc.add(Para(f"**Verdict: failed.** The run stopped: {r['error']}"))
@@ -72,7 +76,7 @@ def claim_blocks(r: dict[str, Any], doc: Document, figdir: Path, level: int) -> 
         doc.add(Para(f"**Verdict: {r['verdict']}** ({r['size']} size, `{r['config']}`"
                      f"{', ' + ' '.join('--set ' + o for o in r['overrides']) if r['overrides'] else ''}; "
                      f"{len(r['seeds'])} seed{'' if len(r['seeds']) == 1 else 's'}; run `{r['run_id']}`, git "
-                     f"`{r.get('git_sha') or 'not recorded'}`, {r['date'][:10]})."))
+                     f"`{(r.get('git_sha') or 'not recorded')[:12]}`, {r['date'][:10]})."))
     doc.add(Para(f"Paper: {r['reference']}."))
     doc.add(Para(f"Setting in the paper: {r['setting']}"))
     if r["checks"]:
@@ -82,8 +86,9 @@ def claim_blocks(r: dict[str, Any], doc: Document, figdir: Path, level: int) -> 
                       caption=f"Checks of `{r['claim']}`: each expression per seed, then over seeds"))
     path = figure(r, figdir / f"reproduction-{r['claim']}.png")
     if path is not None:
-        doc.add(Figure(path, f"Left: our {metric_label(r['metric'])} per generation per arm (mean and 95 % band over seeds). "
-                             "Right: the paper's numbers at the generations they correspond to."))
+        doc.add(Figure(path, f"Left: our {metric_label(r['metric'])} per generation per arm (mean and 95 % band over seeds; "
+                             "the checks use each seed's paired differences, whose interval can exclude 0 where these bands "
+                             "overlap). Right: the paper's numbers at the generations they correspond to."))
     if r["figures"]:
         doc.add(Table(["arm", "generation", "metric", "paper's figure", "source"],
                       [[f"`{f['arm']}`" if f["arm"] else "", "" if f["generation"] is None else str(f["generation"]), f["metric"],
@@ -104,7 +109,11 @@ def figure(r: dict[str, Any], path: Path) -> Path | None:
     from collapselab.report.figures import COLORS
 
     ours = r["curves"].get(r["metric"], {})
-    paper = [f for f in r["figures"] if f["arm"] and f["generation"] is not None and f["value"] is not None and f["metric"] == r["metric"]]
+    drawable = [f for f in r["figures"] if f["arm"] and f["generation"] is not None and f["value"] is not None]
+    # the paper's panel: its numbers in our metric, else in the metric it reports most (e.g. MMLU where we probe by cloze)
+    shown = r["metric"] if any(f["metric"] == r["metric"] for f in drawable) else max(
+        (f["metric"] for f in drawable), key=[f["metric"] for f in drawable].count, default=r["metric"])
+    paper = [f for f in drawable if f["metric"] == shown]
     if not ours and not paper:
         return None
     arms = list(dict.fromkeys([*ours, *(f["arm"] for f in paper)]))
@@ -120,9 +129,12 @@ def figure(r: dict[str, Any], path: Path) -> Path | None:
         pts = sorted((f["generation"], f["value"]) for f in paper if f["arm"] == arm)
         right.plot([p[0] for p in pts], [p[1] for p in pts], marker="s", linestyle="--", color=color[arm], label=arm)
     right.set_title("the paper" if paper else "the paper: no per-generation numbers", fontsize=10)
-    for ax in (left, right):
+    from matplotlib.ticker import MaxNLocator
+
+    for ax, metric in ((left, r["metric"]), (right, shown)):
         ax.set_xlabel("generation")
-        ax.set_ylabel(metric_label(r["metric"]), fontsize=8.5)
+        ax.set_ylabel(metric_label(metric), fontsize=8.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(title="arm", fontsize=8, title_fontsize=8)

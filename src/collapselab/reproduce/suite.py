@@ -8,8 +8,10 @@
 
 `run_claim` does all of it (as `collapselab reproduce NAME` does, without its tables).
 reproduction.json holds everything the run's report and the `--all` page show, so they read
-the file, never the run again:
+the file, never the run again; one entry per claim run on this run directory (two claims
+may share a run: gerstgrasser and kazdan do):
 
+    {"claims": {name: result}}, a result being
     {"claim", "title", "paper": {...}, "reference", "setting", "notes", "cost",
      "size": "laptop" | "paper", "config", "overrides", "run_dir", "run_id", "git_sha", "date",
      "metric", "seeds", "verdict", "checks": [CheckResult...], "figures": [the paper's numbers],
@@ -65,7 +67,8 @@ def run_claim(claim: Claim, overrides: Sequence[str] = (), *, gpu: bool = False,
     path, cfg = prepare(claim, overrides, gpu)
     check_experiment(cfg, here=True, source=str(path))
     run_dir = run_experiment(cfg, fresh=fresh, db_url=db, listeners=listeners)
-    result = evaluate_claim(claim, run_dir, size="paper" if gpu else "laptop", config=str(path), overrides=overrides)
+    result = evaluate_claim(claim, run_dir, size="paper" if gpu else "laptop", config=claim.paper_config if gpu else claim.config,
+                            overrides=overrides)
     write_reproduction(run_dir, result)
     return result
 
@@ -103,21 +106,26 @@ def curves(run: RunData, metric: str) -> dict[str, list[dict[str, Any]]]:
 
 
 def write_reproduction(run_dir: Path, result: dict[str, Any]) -> Path:
-    """Write `<run_dir>/reproduction.json` atomically; returns its path."""
+    """Write (or replace) the claim's entry of `<run_dir>/reproduction.json`, atomically; the
+    entries of other claims on the same run stay. Returns the file's path."""
     path = run_dir / REPRODUCTION
-    atomic_write_json(path, result)
+    entries = {r["claim"]: r for r in read_reproduction(run_dir) or []}
+    entries[result["claim"]] = result
+    atomic_write_json(path, {"claims": dict(sorted(entries.items()))})
     return path
 
 
-def read_reproduction(run_dir: Path) -> dict[str, Any] | None:
-    """The run's reproduction.json, or None when the run was not run as a claim."""
+def read_reproduction(run_dir: Path) -> list[dict[str, Any]] | None:
+    """The verdicts of every claim run on this run (by claim name), or None when the run was
+    not run as a claim."""
     path = run_dir / REPRODUCTION
     if not path.is_file():
         return None
     data = read_json(path, error=RunError)
-    if not isinstance(data, dict) or not isinstance(data.get("checks"), list):
-        raise RunError(f"{path}: not a reproduction record (no 'checks' list)")
-    return data
+    claims = data.get("claims") if isinstance(data, dict) else None
+    if not isinstance(claims, dict) or not all(isinstance(r, dict) and isinstance(r.get("checks"), list) for r in claims.values()):
+        raise RunError(f"{path}: not a reproduction record ({{'claims': {{name: {{'checks': [...], ...}}}}}})")
+    return list(claims.values())
 
 
 def failed(claim: Claim, error: BaseException, *, size: str) -> dict[str, Any]:
