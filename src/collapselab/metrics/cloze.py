@@ -26,7 +26,7 @@ CHOICES = 4
 PREFIX_TOKENS = 48  # the text before the span the model reads
 MIN_PREFIX_WORDS = 6
 # Years and other 2-4 digit numbers (not WikiText's split thousands "1 @,@ 000"), and names.
-_NUMBER = re.compile(r"(?<![@\d.,] )(?<![\d@])\b\d{2,4}\b(?! @)")
+_NUMBER = re.compile(r"(?<!@ )(?<![.,])\b\d{2,4}\b(?![.,]\d| @)")
 _NAME = re.compile(r"\b[A-Z][a-z]{2,}(?: [A-Z][a-z]{2,})*")
 _SENTENCE_START = re.compile(r"(^|[.!?\"]\s*)$")
 

@@ -11,6 +11,7 @@ from collapselab.config import config_from_dict
 from collapselab.engine import run_experiment
 from collapselab.records import read_records
 from collapselab.refinery.pipeline import rejection_of
+from collapselab.report import write_report
 from collapselab.results import load_run
 
 from .qa_fixtures import three_arm_config, write_tiny_qa
@@ -64,6 +65,10 @@ def test_every_generation_is_filtered_and_the_mix_uses_only_what_passed(tmp_path
     run = load_run(run_dir)
     assert [(g.generation, g.refinery["passed"]) for g in run.gens if g.arm == "verified" and g.refinery] == [
         (g, json.loads((gen("verified", g) / "refinery.json").read_text())["passed"]) for g in (1, 2)]
+    report = write_report(run_dir).markdown.read_text()  # one row per generation's filtering
+    for g in (1, 2):
+        stats = json.loads((gen("verified", g) / "refinery.json").read_text())
+        assert f"| `verified` seed 0 gen {g} | verify | 40 | {stats['passed']} |" in report
 
 
 def test_verify_is_refused_where_its_filters_cannot_judge(tmp_path):
