@@ -27,7 +27,6 @@ from typing import Any
 from collapselab.checks import check_experiment
 from collapselab.config import ArmConfig, ExperimentConfig
 from collapselab.datasets import load_splits
-from collapselab.errors import RunError
 from collapselab.lab import Lab
 from collapselab.lab.events import (
     GenerationFailed,
@@ -62,12 +61,11 @@ from collapselab.records import (
     write_records,
 )
 from collapselab.refinery import build_arm_data
-from collapselab.refinery.verifier import verify
+from collapselab.refinery.verifier import verified
 from collapselab.rundir.folders import lock_run, open_run, runtime, supersede_from
 from collapselab.rundir.generation import (
     METRICS,
     MODEL,
-    REJECTED,
     SYNTHETIC,
     TRAIN_LOG,
     GenerationFolder,
@@ -263,25 +261,6 @@ def real_pool(lab: Lab, arm: ArmConfig, seed: int) -> list[Record]:
     if arm.data == "human":
         return lab.human.train
     return read_records(GenerationFolder(lab.run_dir, arm.name, seed, 0).train)
-
-
-def verified(lab: Lab, arm: ArmConfig, seed: int, g: int, synthetic: list[list[Record]], folder: GenerationFolder) -> list[list[Record]]:
-    """synthetic_0..g-1 as generation g's mix draws on them: as written, or for an arm that
-    verifies (`arms[].verify`) only what passed the refinery's filters. What generation g-1
-    wrote is filtered here, before the mix: its rejects, with their reasons, go to this
-    generation's rejected.parquet and the counts per filter to its refinery.json (so to
-    metrics.json's "refinery"); the rejects of earlier generations are read from their folders."""
-    if not arm.verify or g == 0:
-        return synthetic
-    out = verify(synthetic[-1], lab.human.train, lab.cfg.refinery.filters, of_generation=g - 1)
-    if not out.passed and arm.mix == "replace":
-        raise RunError(f"arms {arm.name!r}, seed {seed}: the verifier (arms[].verify) rejected all {len(synthetic[-1])} records "
-                       f"generation {g - 1} wrote ({out.stats['rejected']}): generation {g} has nothing to train on")
-    write_records(folder.rejected, out.rejected)
-    atomic_write_json(folder.refinery, out.stats)
-    dropped = {r.id for r in out.rejected}
-    dropped |= {r.id for k in range(1, g) for r in GenerationFolder(lab.run_dir, arm.name, seed, k).read_records(REJECTED)}
-    return [[r for r in s if r.id not in dropped] for s in synthetic]
 
 
 def collapse_stage(lab: Lab, metrics: dict[str, Any], gen0: dict[str, Any] | None) -> dict[str, Any] | None:
