@@ -31,6 +31,7 @@ from collapselab.metrics.external import uses_reference
 from collapselab.metrics.registry import METRICS_EXTRA, missing_libraries
 from collapselab.metrics.sanity import gibberish_problems
 from collapselab.models.loading import device
+from collapselab.refinery.verifier import SEED_FILTERS
 from collapselab.tasks import get_task
 
 # Recipe keys that act only when the task supplies a validation split, a score and loss
@@ -85,9 +86,27 @@ def config_problems(cfg: ExperimentConfig) -> list[str]:
         if arm.data != "human" and arm.data not in task.data_builders
     ]
     problems += task.config_problems(cfg)
+    problems += _verify_problems(cfg, task)
     for key, recipe in (("training", cfg.training), ("model.pretrain", cfg.model.pretrain)):
         problems += _recipe_problems(cfg, task, key, recipe)
     return problems + _metric_problems(cfg, task)
+
+
+def _verify_problems(cfg: ExperimentConfig, task: Task) -> list[str]:
+    """`arms[].verify`: the refinery's filters judge question-answer records, and in the loop
+    the filters that compare a record with the human seed would reject the right answers."""
+    problems = []
+    for i, arm in enumerate(cfg.arms):
+        if not arm.verify:
+            continue
+        if not task.answers_questions:
+            problems.append(f"arms.{i}.verify: the refinery's filters judge question-answer records; the {task.name} task writes texts")
+        seeded = [f for f in cfg.refinery.filters.order if f in SEED_FILTERS]
+        if seeded:
+            problems.append(f"arms.{i}.verify: refinery.filters.order lists {seeded}, which compare a record with the human seed; "
+                            "in the loop every record keeps its human question, so they would reject the right answers: "
+                            "leave them out of refinery.filters.order")
+    return problems
 
 
 def _recipe_problems(cfg: ExperimentConfig, task: Task, key: str, recipe: TrainingBlock) -> list[str]:

@@ -21,6 +21,7 @@ from collapselab.commands import (
     learn,
     models,
     report,
+    reproduce,
     results,
     run,
     score,
@@ -92,7 +93,7 @@ app = typer.Typer(
 )
 
 # Each module registers its commands on `app`, in the order `--help` lists them.
-for _commands in (run, config, results, score, report, sweep, models, serve, learn, dashboard):
+for _commands in (run, reproduce, config, results, score, report, sweep, models, serve, learn, dashboard):
     _commands.register(app)
 
 

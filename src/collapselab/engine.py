@@ -61,6 +61,7 @@ from collapselab.records import (
     write_records,
 )
 from collapselab.refinery import build_arm_data
+from collapselab.refinery.verifier import verified
 from collapselab.rundir.folders import lock_run, open_run, runtime, supersede_from
 from collapselab.rundir.generation import (
     METRICS,
@@ -189,7 +190,8 @@ def run_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, synthetic: list[
             atomic_write_json(folder.refinery, built.stats)
             write_records(folder.train, built.records)
         else:
-            write_records(folder.train, mix(arm, g, real_pool(lab, arm, seed), synthetic, step_seed(seed, g, "mix")))
+            pool = verified(lab, arm, seed, g, synthetic, folder)  # arms[].verify: only what passed the filters
+            write_records(folder.train, mix(arm, g, real_pool(lab, arm, seed), pool, step_seed(seed, g, "mix")))
     data = read_records(folder.train)
 
     # 2. model_g

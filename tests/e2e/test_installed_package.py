@@ -59,6 +59,8 @@ def test_quickstart_and_ready_configs_work_outside_the_checkout(installed, tmp_p
     assert ok.stdout.startswith("quickstart: ok (quickstart, 3 arms, 4 generations, hash ") and "site-packages" not in ok.stderr
     for name in ("shumailov-wikitext2", "configs/refinery-squad.yaml"):
         assert _run(installed, tmp_path, "config", "validate", name).returncode == 0
+    listed = _run(installed, tmp_path, "reproduce")  # the claim files are package data too
+    assert listed.returncode == 0 and all(c in listed.stdout for c in ("shumailov", "gerstgrasser", "kazdan", "keisha")), listed.stderr
     bad = _run(installed, tmp_path, "run", "no-such-config")
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.startswith("error: no-such-config: config file does not exist; ready configs: gerstgrasser-tinystories, ")

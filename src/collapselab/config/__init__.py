@@ -184,6 +184,7 @@ class ArmConfig(Block):
     data: Literal["human", "contaminated", "synthetic"] = Field(
         "human", description="What generation 0 trains on: the human pool, AI-contaminated data, or synthetic-from-human data through the refinery."
     )
+    verify: bool = Field(False, description="The verifier in the loop (Feng et al. 2024): every generation's synthetic data passes the refinery's filters (`refinery.filters`) before the next generation's mix draws on it; the rejects, with their reasons, go to that generation's rejected.parquet and the counts per filter to its refinery.json (qa).")
 
 
 class ExperimentConfig(Block):

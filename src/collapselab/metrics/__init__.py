@@ -7,7 +7,7 @@ family.
 """
 
 # The families register themselves; the registry above must be imported first.
-from collapselab.metrics import diversity, external, language, mmlu, overlap, qa, sanity, semantic, stages  # noqa: E402, F401, I001
+from collapselab.metrics import cloze, diversity, external, language, mmlu, overlap, qa, sanity, semantic, stages  # noqa: E402, F401, I001
 from collapselab.metrics.registry import (
     EvalInputs,
     MetricResult,

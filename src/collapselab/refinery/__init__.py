@@ -5,7 +5,9 @@ quality filters that synthetic data passes through (each with a reason code).
   `contaminated` or `synthetic` arm;
 - `strategies`: prompts and the four synthesis strategies;
 - `filters`: one function per filter, one reason code each; `pipeline.run_filters`
-  applies them in configured order and keeps the rejected records with their reasons.
+  applies them in configured order and keeps the rejected records with their reasons;
+- `verifier.verified`: the engine's entry point for `arms[].verify`, the filters on what
+  every generation wrote before the next generation's mix draws on it.
 """
 
 from __future__ import annotations

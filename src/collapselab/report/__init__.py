@@ -28,13 +28,14 @@ class ReportPaths:
 
 def write_report(run_dir: Path, out_dir: Path | None = None) -> ReportPaths:
     """Write the report of the run in `run_dir` to `out_dir` (default: `<run_dir>/report`)."""
-    from collapselab.report import details, outcomes
+    from collapselab.report import details, outcomes, reproductions
 
     run = load_run(run_dir)
     out = out_dir or run_dir / "report"
     figdir = out / "figures"
     doc = Document(f"collapselab report: {run.cfg.experiment.name} ({run.manifest['run_id']})")
     outcomes.overview(run, doc)
+    reproductions.section(run_dir, doc, figdir)  # a run of a published claim: its verdicts (reproduction.json)
     outcomes.success_criteria(run, doc)
     outcomes.main_table(run, doc)
     outcomes.comparisons(run, doc, figdir)

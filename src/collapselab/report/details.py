@@ -59,12 +59,13 @@ def filter_effectiveness(run: RunData, doc: Document, figdir: Path) -> None:
         return
     rows, strat_rows, filter_rows, labels, passed, rejected = [], [], [], [], [], []
     for g in built:
-        s, name = g.refinery, f"`{g.arm}` seed {g.seed}"
+        at = f" gen {g.generation}" if g.generation else ""  # arms[].verify: a build per generation
+        s, name = g.refinery, f"`{g.arm}` seed {g.seed}{at}"
         rej = s.get("rejected", {})
         rows.append([name, s.get("kind", "?"), str(s["attempts"]), str(s["passed"]), str(s.get("used", s["passed"])),
                      fmt(s["passed"] / s["attempts"]) if s["attempts"] else "no candidates",
                      ", ".join(f"{k} {v}" for k, v in rej.items()) or "none"])
-        labels.append(f"{g.arm} s{g.seed}")
+        labels.append(f"{g.arm} s{g.seed}{at}")
         passed.append(s["passed"])
         rejected.append(rej)
         for strat, v in s.get("strategies", {}).items():

@@ -2,7 +2,8 @@
 
     <run>/<arm>/seed-<s>/gen-<g>/
       train.parquet             data_g: the records model_g trained on
-      rejected.parquet          what the refinery dropped building data_0, with reasons
+      rejected.parquet          what the refinery dropped building data_g, with reasons (generation 0:
+                                its builders; later: arms[].verify's filters on what generation g-1 wrote)
       refinery.json             the refinery's counts for that build
       model/                    model_g (an HF folder) and its train_log.json
       timings.json              seconds of each step finished so far
