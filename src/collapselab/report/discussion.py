@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from collapselab.metrics.mmlu import CHANCE
 from collapselab.metrics.registry import display, metric_info, metric_label
 from collapselab.metrics.stats import BootstrapResult
 from collapselab.report.changes import (
@@ -219,14 +220,11 @@ def _at_chance(run: RunData) -> list[str]:
                            "says little about a model that learned the language.")
     if "mmlu_accuracy" in run.metric_names:
         s = summary(run, run.arms[0], 0, "mmlu_accuracy")
-        margin = run.cfg.evaluation.stages.chance_margin
-        if s is not None and s.mean <= CHANCE_MMLU + margin:
-            out.append(f"At chance: generation 0's MMLU accuracy, {fmt(s.mean)}, is within {fmt(margin)} of chance "
-                       "(four choices): there is no knowledge to lose.")
+        if s is not None and s.mean <= CHANCE + run.cfg.evaluation.stages.chance_margin:
+            out.append(f"At chance: generation 0's MMLU accuracy, {fmt(s.mean)}, is no better than guessing among four "
+                       "choices: there is no knowledge to lose, so the collapse stages say little.")
     return out
 
-
-CHANCE_MMLU = 0.25
 
 
 def _scale(metric: str) -> tuple[float, float] | None:

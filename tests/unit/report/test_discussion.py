@@ -260,3 +260,11 @@ def test_limitations_name_a_refinery_that_rejected_most_candidates(reports):
         used, target = stats.get("used", stats["passed"]), stats.get("target")
         short = f"`{arm}` (seed 0) trained on {used} records" in limits
         assert short == (target is not None and used < target)
+
+
+def test_bounded_scales_come_from_the_registered_units():
+    from collapselab.report.discussion import _scale
+
+    assert _scale("f1") == (0.0, 100.0) and _scale("rougeL") == (0.0, 1.0) and _scale("duplicate_rate") == (0.0, 1.0)
+    assert _scale("self_bleu") == (0.0, 100.0) and _scale("gibberish_score") == (0.0, 3.0)
+    assert _scale("perplexity") is None and _scale("vocabulary_size") is None
