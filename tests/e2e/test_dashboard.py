@@ -90,6 +90,7 @@ def test_every_page_in_a_browser_and_a_new_generation_appears_live(server, brows
         ("runs", {}, 0, 2),
         ("generations", {"run": lm}, 2, 1),  # the lm task's two main metrics
         ("question", {"run": qa}, 1, 1),
+        ("question", {"run": lm}, 1, 1),  # a language-model run: one prompt's continuation per generation
         ("synthetic", {"run": lm, "order": "perplexity, highest first"}, 1, 1),
         ("refinery", {"run": three, "build": "C-synthetic / seed 0"}, 2, 4),
     ]

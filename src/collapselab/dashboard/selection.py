@@ -19,7 +19,7 @@ PARAMS: dict[str, str] = {
     "metrics": "list", "show_seeds": "bool", "question": "str", "search": "str", "score": "str",
     "arm": "str", "seed": "int", "generation": "int", "order": "str", "record": "str",
     "build": "str", "reasons": "list", "compare_a": "str", "compare_b": "str", "all_keys": "bool",
-    "live": "bool", "refresh": "int",
+    "live": "bool", "refresh": "int", "prompt": "str", "all_metrics": "bool",
 }
 _STATE = "selection"
 

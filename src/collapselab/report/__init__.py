@@ -2,7 +2,8 @@
 self-contained report.html (PNG plots embedded as data URIs) and figures/*.png.
 
 The same sections serve three-arm refinery runs and recursive runs; a section that does
-not apply to a run says so in one line.
+not apply to a run is left out. The report opens with what happened (the headline), the
+Findings and the Limitations, all generated from the run's own numbers.
 """
 
 from __future__ import annotations
@@ -27,25 +28,17 @@ class ReportPaths:
 
 
 def write_report(run_dir: Path, out_dir: Path | None = None) -> ReportPaths:
-    """Write the report of the run in `run_dir` to `out_dir` (default: `<run_dir>/report`)."""
-    from collapselab.report import details, outcomes, reproductions
+    """Write the report of the run in `run_dir` to `out_dir` (default: `<run_dir>/report`):
+    every section of `report.sections.SECTIONS`, in order."""
+    # matplotlib and scipy: imported only when a report is written
+    from collapselab.report.sections import SECTIONS
 
     run = load_run(run_dir)
     out = out_dir or run_dir / "report"
     figdir = out / "figures"
     doc = Document(f"collapselab report: {run.cfg.experiment.name} ({run.manifest['run_id']})")
-    outcomes.overview(run, doc)
-    reproductions.section(run_dir, doc, figdir)  # a run of a published claim: its verdicts (reproduction.json)
-    outcomes.success_criteria(run, doc)
-    outcomes.main_table(run, doc)
-    outcomes.comparisons(run, doc, figdir)
-    outcomes.per_generation(run, doc, figdir)
-    outcomes.knowledge_and_stages(run, doc)
-    details.dataset_statistics(run, doc)
-    details.filter_effectiveness(run, doc, figdir)
-    details.sample_predictions(run, doc)
-    details.training_details(run, doc, figdir)
-    details.reproducibility(run, doc)
+    for section in SECTIONS:
+        section(run, doc, figdir)
     atomic_write_text(out / "report.md", doc.markdown(out))
     atomic_write_text(out / "report.html", doc.html())
     return ReportPaths(out / "report.md", out / "report.html", [b.path for b in doc.blocks if isinstance(b, Figure)])

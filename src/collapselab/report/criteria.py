@@ -43,7 +43,9 @@ def per_example(run: RunData, arm: str, metric: str) -> dict[tuple[int, str], fl
     return out
 
 
-def _paired(run: RunData, x: str, y: str, metric: str) -> BootstrapResult | None:
+def paired(run: RunData, x: str, y: str, metric: str) -> BootstrapResult | None:
+    """Paired bootstrap of x - y on the per-example `metric` at the final generation, pairs
+    matched by seed and example (None when no example has both)."""
     px, py = per_example(run, x, metric), per_example(run, y, metric)
     keys = sorted(px.keys() & py.keys())
     return paired_bootstrap([px[k] for k in keys], [py[k] for k in keys], n=2000) if keys else None
@@ -59,5 +61,5 @@ def three_arm_criteria(run: RunData) -> Criteria:
     recovery = (c.mean - b.mean) / (a.mean - b.mean) if a.mean != b.mean else None
     return Criteria(
         m, success.tolerance, a, b, c, recovery, c.mean > b.mean, abs(c.mean - a.mean) <= success.tolerance,
-        _paired(run, roles["synthetic"], roles["contaminated"], m), _paired(run, roles["synthetic"], roles["human"], m),
+        paired(run, roles["synthetic"], roles["contaminated"], m), paired(run, roles["synthetic"], roles["human"], m),
     )

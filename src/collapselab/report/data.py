@@ -10,6 +10,10 @@ from dataclasses import dataclass
 
 from collapselab.results import RunData
 
+# Texts a generation needs (seeds pooled) before its per-sequence histogram is drawn: with
+# 30 bins, a few dozen texts leave most bins at 0 or 1 and the shape is noise.
+MIN_HISTOGRAM_TEXTS = 100
+
 
 @dataclass(frozen=True, slots=True)
 class Histograms:

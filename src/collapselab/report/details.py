@@ -1,5 +1,6 @@
 """Report sections about the data and the runs: dataset statistics, filter effectiveness,
-sample predictions, training details and reproducibility."""
+sample predictions, training details and reproducibility. Each has the signature
+`(run, doc, figdir)` (the report's `SECTIONS`) and adds nothing where it does not apply."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from collapselab.refinery.pipeline import rejection_of
 from collapselab.report import figures
 from collapselab.report.document import Code, Document, Figure, Heading, Para, Table
-from collapselab.report.outcomes import fmt
+from collapselab.report.outcomes import colors, fmt
 from collapselab.results import RunData
 from collapselab.rundir.generation import REJECTED, SYNTHETIC, TRAIN
 
@@ -27,7 +28,7 @@ def _mean(xs: list[float]) -> str:
     return fmt(sum(xs) / len(xs)) if xs else "no records"
 
 
-def dataset_statistics(run: RunData, doc: Document) -> None:
+def dataset_statistics(run: RunData, doc: Document, figdir: Path) -> None:
     doc.add(Heading("Dataset statistics"))
     seed = run.seeds[0]
     qa = run.task.answers_questions
@@ -52,11 +53,11 @@ def dataset_statistics(run: RunData, doc: Document) -> None:
 
 
 def filter_effectiveness(run: RunData, doc: Document, figdir: Path) -> None:
-    doc.add(Heading("Refinery and filter effectiveness"))
+    """The refinery builds' counts, strategies and filters; absent when no arm builds its data with it."""
     built = [g for g in run.gens if g.refinery]
     if not built:
-        doc.add(Para("No refinery in this run: no arm builds its data with the refinery (`arms[].data` is human everywhere)."))
         return
+    doc.add(Heading("Refinery and filter effectiveness"))
     rows, strat_rows, filter_rows, labels, passed, rejected = [], [], [], [], [], []
     for g in built:
         at = f" gen {g.generation}" if g.generation else ""  # arms[].verify: a build per generation
@@ -79,8 +80,8 @@ def filter_effectiveness(run: RunData, doc: Document, figdir: Path) -> None:
                   caption="attempts: candidates that reached the filters; used: records in the arm's training set"))
     doc.add(Figure(figures.rejection_bars(labels, passed, rejected, "Refinery candidates: passed and rejected by reason", figdir / "filters.png"),
                    "Each bar is one refinery build; rejections are counted under the first filter that failed the record."))
-    doc.add(Table(["build", "strategy", "planned", "not applicable", "passed filters", "success rate"], strat_rows,
-                  caption="Success rate = passed / planned per strategy"))
+    doc.add(Table(["build", "strategy", "planned", "could not apply", "passed filters", "success rate"], strat_rows,
+                  caption="Success rate = passed / planned per strategy; could not apply: records the strategy had nothing to rewrite in"))
     if filter_rows:
         doc.add(Table(["build", "filter (in order)", "checked", "rejected", "rejection rate", "seconds"], filter_rows))
     for g in built:
@@ -100,8 +101,7 @@ def filter_effectiveness(run: RunData, doc: Document, figdir: Path) -> None:
         doc.add(Table(["arm", "reason", "measured", "question", "answer"], examples, caption="One rejected candidate per reason"))
 
 
-def sample_predictions(run: RunData, doc: Document) -> None:
-    doc.add(Heading("Sample predictions"))
+def sample_predictions(run: RunData, doc: Document, figdir: Path) -> None:
     seed, g = run.seeds[0], run.last_generation
     if not run.task.answers_questions:
         rows = []
@@ -110,9 +110,11 @@ def sample_predictions(run: RunData, doc: Document) -> None:
                 found = [x for x in run.find(arm, gen) if x.seed == seed]
                 for r in (run.records(found[0], SYNTHETIC)[:2] if found else []):
                     rows.append([f"`{arm}`", str(gen), _short(r.text or "")])
-        doc.add(Para("A language-model run has no answers to judge; these are texts the models wrote (continuations of human blocks)."))
-        doc.add(Table(["arm", "gen", "synthetic text"], rows))
+        if rows:
+            doc.add(Heading("Sample texts"))
+            doc.add(Table(["arm", "gen", "synthetic text"], rows, caption=f"Texts the models wrote (continuations of human blocks), seed {seed}"))
         return
+    doc.add(Heading("Sample predictions"))
     roles = run.three_arm
     b, c = (roles["contaminated"], roles["synthetic"]) if roles else (run.arms[0], run.arms[-1])
     preds = {a: {r["example_id"]: r for r in run.predictions([x for x in run.final(a) if x.seed == seed][0])} for a in run.arms}
@@ -125,7 +127,7 @@ def sample_predictions(run: RunData, doc: Document) -> None:
             (f"`{b}` wrong, `{c}` right", lambda i: not right(b, i) and right(c, i)),
             ("every arm wrong", lambda i: not any(right(a, i) for a in run.arms))]
     doc.add(Para(f"Generation {g}, seed {seed}; a prediction is right when its token F1 with the best reference is at least {RIGHT_F1:.0f} %."
-                 + ("" if roles else f" Not a three-arm run: `{b}` (first arm) and `{c}` (last arm) stand in for B and C.")))
+                 + ("" if roles else f" The categories set the first arm, `{b}`, against the last, `{c}`.")))
     for title, test in cats:
         chosen = [i for i in ids if test(i)]
         doc.add(Heading(f"{title}: {len(chosen)} of {len(ids)} questions", 3))
@@ -153,7 +155,7 @@ def training_details(run: RunData, doc: Document, figdir: Path) -> None:
                      fmt(losses[0], 3) if losses else "no steps", fmt(losses[-1], 3) if losses else "no steps",
                      *(fmt(tm[k], 1) if tm.get(k) is not None else "earlier process" for k in ("train_s", "generate_s", "evaluate_s"))])
         if g.seed == run.seeds[0] and losses and g.generation in (0, run.last_generation) and not g.doc.get("copied_from"):
-            curves[f"{g.arm} gen {g.generation}"] = losses
+            curves[(g.arm, g.generation)] = losses
     doc.add(Table(["arm", "seed", "gen", "records", "steps", "tokens", "first loss", "last loss", "train s", "generate s", "evaluate s"], rows,
                   caption="train s includes training the scratch base for a human generation 0 the first time (it is cached)"))
     gen_rows = []
@@ -165,11 +167,11 @@ def training_details(run: RunData, doc: Document, figdir: Path) -> None:
         doc.add(Table(["refinery build", "generator base", "steps", "seconds", "final loss"], gen_rows,
                       caption="The refinery generator: the base fine-tuned on the human seed (QA + question generation), trained once per seed"))
     if curves:
-        doc.add(Figure(figures.loss_curves(curves, f"Training loss (seed {run.seeds[0]})", figdir / "loss.png"),
+        doc.add(Figure(figures.loss_curves(curves, f"Training loss (seed {run.seeds[0]})", figdir / "loss.png", colors(run)),
                        "Loss per optimizer step of each arm's first and last generation."))
 
 
-def reproducibility(run: RunData, doc: Document) -> None:
+def reproducibility(run: RunData, doc: Document, figdir: Path) -> None:
     m = run.manifest
     doc.add(Heading("Reproducibility"))
     hw = m.get("hardware", {})

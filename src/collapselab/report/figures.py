@@ -2,8 +2,10 @@
 
 Every function takes ready numbers (no run-directory reading here) and writes one PNG.
 Error bars and bands are 95 % confidence intervals over seeds (t distribution); with one
-seed there is no interval and the figure says so in its caption. A panel whose values are
-all equal says "no difference" instead of stretching its axis over rounding noise.
+seed there is no interval and none is drawn. A panel whose values are all equal says "no
+difference" instead of stretching its axis over rounding noise, and a reference line far
+from the data (a unigram baseline at 395 beside curves near 55) is named at the axis edge
+instead of squashing the curves. Colours come from `palette.py`, which the dashboard uses too.
 """
 
 from __future__ import annotations
@@ -19,9 +21,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from collapselab.metrics.stats import Summary  # noqa: E402
+from collapselab.report.palette import COLORS, NEUTRAL, generation_colors  # noqa: E402
 
-COLORS = ["#1b6ca8", "#d1495b", "#2e933c", "#edae49", "#6a4c93", "#00798c", "#8d6e63", "#444444"]
+__all__ = ["COLORS", "DPI", "all_equal", "bar_comparison", "grouped_bars", "loss_curves", "per_generation",
+           "rejection_bars", "sequence_histograms", "split_references"]
+
 DPI = 110
+# A reference line is drawn when it lies within this many data spans of the data; further
+# out it would squash the curves, so it is named at the axis edge instead.
+REFERENCE_REACH = 1.0
 
 
 def _save(fig, path: Path) -> Path:
@@ -44,16 +52,20 @@ def _no_difference(ax, value: float) -> None:
     ax.set_yticks([])
 
 
-def _yerr(summaries: Sequence[Summary]) -> np.ndarray:
+def _yerr(summaries: Sequence[Summary]) -> np.ndarray | None:
+    """Error bars of the 95 % CIs over seeds; None (no bars) when no value has two seeds."""
+    if all(s.n < 2 for s in summaries):
+        return None
     return np.array([[s.mean - s.ci_low for s in summaries], [s.ci_high - s.mean for s in summaries]])
 
 
-def bar_comparison(arms: list[str], summaries: list[Summary], ylabel: str, title: str, path: Path) -> Path:
-    """One bar per arm (mean over seeds, 95 % CI error bars), each bar labelled with its value."""
+def bar_comparison(arms: list[str], summaries: list[Summary], ylabel: str, title: str, path: Path,
+                   colors: dict[str, str]) -> Path:
+    """One bar per arm (mean over seeds, 95 % CI error bars with two seeds or more), each
+    bar labelled with its value; `colors` maps every arm to its colour (`palette.arm_colors`)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     x = np.arange(len(arms))
-    bars = ax.bar(x, [s.mean for s in summaries], yerr=_yerr(summaries), capsize=6,
-                  color=[COLORS[i % len(COLORS)] for i in range(len(arms))])
+    bars = ax.bar(x, [s.mean for s in summaries], yerr=_yerr(summaries), capsize=6, color=[colors[a] for a in arms])
     for b, s in zip(bars, summaries, strict=True):
         ax.annotate(f"{s.mean:.2f}", (b.get_x() + b.get_width() / 2, s.ci_high), ha="center", va="bottom",
                     xytext=(0, 3), textcoords="offset points", fontsize=10)
@@ -66,8 +78,8 @@ def bar_comparison(arms: list[str], summaries: list[Summary], ylabel: str, title
 
 
 def grouped_bars(groups: list[str], arms: list[str], values: dict[str, list[Summary]], ylabel: str, title: str,
-                 path: Path, zero_line: bool = False) -> Path:
-    """Bars grouped by metric (x axis), one colour per arm, 95 % CI error bars."""
+                 path: Path, colors: dict[str, str], zero_line: bool = False) -> Path:
+    """Bars grouped by metric (x axis), one colour per arm, 95 % CI error bars with two seeds or more."""
     fig, ax = plt.subplots(figsize=(max(6.4, 1.3 * len(groups) + 2), 4.2))
     x = np.arange(len(groups))
     width = 0.8 / max(1, len(arms))
@@ -80,7 +92,7 @@ def grouped_bars(groups: list[str], arms: list[str], values: dict[str, list[Summ
     for i, arm in enumerate(arms):
         s = values[arm]
         ax.bar(x + (i - (len(arms) - 1) / 2) * width, [v.mean for v in s], width, yerr=_yerr(s), capsize=3,
-               label=arm, color=COLORS[i % len(COLORS)])
+               label=arm, color=colors[arm])
     if zero_line:
         ax.axhline(0, color="black", linewidth=0.8)
         ax.margins(y=0.12)  # keep the zero line off the frame when every bar is on one side
@@ -93,33 +105,36 @@ def grouped_bars(groups: list[str], arms: list[str], values: dict[str, list[Summ
 
 
 def per_generation(panels: list[tuple[str, str, str]], series: dict[str, dict[str, list[Summary | None]]],
-                   generations: list[int], title: str, path: Path,
+                   generations: list[int], title: str, path: Path, colors: dict[str, str],
                    references: dict[str, list[tuple[str, float]]] | None = None) -> Path:
     """Small multiples: one panel per metric (metric, panel title, y label), value per
-    generation per arm with a shaded 95 % CI band over seeds; `references[metric]` adds
-    labelled dashed lines (a fixed yardstick or a baseline measured once, not a curve)."""
+    generation per arm with a shaded 95 % CI band over seeds (two seeds or more);
+    `references[metric]` adds labelled dashed lines (a fixed yardstick or a baseline
+    measured once, not a curve), or names one at the axis edge when drawing it would squash
+    the curves. One legend, naming every arm, above the panels."""
     n = len(panels)
     cols = min(3, n)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.3 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.3 * rows + 0.5), squeeze=False)
+    drawn_arms: dict[str, object] = {}
     for k, (name, panel_title, ylabel) in enumerate(panels):
         ax = axes[k // cols][k % cols]
         drawn = [s.mean for by_gen in series[name].values() for s in by_gen if s is not None]
-        if all_equal(drawn) and not (references or {}).get(name):
+        refs = (references or {}).get(name, [])
+        if all_equal(drawn) and not refs:
             _no_difference(ax, drawn[0])
         else:
-            for i, (arm, by_gen) in enumerate(series[name].items()):
+            for arm, by_gen in series[name].items():
                 pts = [(g, s) for g, s in zip(generations, by_gen, strict=True) if s is not None]
                 if not pts:
                     continue
                 g = [p[0] for p in pts]
-                c = COLORS[i % len(COLORS)]
-                ax.plot(g, [p[1].mean for p in pts], marker="o", color=c, label=arm)
-                ax.fill_between(g, [p[1].ci_low for p in pts], [p[1].ci_high for p in pts], color=c, alpha=0.15)
-            for j, (label, value) in enumerate((references or {}).get(name, [])):
-                ax.axhline(value, color="#333333", linestyle=(0, (4, 2 + 2 * j)), linewidth=1.1)
-                ax.annotate(f"{label}: {value:,.4g}", (0.01, value), xycoords=("axes fraction", "data"), fontsize=7.5,
-                            va="bottom", color="#333333")
+                (line,) = ax.plot(g, [p[1].mean for p in pts], marker="o", color=colors[arm], label=arm)
+                drawn_arms.setdefault(arm, line)
+                if any(p[1].n > 1 for p in pts):
+                    ax.fill_between(g, [p[1].ci_low for p in pts], [p[1].ci_high for p in pts], color=colors[arm], alpha=0.15)
+            _references(ax, refs, [v for by_gen in series[name].values() for s in by_gen if s is not None
+                                   for v in ((s.ci_low, s.ci_high) if s.n > 1 else (s.mean,))])
         ax.set_title(panel_title, fontsize=10)
         ax.set_xlabel("generation")
         ax.set_ylabel("\n".join(textwrap.wrap(ylabel, 28)), fontsize=8.5)
@@ -127,25 +142,67 @@ def per_generation(panels: list[tuple[str, str, str]], series: dict[str, dict[st
         ax.grid(alpha=0.3)
     for k in range(n, rows * cols):
         axes[k // cols][k % cols].axis("off")
-    if axes[0][0].get_legend_handles_labels()[0]:
-        axes[0][0].legend(title="arm", fontsize=8, title_fontsize=8)
     fig.suptitle(title)
-    return _save(fig, path)
+    if drawn_arms:
+        fig.legend(list(drawn_arms.values()), list(drawn_arms), title="arm", loc="upper right", ncols=min(4, len(drawn_arms)),
+                   fontsize=8, title_fontsize=8, frameon=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout(rect=(0, 0, 1, 0.93 if rows == 1 else 0.96))
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def split_references(references: list[tuple[str, float]], data: Sequence[float]) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """(drawn, named at the edge): a reference within `REFERENCE_REACH` data spans of the
+    data is drawn as a line; one further out would squash the curves (a unigram perplexity
+    of 395 beside curves near 55), so it is only named."""
+    values = [v for v in data if np.isfinite(v)]
+    if not values:
+        return list(references), []
+    lo, hi = min(values), max(values)
+    span = max(hi - lo, 0.05 * max(abs(lo), abs(hi)), 1e-9)
+    near = [(label, v) for label, v in references if lo - REFERENCE_REACH * span <= v <= hi + REFERENCE_REACH * span]
+    return near, [r for r in references if r not in near]
+
+
+def _references(ax, references: list[tuple[str, float]], data: list[float]) -> None:
+    """Dashed lines for the references within reach of the data; the others named at the
+    top or bottom edge with their value, the axis kept on the data and the lines drawn."""
+    near, far = split_references(references, data)
+    for j, (label, value) in enumerate(near):
+        ax.axhline(value, color=NEUTRAL, linestyle=(0, (4, 2 + 2 * j)), linewidth=1.1)
+        ax.annotate(f"{label}: {value:,.4g}", (0.01, value), xycoords=("axes fraction", "data"), fontsize=7.5,
+                    va="bottom", color=NEUTRAL)
+    if not far:
+        return
+    shown = [v for v in data if np.isfinite(v)] + [v for _, v in near]
+    lo, hi = min(shown), max(shown)
+    pad = 0.12 * max(hi - lo, 0.05 * max(abs(lo), abs(hi)), 1e-9)
+    ax.set_ylim(lo - pad, hi + pad)
+    above = [r for r in far if r[1] > hi]
+    below = [r for r in far if r[1] < lo]
+    for i, (label, value) in enumerate(above):
+        ax.annotate(f"↑ {label}: {value:,.4g} (above this axis)", (0.99, 0.97 - 0.08 * i), xycoords="axes fraction",
+                    ha="right", va="top", fontsize=7.5, color=NEUTRAL)
+    for i, (label, value) in enumerate(below):
+        ax.annotate(f"↓ {label}: {value:,.4g} (below this axis)", (0.99, 0.03 + 0.08 * i), xycoords="axes fraction",
+                    ha="right", va="bottom", fontsize=7.5, color=NEUTRAL)
 
 
 def sequence_histograms(panels: dict[str, tuple[np.ndarray, dict[int, np.ndarray], np.ndarray | None]], xlabel: str,
                         title: str, path: Path, reference_label: str = "human test text") -> Path:
     """One panel per arm: the share of texts per log-spaced bin of a per-sequence value, one
-    step line per generation (later generations darker), the reference as a dashed line."""
+    step line per generation (later generations darker, `palette.generation_colors`), the
+    reference as a dashed line."""
     n = len(panels)
     fig, axes = plt.subplots(1, n, figsize=(5.0 * n, 3.6), squeeze=False)
     for ax, (arm, (edges, shares, reference)) in zip(axes[0], panels.items(), strict=True):
-        gens = sorted(shares)
-        cmap = plt.get_cmap("viridis")
-        for k, g in enumerate(gens):
-            ax.stairs(shares[g], edges, color=cmap(0.85 * (1 - k / max(1, len(gens) - 1))), linewidth=1.5, label=f"generation {g}")
+        shade = generation_colors(list(shares))
+        for g in sorted(shares):
+            ax.stairs(shares[g], edges, color=shade[g], linewidth=1.5, label=f"generation {g}")
         if reference is not None:
-            ax.stairs(reference, edges, color="#333333", linestyle="--", linewidth=1.2, label=reference_label)
+            ax.stairs(reference, edges, color=NEUTRAL, linestyle="--", linewidth=1.2, label=reference_label)
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("share of texts")
@@ -156,11 +213,14 @@ def sequence_histograms(panels: dict[str, tuple[np.ndarray, dict[int, np.ndarray
     return _save(fig, path)
 
 
-def loss_curves(curves: dict[str, list[float]], title: str, path: Path) -> Path:
-    """Training loss per optimizer step, one line per (arm, generation)."""
+def loss_curves(curves: dict[tuple[str, int], list[float]], title: str, path: Path, colors: dict[str, str]) -> Path:
+    """Training loss per optimizer step, one line per (arm, generation): the arm's colour,
+    solid for its first generation, dashed for its last."""
     fig, ax = plt.subplots(figsize=(7.0, 4.0))
-    for i, (label, losses) in enumerate(curves.items()):
-        ax.plot(np.arange(1, len(losses) + 1), losses, color=COLORS[i % len(COLORS)], label=label, linewidth=1.4)
+    first = min(g for _, g in curves)
+    for (arm, g), losses in curves.items():
+        ax.plot(np.arange(1, len(losses) + 1), losses, color=colors[arm], linestyle="-" if g == first else "--",
+                label=f"{arm}, generation {g}", linewidth=1.4)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("training loss (cross-entropy, nats/token)")
     ax.set_title(title)

@@ -1,5 +1,8 @@
 """Report sections about results: overview, success criteria, main table, comparisons,
-and every metric per generation (recursive runs)."""
+and every metric per generation (recursive runs). A section that does not apply to the run
+(success criteria without three arms, curves with one generation) adds nothing.
+
+Every section has the signature `(run, doc, figdir)` (the report's `SECTIONS`)."""
 
 from __future__ import annotations
 
@@ -15,8 +18,9 @@ from collapselab.metrics.registry import (
 from collapselab.metrics.stats import Summary, summarize
 from collapselab.report import figures
 from collapselab.report.criteria import Criteria, three_arm_criteria
-from collapselab.report.data import per_sequence_values, perplexity_histograms
+from collapselab.report.data import MIN_HISTOGRAM_TEXTS, per_sequence_values, perplexity_histograms
 from collapselab.report.document import Document, Figure, Heading, Para, Table
+from collapselab.report.palette import arm_colors
 from collapselab.results import RunData
 
 # metric -> (run-level or generation-0-only metric, label): drawn as a dashed line on its panel
@@ -31,6 +35,9 @@ STAGE_METRICS = ("collapse_stage",)
 
 
 MMLU_PARTS = ("mmlu_accuracy.", "mmlu_")  # per group / subject / extra format: the MMLU section's
+# Titles of the figures the Findings cite.
+TEST_CURVES = "Held-out human test metrics per generation"
+SYNTHETIC_CURVES = "Synthetic data per generation (what each generation wrote)"
 
 
 def fmt(x: float | None, digits: int = 2) -> str:
@@ -39,12 +46,42 @@ def fmt(x: float | None, digits: int = 2) -> str:
     return f"{x:,.{digits}f}"
 
 
+def signed(x: float | None, digits: int = 2) -> str:
+    """A difference, its sign always written: "+4.37", "-0.40"."""
+    if x is None or not math.isfinite(x):
+        return "not defined"
+    return f"{x:+,.{digits}f}"
+
+
+def valued(metric: str, x: float | None) -> str:
+    """A metric's value as prose writes it: "25.00 %" for a percentage, else the number."""
+    return fmt(x) + (" %" if display(metric)[1] == "%" and x is not None else "")
+
+
 def cell(s: Summary | None) -> str:
+    """A table cell: the mean over seeds, ± the 95 % CI half-width with two seeds or more
+    (the caption, or the Overview's one-seed note, says over how many)."""
     if s is None:
         return "not computed"
     if s.n == 1:
-        return f"{fmt(s.mean)} (1 seed)"
-    return f"{fmt(s.mean)} ± {fmt(s.ci_high - s.mean)} ({s.n} seeds)"
+        return fmt(s.mean)
+    return f"{fmt(s.mean)} ± {fmt(s.ci_high - s.mean)}"
+
+
+def over_seeds(run: RunData) -> str:
+    """How a table's values are aggregated, for its caption."""
+    n = len(run.seeds)
+    return "one seed" if n == 1 else f"mean over {n} seeds ± 95 % CI half-width"
+
+
+def sentence(text: str) -> str:
+    """`text` with its first letter upper case (the rest as it is: "CI" stays "CI")."""
+    return text[:1].upper() + text[1:]
+
+
+def colors(run: RunData) -> dict[str, str]:
+    """Every arm of the run's config -> its colour (the dashboard colours arms the same way)."""
+    return arm_colors([a.name for a in run.cfg.arms])
 
 
 def summary(run: RunData, arm: str, generation: int, metric: str) -> Summary | None:
@@ -61,25 +98,30 @@ def percent(run: RunData, metric: str) -> bool:
     return metric in run.task.percent_metrics
 
 
-def overview(run: RunData, doc: Document) -> None:
+def overview(run: RunData, doc: Document, figdir: Path) -> None:
     cfg, m = run.cfg, run.manifest
     kind = "three-arm refinery comparison" if run.three_arm else ("recursive (self-consuming) run" if run.recursive else "single-generation run")
     arms = ", ".join(f"`{a.name}` (data {a.data}, init {a.init}, mix {a.mix})" for a in cfg.arms if a.name in run.arms)
     doc.add(Heading("Overview"), Para(
         f"Experiment **{cfg.experiment.name}**, run `{m['run_id']}` ({kind}), task `{cfg.experiment.task}` on `{cfg.data.dataset}`; "
         f"{len(run.arms)} arms: {arms}. Generations finished: {run.last_generation + 1} of {cfg.experiment.generations}; "
-        f"seeds {run.seeds}. Every model is evaluated on the same held-out human test set. "
-        "Intervals are 95 % confidence intervals of the mean over seeds (t distribution); with one seed there is none."))
+        f"seeds {run.seeds}. Every model is evaluated on the same held-out human test set."))
+    if len(run.seeds) == 1:
+        doc.add(Para(f"One seed ({run.seeds[0]}): every value is one training run, so no interval or error bar is shown; "
+                     "two seeds or more (`experiment.seeds`) give 95 % confidence intervals of the mean."))
+    else:
+        doc.add(Para(f"Values are means over {len(run.seeds)} seeds; ± and error bars or bands are 95 % confidence intervals "
+                     "of the mean over seeds (t distribution)."))
 
 
-def success_criteria(run: RunData, doc: Document) -> None:
-    doc.add(Heading("Success criteria (A human, B contaminated, C synthetic)"))
+def success_criteria(run: RunData, doc: Document, figdir: Path) -> None:
+    """The A/B/C verdict of a three-arm refinery run (absent from any other run)."""
     if run.three_arm is None:
-        doc.add(Para("Not a three-arm refinery run (no arms with human, contaminated and synthetic data): no success criteria apply."))
         return
+    doc.add(Heading("Success criteria (A human, B contaminated, C synthetic)"))
     c = three_arm_criteria(run)
     arms, verdict = criteria_rows(c, run.three_arm)
-    doc.add(Table(["arm", metric_label(c.metric)], arms, caption=f"{metric_label(c.metric)} at the final generation"))
+    doc.add(Table(["arm", metric_label(c.metric)], arms, caption=f"{metric_label(c.metric)} at the final generation, {over_seeds(run)}"))
     doc.add(Table(["criterion", "result", "detail"], verdict))
     doc.add(Para(f"**Verdict: {'met' if criteria_met(c) else 'not met'}** on {metric_label(c.metric)} (tolerance {fmt(c.tolerance)}, `refinery.success`)."))
 
@@ -103,12 +145,12 @@ def criteria_rows(c: Criteria, roles: dict[str, str]) -> tuple[list[list[str]], 
     return arms, verdict
 
 
-def main_table(run: RunData, doc: Document) -> None:
+def main_table(run: RunData, doc: Document, figdir: Path) -> None:
     metrics = list(run.task.main_metrics)
     g = run.last_generation
     doc.add(Heading("Main results"))
     rows = [[f"`{arm}`", run.data_kind[arm]] + [cell(summary(run, arm, g, m)) for m in metrics] for arm in run.arms]
-    doc.add(Table(["arm", "data"] + [metric_label(m) for m in metrics], rows, caption=f"Held-out human test set, generation {g}"))
+    doc.add(Table(["arm", "data"] + [metric_label(m) for m in metrics], rows, caption=f"Held-out human test set, generation {g}, {over_seeds(run)}"))
     missing = [m for m in metrics if m not in run.metric_names]
     if missing:
         doc.add(Para(f"Not computed in this run (not in `evaluation.metrics`): {', '.join(missing)}."))
@@ -120,22 +162,24 @@ def comparisons(run: RunData, doc: Document, figdir: Path) -> None:
     doc.add(Heading(f"{display(primary)[0]} comparison"))
     sums = [summary(run, a, g, primary) for a in arms]
     if any(s is None for s in sums):
-        doc.add(Para(f"{primary} was not computed for every arm."))
+        doc.add(Para(f"{metric_label(primary)} was not computed for every arm."))
     else:
-        path = figures.bar_comparison(arms, sums, metric_label(primary), f"{metric_label(primary)} by arm, generation {g}", figdir / "primary.png")
-        doc.add(Figure(path, f"{metric_label(primary)} per arm at generation {g}; error bars: 95 % CI over seeds ({len(run.seeds)} seed(s))."))
+        path = figures.bar_comparison(arms, sums, metric_label(primary), f"{metric_label(primary)} by arm, generation {g}",
+                                      figdir / "primary.png", colors(run))
+        doc.add(Figure(path, f"{metric_label(primary)} per arm at generation {g}" + _bars_note(run) + "."))
     metrics = [m for m in run.task.main_metrics if all(summary(run, a, g, m) for a in arms)]
-    doc.add(Heading("All main metrics"))
     if run.task.percent_metrics and metrics:  # scores that share one 0-1 scale
+        doc.add(Heading("All main metrics"))
         scaled = {a: [_scale(summary(run, a, g, m), 0.01 if percent(run, m) else 1.0) for m in metrics] for a in arms}
         path = figures.grouped_bars([display(m)[0] for m in metrics], arms, scaled, "score (0-1; EM and F1 divided by 100)",
-                                    f"Main metrics by arm, generation {g}", figdir / "metrics.png")
-        doc.add(Figure(path, "Every main metric on one 0-1 scale; error bars: 95 % CI over seeds."))
-    elif metrics:
-        doc.add(Para("Language-model metrics have different units; see the per-generation panels below."))
-    else:
-        doc.add(Para("No main metric was computed for every arm."))
-    _gap(run, doc, figdir, metrics)
+                                    f"Main metrics by arm, generation {g}", figdir / "metrics.png", colors(run))
+        doc.add(Figure(path, "Every main metric on one 0-1 scale" + _bars_note(run) + "."))
+    if metrics:
+        _gap(run, doc, figdir, metrics)
+
+
+def _bars_note(run: RunData) -> str:
+    return "; error bars: 95 % CI over seeds" if len(run.seeds) > 1 else ""
 
 
 def _scale(s: Summary | None, k: float) -> Summary:
@@ -149,12 +193,13 @@ def _diff(x: Summary, base: Summary) -> Summary:
 
 
 def _gap(run: RunData, doc: Document, figdir: Path, metrics: list[str]) -> None:
+    """Each arm against its human baseline: the human arm (three-arm runs) or its own
+    generation 0 (recursive runs); absent from a one-generation run with neither."""
     g = run.last_generation
-    doc.add(Heading("Gap to the human baseline"))
     roles = run.three_arm
-    if not metrics:
-        doc.add(Para("No metric was computed for every arm."))
+    if roles is None and not run.recursive:
         return
+    doc.add(Heading("Gap to the human baseline"))
     if roles is not None:
         base_arm = roles["human"]
         arms = [a for a in run.arms if a != base_arm]
@@ -164,9 +209,6 @@ def _gap(run: RunData, doc: Document, figdir: Path, metrics: list[str]) -> None:
         arms = run.arms
         values = {a: [_diff(summary(run, a, g, m), summary(run, a, 0, m)) for m in metrics] for a in arms}
         what = f"generation {g} minus generation 0 (trained on human data) of the same arm"
-    else:
-        doc.add(Para("One generation and no human/contaminated/synthetic arms: there is no human baseline to compare with."))
-        return
     rows = [[f"`{a}`"] + [fmt(v.mean) for v in values[a]] for a in arms]
     doc.add(Table(["arm"] + [metric_label(m) for m in metrics], rows, caption=f"Gap: {what}, in each metric's units"))
     if figures.all_equal([v.mean for a in arms for v in values[a]] + [0.0]):
@@ -180,7 +222,8 @@ def _gap(run: RunData, doc: Document, figdir: Path, metrics: list[str]) -> None:
         plotted = {a: [_scale(v, 100.0 / abs(r.mean) if r and r.mean else 0.0) for v, r in zip(values[a], ref[a], strict=True)] for a in arms}
         ylabel = "relative change (%)"
     path = figures.grouped_bars([display(m)[0] for m in metrics], arms, plotted, ylabel,
-                                f"Gap to the human baseline ({'human arm' if roles else 'generation 0'})", figdir / "gap.png", zero_line=True)
+                                f"Gap to the human baseline ({'human arm' if roles else 'generation 0'})", figdir / "gap.png",
+                                colors(run), zero_line=True)
     doc.add(Figure(path, f"{what[0].upper()}{what[1:]}; below zero is worse for higher-is-better metrics (EM, F1, ROUGE, BERTScore), "
                          "better for perplexity."))
 
@@ -223,7 +266,7 @@ def reference_lines(run: RunData, plotted: list[str]) -> dict[str, list[tuple[st
     return out
 
 
-def yardsticks(run: RunData, doc: Document) -> None:
+def yardsticks(run: RunData, doc: Document, figdir: Path) -> None:
     """The metrics computed once per run: the fixed yardsticks every generation is read against."""
     if not run.run_metrics:
         return
@@ -239,18 +282,20 @@ def yardsticks(run: RunData, doc: Document) -> None:
 
 def per_generation(run: RunData, doc: Document, figdir: Path) -> None:
     """Every metric per generation as a table; drawn are only the metrics that vary per
-    generation, with their baselines and yardsticks as dashed lines."""
-    doc.add(Heading("Every metric per generation"))
+    generation, with their baselines and yardsticks as dashed lines. A one-generation run
+    has no curves: only its yardsticks, when it has any."""
     if not run.recursive:
-        doc.add(Para("One generation per arm: no per-generation curves in this run."))
-        yardsticks(run, doc)
+        if run.run_metrics:
+            doc.add(Heading("Yardsticks"))
+            yardsticks(run, doc, figdir)
         return
+    doc.add(Heading("Every metric per generation"))
     gens = list(range(run.last_generation + 1))
     names = [m for m in run.metric_names if m not in STAGE_METRICS and (m == "mmlu_accuracy" or not m.startswith(MMLU_PARTS))]
     series = {m: {a: [summary(run, a, g, m) for g in gens] for a in run.arms} for m in names}
     rows = [[metric_label(m), f"`{a}`"] + [cell(s) for s in series[m][a]] for m in names for a in run.arms]
-    doc.add(Table(["metric", "arm"] + [f"gen {g}" for g in gens], rows, caption="Mean over seeds ± 95 % CI half-width"))
-    yardsticks(run, doc)
+    doc.add(Table(["metric", "arm"] + [f"gen {g}" for g in gens], rows, caption=sentence(over_seeds(run))))
+    yardsticks(run, doc, figdir)
     plotted, kept_out = varying(run, names, gens)
     if kept_out:
         doc.add(Table(["metric", "not plotted: why"], [[metric_label(m), why] for m, why in kept_out.items()],
@@ -258,15 +303,14 @@ def per_generation(run: RunData, doc: Document, figdir: Path) -> None:
     references = reference_lines(run, plotted)
     test = [m for m in plotted if m not in SYNTHETIC_METRICS]
     synthetic = [m for m in plotted if m in SYNTHETIC_METRICS]
-    for key, chosen, title in (("test", test, "Held-out human test metrics per generation"),
-                               ("synthetic", synthetic, "Synthetic data per generation (what each generation wrote)")):
+    for key, chosen, title in (("test", test, TEST_CURVES), ("synthetic", synthetic, SYNTHETIC_CURVES)):
         if not chosen:
-            doc.add(Para(f"No {key} metric varies per generation in this run."))
             continue
         panels = [(m, display(m)[0], display(m)[1] or "value") for m in chosen]
-        path = figures.per_generation(panels, series, gens, title, figdir / f"generations-{key}.png", references)
+        path = figures.per_generation(panels, series, gens, title, figdir / f"generations-{key}.png", colors(run), references)
         dashed = [f"{what} on the {display(m)[0]} panel" for m in chosen for what, _ in references.get(m, [])]
-        doc.add(Figure(path, f"{title}; shaded: 95 % CI over seeds" + (f"; dashed: {', '.join(dashed)}" if dashed else "") + "."))
+        doc.add(Figure(path, title + ("; shaded: 95 % CI over seeds" if len(run.seeds) > 1 else "")
+                       + (f"; dashed: {', '.join(dashed)} (named at the axis edge when far from the curves)" if dashed else "") + "."))
     histograms(run, doc, figdir)
 
 
@@ -276,13 +320,20 @@ HISTOGRAMS: dict[str, str | None] = {"synthetic_perplexity": None, "external_syn
 
 def histograms(run: RunData, doc: Document, figdir: Path) -> None:
     """Per-sequence perplexity of each generation's synthetic data, generations overlaid
-    (Shumailov et al. 2024, Fig. 1): the tail that grows, not only the median that moves."""
+    (Shumailov et al. 2024, Fig. 1): the tail that grows, not only the median that moves.
+    Only generations with `MIN_HISTOGRAM_TEXTS` texts (seeds pooled) are drawn: a
+    histogram of a few dozen texts in 30 bins is noise."""
     import numpy as np
 
     for metric, ref in HISTOGRAMS.items():
-        by_arm = {a: per_sequence_values(run, a, metric) for a in run.arms}
+        found = {a: per_sequence_values(run, a, metric) for a in run.arms}
+        by_arm = {a: {g: v for g, v in by_gen.items() if len(v) >= MIN_HISTOGRAM_TEXTS} for a, by_gen in found.items()}
         by_arm = {a: v for a, v in by_arm.items() if v}
         if not by_arm:
+            counts = sorted({len(v) for by_gen in found.values() for v in by_gen.values()})
+            if counts:
+                doc.add(Para(f"No histogram of per-sequence {display(metric)[0]}: {' to '.join(map(str, sorted({counts[0], counts[-1]})))} "
+                             f"texts per generation (seeds pooled), fewer than the {MIN_HISTOGRAM_TEXTS} a histogram needs."))
             continue
         human = ((run.run_metrics.get(ref) or {}).get("details") or {}).get("per_sequence") if ref else None
         panels = {}
@@ -297,8 +348,12 @@ def histograms(run: RunData, doc: Document, figdir: Path) -> None:
                              + ("; dashed: the human test texts under the same model" if human else "") + "."))
 
 
-def knowledge_and_stages(run: RunData, doc: Document) -> None:
-    """MMLU accuracy by group per generation, and the collapse stage A/B/C of every generation."""
+def knowledge_and_stages(run: RunData, doc: Document, figdir: Path) -> None:
+    """MMLU accuracy by group per generation, and the collapse stage A/B/C of every
+    generation; absent when the run has neither."""
+    staged = [g for g in run.gens if "collapse_stage" in g.doc["metrics"]]
+    if "mmlu_accuracy" not in run.metric_names and not staged:
+        return
     doc.add(Heading("Knowledge retention and collapse stages"))
     gens = list(range(run.last_generation + 1))
     groups = sorted({m for m in run.metric_names if m.startswith("mmlu_accuracy.group.")})
@@ -311,11 +366,7 @@ def knowledge_and_stages(run: RunData, doc: Document) -> None:
         fmt_ = run.cfg.evaluation.mmlu.formats[0] if run.cfg.evaluation.mmlu else "?"
         doc.add(Table(["arm", "MMLU"] + [f"gen {g}" for g in gens], rows,
                       caption=f"MMLU accuracy (0-1, chance 0.25; format {fmt_}) per subject group and generation; per-subject values are in metrics.json and the database"))
-    else:
-        doc.add(Para("MMLU was not evaluated in this run (`evaluation.mmlu` is not set)."))
-    staged = [g for g in run.gens if "collapse_stage" in g.doc["metrics"]]
     if not staged:
-        doc.add(Para("No collapse stage: this task gives no accuracy of its own and MMLU was not evaluated."))
         return
     rows = []
     for g in sorted(staged, key=lambda x: (run.arms.index(x.arm), x.seed, x.generation)):

@@ -19,6 +19,7 @@ from collapselab.records import atomic_write_text
 from collapselab.report.document import Document, Figure, Heading, Para, Table
 from collapselab.reproduce.suite import read_reproduction
 from collapselab.reproduce.verdicts import MIN_SEEDS, magnitude_text, ours_text, paper_text
+from collapselab.results import RunData
 
 RULES = (f"A check is **reproduced** when the 95 % interval of its value over seeds (paired by seed: the same seed's arms "
          f"share generation 0) lies entirely on the side of 0 the paper claims, **not reproduced** when it lies entirely on "
@@ -26,9 +27,9 @@ RULES = (f"A check is **reproduced** when the 95 % interval of its value over se
          "claim is reproduced when every check is. The paper's magnitude is reported beside ours, never judged.")
 
 
-def section(run_dir: Path, doc: Document, figdir: Path) -> None:
+def section(run: RunData, doc: Document, figdir: Path) -> None:
     """The run report's "Reproduction" section; nothing when the run holds no reproduction.json."""
-    results = read_reproduction(run_dir)
+    results = read_reproduction(run.run_dir)
     if results is None:
         return
     doc.add(Heading("Reproduction"))

@@ -74,6 +74,18 @@ def titles(at) -> list[str]:
     return out
 
 
+def legends(spec: dict) -> list[tuple[str, str, dict | None, dict]]:
+    """(channel, field, legend, scale) of every colour, fill and dash encoding of a chart
+    spec, its layers' included; legend is None where the encoding hides it."""
+    out = []
+    for part in [spec, *spec.get("layer", [])]:
+        for channel in ("color", "fill", "strokeDash"):
+            enc = part.get("encoding", {}).get(channel)
+            if enc and "field" in enc:
+                out.append((channel, enc["field"], enc.get("legend", {}), enc.get("scale", {})))
+    return out
+
+
 def texts(at) -> str:
     """Every markdown, caption, info and text element of the page, joined."""
     kinds = ("markdown", "caption", "info", "text", "success", "warning", "error")

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from collapselab.report.palette import arm_colors
 from collapselab.results import load_run, run_from_store
+from collapselab.rundir.generation import SYNTHETIC, TRAIN
 from collapselab.store import Store
 
-from .apptest import charts, fill, frames, page, rerun, texts, titles
+from .apptest import charts, fill, frames, legends, page, rerun, texts, titles
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +26,7 @@ def ids(tiny_lm_run, tiny_qa_run, tiny_three_arm_run) -> dict[str, str]:
 
 def test_runs_page_lists_status_and_compares_configs(db, ids, monkeypatch):
     at = page(monkeypatch, db, page="runs")
-    (runs, diff) = frames(at)
+    (runs, _, diff) = frames(at)
     by_id = runs.set_index("run")
     assert set(by_id.index) == set(ids.values())
     assert by_id.loc[ids["lm"], "status"] == "done" and by_id.loc[ids["lm"], "generations"] == "8 of 8"
@@ -32,11 +34,11 @@ def test_runs_page_lists_status_and_compares_configs(db, ids, monkeypatch):
     assert by_id.loc[ids["lm"], "git SHA"] and by_id.loc[ids["lm"], "config hash"]
     at.selectbox(key="compare_a").select(ids["lm"])
     at.selectbox(key="compare_b").select(ids["qa"])
-    keys = set(frames(rerun(at))[1]["key"])
+    keys = set(frames(rerun(at))[2]["key"])
     assert {"experiment.task", "experiment.name", "data.path"} <= keys
     assert "training.epochs" not in keys  # equal in both: hidden by default
     at.checkbox(key="all_keys").check()
-    assert "training.epochs" in set(frames(rerun(at))[1]["key"])
+    assert "training.epochs" in set(frames(rerun(at))[2]["key"])
     at.selectbox(key="experiment").select("tiny")
     assert list(frames(rerun(at))[0]["run"]) == [ids["lm"]]
     assert "One run only" in texts(at)
@@ -109,8 +111,81 @@ def test_question_page_follows_question_search_and_arm(db, ids, monkeypatch):
     rerun(at)
     assert set(frames(at)[0].arm) == {"accumulate"} and titles(at) == ["EM (%) of this question per generation"]
 
-    lm = page(monkeypatch, db, page="question", run=ids["lm"])
-    assert "it has no test questions" in texts(lm) and not frames(lm)
+
+
+def test_runs_page_compares_two_runs_metrics(db, ids, tiny_lm_run, tiny_qa_run, monkeypatch):
+    at = page(monkeypatch, db, page="runs", compare_a=ids["qa"], compare_b=ids["lm"])
+    metrics = frames(at)[1]
+    a, b = f"A: {ids['qa']} (gen 2)", f"B: {ids['lm']} (gen 1)"
+    assert list(metrics.columns) == ["metric", "arm", a, b, "B - A"]
+    by = metrics.set_index(["metric", "arm"])
+    lm, qa = load_run(tiny_lm_run.run_dir), load_run(tiny_qa_run.run_dir)
+    for arm in ("replace", "accumulate"):  # each run's last generation, mean over its seeds, arms paired by name
+        ppl = lm.values(arm, 1, "perplexity")
+        assert by.loc[("perplexity (test, current model)", arm), b] == pytest.approx(sum(ppl) / len(ppl))
+        assert by.loc[("F1 (%)", arm), a] == pytest.approx(qa.values(arm, 2, "f1")[0])
+        assert by.loc[("perplexity (test, current model)", arm), [a, "B - A"]].isna().all()  # the qa run has none
+    assert "distinct-2 (synthetic, 0-1)" not in set(metrics.metric)  # the tasks' headline metrics by default
+    at.checkbox(key="all_metrics").check()
+    assert "distinct-2 (synthetic, 0-1)" in set(frames(rerun(at))[1].metric)
+    same = page(monkeypatch, db, page="runs", compare_a=ids["lm"], compare_b=ids["lm"])
+    assert (frames(same)[1]["B - A"] == 0).all()
+
+
+def test_question_page_shows_one_prompt_per_generation_of_an_lm_run(db, ids, tiny_lm_run, monkeypatch):
+    at = page(monkeypatch, db, page="question", run=ids["lm"])
+    run = load_run(tiny_lm_run.run_dir)
+    prompt = at.selectbox(key="prompt").value
+    human = {r.id: r.text for r in run.records(run.find("replace", 0)[0], TRAIN)}
+    assert human[prompt].strip() in texts(at)
+    table = frames(at)[0]
+    assert len(table) == 2 * 2 * 2  # arms x seeds x generations
+    for row in table.itertuples():
+        g = [x for x in run.find(row.arm, row.generation) if x.seed == row.seed][0]
+        written = {r.parent_id: r.text for r in run.records(g, SYNTHETIC)}
+        assert row.continuation == written[prompt] and row.perplexity > 1
+    side = at.table[0].value  # generation x arm, the first chosen seed
+    assert list(side.columns) == ["replace", "accumulate"] and list(side.index) == ["generation 0", "generation 1"]
+    assert titles(at) == ["Perplexity of this prompt's continuation under the generation-0 model"]
+    fourth = at.selectbox(key="prompt").options[3].rsplit(" [", 1)[1].rstrip("]")  # options read "text… [id]"
+    at.selectbox(key="prompt").select(fourth)
+    at.multiselect(key="arms").set_value(["accumulate"])
+    rerun(at)
+    other = at.selectbox(key="prompt").value
+    assert other != prompt and set(frames(at)[0].arm) == {"accumulate"} and human[other].strip() in texts(at)
+    at.text_input(key="search").input("zzz-nothing")
+    assert "No prompt contains" in texts(rerun(at))
+
+
+VIEWS = [("runs", "lm", {}), ("generations", "lm", {"show_seeds": "1"}), ("generations", "qa", {}),
+         ("question", "qa", {}), ("question", "lm", {}), ("synthetic", "lm", {}),
+         ("refinery", "three", {"build": "C-synthetic / seed 0"})]
+
+
+def test_every_chart_has_a_legend_naming_its_arms_in_their_colours(db, ids, monkeypatch):
+    arms = {"lm": ["replace", "accumulate"], "qa": ["replace", "accumulate"],
+            "three": ["A-human", "B-contaminated", "C-synthetic"]}
+    drawn = 0
+    for name, run, params in VIEWS:
+        at = page(monkeypatch, db, page=name, run=ids[run], **params)
+        for spec, title in zip(charts(at), titles(at), strict=True):
+            drawn += 1
+            found = legends(spec)
+            assert found, (name, title)  # a legend, and no layer that hides it
+            assert all(legend is not None for _, _, legend, _ in found), (name, title)
+            colors = arm_colors(arms[run])
+            for _, field, _, scale in found:
+                if field == "arm":  # the arms shown, each in its run-wide colour
+                    assert scale["domain"] and set(scale["domain"]) <= set(arms[run]), (name, title)
+                    assert scale["range"] == [colors[a] for a in scale["domain"]], (name, title)
+            if name == "generations" and params.get("show_seeds"):  # the seeds' dashes are named too
+                assert {("color", "arm"), ("strokeDash", "seed")} <= {(c, f) for c, f, _, _ in found}
+            assert spec.get("padding", {}).get("top", 0) > 0 and spec["title"]["limit"] == 0  # titles are not clipped
+    assert drawn >= 9
+    # hiding an arm keeps the other's colour
+    at = page(monkeypatch, db, page="generations", run=ids["lm"], arms="accumulate")
+    (_, _, _, scale) = [x for x in legends(charts(at)[0]) if x[1] == "arm"][0]
+    assert scale == {"domain": ["accumulate"], "range": [arm_colors(arms["lm"])["accumulate"]]}
 
 
 def test_synthetic_page_sorts_by_perplexity_and_draws_every_generation(db, ids, tiny_lm_run, monkeypatch):

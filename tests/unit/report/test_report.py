@@ -15,9 +15,10 @@ from collapselab.records import read_records
 from collapselab.refinery.filters import REASONS
 from collapselab.refinery.pipeline import rejection_of
 
-SECTIONS = ["Overview", "Success criteria", "Main results", "F1 comparison", "All main metrics", "Gap to the human baseline",
-            "Every metric per generation", "Dataset statistics", "Refinery and filter effectiveness", "Sample predictions",
-            "every arm right", "wrong, `C-synthetic` right", "every arm wrong", "Training details", "Reproducibility"]
+SECTIONS = ["What happened", "Findings", "Limitations", "Overview", "Success criteria", "Main results", "F1 comparison",
+            "All main metrics", "Gap to the human baseline", "Dataset statistics", "Refinery and filter effectiveness",
+            "Sample predictions", "every arm right", "wrong, `C-synthetic` right", "every arm wrong", "Training details",
+            "Reproducibility"]
 PLACEHOLDER = re.compile(r"TO BE FILLED|\b[Nn]a[Nn]\b|\bNone\b|TODO|TBD|[Pp]laceholder|\binf\b")
 EMBEDDED_IMAGE = re.compile(r'data:image/[a-z]+;base64,[A-Za-z0-9+/=]+')
 
@@ -71,8 +72,8 @@ def test_three_arm_report_has_every_section_and_no_placeholder(three_arm_run, tm
     for s in SECTIONS:
         assert s in md, s
     assert not _placeholder(md) and not _placeholder(html)
-    assert "recovery (C - B) / (A - B)" in md and "(1 seed)" in md
-    assert "One generation per arm" in md  # the recursive section says it does not apply
+    assert "recovery (C - B) / (A - B)" in md and "(1 seed)" not in md  # one seed: one note, not one per cell
+    assert "Every metric per generation" not in md  # one generation: no curves, and no section saying so
     # the gap figure is drawn only where some gap is not 0; else the report says so (and the
     # gap table's every number is 0)
     gap = md.split("## Gap to the human baseline", 1)[1].split("\n## ", 1)[0]
@@ -91,8 +92,8 @@ def test_recursive_lm_report(tiny_lm_run, tmp_path):
     run_dir = tiny_lm_run.run_dir
     md, html = _report(run_dir, tmp_path / "out")
     assert not _placeholder(md) and not _placeholder(html)
-    assert "Not a three-arm refinery run" in md and "No refinery in this run" in md
-    assert "perplexity comparison" in md and "gen 1" in md and "(2 seeds)" in md
+    assert "Success criteria" not in md and "Refinery and filter effectiveness" not in md  # absent, not "does not apply"
+    assert "perplexity comparison" in md and "gen 1" in md and "mean over 2 seeds" in md
     assert (tmp_path / "out/figures/generations-test.png").exists() and (tmp_path / "out/figures/generations-synthetic.png").exists()
 
 

@@ -42,8 +42,8 @@ def lm_run(tmp_path_factory) -> Path:
 def test_recursive_lm_report(lm_run, tmp_path):
     md, html = _report(lm_run, tmp_path / "out")
     assert not _placeholder(md) and not _placeholder(html)
-    assert "Not a three-arm refinery run" in md and "No refinery in this run" in md
-    assert "perplexity comparison" in md and "gen 1" in md and "(2 seeds)" in md
+    assert "Success criteria" not in md and "Refinery and filter effectiveness" not in md  # absent, not "does not apply"
+    assert "perplexity comparison" in md and "gen 1" in md and "mean over 2 seeds" in md
     assert (tmp_path / "out/figures/generations-test.png").exists() and (tmp_path / "out/figures/generations-synthetic.png").exists()
 
 
@@ -60,7 +60,13 @@ def test_only_what_varies_is_plotted_and_baselines_are_reference_lines(lm_run):
     assert lines["perplexity"][0][1] == pytest.approx(run.find("replace", 0)[0].metrics["unigram_perplexity"])
 
 
-def test_report_draws_the_external_reference_per_generation_and_the_histograms(lm_run, tmp_path):
+def test_report_draws_the_external_reference_per_generation_and_the_histograms(lm_run, tmp_path, monkeypatch):
+    from collapselab.report import outcomes
+
+    few = write_report(lm_run, tmp_path / "few").markdown.read_text()  # 48 and 32 texts per generation: no histogram
+    assert "histogram-" not in few
+    assert "No histogram of per-sequence synthetic perplexity (g0): 48 texts per generation" in few
+    monkeypatch.setattr(outcomes, "MIN_HISTOGRAM_TEXTS", 10)  # enough here: the same run draws them
     paths = write_report(lm_run, tmp_path / "report")
     md = paths.markdown.read_text()
     assert "synthetic perplexity (external)" in md and "human test perplexity (external)" in md

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from collapselab.dashboard.source import Source
+from collapselab.report.palette import arm_colors
 from collapselab.tasks import get_task
 
 
@@ -28,6 +29,11 @@ class Context:
     def arms(self) -> list[str]:
         assert self.run is not None
         return self.run["arms"]
+
+    @property
+    def colors(self) -> dict[str, str]:
+        """Every arm of the chosen run -> its colour, as the report colours it."""
+        return arm_colors(self.arms)
 
     @property
     def task(self) -> str | None:

@@ -79,10 +79,11 @@ def render(ctx: Context) -> None:
         per_seed = chosen[chosen.name == metric][["arm", "seed", "generation", "value"]] if show_seeds else None
         chart = charts.metric_over_generations(
             table[table.metric == metric], per_seed, title=f"{display(metric)[0]} ({direction})",
-            y_title=metric_label(metric), arms=arms)
+            y_title=metric_label(metric), arms=arms, colors=ctx.colors)
         columns[i % 2].altair_chart(chart, width="stretch")
     seeds_note = "one seed: no band" if len(seeds) == 1 else f"band: 95 % CI of the mean over {len(seeds)} seeds"
-    st.caption(f"Mean over seeds per arm; {seeds_note}. Each metric's direction of better is in its title.")
+    dashed = "; dashed lines: each seed (legend: seed)" if show_seeds else ""
+    st.caption(f"Mean over seeds per arm (legend: arm); {seeds_note}{dashed}. Each metric's direction of better is in its title.")
 
     _stage_section(ctx, arms, seeds)
 

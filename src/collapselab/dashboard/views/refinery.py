@@ -51,7 +51,9 @@ def render(ctx: Context) -> None:
     stats = builds[build]
 
     left, right = st.columns(2)
-    left.altair_chart(charts.funnel(funnel_stages(stats), title=f"Filter funnel of {build}"), width="stretch")
+    arm = keys[build][0]
+    left.altair_chart(charts.funnel(funnel_stages(stats), title=f"Filter funnel of {build}", arm=arm, colors=ctx.colors),
+                      width="stretch")
     strategies = pd.DataFrame([
         {"strategy": name, "planned": v.get("planned", v.get("attempts")), "not applicable": v.get("not_applicable", 0),
          "passed filters": v.get("passed"), "success rate": v.get("success_rate")}
@@ -60,7 +62,8 @@ def render(ctx: Context) -> None:
         right.write("This build records no per-strategy counts.")
     else:
         right.altair_chart(charts.bars(strategies.dropna(subset=["success rate"]), x="success rate", y="strategy",
-                                       x_title="success rate (passed / planned)", title="Success rate per strategy"),
+                                       x_title="success rate (passed / planned)", title="Success rate per strategy",
+                                       arm=arm, colors=ctx.colors),
                            width="stretch")
         st.dataframe(strategies, hide_index=True)
 
