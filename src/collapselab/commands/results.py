@@ -27,7 +27,7 @@ WIDTH = 100  # the default table fits this many columns
 def results(
     runs: Annotated[
         list[str] | None,
-        typer.Argument(help="Run id or run directory; two to compare their metrics; omit to list the runs.", metavar="[RUN [RUN_B]]"),
+        typer.Argument(help="Run id or run directory; two to compare their metrics; omit to list the runs.", metavar="RUN"),
     ] = None,
     format: Annotated[Format, typer.Option("--format", "-f", help="Output format; csv, json and md hold every metric and column.")] = Format.table,
     all_: Annotated[bool, typer.Option("--all", help="Every metric (every column of the run list), not only the headline ones.")] = False,
