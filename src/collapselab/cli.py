@@ -15,7 +15,7 @@ import warnings
 from enum import Enum
 from functools import partial
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, NoReturn, get_args
 
 import typer
 
@@ -163,7 +163,7 @@ class CollapselabCommands(TyperGroup):
             raise typer.Exit(EXIT_FAILED) from None
 
 
-def _usage_error(e: UsageError) -> None:
+def _usage_error(e: UsageError) -> NoReturn:
     """A command line that does not parse, as one line (click draws a box of five); the
     bare `collapselab` (no command) still shows the help."""
     if isinstance(e, NoArgsIsHelpError):

@@ -29,13 +29,12 @@ def _output(quiet: bool) -> Iterator[None]:
     progress bars of the libraries underneath (transformers draws one per model load and
     save, several per generation), and SIGTERM stopping the run as Ctrl-C does (the engine
     records it `interrupted`). The libraries read the environment; it is put back afterwards."""
-    settings = {"HF_HUB_DISABLE_PROGRESS_BARS": "1"}  # transformers' "Loading weights", "Writing model shards"
-    if quiet:
-        settings[textio.PROGRESS_ENV] = "off"
-    before = {k: os.environ.get(k) for k in (*settings, "TQDM_DISABLE")}
+    mode = "off" if quiet else textio.progress_mode()  # an unknown $COLLAPSELAB_PROGRESS fails here
+    settings = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", textio.PROGRESS_ENV: mode}  # transformers' "Loading weights", "Writing model shards"
+    if mode != "bar":
+        settings["TQDM_DISABLE"] = "1"  # any other library's tqdm (the GGUF conversion) in a log file
+    before = {k: os.environ.get(k) for k in settings}
     os.environ.update(settings)
-    if textio.progress_mode() != "bar":
-        os.environ["TQDM_DISABLE"] = "1"  # any other library's tqdm (the GGUF conversion) in a log file
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         yield
