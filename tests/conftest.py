@@ -83,11 +83,11 @@ def catalogue_model(catalogue_folder) -> Callable[[str], Path]:
     `resolve_model_path(name)` looks, so configs can say `model.name: <name>`.
     Tests must not write into the folder: every test of the session shares it.
     """
-    from collapselab.models.catalogue import cached_folder, declared_sha256, entry
+    from collapselab.models.catalogue import cached_folder, entry
 
     def get(name: str) -> Path:
         folder = catalogue_folder(name)
-        link = cached_folder(entry(name), declared_sha256(entry(name)))
+        link = cached_folder(entry(name), entry(name).sha256)
         if not link.exists():
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(folder, target_is_directory=True)

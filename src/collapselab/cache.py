@@ -6,8 +6,8 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -62,10 +62,35 @@ def filled(entry: Path, build: Callable[[Path], None]) -> Path:
     with (entry.parent / f".{entry.name}.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
         if not entry.exists():  # else another process built it while this one waited
-            scratch = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+            scratch = new_folder_beside(entry)
             try:
                 build(scratch / entry.name)
+                apply_umask(scratch / entry.name)
                 os.replace(scratch / entry.name, entry)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
     return entry
+
+
+def new_folder_beside(path: Path) -> Path:
+    """A new empty folder in `path`'s folder, under a hidden name no other process picks.
+
+    Made with the process's umask (0755 under the usual 022), not mkdtemp's 0700: what is
+    built inside it is renamed into place, and a cache, run directory or model folder must be
+    as readable as any other folder the user makes.
+    """
+    folder = path.parent / f".{path.name}.{secrets.token_hex(8)}"
+    folder.mkdir()
+    return folder
+
+
+def apply_umask(root: Path) -> None:
+    """Give `root` and everything under it the mode a plain `open` or `mkdir` gives (0666 or
+    0777 less the process's umask: 0644 and 0755 under the usual 022). Some libraries write
+    through private temporary files (safetensors leaves model weights 0600); a model folder,
+    like any file of a run, must be as readable as the user's umask says."""
+    mask = os.umask(0o022)  # the only portable way to read it is to set it
+    os.umask(mask)
+    for path in [root, *root.rglob("*")] if root.is_dir() else [root]:
+        if not path.is_symlink():
+            path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)

@@ -147,7 +147,10 @@ def run_experiment(
             for seed in cfg.experiment.seeds:
                 for arm in cfg.arms:
                     run_arm(lab, arm, seed)
-        except BaseException as e:  # Ctrl-C too: a stopped run is not running
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through the CLI (errors.Interrupted)
+            store.record_run_status(db_url, run_dir, "interrupted")
+            raise
+        except BaseException as e:  # a stopped run is not running
             store.record_run_status(db_url, run_dir, "failed", error=f"{type(e).__name__}: {e}")
             raise
         store.record_run_status(db_url, run_dir, "done")

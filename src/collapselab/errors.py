@@ -12,6 +12,7 @@ Exit codes, the same for every command:
     2  bad input: a config key or value, a data or predictions file, a record or field,
        a run directory, a model name
     3  the results database cannot be opened or reached
+    130, 143  stopped by Ctrl-C (SIGINT) or SIGTERM (`Interrupted`)
 """
 
 from __future__ import annotations
@@ -80,3 +81,15 @@ class DatabaseUnreachable(StoreError):
 
 class ModelError(CollapselabError, ValueError):
     """A model could not be resolved or loaded; the message names it and where it was looked for."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The process was asked to stop (SIGTERM; Ctrl-C raises KeyboardInterrupt itself).
+
+    A KeyboardInterrupt, so everything that cleans up after Ctrl-C cleans up after it too,
+    and a run stopped either way is recorded as `interrupted`. The CLI exits 128 + the signal.
+    """
+
+    def __init__(self, signal_number: int, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_number, self.signal_name = signal_number, signal_name

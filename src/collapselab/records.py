@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -149,8 +149,15 @@ def require_fields(records: Sequence[Record], names: Sequence[str], *, where: st
 
 
 def _atomic_target(path: Path) -> tuple[int, str]:
+    """A new temporary file beside `path`, under a name no other writer picks.
+
+    Created with mode 0666 less the process's umask (as `open` creates files), not mkstemp's
+    0600: the file is renamed onto `path`, and a run directory, report or export must be as
+    readable as any other file the user writes (0644 under the usual umask 022).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(tmp)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

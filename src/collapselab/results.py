@@ -11,9 +11,11 @@ Generation folders themselves are read through `collapselab.rundir.generation`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from statistics import fmean
 from typing import TYPE_CHECKING, Any, Protocol
 
 from collapselab.config import ExperimentConfig, config_from_dict
@@ -22,6 +24,7 @@ from collapselab.records import Record
 from collapselab.rundir.folders import load_run_config, read_manifest
 from collapselab.rundir.generation import DATA_FILES, GenerationFolder, planned
 from collapselab.rundir.metrics_file import RUN_METRICS, read_run_metrics_file
+from collapselab.rundir.summary import COLUMNS
 from collapselab.tasks import Task, get_task
 
 if TYPE_CHECKING:
@@ -256,3 +259,54 @@ def resolve_run_dir(run: str, db: str | None) -> Path:
     if not (folder / "manifest.json").is_file():
         raise RunError(f"run {run!r} is recorded in the database but its directory {folder} is not here; pass the run directory")
     return folder
+
+
+# ---------------------------------------------------------------- metric tables
+
+
+def headline_metrics(names: Iterable[str]) -> list[str]:
+    """Of the metric `names`, those `collapselab status` shows (`rundir.summary.COLUMNS`), in
+    its order: the few numbers a run is read by at a glance."""
+    present = set(names)
+    return [m for m, _ in COLUMNS if m in present]
+
+
+def metric_format(name: str) -> str:
+    """How a metric's value is written in tables: the status table's format, else 4 digits."""
+    return dict(COLUMNS).get(name, "{:.4g}")
+
+
+def _means(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str, int], float]:
+    """(metric, arm, generation) -> the mean over seeds, from metric rows (arm, seed,
+    generation, name, value: `Store.metrics`); a value not computed (None, NaN) is left out."""
+    values: dict[tuple[str, str, int], list[float]] = {}
+    for r in rows:
+        if r["value"] is not None and r["value"] == r["value"]:
+            values.setdefault((r["name"], r["arm"], r["generation"]), []).append(r["value"])
+    return {k: fmean(v) for k, v in values.items()}
+
+
+def arms_side_by_side(rows: Iterable[dict[str, Any]], metrics: Sequence[str], arms: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per (metric, generation) with a value, one column per arm (mean over seeds;
+    None where the arm has none), from metric rows as `Store.metrics` returns them."""
+    means = _means(rows)
+    out = []
+    for m in metrics:
+        for g in sorted({g for (n, _, g) in means if n == m}):
+            out.append({"metric": m, "generation": g, **{a: means.get((m, a, g)) for a in arms}})
+    return out
+
+
+def compare_runs(a: Iterable[dict[str, Any]], b: Iterable[dict[str, Any]], metrics: Sequence[str], arms: Sequence[str]) -> list[dict[str, Any]]:
+    """Two runs' metrics side by side: one row per (metric, arm, generation) that either run
+    has, with run A's and run B's value (mean over seeds; None where a run has none) and the
+    change from A to B."""
+    ma, mb = _means(a), _means(b)
+    out = []
+    for m in metrics:
+        for arm in arms:
+            for g in sorted({g for (n, x, g) in ma.keys() | mb.keys() if (n, x) == (m, arm)}):
+                va, vb = ma.get((m, arm, g)), mb.get((m, arm, g))
+                out.append({"metric": m, "arm": arm, "generation": g, "a": va, "b": vb,
+                            "change": None if va is None or vb is None else vb - va})
+    return out

@@ -6,6 +6,9 @@ truncated or syntactically broken always fails the same way: a one-line named er
 file, and where in it (line and column, or the JSON Lines record). Each caller passes the
 error class of its own layer (`DatasetError`, `ConfigError`, `StoreError`...), so callers
 keep catching what they caught before.
+
+It also writes the one kind of text the loop prints on its own: progress (`progress`), a
+live bar on a terminal, a plain line now and then in a log file, nothing when asked.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
+import time
 from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any
@@ -184,3 +189,68 @@ def _unique_key_loader() -> Any:
 
     UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
     return UniqueKeyLoader
+
+
+# ---------------------------------------------------------------- progress
+
+PROGRESS_ENV = "COLLAPSELAB_PROGRESS"
+PROGRESS_MODES = ("bar", "lines", "off")
+LINE_EVERY_S = 30.0  # a progress line at most this often (plus one when the work ends)
+
+
+def progress_mode() -> str:
+    """How progress is shown: `$COLLAPSELAB_PROGRESS` (bar, lines or off), else a bar when
+    stderr is a terminal and plain lines when it is a file or a pipe (a log file then holds
+    a line every `LINE_EVERY_S` seconds, not every redraw of a bar)."""
+    mode = os.environ.get(PROGRESS_ENV)
+    if mode is None:
+        return "bar" if sys.stderr.isatty() else "lines"
+    if mode not in PROGRESS_MODES:
+        raise CollapselabError(f"${PROGRESS_ENV}={mode!r}: expected one of {', '.join(PROGRESS_MODES)}")
+    return mode
+
+
+def progress(total: int, desc: str, unit: str, *, show: bool = True, leave: bool = True) -> Any:
+    """A progress counter for `total` units of work, written to stderr as `progress_mode` says.
+
+    The object has tqdm's `update(n)`, `set_postfix(**values)` and `close()`; `show=False`
+    (a rank other than 0, a server's batch) shows nothing whatever the mode.
+    """
+    mode = progress_mode() if show else "off"
+    if mode == "lines":
+        return ProgressLines(total, desc, unit)
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=mode == "off", dynamic_ncols=True, leave=leave)
+
+
+class ProgressLines:
+    """Progress as a plain line now and then, for logs: `desc: 40/100 steps (40 %), 12 s,
+    about 18 s left, loss=3.100`, at most every `LINE_EVERY_S` seconds, and one when closed."""
+
+    def __init__(self, total: int, desc: str, unit: str):
+        self.total, self.desc, self.unit = total, desc, unit
+        self.done, self.postfix = 0, ""
+        self.started = self.last = time.monotonic()
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if time.monotonic() - self.last >= LINE_EVERY_S:
+            self._line()
+
+    def set_postfix(self, refresh: bool = False, **values: Any) -> None:
+        self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
+
+    def close(self) -> None:
+        if self.done:
+            self._line()
+
+    def _line(self) -> None:
+        self.last = time.monotonic()
+        spent = self.last - self.started
+        parts = [f"{self.desc}: {self.done}/{self.total} {self.unit}s ({100 * self.done / max(self.total, 1):.0f} %)", f"{spent:.0f} s"]
+        if 0 < self.done < self.total:
+            parts.append(f"about {spent * (self.total - self.done) / self.done:.0f} s left")
+        if self.postfix:
+            parts.append(self.postfix)
+        print(", ".join(parts), file=sys.stderr, flush=True)

@@ -140,6 +140,8 @@ CASES: list[tuple[str, int, str]] = [
     ("run {bad}/config-mistyped.yaml", 2, "{bad}/config-mistyped.yaml: experiment.generations: Input should be a valid integer"),
     ("run {bad}/config-duplicate.yaml", 2, "{bad}/config-duplicate.yaml:"),
     ("run {bad}/missing.yaml", 2, "{bad}/missing.yaml: config file does not exist; ready configs: "),
+    ("run {bad}/lm.yml", 2, "{bad}/lm.yml: config file does not exist; did you mean {bad}/lm.yaml?"),
+    ("run quikstart", 2, "quikstart: config file does not exist; did you mean the ready config 'quickstart'"),
     ("run {bad}/lm.yaml --set training.epochz=1", 2, "unknown key 'training.epochz'"),
     # run: data files
     ("run {bad}/qa-truncated.yaml", 2, "{bad}/squad-truncated.json:1:"),
@@ -192,6 +194,13 @@ CASES: list[tuple[str, int, str]] = [
     ("report {bad}/run-metrics-list", 2, "{bad}/run-metrics-list/replace/seed-0/gen-0/metrics.json: key "),
     ("report run-x --db " + UNREACHABLE, 3, "cannot reach the results database"),
     # the results database
+    ("results run-x run-y --db sqlite:///{bad}/empty.db", 2, "unknown run 'run-x'"),
+    ("results --format xml --db sqlite:///{bad}/empty.db", 2, "Invalid value for '--format' / '-f'"),
+    ("status run-x --db sqlite:///{bad}/empty.db", 2, "unknown run 'run-x'"),
+    ("status run-x --db not-a-url", 3, "database URL 'not-a-url' is not a SQLAlchemy URL"),
+    ("dashboard --db not-a-url", 3, "database URL 'not-a-url' is not a SQLAlchemy URL"),
+    ("sweep {bad}/lm.yaml --grid training.epochs=1,2 --db not-a-url", 3, "database URL 'not-a-url' is not a SQLAlchemy URL"),
+    ("run --db sqlite:///{bad}/empty.db", 2, "Missing argument 'config'"),
     ("results --db " + UNREACHABLE, 3, "postgresql+psycopg://nobody@127.0.0.1:9/none: cannot reach the results database (OperationalError: "),
     ("results --db sqlite:///{bad}/notadb.db", 3, "{bad}/notadb.db: cannot open the results database (DatabaseError: file is not a database)"),
     ("results --db sqlite:///{bad}/missing.db", 3, "no results database at {bad}/missing.db"),

@@ -104,3 +104,47 @@ def test_parquet_reads_and_every_damage_is_one_named_line(tmp_path):
         _raises(fn, tmp_path, f"{tmp_path}: is a folder, expected a file")
     with pytest.raises(FileFormatError, match=f"^{p}: not a readable Parquet file \\(.*scores"):
         read_parquet(p, columns=["scores"])
+
+
+def test_progress_in_a_log_is_a_line_now_and_then_and_one_at_the_end(monkeypatch, capsys):
+    from collapselab import textio
+
+    clock = [100.0]
+    monkeypatch.setattr(textio.time, "monotonic", lambda: clock[0])
+    monkeypatch.delenv(textio.PROGRESS_ENV, raising=False)
+    bar = textio.progress(100, "train replace g1", "step")  # stderr is not a terminal here
+    for _ in range(100):
+        clock[0] += 1.0  # a step a second: a line every 30 s
+        bar.set_postfix(loss="2.500", refresh=False)
+        bar.update(1)
+    bar.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "train replace g1: 30/100 steps (30 %), 30 s, about 70 s left, loss=2.500",
+        "train replace g1: 60/100 steps (60 %), 60 s, about 40 s left, loss=2.500",
+        "train replace g1: 90/100 steps (90 %), 90 s, about 10 s left, loss=2.500",
+        "train replace g1: 100/100 steps (100 %), 100 s, loss=2.500",
+    ]
+
+
+@pytest.mark.parametrize(("mode", "shows"), [("off", False), ("lines", True), ("bar", True)])
+def test_progress_mode_comes_from_the_environment(mode, shows, monkeypatch, capsys):
+    from collapselab import textio
+
+    monkeypatch.setenv(textio.PROGRESS_ENV, mode)
+    bar = textio.progress(3, "generate g0", "prompt")
+    bar.update(3)
+    bar.close()
+    assert ("generate g0" in capsys.readouterr().err) == shows
+    silent = textio.progress(3, "rank 1", "step", show=False)  # another rank: never shown
+    silent.update(3)
+    silent.close()
+    assert "rank 1" not in capsys.readouterr().err
+
+
+def test_an_unknown_progress_mode_names_the_variable(monkeypatch):
+    from collapselab import textio
+
+    monkeypatch.setenv(textio.PROGRESS_ENV, "loud")
+    with pytest.raises(textio.CollapselabError, match=r"^\$COLLAPSELAB_PROGRESS='loud': expected one of bar, lines, off$"):
+        textio.progress_mode()

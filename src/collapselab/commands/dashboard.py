@@ -16,13 +16,10 @@ def dashboard(
     refresh: Annotated[int, typer.Option(min=0, max=3600, help="Seconds between live refreshes; 0 starts with live refresh off (the page has a switch).")] = 5,
 ) -> None:
     """Open the dashboard (Streamlit) on the results database."""
-    import sqlalchemy as sa
-
     from collapselab.dashboard import serve
-    from collapselab.store import resolve_url
+    from collapselab.store import resolve_url, shown_url
 
-    url = resolve_url(db)
-    shown = sa.make_url(url).render_as_string(hide_password=True)
+    url, shown = resolve_url(db), shown_url(db)  # a URL that does not parse fails here, in one line
     typer.echo(f"dashboard of {shown} on http://{host}:{port}", err=True)
     serve(url, port=port, host=host, refresh=refresh)
 

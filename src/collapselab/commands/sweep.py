@@ -23,6 +23,7 @@ def sweep(
     """Run every grid point as its own run on Ray; again to continue what is unfinished."""
     from collapselab.config import load_config
     from collapselab.config.files import resolve_config
+    from collapselab.store import connect
     from collapselab.sweep.compare import comparison_rows, from_folder
     from collapselab.sweep.plan import plan_sweep
     from collapselab.sweep.report import write_sweep_report
@@ -30,6 +31,7 @@ def sweep(
 
     # Named errors reach the CLI's one handler (one line, their exit code).
     plan = plan_sweep(load_config(resolve_config(config), set_ or []), grid or [], name)
+    connect(db).dispose()  # a database that cannot be used fails now, in one line, before any trial starts
     outcome = run_sweep(plan, address=address, db_url=db, say=typer.echo)
     trials = from_folder(plan.folder)
     _print_table(comparison_rows(trials), f"sweep {plan.name}: final generation of each trial")

@@ -2,11 +2,13 @@
 
 The ready configs live once, in the checkout's `configs/`; `src/collapselab/configs` links
 to it, so an installed package carries the same files (package data) and
-`collapselab run quickstart` works from any folder, installed or not.
+`collapselab run quickstart` works from any folder, installed or not. Only a bare name means
+a ready config; a path is a file or an error.
 """
 
 from __future__ import annotations
 
+import difflib
 from importlib import resources
 from pathlib import Path
 
@@ -24,23 +26,42 @@ def ready_configs() -> list[str]:
 
 
 def resolve_config(config: str | Path) -> Path:
-    """The YAML file `config` names: an existing path, else a ready config by name.
+    """The YAML file `config` names: an existing file, or a ready config named by its bare name.
 
-    `quickstart`, `quickstart.yaml` and `configs/quickstart.yaml` all find the shipped
-    quickstart when no such file is in the working folder, so the README's commands work
-    outside a checkout too. A file in the working folder always wins.
+    `quickstart` is the shipped quickstart (unless a file of that very name is in the
+    working folder); anything that looks like a path (`configs/quickstart.yaml`,
+    `quickstart.yml`) is only ever that file: a typo must not run a shipped experiment.
 
     Raises:
-        ConfigError: Neither a file nor a ready config; the message lists the ready ones.
+        ConfigError: No such file and no such ready config; the message names the nearest
+            file beside the path or the nearest ready config ("did you mean ...?") and lists
+            the ready ones.
     """
     path = Path(config)
-    if path.exists():
+    if path.is_file():
         return path
-    name = path.name.removesuffix(".yaml").removesuffix(".yml")
-    # Only a bare name or the checkout's own `configs/<name>` spelling means a ready config:
-    # a typo in some other folder must not silently run a shipped experiment instead.
-    if path.parent in (Path("."), Path("configs")):
-        shipped = ready_dir() / f"{name}.yaml"
-        if shipped.is_file():
-            return shipped
-    raise ConfigError(f"{config}: config file does not exist; ready configs: {', '.join(ready_configs())}")
+    if is_ready_name(str(config)) and (ready_dir() / f"{config}.yaml").is_file():
+        return ready_dir() / f"{config}.yaml"
+    nearest = _nearest(path)
+    hint = f"; did you mean {nearest}?" if nearest else ""
+    raise ConfigError(f"{config}: config file does not exist{hint}; ready configs: {', '.join(ready_configs())}")
+
+
+def is_ready_name(config: str) -> bool:
+    """`config` is spelt as a ready config's name (no folder, no file extension)."""
+    path = Path(config)
+    return path.parent == Path(".") and path.suffix == "" and config == path.name
+
+
+def _nearest(path: Path) -> str | None:
+    """The YAML file beside `path` whose name is nearest to its name, else the ready config
+    whose name is nearest to its stem (named as it would be run), else None."""
+    stem = path.name.removesuffix(".yaml").removesuffix(".yml")
+    folder = path.parent
+    if folder.is_dir():
+        files = {p.name.removesuffix(".yaml").removesuffix(".yml"): p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()}
+        close = difflib.get_close_matches(stem, files, n=1, cutoff=0.6)
+        if close:
+            return str(files[close[0]])
+    close = difflib.get_close_matches(stem, ready_configs(), n=1, cutoff=0.6)
+    return f"the ready config {close[0]!r} (collapselab run {close[0]})" if close else None

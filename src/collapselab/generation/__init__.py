@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
-from tqdm.auto import tqdm
 
+from collapselab import textio
 from collapselab.batching import token_budget_batches
 from collapselab.generation.causal import (
     TokenListener,
@@ -147,7 +147,7 @@ def generate(
     if not own_loop and (on_tokens is not None or sampling is not None):
         raise GenerationError("generate: sampling and on_tokens need a causal model with method sample or greedy")
     kernels.install(model)
-    bar = tqdm(total=len(prompts), desc=desc, unit="prompt", disable=not progress, dynamic_ncols=True)
+    bar = textio.progress(len(prompts), desc, "prompt", show=progress)
     was_training = model.training
     model.eval()
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from collapselab import textio
 from collapselab.batching import token_budget_batches
 from collapselab.metrics.registry import EvalInputs, MetricValue, register_computed, register_metric
 
@@ -29,7 +30,6 @@ def token_nll(
     """Sum of next-token negative log-likelihoods over all blocks, the target count, and
     per-block mean NLL. Blocks are full length, so no padding is involved."""
     import torch
-    from tqdm.auto import tqdm
 
     if not blocks:
         raise ValueError("no test blocks to score: the test set is shorter than one block")
@@ -37,7 +37,7 @@ def token_nll(
     bs = max(1, batch_tokens // seq_len)
     total, count, per_block = 0.0, 0, []
     model.eval()
-    bar = tqdm(total=len(blocks), desc=desc, unit="block", leave=False)
+    bar = textio.progress(len(blocks), desc, "block", leave=False)
     with torch.inference_mode():
         for i in range(0, len(blocks), bs):
             bar.update(min(bs, len(blocks) - i))

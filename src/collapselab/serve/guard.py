@@ -14,6 +14,7 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -48,24 +49,42 @@ def load_api_keys(security: SecurityBlock) -> set[str]:
 
 
 class RateLimiter:
-    """A token bucket per client: `burst` requests at once, refilled at `per_minute`."""
+    """At most `per_minute` requests per client in any 60 seconds (a sliding window: the
+    `per_minute + 1`-th request within a minute of the first is refused, whatever their
+    timing), and with `burst`, at most `burst` at once (a bucket of `burst` requests that
+    refills at the per-minute rate).
 
-    def __init__(self, per_minute: float, burst: int):
+    A rate below one a minute, or not whole, becomes a window of its own length: 0.5 a minute
+    is 1 request per 120 s, 2.5 a minute is 2 per 48 s.
+    """
+
+    def __init__(self, per_minute: float, burst: int | None = None):
+        self.count = max(1, math.floor(per_minute))
+        self.window = 60.0 * self.count / per_minute  # seconds in which `count` requests may come
         self.rate, self.burst = per_minute / 60.0, burst
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._times: dict[str, deque[float]] = {}  # client -> when its requests in the window came
+        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, when counted)
         self._lock = threading.Lock()
 
     def take(self, client: str) -> float:
-        """0 when the request may go; else the seconds until the bucket holds one token."""
+        """0 when the request may go (it is counted); else the seconds until one may."""
         now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(client, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-            if tokens >= 1:
-                self._buckets[client] = (tokens - 1, now)
-                return 0.0
-            self._buckets[client] = (tokens, now)
-            return (1 - tokens) / self.rate
+            times = self._times.setdefault(client, deque())
+            while times and now - times[0] >= self.window:
+                times.popleft()
+            wait = times[0] + self.window - now if len(times) >= self.count else 0.0
+            if self.burst is not None:
+                tokens, last = self._buckets.get(client, (float(self.burst), now))
+                tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+                self._buckets[client] = (tokens, now)
+                wait = max(wait, (1 - tokens) / self.rate if tokens < 1 else 0.0)
+            if wait > 0:
+                return wait
+            times.append(now)
+            if self.burst is not None:
+                self._buckets[client] = (self._buckets[client][0] - 1, now)
+            return 0.0
 
 
 async def _send_json(send: Any, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:

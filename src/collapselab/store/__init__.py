@@ -19,6 +19,7 @@ from collapselab.store.db import (
     connect,
     require_database,
     resolve_url,
+    shown_url,
 )
 from collapselab.store.queries import Store
 from collapselab.store.record import (
@@ -45,4 +46,5 @@ __all__ = [
     "record_run_status",
     "require_database",
     "resolve_url",
+    "shown_url",
 ]

@@ -37,6 +37,15 @@ def resolve_url(db_url: str | None) -> str:
     return db_url or os.environ.get(ENV_VAR) or DEFAULT_URL
 
 
+def shown_url(db_url: str | None) -> str:
+    """The database URL to use (see `resolve_url`) as it may be printed: password masked.
+
+    Raises:
+        DatabaseUnreachable: The URL does not parse (exit code 3, one line).
+    """
+    return _parse_url(resolve_url(db_url)).render_as_string(hide_password=True)
+
+
 def require_database(db_url: str | None) -> None:
     """Raise when `db_url` names a SQLite file that does not exist (servers are left to connect)."""
     url = _parse_url(resolve_url(db_url))
@@ -123,4 +132,4 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     return engine
 
 
-__all__ = ["DEFAULT_URL", "DatabaseUnreachable", "StoreError", "connect", "is_sqlite", "read_transaction", "require_database", "resolve_url", "write_transaction"]
+__all__ = ["DEFAULT_URL", "DatabaseUnreachable", "StoreError", "connect", "is_sqlite", "read_transaction", "require_database", "resolve_url", "shown_url", "write_transaction"]

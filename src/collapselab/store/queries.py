@@ -52,7 +52,7 @@ class Store:
 
     def list_runs(self) -> list[Row]:
         """One row per run: id, experiment, task, created, git SHA, config hash, arms, how many
-        generations are recorded, and its status (running / done / failed, when it was
+        generations are recorded, and its status (running / done / failed / interrupted, when it was
         recorded, the error line), `generations_planned` (G) and `generations_expected` (arms x
         seeds x G; None where the run was recorded before the store kept G)."""
         r, g = schema.runs, schema.generations

@@ -42,9 +42,10 @@ def record_run(db_url: str | None, run_dir: Path) -> None:
 
 
 def record_run_status(db_url: str | None, run_dir: Path, status: str, error: str | None = None) -> None:
-    """Record that the run in `run_dir` is `running`, `done` or `failed` (with its error line).
+    """Record that the run in `run_dir` is `running`, `done`, `failed` (with its error line)
+    or `interrupted` (stopped by Ctrl-C or SIGTERM).
 
-    The engine calls this when a run starts, finishes and fails; the run must have been
+    The engine calls this when a run starts, finishes, fails and is stopped; the run must have been
     recorded with `record_run`. `error` is kept for a failed run only, cut to its first line.
     """
     if status not in schema.RUN_STATUSES:

@@ -35,14 +35,14 @@ runs = sa.Table(
     sa.Column("config_yaml", sa.Text, nullable=False),
     sa.Column("manifest", sa.Text, nullable=False),
     # m004: NULL for runs recorded before it, until the engine records them again
-    sa.Column("status", sa.String(16)),  # running, done, failed
+    sa.Column("status", sa.String(16)),  # running, done, failed, interrupted (Ctrl-C, SIGTERM)
     sa.Column("status_at", sa.String(64)),
     sa.Column("error", sa.Text),
     sa.Column("generations_planned", sa.Integer),  # G
     sa.Column("run_dir", sa.Text),  # absolute; where data_files paths are relative to
 )
 
-RUN_STATUSES: tuple[str, ...] = ("running", "done", "failed")
+RUN_STATUSES: tuple[str, ...] = ("running", "done", "failed", "interrupted")
 
 arms = sa.Table(
     "arms",

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
-from tqdm.auto import tqdm
 
+from collapselab import textio
 from collapselab.batching import token_budget_batches
 from collapselab.models import kernels
 from collapselab.training import distributed
@@ -418,7 +418,7 @@ def _run(
     result = TrainResult(losses=[], steps=0, tokens=0, seconds=0.0)
     stopping = EarlyStopping(cfg, params) if cfg.early_stopping_patience is not None else None
     started = time.perf_counter()
-    bar = tqdm(total=steps, desc=desc, unit="step", disable=not progress, dynamic_ncols=True)
+    bar = textio.progress(steps, desc, "step", show=progress)
     first = next(stream)
     check_head(model, base_model(model).get_output_embeddings(), first.inputs)
     stream = itertools.chain([first], stream)

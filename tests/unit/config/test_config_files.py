@@ -18,23 +18,41 @@ def test_the_package_carries_every_config_of_the_checkout():
         assert (ready_dir() / f"{name}.yaml").read_bytes() == (REPO_CONFIGS / f"{name}.yaml").read_bytes()
 
 
-@pytest.mark.parametrize("spelling", ["quickstart", "quickstart.yaml", "configs/quickstart.yaml"])
-def test_a_ready_config_is_found_from_any_folder(spelling, tmp_path, monkeypatch):
+def test_a_ready_config_is_found_by_its_name_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert resolve_config(spelling) == ready_dir() / "quickstart.yaml"
-    assert load_config(resolve_config(spelling)).experiment.name == "quickstart"
+    assert resolve_config("quickstart") == ready_dir() / "quickstart.yaml"
+    assert load_config(resolve_config("quickstart")).experiment.name == "quickstart"
 
 
 def test_a_file_in_the_working_folder_comes_first(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "quickstart.yaml").write_text("experiment: {}\n")
     assert resolve_config("quickstart.yaml") == Path("quickstart.yaml")
+    (tmp_path / "quickstart").write_text("experiment: {}\n")
+    assert resolve_config("quickstart") == Path("quickstart")
 
 
-def test_a_missing_file_elsewhere_is_not_replaced_by_a_ready_config(tmp_path, monkeypatch):
+@pytest.mark.parametrize(("spelling", "nearest"), [
+    ("configs/quickstart.yaml", "the ready config 'quickstart' (collapselab run quickstart)"),  # outside a checkout
+    ("quickstart.yaml", "the ready config 'quickstart' (collapselab run quickstart)"),
+    ("experiments/quickstart.yml", "the ready config 'quickstart' (collapselab run quickstart)"),
+    ("quikstart", "the ready config 'quickstart' (collapselab run quickstart)"),
+    ("configs/quickstart.yml", "configs/quickstart.yaml"),  # a typo beside the file it meant
+    ("configs/my-expriment.yaml", "configs/my-experiment.yaml"),
+])
+def test_a_path_that_does_not_exist_is_an_error_naming_the_nearest_file_or_ready_config(spelling, nearest, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    if spelling.startswith("configs/") and spelling != "configs/quickstart.yaml":
+        (tmp_path / "configs").mkdir()
+        (tmp_path / "configs" / "quickstart.yaml").write_text("experiment: {}\n")
+        (tmp_path / "configs" / "my-experiment.yaml").write_text("experiment: {}\n")
+    with pytest.raises(ConfigError) as e:
+        resolve_config(spelling)  # never the shipped file in its place
+    assert str(e.value) == f"{spelling}: config file does not exist; did you mean {nearest}?; ready configs: {', '.join(ready_configs())}"
+
+
+def test_a_name_far_from_everything_lists_the_ready_configs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError) as e:
-        resolve_config("experiments/quickstart.yaml")  # a typo'd folder: say so, run nothing
-    assert str(e.value) == f"experiments/quickstart.yaml: config file does not exist; ready configs: {', '.join(ready_configs())}"
-    with pytest.raises(ConfigError, match="^quikstart: config file does not exist; ready configs: "):
-        resolve_config("quikstart")
+        resolve_config("experiments/zzz.yaml")
+    assert str(e.value) == f"experiments/zzz.yaml: config file does not exist; ready configs: {', '.join(ready_configs())}"

@@ -180,10 +180,12 @@ def test_run_status_is_recorded_with_its_error_line(db_url, runs_root):
         (run,) = store.list_runs()
         assert (run["status"], run["error"]) == ("failed", "RuntimeError: out of memory")
         assert run["status_at"] > started
+        record_run_status(db_url, run_dir, "interrupted")  # Ctrl-C or SIGTERM
+        assert [(r["status"], r["error"]) for r in store.list_runs()] == [("interrupted", None)]
         record_run_status(db_url, run_dir, "done")
         assert [(r["status"], r["error"]) for r in store.list_runs()] == [("done", None)]
         assert store.run("run-a")["run_dir"] == str(run_dir.resolve())
-    with pytest.raises(ValueError, match=r"run status must be one of \('running', 'done', 'failed'\), got 'paused'"):
+    with pytest.raises(ValueError, match=r"run status must be one of \('running', 'done', 'failed', 'interrupted'\), got 'paused'"):
         record_run_status(db_url, run_dir, "paused")
     with pytest.raises(ValueError, match="an error line goes with status 'failed' only"):
         record_run_status(db_url, run_dir, "done", error="x")
