@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from collapselab.commands.run import SET_HELP, _console
+from collapselab.commands.run import DB_HELP, QUIET_HELP, SET_HELP, _console
 from collapselab.commands.run import _run as run_config
 from collapselab.errors import EXIT_FAILED, ConfigError
 
@@ -27,7 +27,8 @@ def reproduce(
     report: Path = typer.Option(None, "--report", help="Also write one page of every verdict here: reproductions.md, reproductions.html, figures/."),
     claims: Path = typer.Option(None, "--claims", help="Folder of claim files for the list and --all (default: the shipped configs/reproductions)."),
     fresh: bool = typer.Option(False, "--fresh", help="Start new runs instead of continuing the latest ones."),
-    db: str = typer.Option(None, "--db", help="Results database URL (default $COLLAPSELAB_DB, else sqlite:///runs/collapselab.db)."),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ) -> None:
     """List the reproductions of published collapse findings, or run one (or all) and print the verdicts."""
     from collapselab.reproduce.claims import claim_names, claims_dir, load_claim
@@ -44,7 +45,7 @@ def reproduce(
     results, failures = [], []
     for claim in targets:
         try:
-            results.append(_reproduce(claim, set_ or [], gpu, fresh, db))
+            results.append(_reproduce(claim, set_ or [], gpu, fresh, db, quiet))
         except Exception as e:  # noqa: BLE001 -- --all goes on: the page shows the claim as failed
             if not all_:
                 raise
@@ -74,7 +75,7 @@ def _list(claims: list[Any]) -> None:
     _console().print(table)
 
 
-def _reproduce(claim: Any, overrides: list[str], gpu: bool, fresh: bool, db: str | None) -> dict[str, Any]:
+def _reproduce(claim: Any, overrides: list[str], gpu: bool, fresh: bool, db: str | None, quiet: bool) -> dict[str, Any]:
     """Run (or continue) the claim's config as `collapselab run` does, write reproduction.json
     and the run's report, print the verdict table."""
     from rich.table import Table
@@ -84,7 +85,7 @@ def _reproduce(claim: Any, overrides: list[str], gpu: bool, fresh: bool, db: str
     from collapselab.reproduce.verdicts import ours_text, paper_text
 
     path, _ = prepare(claim, overrides, gpu)  # the checks against the config, before anything runs
-    run_dir = run_config(str(path), overrides, fresh, None, None, db)
+    run_dir = run_config(str(path), overrides, fresh, None, None, db, quiet)
     result = evaluate_claim(claim, run_dir, size="paper" if gpu else "laptop", config=claim.paper_config if gpu else claim.config,
                             overrides=overrides)
     written = write_reproduction(run_dir, result)
