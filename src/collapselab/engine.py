@@ -114,7 +114,7 @@ def run_experiment(
 
     background = gibberish_background(cfg, task)  # read before any run directory is touched
     # Everything that would otherwise fail after hours of training, all of it at once.
-    check_experiment(cfg, here=True, human=human, max_positions=positions, background=background)
+    check_experiment(cfg, here=True, human=human, tokenizer=tokenizer, max_positions=positions, background=background)
     store.connect(db_url).dispose()  # raises DatabaseUnreachable (exit 3) naming the URL
 
     reference = load_reference(cfg, task)  # the fixed external reference, once per run (None: not used)

@@ -20,7 +20,7 @@ from collapselab.errors import EXIT_BAD_INPUT, ConfigErrors
 # cannot score (with patience on), and a generation-0 data builder the task does not have.
 THREE_MISTAKES = [
     "arms.0.data: task 'lm' has no 'contaminated' data builder",
-    "data.prompt_tokens: must not exceed data.block_tokens",
+    "data.prompt_tokens: 32 must not exceed data.block_tokens 16",
     "training.early_stopping_patience: the lm task has no validation split or loss weights",
     "training.early_stopping_metric: the lm task has no validation split or loss weights",
 ]
@@ -76,8 +76,10 @@ def test_positions_are_checked_when_the_model_is_known(tmp_path):
     cfg = config_from_dict(tiny_config(tmp_path, tmp_path / "runs"))  # blocks of 16, continuations of 16
     assert config_problems(cfg) == []
     check_experiment(cfg, max_positions=32)  # fits exactly
-    with pytest.raises(ConfigErrors, match=r"^data.block_tokens: a prompt plus its continuation \(32 tokens\) exceeds the model's 31 positions$"):
+    with pytest.raises(ConfigErrors) as raised:
         check_experiment(cfg, max_positions=31)
+    assert raised.value.problems == ["data.block_tokens: a prompt plus its continuation (32 tokens) exceeds the model's 31 positions",
+                                     "training.seq_len: 32 exceeds the model's 31 positions"]  # a training block of 32 does not fit either
 
 
 def test_the_schema_imports_no_task():

@@ -16,10 +16,10 @@ import types
 import typing
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from collapselab.errors import CollapselabError, ConfigError
 from collapselab.textio import parse_yaml, read_text
@@ -32,6 +32,29 @@ class Block(BaseModel):
     """Base of every config block: unknown keys are errors, assignments are validated."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+FOLDER_NAME_RULE = "a folder name: not empty, not '.' or '..', no '/' or '\\'"
+
+
+def folder_name_problem(name: str) -> str | None:
+    """Why `name` cannot be one folder of a path (an experiment, an arm, a sweep, a run id),
+    or None. `../../etc` would put the run two folders above its root, an empty name straight
+    into it."""
+    if not name.strip() or name in (".", "..") or any(c in name for c in "/\\\0"):
+        return f"must be {FOLDER_NAME_RULE}"
+    return None
+
+
+def _folder_name(name: str) -> str:
+    problem = folder_name_problem(name)
+    if problem is not None:
+        raise ValueError(problem)
+    return name
+
+
+# A config value that becomes a folder under the run root.
+FolderName = Annotated[str, AfterValidator(_folder_name)]
 
 
 def load_model_file(

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from collapselab.config import DecodingBlock, ExperimentConfig, config_from_dict, dump_config
+from collapselab.config.loading import folder_name_problem
 from collapselab.errors import RunError, RunLocked
 from collapselab.models.loading import device, model_dtype
 from collapselab.records import atomic_write_json, atomic_write_text
@@ -117,6 +118,8 @@ def open_run(cfg: ExperimentConfig, *, fresh: bool = False, run_id: str | None =
     An existing run continues only with the same resolved config: anything else is an error
     that leaves the run untouched (use --fresh for a new run).
     """
+    if run_id is not None and folder_name_problem(run_id) is not None:
+        raise RunError(f"--run-id {run_id!r}: {folder_name_problem(run_id)}")
     root = Path(cfg.experiment.output_dir) / cfg.experiment.name
     if run_id is None and not fresh:
         existing = [p for p in root.glob("*") if (p / "manifest.json").exists()] if root.exists() else []

@@ -62,12 +62,18 @@ class QATask:
         return metric.task in ("any", self.name)
 
     def config_problems(self, cfg: ExperimentConfig) -> list[str]:
-        return ["data.topic: choosing articles by MMLU subject is for the lm task"] if cfg.data.topic else []
+        problems = ["data.topic: choosing articles by MMLU subject is for the lm task"] if cfg.data.topic else []
+        if cfg.data.prompt_tokens is not None:
+            problems.append(f"data.prompt_tokens: {cfg.data.prompt_tokens} cuts lm prompts; a qa prompt is its context and question")
+        return problems
 
     def position_problems(self, cfg: ExperimentConfig, max_positions: int) -> list[str]:
         n = self.max_new_tokens(cfg)
         if max_positions - n < MIN_PROMPT_TOKENS:
             return [f"decoding.max_new_tokens: {n} leaves fewer than {MIN_PROMPT_TOKENS} of the model's {max_positions} positions for the prompt"]
+        return []
+
+    def data_problems(self, cfg: ExperimentConfig, human: HumanData, tokenizer: Any) -> list[str]:
         return []
 
     def max_new_tokens(self, cfg: ExperimentConfig) -> int:
