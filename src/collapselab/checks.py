@@ -21,13 +21,20 @@ touched) and the sweep planner (every grid point).
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from collapselab.config import DecodingBlock, ExperimentConfig, TrainingBlock
+from collapselab.config import (
+    DecodingBlock,
+    ExperimentConfig,
+    TrainingBlock,
+    apply_override,
+    config_from_dict,
+)
 from collapselab.datasets.registry import DATASETS
-from collapselab.errors import ConfigErrors
+from collapselab.errors import ConfigError, ConfigErrors
 from collapselab.lab import HumanData, Task
 from collapselab.metrics import all_metrics, default_metrics, get_metric, metric_for_task
 from collapselab.metrics.external import uses_reference
@@ -107,9 +114,22 @@ def config_problems(cfg: ExperimentConfig) -> list[str]:
 
 
 def _experiment_problems(cfg: ExperimentConfig) -> list[str]:
-    """A seed listed twice would run into the same seed folders twice."""
+    """A seed listed twice would run into the same seed folders twice; a sweep grid value
+    must make a valid config (checked in full, grid point by grid point, when it is planned)."""
     seeds = cfg.experiment.seeds
-    return [f"experiment.seeds: {s} is listed twice in {seeds}" for s, n in Counter(seeds).items() if n > 1]
+    problems = [f"experiment.seeds: {s} is listed twice in {seeds}" for s, n in Counter(seeds).items() if n > 1]
+    base = cfg.model_dump(mode="json", exclude={"sweep"})
+    for key, values in (cfg.sweep.grid if cfg.sweep is not None else {}).items():
+        if not values:
+            problems.append(f"sweep.grid.{key}: no values")
+        for value in values:
+            data = copy.deepcopy(base)
+            try:
+                apply_override(data, key.split("."), value, name=f"sweep.grid.{key}")
+                config_from_dict(data, source=f"sweep.grid.{key}={value!r}")
+            except ConfigError as e:
+                problems.append(str(e))
+    return problems
 
 
 def _data_problems(cfg: ExperimentConfig, task: Task) -> list[str]:
@@ -122,6 +142,9 @@ def _data_problems(cfg: ExperimentConfig, task: Task) -> list[str]:
     elif source.fields is not None and not set(task.record_fields) <= set(source.fields):
         problems.append(f"data.dataset: {d.dataset!r} records have {list(source.fields)}; task {task.name!r} needs "
                         f"{list(task.record_fields)}")
+    elif source.folder is None and d.path is None:
+        problems.append(f"data.path: None, but dataset {d.dataset!r} needs one: a .jsonl/.csv/.parquet records file or a "
+                        "folder with train.* and test.*")
     background = cfg.evaluation.gibberish_background
     if background is not None and background not in DATASETS:
         problems.append(f"evaluation.gibberish_background: unknown dataset {background!r}; known: {', '.join(DATASETS)}")
@@ -140,8 +163,8 @@ def _model_problems(cfg: ExperimentConfig) -> list[str]:
         return [f"model.scratch.n_heads: {a.n_heads} heads do not divide model.scratch.d_model {a.d_model}; "
                 "use a divisor of d_model"]
     if a.architecture == "llama" and (a.d_model // a.n_heads) % 2:
-        return [f"model.scratch.d_model: {a.d_model} / {a.n_heads} heads gives {a.d_model // a.n_heads} dims per head; "
-                "llama's rotary positions need an even number"]
+        return [f"model.scratch.n_heads: {a.n_heads} heads of model.scratch.d_model {a.d_model} get {a.d_model // a.n_heads} "
+                "dims each; llama's rotary positions need an even number"]
     return []
 
 
@@ -168,13 +191,13 @@ def _recipe_problems(cfg: ExperimentConfig, task: Task, key: str, recipe: Traini
     """The training extras of one recipe (`training` or `model.pretrain`)."""
     if not task.training_extras:
         return [
-            f"{key}.{f}: the {task.name} task has no validation split or loss weights"
+            f"{key}.{f}: {getattr(recipe, f)!r}: the {task.name} task has no validation split or loss weights"
             for f in TRAINING_EXTRAS
             if getattr(recipe, f) != TrainingBlock.model_fields[f].default
         ]
     problems = []
     if recipe.early_stopping_patience is not None and recipe.validation_share == 0:
-        problems.append(f"{key}.early_stopping_patience: needs {key}.validation_share > 0 (a split to stop on)")
+        problems.append(f"{key}.early_stopping_patience: {recipe.early_stopping_patience} needs {key}.validation_share > 0 (a split to stop on)")
     if recipe.eval_every is not None and recipe.validation_share == 0:
         problems.append(f"{key}.eval_every: {recipe.eval_every} needs {key}.validation_share > 0 (a split to validate on)")
     if recipe.early_stopping_min_delta != 0 and recipe.early_stopping_patience is None:

@@ -61,7 +61,7 @@ from collapselab.records import (
     write_records,
 )
 from collapselab.refinery import build_arm_data
-from collapselab.rundir.folders import lock_run, open_run, runtime, supersede_from
+from collapselab.rundir.folders import check_run_id, lock_run, open_run, runtime, supersede_from
 from collapselab.rundir.generation import (
     METRICS,
     MODEL,
@@ -106,6 +106,7 @@ def run_experiment(
 
     # Bad data, an unknown model or a config the run would fail on late fails here,
     # before any run directory is touched.
+    check_run_id(run_id)
     task = get_task(cfg.experiment.task)
     pools = human_pools(cfg, task)
     tokenizer = prepare_tokenizer(cfg, task, pools[0])

@@ -209,14 +209,13 @@ class ExperimentConfig(Block):
     def _cross_checks(self) -> ExperimentConfig:
         problems = []  # all of them at once, `; `-joined as the field errors are
         names = [a.name for a in self.arms]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            problems.append(f"arms: names must be unique, got {names} ({', '.join(map(repr, repeated))} repeated)")
         for i, arm in enumerate(self.arms):
+            if arm.name in names[:i]:
+                problems.append(f"arms.{i}.name: {arm.name!r} is also arms.{names.index(arm.name)}.name; arm names are folders, one each")
             if arm.mix == "ratio" and arm.ratio is None:
                 problems.append(f"arms.{i}.ratio: required when arms.{i}.mix is 'ratio'")
             if arm.mix != "ratio" and arm.ratio is not None:
-                problems.append(f"arms.{i}.ratio: only meaningful with mix 'ratio', got mix {arm.mix!r}")
+                problems.append(f"arms.{i}.ratio: only meaningful with mix 'ratio', got mix {arm.mix!r} and ratio {arm.ratio}")
             if arm.init == "scratch" and self.model.name != "scratch":
                 problems.append(f"arms.{i}.init: 'scratch' needs model.name 'scratch', got {self.model.name!r}")
         if self.decoding.method == "beam" and self.decoding.num_beams < 2:
@@ -225,7 +224,7 @@ class ExperimentConfig(Block):
             problems.append(f"decoding.num_beams: {self.decoding.num_beams} beams need decoding.method 'beam'")
         if self.model.name == "scratch":
             if self.model.kind != "causal":
-                problems.append("model.kind: scratch models are causal")
+                problems.append(f"model.kind: {self.model.kind!r}: scratch models are causal")
             limit = self.model.scratch.max_positions
             for key, recipe in (("training", self.training), ("model.pretrain", self.model.pretrain)):
                 if recipe.seq_len > limit:

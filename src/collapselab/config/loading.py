@@ -116,7 +116,8 @@ def format_validation_error(err: ValidationError, source: str, root_model: type[
         else:
             msg = e["msg"].removeprefix("Value error, ")
             value = e.get("input")
-            shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+            # a block or a list is shown only when short (an empty list, two names): the key names the rest
+            shown = "" if isinstance(value, dict | list) and len(repr(value)) > 60 else f" (got {value!r})"
             lines.append(f"{source}: {loc}: {msg}{shown}" if loc != "<root>" else f"{source}: {msg}")
     return "; ".join(lines)
 

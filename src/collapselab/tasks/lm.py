@@ -81,8 +81,17 @@ class LMTask:
         if cfg.model.name == "scratch":
             need = (d.prompt_tokens or d.block_tokens) + self.max_new_tokens(cfg)
             if need > cfg.model.scratch.max_positions:
-                problems.append(f"model.scratch.max_positions: {cfg.model.scratch.max_positions} is shorter than a prompt plus its continuation ({need} tokens)")
+                problems.append(f"model.scratch.max_positions: {cfg.model.scratch.max_positions} is shorter than a prompt plus its "
+                                f"continuation ({self._sequence(cfg)})")
         return problems + self._budget_problems(cfg)
+
+    def _sequence(self, cfg: ExperimentConfig) -> str:
+        """`32 tokens: data.block_tokens 16 + decoding.max_new_tokens 16`: a prompt plus its
+        continuation, with the keys that set them."""
+        d, n = cfg.data, cfg.decoding.max_new_tokens
+        prompt = f"data.prompt_tokens {d.prompt_tokens}" if d.prompt_tokens else f"data.block_tokens {d.block_tokens}"
+        new = f"decoding.max_new_tokens {n}" if n is not None else f"data.block_tokens {d.block_tokens}"
+        return f"{(d.prompt_tokens or d.block_tokens) + self.max_new_tokens(cfg)} tokens: {prompt} + {new}"
 
     def _budget_problems(self, cfg: ExperimentConfig) -> list[str]:
         """Token budgets smaller than the one sequence they batch: a batch of one would pass
@@ -111,7 +120,8 @@ class LMTask:
         problems = []
         need = (cfg.data.prompt_tokens or cfg.data.block_tokens) + self.max_new_tokens(cfg)
         if need > max_positions:
-            problems.append(f"data.block_tokens: a prompt plus its continuation ({need} tokens) exceeds the model's {max_positions} positions")
+            key = "decoding.max_new_tokens" if cfg.decoding.max_new_tokens is not None else "data.block_tokens"
+            problems.append(f"{key}: a prompt plus its continuation ({self._sequence(cfg)}) exceeds the model's {max_positions} positions")
         if cfg.training.seq_len > max_positions:
             problems.append(f"training.seq_len: {cfg.training.seq_len} exceeds the model's {max_positions} positions")
         return problems

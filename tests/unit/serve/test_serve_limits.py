@@ -80,8 +80,8 @@ def test_limits_from_config_and_model_are_400_naming_the_field(client_for, model
     assert err["param"] == "history"
     err = _error(c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 33}), 400)
     assert err["param"] == "max_tokens"
-    err = _error(c.post("/v1/completions", json={"prompt": "hi", "n": 2}), 400)
-    assert err["param"] == "n"
+    err = _error(c.post("/v1/completions", json={"prompt": ["hi"] * 5, "n": 16}), 400)  # 80 choices, a queue of 64
+    assert err["param"] == "n" and "queue of 64" in err["message"]
     # prompt + reply beyond the model's 256 positions
     c2 = client_for(config(source={"model": model}, sampling={"max_new_tokens_limit": 1000}))
     err = _error(c2.post("/v1/completions", json={"prompt": "the cat", "max_tokens": 300}), 400)
