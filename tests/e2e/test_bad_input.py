@@ -177,6 +177,8 @@ CASES: list[tuple[str, int, str]] = [
     ("serve --config {bad}/config-broken.yaml", 2, "{bad}/config-broken.yaml:2:5: not valid YAML"),
     ("serve --config {bad}/serve-unknown-key.yaml", 2, "{bad}/serve-unknown-key.yaml: unknown key 'source.modle'"),
     ("serve --run {bad}", 2, "{bad}: not a run directory (no manifest.json)"),
+    ("serve --host 0.0.0.0 --model {bad}/no-model", 2, "serve flags: host: '0.0.0.0' is reachable from the network and no API key is set"),
+    ("serve --host 0.0.0.0 --allow-unauthenticated --model {bad}/no-model", 2, "{bad}/no-model"),  # past the host check: the model
     ("serve --run {bad}/run-bad-config", 2, "{bad}/run-bad-config/config.yaml:2: not UTF-8 text"),
     ("learn {bad}/config-binary.yaml", 2, "{bad}/config-binary.yaml:2: not UTF-8 text"),
     ("learn {bad}/config-empty.yaml", 2, "{bad}/config-empty.yaml: empty, expected YAML"),

@@ -354,7 +354,7 @@ def create_app(cfg: ServeConfig, pool: ModelPool | None = None):
         if not body.stream:
             results = await asyncio.gather(*(service.result(q) for q in queues))
             choices = [{"index": i, "text": d.text, "finish_reason": d.finish_reason,
-                        "logprobs": completion_logprobs(served.tokenizer, d.logprobs, len(prompts[i // body.n])) if body.logprobs is not None else None}
+                        "logprobs": completion_logprobs(served.tokenizer, d.logprobs, prompts[i // body.n]) if body.logprobs is not None else None}
                        for i, d in enumerate(results)]
             return {**head, "choices": choices, "usage": total_usage(results, prompts=len(prompts)), "collapselab": _info(results[0])}
 

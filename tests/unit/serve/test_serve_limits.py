@@ -53,6 +53,14 @@ def test_body_limit_is_413(client_for, model):
     assert c.post("/chat", json=HELLO).status_code == 200
 
 
+@pytest.mark.parametrize("route", ["/chat", "/v1/chat/completions", "/v1/completions"])
+def test_a_malformed_body_is_400(client, route):
+    for raw in (b'{"messages": [', b"\xff\xfe", b"not json at all"):
+        err = _error(client.post(route, content=raw, headers={"Content-Type": "application/json"}), 400)
+        assert err["code"] == "invalid_json" and err["message"].startswith("body: not valid JSON")
+    assert client.get("/health").status_code == 200
+
+
 @pytest.mark.parametrize(
     ("route", "body", "param"),
     [
