@@ -22,6 +22,7 @@ touched) and the sweep planner (every grid point).
 from __future__ import annotations
 
 import copy
+import os
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -34,14 +35,16 @@ from collapselab.config import (
     config_from_dict,
 )
 from collapselab.datasets.registry import DATASETS
+from collapselab.datasets.resolve import OFFLINE_VARS
 from collapselab.errors import ConfigError, ConfigErrors
 from collapselab.lab import HumanData, Task
 from collapselab.metrics import all_metrics, default_metrics, get_metric, metric_for_task
-from collapselab.metrics.external import uses_reference
+from collapselab.metrics.external import uses_reference, wanted
 from collapselab.metrics.mmlu import SUBJECT_GROUP
 from collapselab.metrics.registry import METRICS_EXTRA, missing_libraries
 from collapselab.metrics.sanity import gibberish_problems
-from collapselab.models.loading import device
+from collapselab.models.catalogue import CATALOGUE
+from collapselab.models.loading import device, found_without_hub
 from collapselab.tasks import get_task
 
 # Recipe keys that act only when the task supplies a validation split, a score and loss
@@ -276,7 +279,8 @@ def _metric_problems(cfg: ExperimentConfig, task: Task) -> list[str]:
 
 def _machine_problems(cfg: ExperimentConfig) -> list[str]:
     """What this machine lacks: a library a metric needs (it would fail after training), the
-    generation backend asked for, a device that makes the precision sensible."""
+    generation backend asked for, a device that makes the precision sensible, a model it
+    cannot load with the hub off."""
     from collapselab.generation import generation_backend
     from collapselab.generation.sampling import GenerationError
 
@@ -295,7 +299,21 @@ def _machine_problems(cfg: ExperimentConfig) -> list[str]:
     for key, recipe in (("training", cfg.training), ("model.pretrain", cfg.model.pretrain)):
         if recipe.precision == "bf16" and device() == "cpu":
             problems.append(f"{key}.precision: bf16 on a CPU is ~150x slower than fp32; use auto or fp32")
-    return problems
+    return problems + _model_name_problems(cfg, task)
+
+
+def _model_name_problems(cfg: ExperimentConfig, task: Task) -> list[str]:
+    """Model names this machine cannot load with the hub off (a hub id is looked up when the
+    model loads, before any run directory; offline, a name not found here never loads)."""
+    off = [v for v in OFFLINE_VARS if os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")]
+    if not off:
+        return []
+    named = [("model.name", cfg.model.name)] if cfg.model.name != "scratch" else []
+    if all(n in all_metrics() for n in cfg.evaluation.metrics or []) and wanted(cfg, task):  # unknown ones: config_problems
+        named.append(("evaluation.reference_model", cfg.evaluation.reference_model))
+    return [f"{key}: {name!r} is not a catalogue name ({', '.join(CATALOGUE)}), a local folder, a $COLLAPSELAB_MODELS name "
+            f"or a cached hub model, and the hub is off ({off[0]}={os.environ[off[0]]})"
+            for key, name in named if not found_without_hub(name)]
 
 
 def _size_problems(cfg: ExperimentConfig, human: HumanData) -> list[str]:

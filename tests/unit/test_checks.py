@@ -117,3 +117,41 @@ def test_a_scratch_shape_that_cannot_be_built_is_refused_before_the_run(tiny_lm_
     with pytest.raises(ConfigErrors, match=r"^model.scratch.n_heads: 2 heads of model.scratch.d_model 34 get 17 dims each"):
         collapselab.run(cfg)
     assert not (tmp_path / "runs").exists()
+
+
+def test_schema_problems_are_one_line_each_too(tmp_path):
+    cfg = tiny_config(tmp_path, tmp_path / "runs")
+    cfg["training"]["lr"] = 5
+    cfg["data"]["block_tokens"] = 4
+    cfg["arms"][1]["name"] = "../x"
+    path = write_config(cfg, tmp_path / "x.yaml")
+    result = CliRunner().invoke(app, ["config", "validate", str(path)])
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert result.stderr.splitlines() == [
+        f"error: {path}: 3 problems",
+        "error: data.block_tokens: Input should be greater than or equal to 8 (got 4)",
+        "error: training.lr: Input should be less than or equal to 1 (got 5)",
+        "error: arms.1.name: String should match pattern '^[A-Za-z0-9_.\\-]+$' (got '../x')",
+    ]
+
+
+def test_model_names_this_machine_cannot_load_offline_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = tiny_config(tmp_path, tmp_path / "runs")
+    cfg["evaluation"].update(metrics=None, reference_model="someone/no-such-model")  # the lm defaults score under it
+    with pytest.raises(ConfigErrors) as raised:
+        check_experiment(config_from_dict(cfg), here=True)
+    assert ("evaluation.reference_model: 'someone/no-such-model' is not a catalogue name (smollm2-135m-instruct, gemma-3-270m), "
+            "a local folder, a $COLLAPSELAB_MODELS name or a cached hub model, and the hub is off (HF_HUB_OFFLINE=1)") in raised.value.problems
+    cfg["evaluation"]["reference_model"] = str(tmp_path)  # a local folder: found
+    assert not [p for p in _problems_here(cfg) if p.startswith("evaluation.reference_model")]
+    cfg["evaluation"]["reference_model"] = "smollm2-135m-instruct"  # a catalogue name: found (converted when loaded)
+    assert not [p for p in _problems_here(cfg) if p.startswith("evaluation.reference_model")]
+
+
+def _problems_here(cfg: dict) -> list[str]:
+    try:
+        check_experiment(config_from_dict(cfg), here=True)
+    except ConfigErrors as e:
+        return e.problems
+    return []

@@ -230,7 +230,7 @@ class ExperimentConfig(Block):
                 if recipe.seq_len > limit:
                     problems.append(f"{key}.seq_len: {recipe.seq_len} exceeds model.scratch.max_positions {limit}")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))  # one problem a line
         return self
 
     def config_hash(self) -> str:

@@ -21,7 +21,7 @@ from typing import Annotated, Any, TypeVar
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
-from collapselab.errors import CollapselabError, ConfigError
+from collapselab.errors import CollapselabError, ConfigError, ConfigErrors
 from collapselab.textio import parse_yaml, read_text
 
 M = TypeVar("M", bound=BaseModel)
@@ -95,31 +95,47 @@ def read_config_file(path: Path, *, error: ErrorClass = ConfigError, empty_ok: b
 
 
 def model_from_dict(model_cls: type[M], data: dict[str, Any], source: str, *, error: ErrorClass = ConfigError) -> M:
-    """Validate `data` as `model_cls`; errors name `source` (a file, "serve flags"...) and the key."""
+    """Validate `data` as `model_cls`; errors name `source` (a file, "serve flags"...) and the key.
+
+    An experiment or learner config (`error` ConfigError) with several problems raises
+    `ConfigErrors`, which the CLI prints one line each under a headline."""
     try:
         return model_cls.model_validate(data)
     except ValidationError as e:
-        raise error(format_validation_error(e, source, model_cls)) from None
+        problems = validation_problems(e, model_cls)
+        if error is ConfigError and len(problems) > 1:
+            raise ConfigErrors(problems, source) from None
+        raise error("; ".join(f"{source}: {p}" for p in problems)) from None
 
 
 def format_validation_error(err: ValidationError, source: str, root_model: type[BaseModel]) -> str:
     """One clause per problem, `; `-joined: `x.yaml: unknown key 'training.epochz' (did you
     mean 'epochs'?)`, `x.yaml: missing required key 'data'`, `x.yaml: training.lr: Input
     should be greater than 0 (got -1)`. `root_model` is the model `err` came from."""
+    return "; ".join(f"{source}: {p}" for p in validation_problems(err, root_model))
+
+
+def validation_problems(err: ValidationError, root_model: type[BaseModel]) -> list[str]:
+    """One line per problem, each starting with its key: `unknown key 'training.epochz' (did
+    you mean 'epochs'?)`, `missing required key 'data'`, `training.lr: Input should be
+    greater than 0 (got -1)`. A block's own check (a model validator) names its keys itself,
+    one problem a line."""
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        value = e.get("input")
         if e["type"] == "extra_forbidden":
-            lines.append(f"{source}: unknown key '{loc}'{did_you_mean(root_model, e['loc'])}")
+            lines.append(f"unknown key '{loc}'{did_you_mean(root_model, e['loc'])}")
         elif e["type"] == "missing":
-            lines.append(f"{source}: missing required key '{loc}'")
+            lines.append(f"missing required key '{loc}'")
+        elif e["type"] == "value_error" and isinstance(value, dict):  # a block's check across its keys
+            lines += e["msg"].removeprefix("Value error, ").split("\n")
         else:
             msg = e["msg"].removeprefix("Value error, ")
-            value = e.get("input")
             # a block or a list is shown only when short (an empty list, two names): the key names the rest
             shown = "" if isinstance(value, dict | list) and len(repr(value)) > 60 else f" (got {value!r})"
-            lines.append(f"{source}: {loc}: {msg}{shown}" if loc != "<root>" else f"{source}: {msg}")
-    return "; ".join(lines)
+            lines.append(f"{loc}: {msg}{shown}" if loc != "<root>" else msg)
+    return lines
 
 
 def did_you_mean(root_model: type[BaseModel], loc: tuple[Any, ...]) -> str:

@@ -49,7 +49,7 @@ class FiltersConfig(Block):
             if low > high:
                 problems.append(f"refinery.filters.min_{what}_words: {low} is larger than refinery.filters.max_{what}_words {high}")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))  # one problem a line
         return self
 
 

@@ -301,8 +301,10 @@ def problems_of(cfg: dict[str, Any]) -> list[str]:
     the engine before any run directory): one line per problem."""
     try:
         loaded = config_from_dict(cfg, source="x.yaml")
+    except ConfigErrors as e:
+        return e.problems
     except ConfigError as e:
-        return str(e).split("; ")
+        return [str(e)]
     try:
         check_experiment(loaded, max_positions=loaded.model.scratch.max_positions)
     except ConfigErrors as e:
@@ -336,7 +338,7 @@ def test_edge_value_is_refused_naming_key_and_value_or_accepted(key, edge):
         assert any(edge.names in p for p in problems), f"{key}={edge.value!r}: no problem names {edge.names!r}; got {problems}"
         return
     named = key.replace("[]", ".0").removesuffix(".0")
-    shown = {repr(edge.value), str(edge.value)}
+    shown = {repr(edge.value), str(edge.value)} if not isinstance(edge.value, dict) else {named}  # a block: its key says it
     if isinstance(edge.value, list):  # a list's problem may name its item (`evaluation.metrics.1: 'f1' ...`)
         shown |= {repr(v) for v in edge.value}
     lines = [p for p in problems if named in p and any(s in p for s in shown)]
