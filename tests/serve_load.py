@@ -1,7 +1,9 @@
-"""A bounded load on a real chat server: `collapselab serve` in its own process on loopback,
-a fixed number of clients sending requests for a fixed time, the server's memory sampled
-as they do. The suite runs it for a few seconds (tests/unit/serve/test_serve_load.py), the
-benchmark for as long as it is told (benchmarks/bench_serve_load.py).
+"""A bounded load on a real chat server on loopback (uvicorn, real sockets): a fixed number
+of clients sending requests for a fixed time, the server's memory sampled as they do. The
+suite runs it for a few seconds on a server in a thread of its own process
+(tests/unit/serve/test_serve_load.py: `server_in_thread`), the benchmark for as long as it is
+told against `collapselab serve` in its own process (benchmarks/bench_serve_load.py:
+`start_server`).
 
 Every client sends, in turn: chat completions (greedy and sampled, some with n=2 and
 logprobs), a body over the server's limit (must be 413) and a body that is not JSON (must
@@ -20,8 +22,11 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -87,6 +92,30 @@ def start_server(model: Path, folder: Path, *, max_queue: int = 4, max_batch: in
         time.sleep(0.2)
     proc.kill()
     raise RuntimeError(f"server not healthy after 180 s:\n{log.read_text()[-3000:]}")
+
+
+@contextmanager
+def server_in_thread(cfg: Any) -> Iterator[str]:
+    """The app of a `ServeConfig` served by uvicorn on a free loopback port in a thread of
+    this process (no second start-up of torch and transformers); yields its URL."""
+    import uvicorn
+
+    from collapselab.serve import create_app
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(cfg), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="serve-load-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(60)
 
 
 def stop_server(proc: subprocess.Popen) -> None:

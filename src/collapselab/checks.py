@@ -260,10 +260,9 @@ def _metric_problems(cfg: ExperimentConfig, task: Task) -> list[str]:
         elif get_metric(name).scope == "run":
             problems.append(f"evaluation.metrics.{i}: {name!r} is computed once per run whenever the reference model is "
                             "loaded (run_metrics.json); list only per-generation metrics")
-    # Metric names other blocks refer to: the task's primary metric (qa: refinery.success.metric),
-    # the one a sweep report plots, those a notification shows.
-    named = [("refinery.success.metric", cfg.refinery.success.metric)] if task.primary_metric(cfg) == cfg.refinery.success.metric else []
-    named += [("sweep.metric", cfg.sweep.metric)] if cfg.sweep is not None and cfg.sweep.metric is not None else []
+    # Metric names other blocks refer to: the one a sweep report plots, those a notification
+    # shows (the task checks its own: qa's refinery.success.metric).
+    named = [("sweep.metric", cfg.sweep.metric)] if cfg.sweep is not None and cfg.sweep.metric is not None else []
     named += [(f"notify.metrics.{i}", m) for i, m in enumerate(cfg.notify.metrics or [])] if cfg.notify is not None else []
     for key, name in named:
         try:

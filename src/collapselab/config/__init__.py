@@ -242,11 +242,11 @@ class ExperimentConfig(Block):
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     """Load and validate a YAML config, applying `key.path=value` overrides first."""
-    return load_model_file(ExperimentConfig, path, overrides or [], error=ConfigError)
+    return load_model_file(ExperimentConfig, path, overrides or [], error=ConfigError, several=True)
 
 
 def config_from_dict(data: dict[str, Any], source: str = "<config>") -> ExperimentConfig:
-    return model_from_dict(ExperimentConfig, data, source, error=ConfigError)
+    return model_from_dict(ExperimentConfig, data, source, error=ConfigError, several=True)
 
 
 def dump_config(config: ExperimentConfig) -> str:

@@ -58,7 +58,7 @@ FolderName = Annotated[str, AfterValidator(_folder_name)]
 
 
 def load_model_file(
-    model_cls: type[M], path: str | Path, overrides: Iterable[str] = (), *, error: ErrorClass = ConfigError
+    model_cls: type[M], path: str | Path, overrides: Iterable[str] = (), *, error: ErrorClass = ConfigError, several: bool = False
 ) -> M:
     """Read a YAML config file, apply `key.path=value` overrides, validate it as `model_cls`.
 
@@ -67,6 +67,7 @@ def load_model_file(
         path: The YAML file.
         overrides: `--set` items, `key.path=value`, the value read as YAML; later ones win.
         error: The named error to raise.
+        several: Several problems raise `ConfigErrors`, one problem a line (`model_from_dict`).
 
     Raises:
         error: The file is missing or unreadable, not a mapping, an override is malformed, or
@@ -77,7 +78,7 @@ def load_model_file(
     for item in overrides:
         keys, value = parse_override(item, error=error)
         apply_override(data, keys, value, error=error)
-    return model_from_dict(model_cls, data, str(path), error=error)
+    return model_from_dict(model_cls, data, str(path), error=error, several=several)
 
 
 def read_config_file(path: Path, *, error: ErrorClass = ConfigError, empty_ok: bool = False) -> dict[str, Any]:
@@ -94,16 +95,18 @@ def read_config_file(path: Path, *, error: ErrorClass = ConfigError, empty_ok: b
     return data
 
 
-def model_from_dict(model_cls: type[M], data: dict[str, Any], source: str, *, error: ErrorClass = ConfigError) -> M:
+def model_from_dict(
+    model_cls: type[M], data: dict[str, Any], source: str, *, error: ErrorClass = ConfigError, several: bool = False
+) -> M:
     """Validate `data` as `model_cls`; errors name `source` (a file, "serve flags"...) and the key.
 
-    An experiment or learner config (`error` ConfigError) with several problems raises
-    `ConfigErrors`, which the CLI prints one line each under a headline."""
+    `several`: more than one problem raises `ConfigErrors` (the CLI prints one line each under
+    a headline, as for the checker's problems) instead of one `error` of `; `-joined clauses."""
     try:
         return model_cls.model_validate(data)
     except ValidationError as e:
         problems = validation_problems(e, model_cls)
-        if error is ConfigError and len(problems) > 1:
+        if several and len(problems) > 1:
             raise ConfigErrors(problems, source) from None
         raise error("; ".join(f"{source}: {p}" for p in problems)) from None
 
