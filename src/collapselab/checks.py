@@ -22,6 +22,8 @@ touched) and the sweep planner (every grid point).
 from __future__ import annotations
 
 import copy
+import itertools
+import json
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -117,21 +119,26 @@ def config_problems(cfg: ExperimentConfig) -> list[str]:
 
 
 def _experiment_problems(cfg: ExperimentConfig) -> list[str]:
-    """A seed listed twice would run into the same seed folders twice; a sweep grid value
-    must make a valid config (checked in full, grid point by grid point, when it is planned)."""
+    """A seed listed twice would run into the same seed folders twice; every point of a sweep
+    grid must make a valid config (the planner checks each against the tasks too)."""
     seeds = cfg.experiment.seeds
     problems = [f"experiment.seeds: {s} is listed twice in {seeds}" for s, n in Counter(seeds).items() if n > 1]
+    grid = cfg.sweep.grid if cfg.sweep is not None else {}
+    problems += [f"sweep.grid.{key}: no values" for key, values in grid.items() if not values]
+    if not grid or not all(grid.values()):
+        return problems
     base = cfg.model_dump(mode="json", exclude={"sweep"})
-    for key, values in (cfg.sweep.grid if cfg.sweep is not None else {}).items():
-        if not values:
-            problems.append(f"sweep.grid.{key}: no values")
-        for value in values:
-            data = copy.deepcopy(base)
-            try:
+    for point in itertools.product(*grid.values()):
+        data = copy.deepcopy(base)
+        shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in zip(grid, point, strict=True))
+        try:
+            for key, value in zip(grid, point, strict=True):
                 apply_override(data, key.split("."), value, name=f"sweep.grid.{key}")
-                config_from_dict(data, source=f"sweep.grid.{key}={value!r}")
-            except ConfigError as e:
-                problems.append(str(e))
+            config_from_dict(data, source=f"sweep.grid: {shown}")
+        except ConfigErrors as e:
+            problems += [f"sweep.grid: {shown}: {p}" for p in e.problems]
+        except ConfigError as e:
+            problems.append(str(e))
     return problems
 
 

@@ -209,8 +209,10 @@ EDGES: dict[str, list[Edge]] = {
     "arms[].data": [ok("human"), bad("synthetic"), bad("contaminated"), bad("x"), ok("synthetic", also=QA)],
     # sweep
     "sweep.name": [ok("grid-1"), ok(None), bad(".."), bad(""), bad("a/b")],
-    "sweep.grid": [ok({}), ok({"training.lr": [0.001, 0.002]}), bad({"training.lrr": [1]}, names="sweep.grid.training.lrr"),
-                   bad({"training.lr": [5]}, names="sweep.grid.training.lr"), bad({"training.lr": []}, names="sweep.grid.training.lr")],
+    "sweep.grid": [ok({}), ok({"training.lr": [0.001, 0.002]}), ok({"arms.0.mix": ["ratio"], "arms.0.ratio": [0.1, 0.5]}),  # a valid pair
+                   bad({"training.lrr": [1]}, names="sweep.grid: training.lrr=1: unknown key 'training.lrr'"),
+                   bad({"training.lr": [0.001, 5]}, names="sweep.grid: training.lr=5: training.lr: Input should be less than or equal to 1"),
+                   bad({"training.lr": []}, names="sweep.grid.training.lr: no values")],
     "sweep.resources.cpus": [ok(0.5), bad(0)],
     "sweep.resources.gpus": [ok(0), ok(0.5), bad(-1)],
     "sweep.address": [ok(None), ok("10.0.0.1:6379"), bad("")],
