@@ -177,22 +177,24 @@ class Service:
             raise
 
     async def stream(self, events: asyncio.Queue, stops: list[str]) -> AsyncIterator[Delta | Done]:
-        """Deltas as they come (text that may start a stop string held back), then Done."""
-        sent = ""
+        """Deltas as they come (text that may start a stop string held back, with the logprobs
+        of the tokens it completes when asked), then Done."""
+        sent, held = "", []  # held: logprobs of text not sent yet
         try:
             while True:
                 ev = await events.get()
                 if isinstance(ev, Failed):
                     raise ApiError(500, f"decoding failed: {ev.error}", type_="server_error")
                 if isinstance(ev, Delta):
+                    held += ev.logprobs or []
                     text = sent + ev.text
                     ready = text[: len(text) - held_back(text, stops)]
-                    if len(ready) > len(sent):
-                        yield Delta(ready[len(sent):])
-                        sent = ready
+                    if len(ready) > len(sent) or (held and not ev.text):
+                        yield Delta(ready[len(sent):], held if ev.logprobs is not None else None)
+                        sent, held = ready, []
                     continue
-                if len(ev.text) > len(sent):
-                    yield Delta(ev.text[len(sent):])
+                if len(ev.text) > len(sent) or held:
+                    yield Delta(ev.text[len(sent):], held if ev.logprobs is not None else None)
                 self.telemetry.add_tokens(ev.prompt_tokens, ev.completion_tokens)
                 yield ev
                 return
@@ -311,21 +313,24 @@ def create_app(cfg: ServeConfig, pool: ModelPool | None = None):
                 "id": rid, "object": "chat.completion", "created": created, "model": model_id,
                 "choices": choices, "usage": total_usage(results, prompts=1), "collapselab": _info(results[0]),
             }
-        events = queues[0]
         usage = body.stream_options is not None and body.stream_options.include_usage
 
         async def chunks() -> AsyncIterator[str]:
             head = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model_id}
-            yield _sse({**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
-            async for ev in _guarded(service.stream(events, stops)):
+            for k in range(len(queues)):
+                yield _sse({**head, "choices": [{"index": k, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
+            finished: list[Done] = []
+            async for k, ev in _merged([_guarded(service.stream(q, stops)) for q in queues]):
                 if isinstance(ev, dict):
                     yield _sse(ev)
                 elif isinstance(ev, Delta):
-                    yield _sse({**head, "choices": [{"index": 0, "delta": {"content": ev.text}, "finish_reason": None}]})
+                    lp = {"logprobs": chat_logprobs(served.tokenizer, ev.logprobs)} if ev.logprobs is not None else {}
+                    yield _sse({**head, "choices": [{"index": k, "delta": {"content": ev.text}, "finish_reason": None, **lp}]})
                 else:
-                    yield _sse({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": ev.finish_reason}], "collapselab": _info(ev)})
-                    if usage:
-                        yield _sse({**head, "choices": [], "usage": _usage(ev)})
+                    finished.append(ev)
+                    yield _sse({**head, "choices": [{"index": k, "delta": {}, "finish_reason": ev.finish_reason}], "collapselab": _info(ev)})
+            if usage and len(finished) == len(queues):
+                yield _sse({**head, "choices": [], "usage": total_usage(finished, prompts=1)})
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(chunks(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
@@ -359,13 +364,20 @@ def create_app(cfg: ServeConfig, pool: ModelPool | None = None):
             return {**head, "choices": choices, "usage": total_usage(results, prompts=len(prompts)), "collapselab": _info(results[0])}
 
         async def chunks() -> AsyncIterator[str]:
-            async for ev in _guarded(service.stream(queues[0], stops)):
+            sent = [prompts[0]] * len(queues)  # each choice's prompt + text so far: where its next token starts
+            finished: list[Done] = []
+            async for k, ev in _merged([_guarded(service.stream(q, stops)) for q in queues]):
                 if isinstance(ev, dict):
                     yield _sse(ev)
                 elif isinstance(ev, Delta):
-                    yield _sse({**head, "choices": [{"index": 0, "text": ev.text, "finish_reason": None, "logprobs": None}]})
+                    lp = completion_logprobs(served.tokenizer, ev.logprobs, sent[k]) if ev.logprobs is not None else None
+                    sent[k] += ev.text
+                    yield _sse({**head, "choices": [{"index": k, "text": ev.text, "finish_reason": None, "logprobs": lp}]})
                 else:
-                    yield _sse({**head, "choices": [{"index": 0, "text": "", "finish_reason": ev.finish_reason, "logprobs": None}], "usage": _usage(ev), "collapselab": _info(ev)})
+                    finished.append(ev)
+                    last = len(finished) == len(queues)
+                    yield _sse({**head, "choices": [{"index": k, "text": "", "finish_reason": ev.finish_reason, "logprobs": None}],
+                                **({"usage": total_usage(finished, prompts=1)} if last else {}), "collapselab": _info(ev)})
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(chunks(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
@@ -376,6 +388,36 @@ def create_app(cfg: ServeConfig, pool: ModelPool | None = None):
         app.add_middleware(CORSMiddleware, allow_origins=cfg.security.cors_origins, allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])
     app.add_middleware(Guard, security=cfg.security, telemetry=service.telemetry, keys=keys)
     return app
+
+
+async def _merged(streams: list[AsyncIterator[Any]]) -> AsyncIterator[tuple[int, Any]]:
+    """(k, event) from several streams as each comes: the n choices of one streamed request."""
+    if len(streams) == 1:  # the common case: no tasks
+        async for ev in streams[0]:
+            yield 0, ev
+        return
+    out: asyncio.Queue = asyncio.Queue()
+    end = object()
+
+    async def pump(k: int, stream: AsyncIterator[Any]) -> None:
+        try:
+            async for ev in stream:
+                await out.put((k, ev))
+        finally:
+            await out.put((k, end))
+
+    tasks = [asyncio.create_task(pump(k, s)) for k, s in enumerate(streams)]
+    try:
+        left = len(tasks)
+        while left:
+            k, ev = await out.get()
+            if ev is end:
+                left -= 1
+            else:
+                yield k, ev
+    finally:
+        for t in tasks:  # a dropped client: the choices' streams close, their jobs are cancelled
+            t.cancel()
 
 
 async def _guarded(events: AsyncIterator[Delta | Done]) -> AsyncIterator[Delta | Done | dict[str, Any]]:
@@ -400,8 +442,6 @@ def _stops(stop: str | list[str] | None) -> list[str]:
     return [stop] if isinstance(stop, str) else list(stop)
 
 
-def _usage(done: Done) -> dict[str, int]:
-    return {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens, "total_tokens": done.prompt_tokens + done.completion_tokens}
 
 
 def serve(cfg: ServeConfig) -> None:

@@ -29,16 +29,11 @@ def total_usage(results: list[Done], prompts: int) -> dict[str, int]:
 
 
 def refuse_unsupported(body: ChatCompletionRequest | CompletionRequest) -> None:
-    """400 naming a parameter this server does not implement; streams of several choices or
-    with logprobs are not implemented either."""
+    """400 naming a parameter this server does not implement."""
     name = unsupported(body)
     if name is not None:
         raise ApiError(400, f"{name}: not supported by this server (supported: {', '.join(type(body).model_fields)})",
                        param=name, code="unsupported_parameter")
-    if body.stream and body.n > 1:
-        raise ApiError(400, "n: a stream carries one choice; ask for n > 1 without stream", param="n", code="unsupported_parameter")
-    if body.stream and body.logprobs not in (None, False):
-        raise ApiError(400, "logprobs: not sent in streams; ask for logprobs without stream", param="logprobs", code="unsupported_parameter")
 
 
 def token_bytes(tokenizer: Any, token: int) -> bytes:

@@ -71,6 +71,7 @@ class Sampling:
 @dataclass(slots=True)
 class Delta:
     text: str  # new reply text since the last Delta
+    logprobs: list[TokenLogprob] | None = None  # the tokens that text completed, when the request asked
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,29 +258,46 @@ class _Stream:
         self.text = ""
         self.stopped = False
         self.logprobs: list[TokenLogprob] = []  # one per id, when the request asked
+        self.ends: list[int] = []  # per id, the length of the reply's text once it was decoded
+        self.released = 0  # tokens whose logprobs went out with a Delta
 
     def add(self, ids: list[int]) -> bool:
         if not ids:
             return False
         self.ids.extend(ids)
         text = self.tok.decode(self.ids, skip_special_tokens=True)
+        self.ends += [len(text)] * len(ids)
         cut, self.stopped = cut_at_stop(text, self.job.stops)
         # Text that may begin a stop string or is half a character waits for the next tokens.
         ready = cut if self.stopped else cut[: len(cut) - held_back(cut, self.job.stops)]
         if len(ready) > len(self.text) and not self.job.cancelled:
-            self.job.sink(Delta(ready[len(self.text) :]))
-            self.text = ready
+            new, self.text = ready[len(self.text) :], ready
+            self.job.sink(Delta(new, self._release(len(ready))))
         return self.stopped or self.job.cancelled  # a dropped client's reply stops too
+
+    def _release(self, upto: int, kept: list[TokenLogprob] | None = None) -> list[TokenLogprob] | None:
+        """The logprobs not sent yet of the tokens whose text ends within the first `upto`
+        characters (`kept`: of all those left, at the end); None when not asked."""
+        if self.job.sampling.logprobs is None:
+            return None
+        if kept is not None:
+            out, self.released = kept[self.released :], max(self.released, len(kept))
+            return out
+        start = self.released
+        while self.released < len(self.logprobs) and self.ends[self.released] <= upto:
+            self.released += 1
+        return self.logprobs[start : self.released]
 
     def done(self, served: Served, batch_size: int) -> Done:
         text = self.tok.decode(self.ids, skip_special_tokens=True)
         text, stopped = cut_at_stop(text, self.job.stops)
         text = text.rstrip("\ufffd")  # a reply cut inside a multi-byte character
-        if len(text) > len(self.text):
-            self.job.sink(Delta(text[len(self.text) :]))
+        logprobs = self._kept_logprobs(text, stopped) if self.job.sampling.logprobs is not None else None
+        rest = self._release(len(text), logprobs)
+        if len(text) > len(self.text) or rest:
+            self.job.sink(Delta(text[len(self.text) :], rest))
         n_tokens = len(self.tok(text, add_special_tokens=False)["input_ids"]) if stopped else len(self.ids)
         finished = stopped or len(self.ids) < self.job.sampling.max_new_tokens
-        logprobs = self._kept_logprobs(text, stopped) if self.job.sampling.logprobs is not None else None
         return Done(text, len(self.job.prompt), n_tokens, "stop" if finished else "length", served, batch_size, logprobs)
 
     def _kept_logprobs(self, text: str, stopped: bool) -> list[TokenLogprob]:

@@ -89,7 +89,6 @@ def test_penalties_change_a_greedy_reply(client, chat_model_dir):
         ("chat", {"logit_bias": {"5": 10}}, "logit_bias"),
         ("chat", {"user": "someone"}, "user"),
         ("chat", {"top_logprobs": 2}, "top_logprobs"),  # without logprobs
-        ("chat", {"stream": True, "n": 2}, "n"),
         ("completions", {"echo": True}, "echo"),
         ("completions", {"best_of": 3}, "best_of"),
         ("completions", {"suffix": "!"}, "suffix"),
@@ -116,3 +115,30 @@ def test_a_null_parameter_is_one_not_given(client_for, chat_model_dir):
     c = client_for(config(source={"model": str(chat_model_dir)}))
     r = c.post("/v1/chat/completions", json={"messages": HELLO, "max_tokens": 2, "tools": None, "logprobs": None, "user": None})
     assert r.status_code == 200, r.text
+
+
+def test_a_stream_carries_every_choice_and_its_logprobs(client, chat_model_dir):
+    ask = {"model": str(chat_model_dir), "messages": HELLO, "temperature": 0, "max_tokens": 10, "logprobs": True, "top_logprobs": 2}
+    whole = client.chat.completions.create(**ask, n=2)
+    texts, logprobs = {0: "", 1: ""}, {0: [], 1: []}
+    for chunk in client.chat.completions.create(**ask, n=2, stream=True, stream_options={"include_usage": True}):
+        for c in chunk.choices:
+            texts[c.index] += c.delta.content or ""
+            logprobs[c.index] += c.logprobs.content if c.logprobs is not None else []
+        if chunk.usage is not None:
+            assert chunk.usage == whole.usage
+    for k in (0, 1):  # greedy: each choice streams what the whole answer holds, token for token
+        assert texts[k] == whole.choices[k].message.content
+        assert [(t.token, t.logprob) for t in logprobs[k]] == [(t.token, t.logprob) for t in whole.choices[k].logprobs.content]
+
+
+def test_a_completion_stream_carries_logprobs_with_their_offsets(client, chat_model_dir):
+    ask = {"model": str(chat_model_dir), "prompt": "the cat sat", "temperature": 0, "max_tokens": 8, "logprobs": 1}
+    whole = client.completions.create(**ask).choices[0].logprobs
+    tokens, offsets = [], []
+    for chunk in client.completions.create(**ask, stream=True):
+        for c in chunk.choices:
+            if c.logprobs is not None:
+                tokens += c.logprobs.tokens
+                offsets += c.logprobs.text_offset
+    assert tokens == whole.tokens and offsets == whole.text_offset
