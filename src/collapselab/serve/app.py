@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import threading
 import time
@@ -46,6 +45,7 @@ from collapselab.serve.schemas import (
     CompletionRequest,
     error_body,
 )
+from collapselab.serve.sse import guarded, merged, sse
 from collapselab.serve.stops import held_back
 from collapselab.serve.telemetry import Telemetry
 
@@ -202,10 +202,6 @@ class Service:
             events.job.cancelled = True  # type: ignore[attr-defined]  # no-op once it is done
 
 
-def _sse(obj: Any) -> str:
-    return f"data: {json.dumps(obj)}\n\n"
-
-
 def _info(done: Done) -> dict[str, Any]:
     return {"generation": done.served.generation, "origin": done.served.origin, "batch_size": done.batch_size}
 
@@ -318,19 +314,19 @@ def create_app(cfg: ServeConfig, pool: ModelPool | None = None):
         async def chunks() -> AsyncIterator[str]:
             head = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model_id}
             for k in range(len(queues)):
-                yield _sse({**head, "choices": [{"index": k, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
+                yield sse({**head, "choices": [{"index": k, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
             finished: list[Done] = []
-            async for k, ev in _merged([_guarded(service.stream(q, stops)) for q in queues]):
+            async for k, ev in merged([guarded(service.stream(q, stops)) for q in queues]):
                 if isinstance(ev, dict):
-                    yield _sse(ev)
+                    yield sse(ev)
                 elif isinstance(ev, Delta):
                     lp = {"logprobs": chat_logprobs(served.tokenizer, ev.logprobs)} if ev.logprobs is not None else {}
-                    yield _sse({**head, "choices": [{"index": k, "delta": {"content": ev.text}, "finish_reason": None, **lp}]})
+                    yield sse({**head, "choices": [{"index": k, "delta": {"content": ev.text}, "finish_reason": None, **lp}]})
                 else:
                     finished.append(ev)
-                    yield _sse({**head, "choices": [{"index": k, "delta": {}, "finish_reason": ev.finish_reason}], "collapselab": _info(ev)})
+                    yield sse({**head, "choices": [{"index": k, "delta": {}, "finish_reason": ev.finish_reason}], "collapselab": _info(ev)})
             if usage and len(finished) == len(queues):
-                yield _sse({**head, "choices": [], "usage": total_usage(finished, prompts=1)})
+                yield sse({**head, "choices": [], "usage": total_usage(finished, prompts=1)})
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(chunks(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
@@ -366,17 +362,17 @@ def create_app(cfg: ServeConfig, pool: ModelPool | None = None):
         async def chunks() -> AsyncIterator[str]:
             sent = [prompts[0]] * len(queues)  # each choice's prompt + text so far: where its next token starts
             finished: list[Done] = []
-            async for k, ev in _merged([_guarded(service.stream(q, stops)) for q in queues]):
+            async for k, ev in merged([guarded(service.stream(q, stops)) for q in queues]):
                 if isinstance(ev, dict):
-                    yield _sse(ev)
+                    yield sse(ev)
                 elif isinstance(ev, Delta):
                     lp = completion_logprobs(served.tokenizer, ev.logprobs, sent[k]) if ev.logprobs is not None else None
                     sent[k] += ev.text
-                    yield _sse({**head, "choices": [{"index": k, "text": ev.text, "finish_reason": None, "logprobs": lp}]})
+                    yield sse({**head, "choices": [{"index": k, "text": ev.text, "finish_reason": None, "logprobs": lp}]})
                 else:
                     finished.append(ev)
                     last = len(finished) == len(queues)
-                    yield _sse({**head, "choices": [{"index": k, "text": "", "finish_reason": ev.finish_reason, "logprobs": None}],
+                    yield sse({**head, "choices": [{"index": k, "text": "", "finish_reason": ev.finish_reason, "logprobs": None}],
                                 **({"usage": total_usage(finished, prompts=1)} if last else {}), "collapselab": _info(ev)})
             yield "data: [DONE]\n\n"
 
@@ -388,45 +384,6 @@ def create_app(cfg: ServeConfig, pool: ModelPool | None = None):
         app.add_middleware(CORSMiddleware, allow_origins=cfg.security.cors_origins, allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])
     app.add_middleware(Guard, security=cfg.security, telemetry=service.telemetry, keys=keys)
     return app
-
-
-async def _merged(streams: list[AsyncIterator[Any]]) -> AsyncIterator[tuple[int, Any]]:
-    """(k, event) from several streams as each comes: the n choices of one streamed request."""
-    if len(streams) == 1:  # the common case: no tasks
-        async for ev in streams[0]:
-            yield 0, ev
-        return
-    out: asyncio.Queue = asyncio.Queue()
-    end = object()
-
-    async def pump(k: int, stream: AsyncIterator[Any]) -> None:
-        try:
-            async for ev in stream:
-                await out.put((k, ev))
-        finally:
-            await out.put((k, end))
-
-    tasks = [asyncio.create_task(pump(k, s)) for k, s in enumerate(streams)]
-    try:
-        left = len(tasks)
-        while left:
-            k, ev = await out.get()
-            if ev is end:
-                left -= 1
-            else:
-                yield k, ev
-    finally:
-        for t in tasks:  # a dropped client: the choices' streams close, their jobs are cancelled
-            t.cancel()
-
-
-async def _guarded(events: AsyncIterator[Delta | Done]) -> AsyncIterator[Delta | Done | dict[str, Any]]:
-    """A stream's events; a failure mid-stream becomes one error event (the status is sent)."""
-    try:
-        async for ev in events:
-            yield ev
-    except ApiError as e:
-        yield e.body()
 
 
 def _with_system(cfg: ServeConfig, messages: list[dict[str, str]]) -> list[dict[str, str]]:
