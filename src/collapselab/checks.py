@@ -21,22 +21,41 @@ touched) and the sweep planner (every grid point).
 
 from __future__ import annotations
 
+import copy
+import itertools
+import json
+import os
+from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
-from collapselab.config import ExperimentConfig, TrainingBlock
-from collapselab.errors import ConfigErrors
+from collapselab.config import (
+    DecodingBlock,
+    ExperimentConfig,
+    TrainingBlock,
+    apply_override,
+    config_from_dict,
+)
+from collapselab.datasets.registry import DATASETS
+from collapselab.datasets.resolve import OFFLINE_VARS
+from collapselab.errors import ConfigError, ConfigErrors
 from collapselab.lab import HumanData, Task
 from collapselab.metrics import all_metrics, default_metrics, get_metric, metric_for_task
-from collapselab.metrics.external import uses_reference
+from collapselab.metrics.external import uses_reference, wanted
+from collapselab.metrics.mmlu import SUBJECT_GROUP
 from collapselab.metrics.registry import METRICS_EXTRA, missing_libraries
 from collapselab.metrics.sanity import gibberish_problems
-from collapselab.models.loading import device
+from collapselab.models.catalogue import CATALOGUE
+from collapselab.models.loading import device, found_without_hub
 from collapselab.refinery.verifier import SEED_FILTERS
 from collapselab.tasks import get_task
 
 # Recipe keys that act only when the task supplies a validation split, a score and loss
 # weights (`Task.training_extras`); their defaults leave them off.
-TRAINING_EXTRAS = ("validation_share", "early_stopping_patience", "early_stopping_metric", "loss_weights")
+TRAINING_EXTRAS = ("validation_share", "early_stopping_patience", "early_stopping_metric", "early_stopping_min_delta",
+                   "eval_every", "loss_weights")
+# Decoding keys only sampling reads: with greedy or beam search they would be ignored.
+SAMPLING_ONLY = ("temperature", "top_p", "top_k")
 
 
 def check_experiment(
@@ -44,6 +63,7 @@ def check_experiment(
     *,
     here: bool = False,
     human: HumanData | None = None,
+    tokenizer: Any = None,
     max_positions: int | None = None,
     background: Sequence[str] | None = None,
     source: str | None = None,
@@ -54,7 +74,9 @@ def check_experiment(
         cfg: A config the schema accepted.
         here: Also what this machine lacks for it: a metric's library, a generation backend,
             a device for the precision.
-        human: The prepared human data: also the arm sizes it cannot fill.
+        human: The prepared human data: also the arm sizes it cannot fill, and what the task
+            cannot score in it (with `tokenizer`, the run's).
+        tokenizer: With `human`, the tokenizer the run prepared it with.
         max_positions: The model's longest sequence: also what does not fit in it.
         background: With `human`, the run's gibberish background text: also the metrics the
             run's data cannot calibrate (the gibberish scorer is fitted now, not after training).
@@ -68,6 +90,8 @@ def check_experiment(
         problems += _machine_problems(cfg)
     if human is not None:
         problems += _size_problems(cfg, human)
+        if tokenizer is not None:
+            problems += get_task(cfg.experiment.task).data_problems(cfg, human, tokenizer)
         if background is not None:
             problems += gibberish_problems(cfg, get_task(cfg.experiment.task), human.train, human.test, background)
     if max_positions is not None:
@@ -85,10 +109,14 @@ def config_problems(cfg: ExperimentConfig) -> list[str]:
         for i, arm in enumerate(cfg.arms)
         if arm.data != "human" and arm.data not in task.data_builders
     ]
+    problems += _experiment_problems(cfg) + _data_problems(cfg, task)
     problems += task.config_problems(cfg)
     problems += _verify_problems(cfg, task)
+    problems += _model_problems(cfg)
     for key, recipe in (("training", cfg.training), ("model.pretrain", cfg.model.pretrain)):
         problems += _recipe_problems(cfg, task, key, recipe)
+    problems += _decoding_problems(cfg)
+    problems += _arm_problems(cfg)
     return problems + _metric_problems(cfg, task)
 
 
@@ -100,12 +128,91 @@ def _verify_problems(cfg: ExperimentConfig, task: Task) -> list[str]:
         if not arm.verify:
             continue
         if not task.answers_questions:
-            problems.append(f"arms.{i}.verify: the refinery's filters judge question-answer records; the {task.name} task writes texts")
+            problems.append(f"arms.{i}.verify: True, but the refinery's filters judge question-answer records; the {task.name} task writes texts")
         seeded = [f for f in cfg.refinery.filters.order if f in SEED_FILTERS]
         if seeded:
-            problems.append(f"arms.{i}.verify: refinery.filters.order lists {seeded}, which compare a record with the human seed; "
+            problems.append(f"arms.{i}.verify: True, and refinery.filters.order lists {seeded}, which compare a record with the human seed; "
                             "in the loop every record keeps its human question, so they would reject the right answers: "
                             "leave them out of refinery.filters.order")
+    return problems
+
+
+def _experiment_problems(cfg: ExperimentConfig) -> list[str]:
+    """A seed listed twice would run into the same seed folders twice; every point of a sweep
+    grid must make a valid config (the planner checks each against the tasks too)."""
+    seeds = cfg.experiment.seeds
+    problems = [f"experiment.seeds: {s} is listed twice in {seeds}" for s, n in Counter(seeds).items() if n > 1]
+    grid = cfg.sweep.grid if cfg.sweep is not None else {}
+    problems += [f"sweep.grid.{key}: no values" for key, values in grid.items() if not values]
+    if not grid or not all(grid.values()):
+        return problems
+    base = cfg.model_dump(mode="json", exclude={"sweep"})
+    for point in itertools.product(*grid.values()):
+        data = copy.deepcopy(base)
+        shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in zip(grid, point, strict=True))
+        try:
+            for key, value in zip(grid, point, strict=True):
+                apply_override(data, key.split("."), value, name=f"sweep.grid.{key}")
+            config_from_dict(data, source=f"sweep.grid: {shown}")
+        except ConfigErrors as e:
+            problems += [f"sweep.grid: {shown}: {p}" for p in e.problems]
+        except ConfigError as e:
+            problems.append(str(e))
+    return problems
+
+
+def _data_problems(cfg: ExperimentConfig, task: Task) -> list[str]:
+    """The dataset names the registry knows, and records with the fields the task reads."""
+    problems = []
+    d = cfg.data
+    source = DATASETS.get(d.dataset)
+    if source is None:
+        problems.append(f"data.dataset: unknown dataset {d.dataset!r}; known: {', '.join(DATASETS)}")
+    elif source.fields is not None and not set(task.record_fields) <= set(source.fields):
+        problems.append(f"data.dataset: {d.dataset!r} records have {list(source.fields)}; task {task.name!r} needs "
+                        f"{list(task.record_fields)}")
+    elif source.folder is None and d.path is None:
+        problems.append(f"data.path: None, but dataset {d.dataset!r} needs one: a .jsonl/.csv/.parquet records file or a "
+                        "folder with train.* and test.*")
+    background = cfg.evaluation.gibberish_background
+    if background is not None and background not in DATASETS:
+        problems.append(f"evaluation.gibberish_background: unknown dataset {background!r}; known: {', '.join(DATASETS)}")
+    if d.topic is not None and d.topic.mmlu_subject not in SUBJECT_GROUP:
+        problems.append(f"data.topic.mmlu_subject: unknown MMLU subject {d.topic.mmlu_subject!r}")
+    return problems
+
+
+def _model_problems(cfg: ExperimentConfig) -> list[str]:
+    """A scratch model's shape must build: heads that split the width evenly (and, for
+    llama's rotary positions, into an even number of dims each)."""
+    if cfg.model.name != "scratch":
+        return []
+    a = cfg.model.scratch
+    if a.d_model % a.n_heads:
+        return [f"model.scratch.n_heads: {a.n_heads} heads do not divide model.scratch.d_model {a.d_model}; "
+                "use a divisor of d_model"]
+    if a.architecture == "llama" and (a.d_model // a.n_heads) % 2:
+        return [f"model.scratch.n_heads: {a.n_heads} heads of model.scratch.d_model {a.d_model} get {a.d_model // a.n_heads} "
+                "dims each; llama's rotary positions need an even number"]
+    return []
+
+
+def _decoding_problems(cfg: ExperimentConfig) -> list[str]:
+    """Sampling settings that greedy or beam search would silently ignore."""
+    dec = cfg.decoding
+    if dec.method == "sample":
+        return []
+    return [f"decoding.{f}: {getattr(dec, f)!r} is read by sampling only; decoding.method is {dec.method!r}"
+            for f in SAMPLING_ONLY if getattr(dec, f) != DecodingBlock.model_fields[f].default]
+
+
+def _arm_problems(cfg: ExperimentConfig) -> list[str]:
+    """Sizes only some mix policies read."""
+    problems = []
+    for i, arm in enumerate(cfg.arms):
+        if arm.size is not None and arm.mix not in ("ratio", "accumulate_subsample"):
+            problems.append(f"arms.{i}.size: {arm.size} is read by mix ratio and accumulate_subsample only; "
+                            f"arms.{i}.mix is {arm.mix!r}")
     return problems
 
 
@@ -113,13 +220,18 @@ def _recipe_problems(cfg: ExperimentConfig, task: Task, key: str, recipe: Traini
     """The training extras of one recipe (`training` or `model.pretrain`)."""
     if not task.training_extras:
         return [
-            f"{key}.{f}: the {task.name} task has no validation split or loss weights"
+            f"{key}.{f}: {getattr(recipe, f)!r}: the {task.name} task has no validation split or loss weights"
             for f in TRAINING_EXTRAS
             if getattr(recipe, f) != TrainingBlock.model_fields[f].default
         ]
     problems = []
     if recipe.early_stopping_patience is not None and recipe.validation_share == 0:
-        problems.append(f"{key}.early_stopping_patience: needs {key}.validation_share > 0 (a split to stop on)")
+        problems.append(f"{key}.early_stopping_patience: {recipe.early_stopping_patience} needs {key}.validation_share > 0 (a split to stop on)")
+    if recipe.eval_every is not None and recipe.validation_share == 0:
+        problems.append(f"{key}.eval_every: {recipe.eval_every} needs {key}.validation_share > 0 (a split to validate on)")
+    if recipe.early_stopping_min_delta != 0 and recipe.early_stopping_patience is None:
+        problems.append(f"{key}.early_stopping_min_delta: {recipe.early_stopping_min_delta} is read by early stopping "
+                        f"only; {key}.early_stopping_patience is null")
     if recipe.early_stopping_metric != "loss":
         if recipe.validation_share == 0:
             problems.append(f"{key}.early_stopping_metric: {recipe.early_stopping_metric!r} needs {key}.validation_share > 0")
@@ -154,7 +266,13 @@ def _metric_problems(cfg: ExperimentConfig, task: Task) -> list[str]:
     """`evaluation.metrics`: names the registry knows for this task, and external-reference
     metrics the reference settings allow."""
     problems = []
-    for i, name in enumerate(cfg.evaluation.metrics or []):
+    listed = cfg.evaluation.metrics
+    if listed is not None and not listed:
+        problems.append("evaluation.metrics: [] scores nothing; list metrics, or null for the task's defaults")
+    for i, name in enumerate(listed or []):
+        if name in listed[:i]:
+            problems.append(f"evaluation.metrics.{i}: {name!r} is listed twice")
+            continue
         try:
             metric_for_task(name, task)
         except (KeyError, ValueError) as e:
@@ -168,12 +286,26 @@ def _metric_problems(cfg: ExperimentConfig, task: Task) -> list[str]:
         elif get_metric(name).scope == "run":
             problems.append(f"evaluation.metrics.{i}: {name!r} is computed once per run whenever the reference model is "
                             "loaded (run_metrics.json); list only per-generation metrics")
+    # Metric names other blocks refer to: the one a sweep report plots, those a notification
+    # shows (the task checks its own: qa's refinery.success.metric).
+    named = [("sweep.metric", cfg.sweep.metric)] if cfg.sweep is not None and cfg.sweep.metric is not None else []
+    named += [(f"notify.metrics.{i}", m) for i, m in enumerate(cfg.notify.metrics or [])] if cfg.notify is not None else []
+    for key, name in named:
+        try:
+            metric_for_task(name, task)
+        except (KeyError, ValueError) as e:
+            problems.append(f"{key}: {e.args[0]}")
+    mmlu = cfg.evaluation.mmlu
+    if mmlu is not None:
+        problems += [f"evaluation.mmlu.subjects.{i}: unknown MMLU subject {s!r}" for i, s in enumerate(mmlu.subjects) if s not in SUBJECT_GROUP]
+        problems += [f"evaluation.mmlu.formats.{i}: {f!r} is listed twice" for i, f in enumerate(mmlu.formats) if f in mmlu.formats[:i]]
     return problems
 
 
 def _machine_problems(cfg: ExperimentConfig) -> list[str]:
     """What this machine lacks: a library a metric needs (it would fail after training), the
-    generation backend asked for, a device that makes the precision sensible."""
+    generation backend asked for, a device that makes the precision sensible, a model it
+    cannot load with the hub off."""
     from collapselab.generation import generation_backend
     from collapselab.generation.sampling import GenerationError
 
@@ -192,13 +324,31 @@ def _machine_problems(cfg: ExperimentConfig) -> list[str]:
     for key, recipe in (("training", cfg.training), ("model.pretrain", cfg.model.pretrain)):
         if recipe.precision == "bf16" and device() == "cpu":
             problems.append(f"{key}.precision: bf16 on a CPU is ~150x slower than fp32; use auto or fp32")
-    return problems
+    return problems + _model_name_problems(cfg, task)
+
+
+def _model_name_problems(cfg: ExperimentConfig, task: Task) -> list[str]:
+    """Model names this machine cannot load with the hub off (a hub id is looked up when the
+    model loads, before any run directory; offline, a name not found here never loads)."""
+    off = [v for v in OFFLINE_VARS if os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")]
+    if not off:
+        return []
+    named = [("model.name", cfg.model.name)] if cfg.model.name != "scratch" else []
+    if all(n in all_metrics() for n in cfg.evaluation.metrics or []) and wanted(cfg, task):  # unknown ones: config_problems
+        named.append(("evaluation.reference_model", cfg.evaluation.reference_model))
+    return [f"{key}: {name!r} is not a catalogue name ({', '.join(CATALOGUE)}), a local folder, a $COLLAPSELAB_MODELS name "
+            f"or a cached hub model, and the hub is off ({off[0]}={os.environ[off[0]]})"
+            for key, name in named if not found_without_hub(name)]
 
 
 def _size_problems(cfg: ExperimentConfig, human: HumanData) -> list[str]:
     """Arm sizes the human pool (and one generation's synthetic set, as large) cannot fill."""
     n = len(human.train)
     problems = []
+    if n < 2:  # one generation's synthetic texts are compared with each other (self-BLEU, duplicates)
+        problems.append(f"data.train_size: the human training pool holds {n} record{'s' * (n != 1)}; a generation needs at least 2")
+    if not human.test:
+        problems.append("data.test_size: the held-out human test set is empty")
     for i, arm in enumerate(cfg.arms):
         size = arm.size or n
         if arm.mix == "ratio" and (round(arm.ratio * size) > n or size - round(arm.ratio * size) > n):

@@ -62,7 +62,7 @@ from collapselab.records import (
 )
 from collapselab.refinery import build_arm_data
 from collapselab.refinery.verifier import verified
-from collapselab.rundir.folders import lock_run, open_run, runtime, supersede_from
+from collapselab.rundir.folders import check_run_id, lock_run, open_run, runtime, supersede_from
 from collapselab.rundir.generation import (
     METRICS,
     MODEL,
@@ -107,6 +107,7 @@ def run_experiment(
 
     # Bad data, an unknown model or a config the run would fail on late fails here,
     # before any run directory is touched.
+    check_run_id(run_id)
     task = get_task(cfg.experiment.task)
     pools = human_pools(cfg, task)
     tokenizer = prepare_tokenizer(cfg, task, pools[0])
@@ -115,7 +116,7 @@ def run_experiment(
 
     background = gibberish_background(cfg, task)  # read before any run directory is touched
     # Everything that would otherwise fail after hours of training, all of it at once.
-    check_experiment(cfg, here=True, human=human, max_positions=positions, background=background)
+    check_experiment(cfg, here=True, human=human, tokenizer=tokenizer, max_positions=positions, background=background)
     store.connect(db_url).dispose()  # raises DatabaseUnreachable (exit 3) naming the URL
 
     reference = load_reference(cfg, task)  # the fixed external reference, once per run (None: not used)

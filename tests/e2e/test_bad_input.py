@@ -159,6 +159,15 @@ CASES: list[tuple[str, int, str]] = [
     ("run {bad}/lm.yaml --db " + UNREACHABLE, 3, "cannot reach the results database"),
     ("run {bad}/lm.yaml --db sqlite:///{bad}/notadb.db", 3, "{bad}/notadb.db: cannot open the results database"),
     ("quickstart --set data.path={bad}/stories-latin1.txt", 2, "{bad}/stories-latin1.txt:1: not UTF-8 text"),
+    # run: values the schema takes but the run could not (refused before any run directory exists)
+    ("run {bad}/lm.yaml --set experiment.name=../../etc", 2, "experiment.name: must be a folder name: not empty, not '.' or '..', no '/' or '\\' (got '../../etc')"),
+    ("run {bad}/lm.yaml --set experiment.name=", 2, "experiment.name: must be a folder name"),
+    ("run {bad}/lm.yaml --set model.scratch.d_model=30 --set model.scratch.n_heads=4", 2, "model.scratch.n_heads: 4 heads do not divide model.scratch.d_model 30"),
+    ("run {bad}/lm.yaml --set data.train_size=1", 2, "data.train_size: Input should be greater than or equal to 2 (got 1)"),
+    ("run {bad}/lm.yaml --set data.test_size=1", 2, "data.test_size: 1 blocks of 16 tokens are shorter than one perplexity block of training.seq_len 32 tokens"),
+    ("run {bad}/lm.yaml --run-id ../x", 2, "--run-id '../x': must be a folder name"),
+    ("sweep {bad}/lm.yaml --grid training.epochs=1,2 --name ../x", 2, "--name '../x': must be a folder name"),
+    ("config validate {bad}/lm.yaml --set arms.0.name=..", 2, "arms.0.name: must be a folder name"),
     ("quickstart --set experiment.generations=two", 2, "experiment.generations: Input should be a valid integer"),
     # config
     ("config validate {bad}/config-latin1.yaml", 2, "{bad}/config-latin1.yaml:2: not UTF-8 text"),
@@ -170,6 +179,8 @@ CASES: list[tuple[str, int, str]] = [
     ("serve --config {bad}/config-broken.yaml", 2, "{bad}/config-broken.yaml:2:5: not valid YAML"),
     ("serve --config {bad}/serve-unknown-key.yaml", 2, "{bad}/serve-unknown-key.yaml: unknown key 'source.modle'"),
     ("serve --run {bad}", 2, "{bad}: not a run directory (no manifest.json)"),
+    ("serve --host 0.0.0.0 --model {bad}/no-model", 2, "serve flags: host: '0.0.0.0' is reachable from the network and no API key is set"),
+    ("serve --host 0.0.0.0 --allow-unauthenticated --model {bad}/no-model", 2, "{bad}/no-model"),  # past the host check: the model
     ("serve --run {bad}/run-bad-config", 2, "{bad}/run-bad-config/config.yaml:2: not UTF-8 text"),
     ("learn {bad}/config-binary.yaml", 2, "{bad}/config-binary.yaml:2: not UTF-8 text"),
     ("learn {bad}/config-empty.yaml", 2, "{bad}/config-empty.yaml: empty, expected YAML"),
@@ -279,6 +290,17 @@ def test_bad_input_is_one_line_and_its_exit_code(bad, command, code, says, monke
     assert len(lines) == 1 and result.stdout == "", f"{command}: expected one line on stderr, got {result.output!r}"
     assert lines[0].startswith("error: ") and says.replace("{bad}", str(bad)) in lines[0], lines[0]
     assert result.exit_code == code, f"{command}: exit {result.exit_code}, expected {code}: {lines[0]}"
+
+
+def test_names_that_are_paths_write_nothing_outside_the_run_root(bad, monkeypatch):
+    # `experiment.name: ../../etc` once wrote the run two folders above runs/; an empty name
+    # straight into runs/. Refused, nothing is written anywhere.
+    monkeypatch.chdir(bad)
+    before = sorted(bad.rglob("*"))
+    for name in ("../../etc", "", "..", "a/b"):  # output_dir is {bad}/runs
+        result = CliRunner().invoke(app, ["run", str(bad / "lm.yaml"), "--set", f"experiment.name={name}"])
+        assert result.exit_code == 2 and "experiment.name" in result.stderr, result.output
+    assert sorted(bad.rglob("*")) == before and not (bad.parent / "etc").exists()
 
 
 def test_a_real_process_prints_no_traceback(bad):

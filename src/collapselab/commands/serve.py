@@ -20,6 +20,7 @@ def serve(
     api_keys_file: str = typer.Option(None, "--api-keys-file", help="File of API keys, one a line: requests then need Authorization: Bearer <key>."),
     api_keys_env: str = typer.Option(None, "--api-keys-env", help="Environment variable holding comma-separated API keys."),
     rate_per_minute: float = typer.Option(None, "--rate-per-minute", help="Requests per minute per key (429 beyond)."),
+    allow_unauthenticated: bool = typer.Option(False, "--allow-unauthenticated", help="Listen on a non-loopback --host without API keys (anyone who reaches the port may use the server)."),
     max_batch: int = typer.Option(None, "--max-batch", help="Most requests decoded together."),
     max_queue: int = typer.Option(None, "--max-queue", help="Requests waiting at most (503 beyond)."),
     db: str = typer.Option(None, "--db", help="Results database URL (to find a run given by id)."),
@@ -33,6 +34,7 @@ def serve(
         "source.seed": seed, "source.learner": learner, "source.db": db, "host": host, "port": port,
         "security.api_keys_file": api_keys_file, "security.api_keys_env": api_keys_env,
         "security.rate_per_minute": rate_per_minute, "batching.max_batch": max_batch, "batching.max_queue": max_queue,
+        "security.allow_unauthenticated": allow_unauthenticated or None,  # not given: the YAML's, else off
     }
     # Named errors reach the CLI's one handler (one line, their exit code).
     run_server(load_serve_config(config, overrides))

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, model_validator
 
-from collapselab.config.loading import Block, block_of, load_model_file, model_from_dict
+from collapselab.config.loading import Block, FolderName, block_of, load_model_file, model_from_dict
 
 # `--set` parsing lives with the loader; re-exported because api and sweep apply overrides too.
 from collapselab.config.loading import apply_override as apply_override
@@ -26,17 +26,21 @@ from collapselab.config.operations import HubBlock, NotifyBlock, SweepBlock, Tra
 from collapselab.config.refinery import RefineryConfig
 from collapselab.errors import ConfigError
 
+# The scratch tokenizer is a byte-level BPE: its 256 byte symbols and its EOS and PAD are
+# always in it, so a smaller vocabulary is not what the model gets.
+MIN_VOCAB = 256 + 2
+
 # Blocks that say how a run is carried out and watched, not what it computes: they are
 # left out of the config hash, so adding a tracker or a sweep grid keeps a run resumable.
 OPERATIONAL_BLOCKS = frozenset({"sweep", "tracking", "hub", "notify"})
 
 
 class ExperimentBlock(Block):
-    name: str = Field(description="Experiment name; runs go to <output_dir>/<name>/<run_id>.")
+    name: FolderName = Field(description="Experiment name; runs go to <output_dir>/<name>/<run_id>.")
     task: Literal["lm", "qa"] = Field(description="lm: continue human text blocks; qa: answer human questions.")
     generations: int = Field(4, ge=1, description="Number of generations G (g = 0..G-1).")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="One run of every arm per seed.")
-    output_dir: str = Field("runs", description="Root folder of run directories.")
+    output_dir: str = Field("runs", min_length=1, description="Root folder of run directories.")
 
 
 class TopicBlock(Block):
@@ -46,8 +50,8 @@ class TopicBlock(Block):
 
 class DataBlock(Block):
     dataset: str = Field(description="Dataset name in the registry: wikitext2, tinystories, squad_v2, squad_v1.1, cosmosqa, mmlu, jsonl.")
-    path: str | None = Field(None, description="Explicit file or folder; else $COLLAPSELAB_DATA/<dataset>.")
-    train_size: int | None = Field(None, ge=1, description="Human training pool size (lm: blocks, qa: questions); None = all.")
+    path: str | None = Field(None, min_length=1, description="Explicit file or folder; else $COLLAPSELAB_DATA/<dataset>.")
+    train_size: int | None = Field(None, ge=2, description="Human training pool size (lm: blocks, qa: questions); None = all.")
     test_size: int | None = Field(None, ge=1, description="Held-out human test size (lm: blocks, qa: questions); None = all.")
     block_tokens: int = Field(64, ge=8, description="lm: tokens per human text block; the prompt and the continuation length.")
     prompt_tokens: int | None = Field(None, ge=1, description="lm: tokens of each human block used as the prompt (default: block_tokens).")
@@ -57,11 +61,11 @@ class DataBlock(Block):
 
 class ScratchArchitecture(Block):
     architecture: Literal["llama", "gpt2"] = Field("llama", description="Llama-style (RMSNorm, RoPE, SwiGLU) or GPT-2-style blocks.")
-    vocab_size: int = Field(2048, ge=64, description="BPE vocabulary trained on the human training text.")
+    vocab_size: int = Field(2048, ge=MIN_VOCAB, description="BPE vocabulary trained on the human training text.")
     d_model: int = Field(128, ge=8, description="Hidden size.")
     n_layers: int = Field(4, ge=1, description="Transformer blocks.")
     n_heads: int = Field(4, ge=1, description="Attention heads.")
-    d_ff: int | None = Field(None, description="Feed-forward width (default 4*d_model for gpt2, 8/3*d_model for llama).")
+    d_ff: int | None = Field(None, ge=1, description="Feed-forward width (default 4*d_model for gpt2, 8/3*d_model for llama).")
     max_positions: int = Field(256, ge=16, description="Longest sequence (prompt + continuation, training block).")
 
 
@@ -69,14 +73,14 @@ class LoraBlock(Block):
     r: int = Field(8, ge=1, description="LoRA rank.")
     alpha: int = Field(16, ge=1, description="LoRA scaling alpha.")
     dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the adapter input.")
-    target_modules: list[str] | str = Field("all-linear", description="peft target_modules.")
+    target_modules: list[str] | str = Field("all-linear", min_length=1, description="peft target_modules.")
 
 
 class TrainingBlock(Block):
     epochs: float = Field(1.0, gt=0, description="Passes over the generation's training set.")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
-    lr: float = Field(5e-4, gt=0, description="Peak AdamW learning rate (linear warmup, then decay).")
-    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    lr: float = Field(5e-4, gt=0, le=1, description="Peak AdamW learning rate (linear warmup, then decay).")
+    weight_decay: float = Field(0.01, ge=0, le=1, description="AdamW weight decay.")
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps spent warming up.")
     batch_tokens: int = Field(8192, ge=16, description="Tokens per micro-batch (batch size comes from this budget).")
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
@@ -93,7 +97,7 @@ class TrainingBlock(Block):
 
 
 class ModelBlock(Block):
-    name: str = Field("scratch", description="'scratch', a catalogue name (smollm2-135m-instruct, gemma-3-270m), a local HF folder, a name under $COLLAPSELAB_MODELS, or a hub id.")
+    name: str = Field("scratch", min_length=1, description="'scratch', a catalogue name (smollm2-135m-instruct, gemma-3-270m), a local HF folder, a name under $COLLAPSELAB_MODELS, or a hub id.")
     kind: Literal["causal", "seq2seq"] = Field("causal", description="Decoder-only or encoder-decoder (hub models).")
     scratch: ScratchArchitecture = Field(default_factory=ScratchArchitecture)
     pretrain: TrainingBlock = Field(
@@ -133,7 +137,7 @@ class MMLUBlock(Block):
     per_subject: int | None = Field(20, ge=1, description="Questions per subject (the first N of its test split); None = all.")
     greedy_check: bool = Field(False, description="Also generate greedily and report the share of questions where it agrees with the scored choice.")
     batch_tokens: int = Field(8192, ge=64, description="Token budget per MMLU scoring batch.")
-    path: str | None = Field(None, description="The MMLU folder (dev/ test/); else $COLLAPSELAB_DATA/mmlu.")
+    path: str | None = Field(None, min_length=1, description="The MMLU folder (dev/ test/); else $COLLAPSELAB_DATA/mmlu.")
 
 
 class EvaluationBlock(Block):
@@ -142,14 +146,14 @@ class EvaluationBlock(Block):
     stages: StageBlock = Field(default_factory=StageBlock, description="Thresholds of the collapse stage A/B/C per generation (metrics/stages.py).")
     mmlu: MMLUBlock | None = Field(None, description="MMLU at every generation (knowledge retention); None = off.")
     reference_model: str | None = Field(
-        "smollm2-135m-instruct",
+        "smollm2-135m-instruct", min_length=1,
         description="The fixed external reference: a pretrained LM, loaded once per run, independent of the arms and of "
         "generation 0, with its own tokenizer; it scores every generation's synthetic text and, once per run, the human test "
         "set (lm task; metrics/external.py). A catalogue name, a local folder or a $COLLAPSELAB_MODELS name; null: none "
         "(also not loaded when `metrics` lists no external_* metric).",
     )
     gibberish_background: str | None = Field(
-        "wikitext2",
+        "wikitext2", min_length=1,
         description="General human text of the language added to the gibberish scorer's vocabulary and word pairs: the "
         "training split of this dataset (read like data.dataset, through $COLLAPSELAB_DATA first), so fluent text in "
         "another register than the run's human pool is not read as misspelt (benchmarks/RESULTS.md). Loaded at the start "
@@ -172,11 +176,11 @@ class PromptsBlock(Block):
         "Write one question about the context whose answer is the given answer.",
         description="chat: the system instruction of question-generation prompts (the refinery).",
     )
-    unanswerable: str = Field("unanswerable", description="chat: the reply that means 'no answer' (read back as the SQuAD v2 empty answer).")
+    unanswerable: str = Field("unanswerable", min_length=1, description="chat: the reply that means 'no answer' (read back as the SQuAD v2 empty answer).")
 
 
 class ArmConfig(Block):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$", description="Arm name (a folder name in the run).")
+    name: FolderName = Field(pattern=r"^[A-Za-z0-9_.\-]+$", description="Arm name (a folder name in the run).")
     init: Literal["scratch", "base", "previous"] = Field("previous", description="Where each generation's training starts.")
     mix: Literal["replace", "accumulate", "accumulate_subsample", "ratio"] = Field("replace", description="What generation g>0 trains on (see lab/mixing.py).")
     ratio: float | None = Field(None, ge=0, le=1, description="mix=ratio: share of synthetic data in a fixed-size set.")
@@ -204,27 +208,30 @@ class ExperimentConfig(Block):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ExperimentConfig:
+        problems = []  # all of them at once, `; `-joined as the field errors are
         names = [a.name for a in self.arms]
-        if len(set(names)) != len(names):
-            raise ValueError(f"arms: names must be unique, got {names}")
         for i, arm in enumerate(self.arms):
+            if arm.name in names[:i]:
+                problems.append(f"arms.{i}.name: {arm.name!r} is also arms.{names.index(arm.name)}.name; arm names are folders, one each")
             if arm.mix == "ratio" and arm.ratio is None:
-                raise ValueError(f"arms.{i}.ratio: required when arms.{i}.mix is 'ratio'")
+                problems.append(f"arms.{i}.ratio: required when arms.{i}.mix is 'ratio'")
             if arm.mix != "ratio" and arm.ratio is not None:
-                raise ValueError(f"arms.{i}.ratio: only meaningful with mix 'ratio', got mix {arm.mix!r}")
+                problems.append(f"arms.{i}.ratio: only meaningful with mix 'ratio', got mix {arm.mix!r} and ratio {arm.ratio}")
             if arm.init == "scratch" and self.model.name != "scratch":
-                raise ValueError(f"arms.{i}.init: 'scratch' needs model.name 'scratch', got {self.model.name!r}")
+                problems.append(f"arms.{i}.init: 'scratch' needs model.name 'scratch', got {self.model.name!r}")
         if self.decoding.method == "beam" and self.decoding.num_beams < 2:
-            raise ValueError("decoding.num_beams: beam search needs at least 2 beams")
+            problems.append(f"decoding.num_beams: beam search needs at least 2 beams, got {self.decoding.num_beams}")
         if self.decoding.method != "beam" and self.decoding.num_beams != 1:
-            raise ValueError(f"decoding.num_beams: {self.decoding.num_beams} beams need decoding.method 'beam'")
+            problems.append(f"decoding.num_beams: {self.decoding.num_beams} beams need decoding.method 'beam'")
         if self.model.name == "scratch":
             if self.model.kind != "causal":
-                raise ValueError("model.kind: scratch models are causal")
+                problems.append(f"model.kind: {self.model.kind!r}: scratch models are causal")
             limit = self.model.scratch.max_positions
             for key, recipe in (("training", self.training), ("model.pretrain", self.model.pretrain)):
                 if recipe.seq_len > limit:
-                    raise ValueError(f"{key}.seq_len: {recipe.seq_len} exceeds model.scratch.max_positions {limit}")
+                    problems.append(f"{key}.seq_len: {recipe.seq_len} exceeds model.scratch.max_positions {limit}")
+        if problems:
+            raise ValueError("\n".join(problems))  # one problem a line
         return self
 
     def config_hash(self) -> str:
@@ -236,11 +243,11 @@ class ExperimentConfig(Block):
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     """Load and validate a YAML config, applying `key.path=value` overrides first."""
-    return load_model_file(ExperimentConfig, path, overrides or [], error=ConfigError)
+    return load_model_file(ExperimentConfig, path, overrides or [], error=ConfigError, several=True)
 
 
 def config_from_dict(data: dict[str, Any], source: str = "<config>") -> ExperimentConfig:
-    return model_from_dict(ExperimentConfig, data, source, error=ConfigError)
+    return model_from_dict(ExperimentConfig, data, source, error=ConfigError, several=True)
 
 
 def dump_config(config: ExperimentConfig) -> str:

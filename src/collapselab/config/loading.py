@@ -16,12 +16,12 @@ import types
 import typing
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
-from collapselab.errors import CollapselabError, ConfigError
+from collapselab.errors import CollapselabError, ConfigError, ConfigErrors
 from collapselab.textio import parse_yaml, read_text
 
 M = TypeVar("M", bound=BaseModel)
@@ -34,8 +34,31 @@ class Block(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+FOLDER_NAME_RULE = "a folder name: not empty, not '.' or '..', no '/' or '\\'"
+
+
+def folder_name_problem(name: str) -> str | None:
+    """Why `name` cannot be one folder of a path (an experiment, an arm, a sweep, a run id),
+    or None. `../../etc` would put the run two folders above its root, an empty name straight
+    into it."""
+    if not name.strip() or name in (".", "..") or any(c in name for c in "/\\\0"):
+        return f"must be {FOLDER_NAME_RULE}"
+    return None
+
+
+def _folder_name(name: str) -> str:
+    problem = folder_name_problem(name)
+    if problem is not None:
+        raise ValueError(problem)
+    return name
+
+
+# A config value that becomes a folder under the run root.
+FolderName = Annotated[str, AfterValidator(_folder_name)]
+
+
 def load_model_file(
-    model_cls: type[M], path: str | Path, overrides: Iterable[str] = (), *, error: ErrorClass = ConfigError
+    model_cls: type[M], path: str | Path, overrides: Iterable[str] = (), *, error: ErrorClass = ConfigError, several: bool = False
 ) -> M:
     """Read a YAML config file, apply `key.path=value` overrides, validate it as `model_cls`.
 
@@ -44,6 +67,7 @@ def load_model_file(
         path: The YAML file.
         overrides: `--set` items, `key.path=value`, the value read as YAML; later ones win.
         error: The named error to raise.
+        several: Several problems raise `ConfigErrors`, one problem a line (`model_from_dict`).
 
     Raises:
         error: The file is missing or unreadable, not a mapping, an override is malformed, or
@@ -54,7 +78,7 @@ def load_model_file(
     for item in overrides:
         keys, value = parse_override(item, error=error)
         apply_override(data, keys, value, error=error)
-    return model_from_dict(model_cls, data, str(path), error=error)
+    return model_from_dict(model_cls, data, str(path), error=error, several=several)
 
 
 def read_config_file(path: Path, *, error: ErrorClass = ConfigError, empty_ok: bool = False) -> dict[str, Any]:
@@ -71,31 +95,50 @@ def read_config_file(path: Path, *, error: ErrorClass = ConfigError, empty_ok: b
     return data
 
 
-def model_from_dict(model_cls: type[M], data: dict[str, Any], source: str, *, error: ErrorClass = ConfigError) -> M:
-    """Validate `data` as `model_cls`; errors name `source` (a file, "serve flags"...) and the key."""
+def model_from_dict(
+    model_cls: type[M], data: dict[str, Any], source: str, *, error: ErrorClass = ConfigError, several: bool = False
+) -> M:
+    """Validate `data` as `model_cls`; errors name `source` (a file, "serve flags"...) and the key.
+
+    `several`: more than one problem raises `ConfigErrors` (the CLI prints one line each under
+    a headline, as for the checker's problems) instead of one `error` of `; `-joined clauses."""
     try:
         return model_cls.model_validate(data)
     except ValidationError as e:
-        raise error(format_validation_error(e, source, model_cls)) from None
+        problems = validation_problems(e, model_cls)
+        if several and len(problems) > 1:
+            raise ConfigErrors(problems, source) from None
+        raise error("; ".join(f"{source}: {p}" for p in problems)) from None
 
 
 def format_validation_error(err: ValidationError, source: str, root_model: type[BaseModel]) -> str:
     """One clause per problem, `; `-joined: `x.yaml: unknown key 'training.epochz' (did you
     mean 'epochs'?)`, `x.yaml: missing required key 'data'`, `x.yaml: training.lr: Input
     should be greater than 0 (got -1)`. `root_model` is the model `err` came from."""
+    return "; ".join(f"{source}: {p}" for p in validation_problems(err, root_model))
+
+
+def validation_problems(err: ValidationError, root_model: type[BaseModel]) -> list[str]:
+    """One line per problem, each starting with its key: `unknown key 'training.epochz' (did
+    you mean 'epochs'?)`, `missing required key 'data'`, `training.lr: Input should be
+    greater than 0 (got -1)`. A block's own check (a model validator) names its keys itself,
+    one problem a line."""
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        value = e.get("input")
         if e["type"] == "extra_forbidden":
-            lines.append(f"{source}: unknown key '{loc}'{did_you_mean(root_model, e['loc'])}")
+            lines.append(f"unknown key '{loc}'{did_you_mean(root_model, e['loc'])}")
         elif e["type"] == "missing":
-            lines.append(f"{source}: missing required key '{loc}'")
+            lines.append(f"missing required key '{loc}'")
+        elif e["type"] == "value_error" and isinstance(value, dict):  # a block's check across its keys
+            lines += e["msg"].removeprefix("Value error, ").split("\n")
         else:
             msg = e["msg"].removeprefix("Value error, ")
-            value = e.get("input")
-            shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
-            lines.append(f"{source}: {loc}: {msg}{shown}" if loc != "<root>" else f"{source}: {msg}")
-    return "; ".join(lines)
+            # a block or a list is shown only when short (an empty list, two names): the key names the rest
+            shown = "" if isinstance(value, dict | list) and len(repr(value)) > 60 else f" (got {value!r})"
+            lines.append(f"{loc}: {msg}{shown}" if loc != "<root>" else msg)
+    return lines
 
 
 def did_you_mean(root_model: type[BaseModel], loc: tuple[Any, ...]) -> str:

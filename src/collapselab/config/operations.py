@@ -11,7 +11,10 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from collapselab.config.loading import Block
+from collapselab.config.loading import Block, FolderName
+
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"  # an environment variable's name
+HUB_REPO_ID = r"^([\w.\-]+/)?[\w.\-]+$"  # the Hub's repo ids: [owner/]name
 
 
 class TrialResources(Block):
@@ -19,7 +22,7 @@ class TrialResources(Block):
     gpus: float = Field(0.0, ge=0, description="GPUs each trial reserves (num_gpus); a fraction such as 0.5 packs two trials onto one GPU.")
 
 class SweepBlock(Block):
-    name: str | None = Field(
+    name: FolderName | None = Field(
         None, pattern=r"^[A-Za-z0-9_.\-]+$",
         description="Sweep name: its folder <output_dir>/sweeps/<name> and the prefix of its trials' run ids (default: <experiment>-<hash of the base config>).",
     )
@@ -28,20 +31,20 @@ class SweepBlock(Block):
         description="Config key path -> values (as for --set); every combination is one trial. `collapselab sweep --grid KEY=V1,V2` adds or replaces a key.",
     )
     resources: TrialResources = Field(default_factory=TrialResources, description="What each trial reserves on the Ray cluster.")
-    address: str | None = Field(None, description="Ray cluster to run on, as <head-ip>:6379 from a node of the cluster; null starts a local Ray on this machine (or joins $RAY_ADDRESS, as Ray does).")
+    address: str | None = Field(None, min_length=1, description="Ray cluster to run on, as <head-ip>:6379 from a node of the cluster; null starts a local Ray on this machine (or joins $RAY_ADDRESS, as Ray does).")
     num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray (null: every core of this machine); not used with an address.")
-    metric: str | None = Field(None, description="Metric the sweep report plots against the swept key (default: the task's primary metric, lm perplexity, qa refinery.success.metric).")
+    metric: str | None = Field(None, min_length=1, description="Metric the sweep report plots against the swept key (default: the task's primary metric, lm perplexity, qa refinery.success.metric).")
 
 
 class MlflowBlock(Block):
-    tracking_uri: str = Field("sqlite:///mlflow.db", description="MLflow tracking URI: a SQLite file (works offline), a tracking server (http://host:5000), or a folder (./mlruns, with MLFLOW_ALLOW_FILE_STORE=true).")
-    experiment: str | None = Field(None, description="MLflow experiment name (default: experiment.name).")
+    tracking_uri: str = Field("sqlite:///mlflow.db", min_length=1, description="MLflow tracking URI: a SQLite file (works offline), a tracking server (http://host:5000), or a folder (./mlruns, with MLFLOW_ALLOW_FILE_STORE=true).")
+    experiment: str | None = Field(None, min_length=1, description="MLflow experiment name (default: experiment.name).")
 
 class WandbBlock(Block):
-    project: str = Field("collapselab", description="W&B project.")
-    entity: str | None = Field(None, description="W&B entity (user or team); null: the default one.")
+    project: str = Field("collapselab", min_length=1, description="W&B project.")
+    entity: str | None = Field(None, min_length=1, description="W&B entity (user or team); null: the default one.")
     mode: Literal["offline", "online"] = Field("offline", description="offline writes run files to sync later (`wandb sync`), with no network.")
-    dir: str | None = Field(None, description="Folder of W&B's run files (default: the run directory).")
+    dir: str | None = Field(None, min_length=1, description="Folder of W&B's run files (default: the run directory).")
 
 class TrackingBlock(Block):
     mlflow: MlflowBlock | None = Field(None, description="Log to MLflow.")
@@ -50,11 +53,11 @@ class TrackingBlock(Block):
 
 
 class HubBlock(Block):
-    repo_id: str = Field(description="Hub model repository to push to, e.g. user/collapse-runs (created, private, if missing).")
+    repo_id: str = Field(pattern=HUB_REPO_ID, description="Hub model repository to push to, e.g. user/collapse-runs (created, private, if missing).")
     prefix: str = Field("", description="Folder in the repository above <arm>/seed-<s>/gen-<g>; {run_id} and {experiment} are filled in (a sweep needs {run_id}).")
     private: bool = Field(True, description="Create the repository private.")
-    endpoint: str | None = Field(None, description="Hub URL (default: $HF_ENDPOINT, else https://huggingface.co), e.g. a self-hosted Hub.")
-    token_env: str = Field("HF_TOKEN", description="Environment variable holding a write token.")
+    endpoint: str | None = Field(None, min_length=1, description="Hub URL (default: $HF_ENDPOINT, else https://huggingface.co), e.g. a self-hosted Hub.")
+    token_env: str = Field("HF_TOKEN", pattern=ENV_NAME, description="Environment variable holding a write token.")
     retries: int = Field(3, ge=0, description="Retries of a failed upload (pauses of 1, 2, 4 ... s) before it is reported as not uploaded.")
     drain_s: float = Field(600.0, ge=0, description="When the run ends, how long it waits for uploads still queued; the rest are reported as not uploaded.")
 
@@ -62,18 +65,18 @@ class HubBlock(Block):
 EventName = Literal["generation_started", "generation_finished", "generation_failed", "run_finished"]
 
 class WebhookBlock(Block):
-    url: str | None = Field(None, description="URL each message is POSTed to as JSON: {'text': ...} (Slack-compatible) plus a 'collapselab' object with the event's fields; null: $COLLAPSELAB_WEBHOOK_URL (webhook URLs are often secrets).")
+    url: str | None = Field(None, min_length=1, description="URL each message is POSTed to as JSON: {'text': ...} (Slack-compatible) plus a 'collapselab' object with the event's fields; null: $COLLAPSELAB_WEBHOOK_URL (webhook URLs are often secrets).")
 
 class TelegramBlock(Block):
-    token_env: str = Field("TELEGRAM_BOT_TOKEN", description="Environment variable holding the bot token.")
-    chat_id_env: str = Field("TELEGRAM_CHAT_ID", description="Environment variable holding the chat id.")
-    api_url: str = Field("https://api.telegram.org", description="Bot API server (a local Bot API server works too).")
+    token_env: str = Field("TELEGRAM_BOT_TOKEN", pattern=ENV_NAME, description="Environment variable holding the bot token.")
+    chat_id_env: str = Field("TELEGRAM_CHAT_ID", pattern=ENV_NAME, description="Environment variable holding the chat id.")
+    api_url: str = Field("https://api.telegram.org", min_length=1, description="Bot API server (a local Bot API server works too).")
 
 class NotifyBlock(Block):
     webhook: WebhookBlock | None = Field(None, description="Send to a webhook.")
     telegram: TelegramBlock | None = Field(None, description="Send to a Telegram chat.")
     events: list[EventName] = Field(
-        default_factory=lambda: ["generation_started", "generation_finished", "generation_failed", "run_finished"],
+        default_factory=lambda: ["generation_started", "generation_finished", "generation_failed", "run_finished"], min_length=1,
         description="Which events send a message (a sweep: [generation_failed, run_finished] keeps a chat quiet).",
     )
     max_messages: int = Field(20, ge=1, description="Most messages one run sends; later started/finished messages are held back (failures and the run-finished message are always sent).")

@@ -41,12 +41,15 @@ class FiltersConfig(Block):
 
     @model_validator(mode="after")
     def _check(self) -> FiltersConfig:
+        problems = []
         if len(set(self.order)) != len(self.order):
-            raise ValueError(f"refinery.filters.order: a filter is listed twice in {self.order}")
-        if self.min_question_words > self.max_question_words:
-            raise ValueError("refinery.filters.min_question_words: larger than max_question_words")
-        if self.min_answer_words > self.max_answer_words:
-            raise ValueError("refinery.filters.min_answer_words: larger than max_answer_words")
+            problems.append(f"refinery.filters.order: a filter is listed twice in {self.order}")
+        for what in ("question", "answer"):
+            low, high = getattr(self, f"min_{what}_words"), getattr(self, f"max_{what}_words")
+            if low > high:
+                problems.append(f"refinery.filters.min_{what}_words: {low} is larger than refinery.filters.max_{what}_words {high}")
+        if problems:
+            raise ValueError("\n".join(problems))  # one problem a line
         return self
 
 

@@ -26,6 +26,7 @@ import torch
 from collapselab import textio
 from collapselab.batching import token_budget_batches
 from collapselab.generation.causal import (
+    LogprobListener,
     TokenListener,
     common_prefix_lengths,
     decode_batch,
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GenerationError",
+    "LogprobListener",
     "PromptSampling",
     "TokenListener",
     "common_prefix_lengths",
@@ -84,6 +86,7 @@ def generate(
     prefix_lengths: Sequence[int] | None = None,
     sampling: Sequence[PromptSampling] | None = None,
     on_tokens: TokenListener | None = None,
+    on_logprobs: LogprobListener | None = None,
     desc: str = "generate",
     progress: bool = True,
 ) -> list[list[int]]:
@@ -115,6 +118,12 @@ def generate(
             (EOS or its max_new_tokens). Returning True stops that prompt at once: its
             output is what it produced so far, and it gets no more calls. Own loop only;
             on vLLM it is called once per prompt, at the end, with all its tokens.
+        on_logprobs: `on_logprobs(prompt_index, token_id, logprob, top)` for every new token
+            (not EOS) of a prompt whose `sampling` setting has `logprobs` k: the token's
+            log-probability under the model's own distribution (log-softmax of its logits,
+            before penalties, temperature, top-k and top-p) and the k most likely tokens'
+            (token_id, logprob), most likely first; called before `on_tokens` hears of the
+            token. Own loop only.
         desc: Progress bar label.
         progress: Show a progress bar on stderr.
 
@@ -136,6 +145,8 @@ def generate(
         return []
     settings = list(sampling) if sampling is not None else [_call_setting(decoding)] * len(prompts)
     backend = generation_backend(decoding)
+    if backend == "vllm" and on_logprobs is not None:
+        raise GenerationError("generate: on_logprobs needs the own decode loop (decoding.backend transformers)")
     if backend == "vllm":
         outs = generate_vllm(model, tokenizer, prompts, decoding, settings, max_new_tokens=max_new_tokens, seed=seed)
         for i, o in enumerate(outs) if on_tokens is not None else ():
@@ -144,8 +155,8 @@ def generate(
     if not {"OMP_NUM_THREADS", "MKL_NUM_THREADS"} & os.environ.keys():
         torch.set_num_threads(os.cpu_count() or 1)
     own_loop = not encoder_decoder and decoding.method != "beam"
-    if not own_loop and (on_tokens is not None or sampling is not None):
-        raise GenerationError("generate: sampling and on_tokens need a causal model with method sample or greedy")
+    if not own_loop and (on_tokens is not None or on_logprobs is not None or sampling is not None):
+        raise GenerationError("generate: sampling, on_tokens and on_logprobs need a causal model with method sample or greedy")
     kernels.install(model)
     bar = textio.progress(len(prompts), desc, "prompt", show=progress)
     was_training = model.training
@@ -153,7 +164,8 @@ def generate(
     try:
         with torch.inference_mode():
             if own_loop:
-                return _own_loop(model, tokenizer, prompts, decoding, settings, max_new_tokens, seed, prefix_lengths, on_tokens, bar)
+                return _own_loop(model, tokenizer, prompts, decoding, settings, max_new_tokens, seed, prefix_lengths, on_tokens,
+                                 on_logprobs, bar)
             return _hf_loop(model, tokenizer, prompts, decoding, max_new_tokens, seed, bar)
     finally:
         bar.close()
@@ -178,7 +190,8 @@ def _call_setting(decoding: DecodingBlock) -> PromptSampling:
     return PromptSampling(temperature=decoding.temperature, top_p=decoding.top_p, top_k=decoding.top_k)
 
 
-def _own_loop(model, tokenizer, prompts, decoding, settings, max_new_tokens, seed, prefix_lengths, on_tokens, bar) -> list[list[int]]:
+def _own_loop(model, tokenizer, prompts, decoding, settings, max_new_tokens, seed, prefix_lengths, on_tokens, on_logprobs,
+              bar) -> list[list[int]]:
     split = prefix_lengths is not None and any(prefix_lengths) and splits_prefix_attention(model)
     eff = shared_prefix_lengths(prompts, prefix_lengths, split) if prefix_lengths is not None else [0] * len(prompts)
     split = split and any(eff)
@@ -196,6 +209,7 @@ def _own_loop(model, tokenizer, prompts, decoding, settings, max_new_tokens, see
             max_new_tokens=max_new_tokens,
             indices=idx,
             on_tokens=on_tokens,
+            on_logprobs=on_logprobs,
         )
         for i, ids in zip(idx, new, strict=True):
             outputs[i] = ids

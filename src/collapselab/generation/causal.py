@@ -38,6 +38,8 @@ PREFILL_CHUNK_TOKENS = 2048  # padded tokens per prefill call after shared prefi
 
 # on_tokens(prompt_index, new_token_ids, finished) -> True to stop that prompt now
 TokenListener = Callable[[int, list[int], bool], "bool | None"]
+# on_logprobs(prompt_index, token_id, logprob, [(token_id, logprob) of the k most likely])
+LogprobListener = Callable[[int, int, float, list[tuple[int, float]]], None]
 
 
 def shared_prefix_lengths(
@@ -200,6 +202,7 @@ def _decode_batch(
     on_tokens: TokenListener | None,
     masks: _Masks,
     split: bool,
+    on_logprobs: LogprobListener | None = None,
 ) -> list[list[int]]:
     """Continue one batch of causal prompts; returns per prompt its new tokens, EOS excluded.
 
@@ -208,6 +211,8 @@ def _decode_batch(
         settings: Each prompt's decoding settings; `max_new_tokens` is the default limit.
         keys: Each prompt's random-stream key.
         indices: Each prompt's index in the caller's list (what `on_tokens` is told).
+        on_logprobs: Told each new token's log-probability (and the top `settings[i].logprobs`)
+            of the prompts whose setting asks, before `on_tokens` is told the token.
         split: Attend to the shared prefixes through `cascade.SharedPrefix`: the rows'
             cache starts at column `own`, after the prefix region.
     """
@@ -294,6 +299,8 @@ def _decode_batch(
         key_pos[:, width + t] = next_pos[:, 0]
         is_eos = token == eos_id
         done = (is_eos | (limit <= t + 1)) & ~finished
+        if on_logprobs is not None:
+            _tell_logprobs(on_logprobs, indices, settings, rows, token, logits, is_eos | finished)
         if on_tokens is not None:
             done = _tell(on_tokens, indices, rows, token, is_eos, done, finished)
         if bool(done.any()):
@@ -366,6 +373,31 @@ def _prefill_in_chunks(
         for layer, part_layer in zip(cache.layers, part_cache.layers, strict=True):
             layer.place(part_layer, part, n, width)
     return logits
+
+
+def _tell_logprobs(
+    on_logprobs: LogprobListener,
+    indices: Sequence[int],
+    settings: Sequence[PromptSampling],
+    rows: torch.Tensor,
+    token: torch.Tensor,
+    logits: torch.Tensor,
+    skip: torch.Tensor,
+) -> None:
+    """Each new token's log-probability under the model (the raw logits it was drawn from),
+    and the k most likely tokens', for the running rows whose setting asks for them."""
+    want = [(a, r) for a, (r, s) in enumerate(zip(rows.tolist(), skip.tolist(), strict=True))
+            if not s and settings[r].logprobs is not None]
+    if not want:
+        return
+    at = torch.tensor([a for a, _ in want], device=logits.device)
+    logprobs = logits[at].float().log_softmax(-1)  # (W, V)
+    chosen = token[at]
+    for j, (_, r) in enumerate(want):
+        k = settings[r].logprobs
+        top = logprobs[j].topk(min(k, logprobs.shape[-1])) if k else None
+        alternatives = list(zip(top.indices.tolist(), top.values.tolist(), strict=True)) if top is not None else []
+        on_logprobs(indices[r], int(chosen[j]), float(logprobs[j, chosen[j]]), alternatives)
 
 
 def _tell(

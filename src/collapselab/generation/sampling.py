@@ -6,6 +6,10 @@ transformers' TemperatureLogitsWarper, TopKLogitsWarper and TopPLogitsWarper, in
 order, so each knob means exactly what it means in `model.generate` (top-p through `TopP`,
 the same rule without the full argsort on a CPU). A sampled token is one uniform per row
 (its prompt's own stream, `streams.py`) pushed through the CDF.
+
+OpenAI's presence and frequency penalties (a chat server's requests) come first, on the
+scores: `logit[t] -= presence * [t was generated] + frequency * (times t was generated)`,
+counting the tokens this prompt generated so far (not its prompt), as OpenAI and vLLM do.
 """
 
 from __future__ import annotations
@@ -35,6 +39,11 @@ class PromptSampling:
         top_p: Nucleus mass in (0, 1]; 1 = off.
         top_k: Keep the k most likely tokens; 0 = off.
         max_new_tokens: Most new tokens for this prompt; None = the call's `max_new_tokens`.
+        presence_penalty: Subtracted from the score of every token generated so far (0 = off).
+        frequency_penalty: Subtracted once per time a token was generated so far (0 = off).
+        logprobs: None: none; k >= 0: `generate`'s `on_logprobs` gets each new token's
+            log-probability under the model (before penalties, temperature, top-k, top-p) and
+            the k most likely tokens' (greedy and sampling alike).
     """
 
     method: Literal["sample", "greedy"] = "sample"
@@ -42,6 +51,9 @@ class PromptSampling:
     top_p: float = 1.0
     top_k: int = 0
     max_new_tokens: int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logprobs: int | None = None
 
     def __post_init__(self) -> None:
         if self.method not in ("sample", "greedy"):
@@ -54,13 +66,32 @@ class PromptSampling:
             raise GenerationError(f"PromptSampling.top_k must be >= 0, not {self.top_k}")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise GenerationError(f"PromptSampling.max_new_tokens must be >= 1, not {self.max_new_tokens}")
+        for name in ("presence_penalty", "frequency_penalty"):
+            if not np.isfinite(getattr(self, name)):
+                raise GenerationError(f"PromptSampling.{name} must be a finite number, not {getattr(self, name)}")
+        if self.logprobs is not None and self.logprobs < 0:
+            raise GenerationError(f"PromptSampling.logprobs must be None or >= 0, not {self.logprobs}")
 
     @property
     def warp_key(self) -> tuple:
-        """What decides the token given the scores (max_new_tokens does not)."""
+        """What decides the token given the scores (max_new_tokens and logprobs do not)."""
+        penalties = (self.presence_penalty, self.frequency_penalty)
         if self.method == "greedy":
-            return ("greedy",)
-        return ("sample", self.temperature, self.top_k, self.top_p)
+            return ("greedy", *penalties)
+        return ("sample", self.temperature, self.top_k, self.top_p, *penalties)
+
+    @property
+    def penalized(self) -> bool:
+        return bool(self.presence_penalty or self.frequency_penalty)
+
+
+def output_penalties(scores: torch.Tensor, generated: torch.Tensor, presence: float, frequency: float) -> torch.Tensor:
+    """(B, V) scores less OpenAI's presence and frequency penalties for the (B, N) tokens each
+    row generated so far."""
+    if generated.shape[1] == 0:
+        return scores
+    counts = torch.zeros_like(scores).scatter_add_(1, generated, torch.ones_like(generated, dtype=scores.dtype))  # (B, V)
+    return scores - frequency * counts - presence * (counts > 0).to(scores.dtype)
 
 
 def warpers(sampling: PromptSampling) -> Any:
@@ -143,20 +174,25 @@ class RowSampler:
 
     def __call__(self, history: torch.Tensor, logits: torch.Tensor, step: int) -> torch.Tensor:
         """Tokens (B,) for decode step `step` from (B, V) logits; `history` (B, T) is what the
-        repetition penalty reads as each row's tokens so far."""
+        repetition penalty reads as each row's tokens so far, its last `step` columns the
+        tokens each row generated."""
         scores = logits.float()
         if self.penalty is not None:
             scores = self.penalty(history, scores)
+        generated = history[:, history.shape[1] - step :]  # (B, step)
         if len(self.settings) == 1:  # the common case: one setting, no row indexing
-            return self._pick(0, scores, self.keys, step)
+            return self._pick(0, scores, self.keys, step, generated)
         token = torch.empty(len(scores), dtype=torch.long, device=scores.device)
         for k in np.unique(self.kind):
             at = np.flatnonzero(self.kind == k)
             idx = torch.from_numpy(at).to(scores.device)
-            token[idx] = self._pick(int(k), scores[idx], self.keys[at], step)
+            token[idx] = self._pick(int(k), scores[idx], self.keys[at], step, generated[idx])
         return token
 
-    def _pick(self, k: int, scores: torch.Tensor, keys: np.ndarray, step: int) -> torch.Tensor:
-        if self.settings[k].method == "greedy":
+    def _pick(self, k: int, scores: torch.Tensor, keys: np.ndarray, step: int, generated: torch.Tensor) -> torch.Tensor:
+        setting = self.settings[k]
+        if setting.penalized:
+            scores = output_penalties(scores, generated, setting.presence_penalty, setting.frequency_penalty)
+        if setting.method == "greedy":
             return scores.argmax(-1)
         return draw(self.procs[k](None, scores), uniforms(keys, step))

@@ -115,6 +115,8 @@ def sampling_params(
                 top_p=1.0 if greedy else s.top_p,
                 top_k=-1 if greedy or s.top_k == 0 else s.top_k,
                 repetition_penalty=decoding.repetition_penalty,
+                presence_penalty=s.presence_penalty,
+                frequency_penalty=s.frequency_penalty,
                 max_tokens=s.max_new_tokens or max_new_tokens,
                 seed=prompt_key(seed, i) >> 1,  # vLLM takes a signed 64-bit seed
                 stop_token_ids=[eos_id],

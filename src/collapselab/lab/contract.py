@@ -106,6 +106,11 @@ class Task(Protocol):
         continuation), one line per problem naming its key (called by `collapselab.checks` only)."""
         ...
 
+    def data_problems(self, cfg: ExperimentConfig, human: HumanData, tokenizer: PreTrainedTokenizerBase) -> list[str]:
+        """What the prepared human data makes impossible (e.g. a test set too short to score),
+        one line per problem naming its key (called by `collapselab.checks` only)."""
+        ...
+
     def max_new_tokens(self, cfg: ExperimentConfig) -> int:
         """New tokens per generated record: `decoding.max_new_tokens`, else the task's default."""
         ...

@@ -172,6 +172,21 @@ def build_scratch_model(arch: ScratchArchitecture, tokenizer, seed: int):
     return kernels.install(model.to(device()))
 
 
+def found_without_hub(name: str) -> bool:
+    """Whether `name` loads with the hub off: a catalogue name, a local folder, a name under
+    $COLLAPSELAB_MODELS, or a hub id already in the hub's local cache."""
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+
+    models_dir = os.environ.get("COLLAPSELAB_MODELS")
+    if name in CATALOGUE or Path(name).is_dir() or (models_dir and (Path(models_dir) / name).is_dir()):
+        return True
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except HFValidationError:  # not even a hub id
+        return False
+
+
 def resolve_model_path(name: str) -> str:
     """A local folder, then $COLLAPSELAB_MODELS/<name>, then a catalogue name (its cached
     HF folder, dequantized from its package on first use), else `name` as a hub id."""

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from collapselab.config import DecodingBlock, ExperimentConfig, config_from_dict, dump_config
+from collapselab.config.loading import folder_name_problem
 from collapselab.errors import RunError, RunLocked
 from collapselab.models.loading import device, model_dtype
 from collapselab.records import atomic_write_json, atomic_write_text
@@ -111,12 +112,19 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     return data
 
 
+def check_run_id(run_id: str | None) -> None:
+    """Refuse a run id that is not one folder name (`../x` would put the run elsewhere)."""
+    if run_id is not None and folder_name_problem(run_id) is not None:
+        raise RunError(f"--run-id {run_id!r}: {folder_name_problem(run_id)}")
+
+
 def open_run(cfg: ExperimentConfig, *, fresh: bool = False, run_id: str | None = None) -> Path:
     """The run directory to use: the named run, else the experiment's latest run, else a new one.
 
     An existing run continues only with the same resolved config: anything else is an error
     that leaves the run untouched (use --fresh for a new run).
     """
+    check_run_id(run_id)
     root = Path(cfg.experiment.output_dir) / cfg.experiment.name
     if run_id is None and not fresh:
         existing = [p for p in root.glob("*") if (p / "manifest.json").exists()] if root.exists() else []

@@ -9,7 +9,7 @@ scheduler; a route waits on its jobs' events, or streams them as server-sent eve
 from __future__ import annotations
 
 import asyncio
-import json
+import dataclasses
 import logging
 import threading
 import time
@@ -23,7 +23,21 @@ from collapselab.models.prompts import chat_prompt, chat_stops, completion_promp
 from collapselab.serve.config import ServeConfig
 from collapselab.serve.guard import Guard, load_api_keys
 from collapselab.serve.pool import ModelPool, Served, UnknownModel
-from collapselab.serve.scheduler import Delta, Done, Failed, Job, QueueFull, Sampling, Scheduler
+from collapselab.serve.replies import (
+    chat_logprobs,
+    completion_logprobs,
+    refuse_unsupported,
+    total_usage,
+)
+from collapselab.serve.scheduler import (
+    Delta,
+    Done,
+    Failed,
+    Job,
+    QueueFull,
+    Sampling,
+    Scheduler,
+)
 from collapselab.serve.schemas import (
     ApiError,
     ChatCompletionRequest,
@@ -31,6 +45,7 @@ from collapselab.serve.schemas import (
     CompletionRequest,
     error_body,
 )
+from collapselab.serve.sse import guarded, merged, sse
 from collapselab.serve.stops import held_back
 from collapselab.serve.telemetry import Telemetry
 
@@ -92,7 +107,8 @@ class Service:
         except UnknownModel as e:
             raise ApiError(503, f"model {model_id!r} is not ready: {e.args[0]}", type_="server_error", code="model_not_ready", headers={"Retry-After": "5"}) from None
 
-    def sampling(self, temperature: float | None, top_p: float | None, top_k: int | None, max_new: int | None, seed: int | None, max_field: str) -> Sampling:
+    def sampling(self, temperature: float | None, top_p: float | None, top_k: int | None, max_new: int | None, seed: int | None,
+                 max_field: str, *, presence: float | None = None, frequency: float | None = None, logprobs: int | None = None) -> Sampling:
         d = self.cfg.sampling
         max_new = max_new or d.max_new_tokens
         if max_new > d.max_new_tokens_limit:
@@ -103,7 +119,20 @@ class Service:
             top_k=d.top_k if top_k is None else top_k,
             max_new_tokens=max_new,
             seed=seed,
+            presence_penalty=presence or 0.0,
+            frequency_penalty=frequency or 0.0,
+            logprobs=logprobs,
         )
+
+    def choices(self, sampling: Sampling, n: int, prompts: int, field: str) -> list[Sampling]:
+        """The settings of a request's `n` choices per prompt: a seeded request's choice k
+        decodes with seed + k, so each is reproducible and no two are the same draw."""
+        if n * prompts > self.cfg.batching.max_queue:
+            raise ApiError(400, f"{field}: {n} choices x {prompts} prompts is more than this server's queue of "
+                           f"{self.cfg.batching.max_queue} requests", param=field)
+        if sampling.seed is None:
+            return [sampling] * n
+        return [dataclasses.replace(sampling, seed=sampling.seed + k) for k in range(n)]
 
     def check_prompt(self, served: Served, ids: list[int], sampling: Sampling, field: str) -> None:
         limit = self.cfg.security.max_prompt_tokens
@@ -116,15 +145,23 @@ class Service:
 
     def submit(self, model_id: str, ids: list[int], sampling: Sampling, stops: list[str]) -> asyncio.Queue:
         """Queue one job; its events arrive on the returned asyncio queue."""
+        return self.submit_all(model_id, [(ids, sampling)], stops)[0]
+
+    def submit_all(self, model_id: str, work: list[tuple[list[int], Sampling]], stops: list[str]) -> list[asyncio.Queue]:
+        """Queue one request's jobs (prompt, setting), all or none; one event queue each."""
         loop = asyncio.get_running_loop()
-        events: asyncio.Queue = asyncio.Queue()
-        job = Job(model_id, ids, sampling, stops, sink=lambda ev: loop.call_soon_threadsafe(events.put_nowait, ev))
+        queues, jobs = [], []
+        for ids, sampling in work:
+            events: asyncio.Queue = asyncio.Queue()
+            job = Job(model_id, ids, sampling, stops, sink=lambda ev, q=events: loop.call_soon_threadsafe(q.put_nowait, ev))
+            events.job = job  # type: ignore[attr-defined]  # so a dropped client can cancel it
+            queues.append(events)
+            jobs.append(job)
         try:
-            self.scheduler.submit(job)
+            self.scheduler.submit(*jobs)
         except QueueFull as e:
             raise ApiError(503, f"the server is at capacity ({self.cfg.batching.max_queue} requests waiting); retry after {e.retry_after} s", type_="server_error", code="server_overloaded", headers={"Retry-After": str(e.retry_after)}) from None
-        events.job = job  # type: ignore[attr-defined]  # so a dropped client can cancel it
-        return events
+        return queues
 
     async def result(self, events: asyncio.Queue) -> Done:
         try:
@@ -140,31 +177,29 @@ class Service:
             raise
 
     async def stream(self, events: asyncio.Queue, stops: list[str]) -> AsyncIterator[Delta | Done]:
-        """Deltas as they come (text that may start a stop string held back), then Done."""
-        sent = ""
+        """Deltas as they come (text that may start a stop string held back, with the logprobs
+        of the tokens it completes when asked), then Done."""
+        sent, held = "", []  # held: logprobs of text not sent yet
         try:
             while True:
                 ev = await events.get()
                 if isinstance(ev, Failed):
                     raise ApiError(500, f"decoding failed: {ev.error}", type_="server_error")
                 if isinstance(ev, Delta):
+                    held += ev.logprobs or []
                     text = sent + ev.text
                     ready = text[: len(text) - held_back(text, stops)]
-                    if len(ready) > len(sent):
-                        yield Delta(ready[len(sent):])
-                        sent = ready
+                    if len(ready) > len(sent) or (held and not ev.text):
+                        yield Delta(ready[len(sent):], held if ev.logprobs is not None else None)
+                        sent, held = ready, []
                     continue
-                if len(ev.text) > len(sent):
-                    yield Delta(ev.text[len(sent):])
+                if len(ev.text) > len(sent) or held:
+                    yield Delta(ev.text[len(sent):], held if ev.logprobs is not None else None)
                 self.telemetry.add_tokens(ev.prompt_tokens, ev.completion_tokens)
                 yield ev
                 return
         finally:
             events.job.cancelled = True  # type: ignore[attr-defined]  # no-op once it is done
-
-
-def _sse(obj: Any) -> str:
-    return f"data: {json.dumps(obj)}\n\n"
 
 
 def _info(done: Done) -> dict[str, Any]:
@@ -198,6 +233,8 @@ def create_app(cfg: ServeConfig, pool: ModelPool | None = None):
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, e: RequestValidationError):
         first = e.errors()[0]
+        if first["type"] == "json_invalid":  # not JSON at all: a malformed body, not a bad field
+            return JSONResponse(error_body(f"body: not valid JSON ({first.get('ctx', {}).get('error', first['msg'])})", code="invalid_json"), status_code=400)
         loc = [str(p) for p in first["loc"] if p != "body"]
         param = ".".join(loc) or None
         return JSONResponse(error_body(f"{param or 'body'}: {first['msg']}", param=param, code="invalid_value"), status_code=422)
@@ -246,77 +283,97 @@ def create_app(cfg: ServeConfig, pool: ModelPool | None = None):
 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatCompletionRequest):
-        if body.n != 1:
-            raise ApiError(400, "n: only n=1 is supported", param="n")
+        refuse_unsupported(body)
+        if body.top_logprobs is not None and not body.logprobs:
+            raise ApiError(400, "top_logprobs: needs logprobs: true", param="top_logprobs")
         model_id = service.resolve(body.model)
         max_new = body.max_completion_tokens or body.max_tokens
         field = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
-        sampling = service.sampling(body.temperature, body.top_p, body.top_k, max_new, body.seed, field)
+        logprobs = (body.top_logprobs or 0) if body.logprobs else None
+        sampling = service.sampling(body.temperature, body.top_p, body.top_k, max_new, body.seed, field,
+                                    presence=body.presence_penalty, frequency=body.frequency_penalty, logprobs=logprobs)
+        settings = service.choices(sampling, body.n, 1, "n")
         served = await service.served(model_id)
         messages = _with_system(cfg, [{"role": "system" if m.role == "developer" else m.role, "content": m.content} for m in body.messages])
         ids = chat_prompt(served.tokenizer, messages)
         service.check_prompt(served, ids, sampling, "messages")
         stops = chat_stops(served.tokenizer) + _stops(body.stop)
-        events = service.submit(model_id, ids, sampling, stops)
+        queues = service.submit_all(model_id, [(ids, s) for s in settings], stops)
         rid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         if not body.stream:
-            done = await service.result(events)
+            results = await asyncio.gather(*(service.result(q) for q in queues))
+            choices = [{"index": k, "message": {"role": "assistant", "content": d.text}, "finish_reason": d.finish_reason,
+                        "logprobs": chat_logprobs(served.tokenizer, d.logprobs) if logprobs is not None else None}
+                       for k, d in enumerate(results)]
             return {
                 "id": rid, "object": "chat.completion", "created": created, "model": model_id,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": done.text}, "finish_reason": done.finish_reason}],
-                "usage": _usage(done), "collapselab": _info(done),
+                "choices": choices, "usage": total_usage(results, prompts=1), "collapselab": _info(results[0]),
             }
         usage = body.stream_options is not None and body.stream_options.include_usage
 
         async def chunks() -> AsyncIterator[str]:
             head = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model_id}
-            yield _sse({**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
-            async for ev in _guarded(service.stream(events, stops)):
+            for k in range(len(queues)):
+                yield sse({**head, "choices": [{"index": k, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
+            finished: list[Done] = []
+            async for k, ev in merged([guarded(service.stream(q, stops)) for q in queues]):
                 if isinstance(ev, dict):
-                    yield _sse(ev)
+                    yield sse(ev)
                 elif isinstance(ev, Delta):
-                    yield _sse({**head, "choices": [{"index": 0, "delta": {"content": ev.text}, "finish_reason": None}]})
+                    lp = {"logprobs": chat_logprobs(served.tokenizer, ev.logprobs)} if ev.logprobs is not None else {}
+                    yield sse({**head, "choices": [{"index": k, "delta": {"content": ev.text}, "finish_reason": None, **lp}]})
                 else:
-                    yield _sse({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": ev.finish_reason}], "collapselab": _info(ev)})
-                    if usage:
-                        yield _sse({**head, "choices": [], "usage": _usage(ev)})
+                    finished.append(ev)
+                    yield sse({**head, "choices": [{"index": k, "delta": {}, "finish_reason": ev.finish_reason}], "collapselab": _info(ev)})
+            if usage and len(finished) == len(queues):
+                yield sse({**head, "choices": [], "usage": total_usage(finished, prompts=1)})
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(chunks(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     @app.post("/v1/completions")
     async def completions(body: CompletionRequest):
-        if body.n != 1:
-            raise ApiError(400, "n: only n=1 is supported", param="n")
+        refuse_unsupported(body)
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         if not prompts:
             raise ApiError(400, "prompt: no prompt given", param="prompt")
         if body.stream and len(prompts) > 1:
             raise ApiError(400, "prompt: streaming takes one prompt", param="prompt")
         model_id = service.resolve(body.model)
-        sampling = service.sampling(body.temperature, body.top_p, body.top_k, body.max_tokens, body.seed, "max_tokens")
+        sampling = service.sampling(body.temperature, body.top_p, body.top_k, body.max_tokens, body.seed, "max_tokens",
+                                    presence=body.presence_penalty, frequency=body.frequency_penalty, logprobs=body.logprobs)
+        settings = service.choices(sampling, body.n, len(prompts), "n")
         served = await service.served(model_id)
         stops = _stops(body.stop)
         all_ids = [completion_prompt(served.tokenizer, p) for p in prompts]
         for ids in all_ids:
             service.check_prompt(served, ids, sampling, "prompt")
-        queues = [service.submit(model_id, ids, sampling, stops) for ids in all_ids]
+        # OpenAI's order: the n choices of prompt 0, then those of prompt 1...
+        queues = service.submit_all(model_id, [(ids, s) for ids in all_ids for s in settings], stops)
         rid, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         head = {"id": rid, "object": "text_completion", "created": created, "model": model_id}
         if not body.stream:
             results = await asyncio.gather(*(service.result(q) for q in queues))
-            usage = {k: sum(_usage(d)[k] for d in results) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
-            choices = [{"index": i, "text": d.text, "finish_reason": d.finish_reason, "logprobs": None} for i, d in enumerate(results)]
-            return {**head, "choices": choices, "usage": usage, "collapselab": _info(results[0])}
+            choices = [{"index": i, "text": d.text, "finish_reason": d.finish_reason,
+                        "logprobs": completion_logprobs(served.tokenizer, d.logprobs, prompts[i // body.n]) if body.logprobs is not None else None}
+                       for i, d in enumerate(results)]
+            return {**head, "choices": choices, "usage": total_usage(results, prompts=len(prompts)), "collapselab": _info(results[0])}
 
         async def chunks() -> AsyncIterator[str]:
-            async for ev in _guarded(service.stream(queues[0], stops)):
+            sent = [prompts[0]] * len(queues)  # each choice's prompt + text so far: where its next token starts
+            finished: list[Done] = []
+            async for k, ev in merged([guarded(service.stream(q, stops)) for q in queues]):
                 if isinstance(ev, dict):
-                    yield _sse(ev)
+                    yield sse(ev)
                 elif isinstance(ev, Delta):
-                    yield _sse({**head, "choices": [{"index": 0, "text": ev.text, "finish_reason": None, "logprobs": None}]})
+                    lp = completion_logprobs(served.tokenizer, ev.logprobs, sent[k]) if ev.logprobs is not None else None
+                    sent[k] += ev.text
+                    yield sse({**head, "choices": [{"index": k, "text": ev.text, "finish_reason": None, "logprobs": lp}]})
                 else:
-                    yield _sse({**head, "choices": [{"index": 0, "text": "", "finish_reason": ev.finish_reason, "logprobs": None}], "usage": _usage(ev), "collapselab": _info(ev)})
+                    finished.append(ev)
+                    last = len(finished) == len(queues)
+                    yield sse({**head, "choices": [{"index": k, "text": "", "finish_reason": ev.finish_reason, "logprobs": None}],
+                                **({"usage": total_usage(finished, prompts=1)} if last else {}), "collapselab": _info(ev)})
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(chunks(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
@@ -327,15 +384,6 @@ def create_app(cfg: ServeConfig, pool: ModelPool | None = None):
         app.add_middleware(CORSMiddleware, allow_origins=cfg.security.cors_origins, allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])
     app.add_middleware(Guard, security=cfg.security, telemetry=service.telemetry, keys=keys)
     return app
-
-
-async def _guarded(events: AsyncIterator[Delta | Done]) -> AsyncIterator[Delta | Done | dict[str, Any]]:
-    """A stream's events; a failure mid-stream becomes one error event (the status is sent)."""
-    try:
-        async for ev in events:
-            yield ev
-    except ApiError as e:
-        yield e.body()
 
 
 def _with_system(cfg: ServeConfig, messages: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -351,8 +399,6 @@ def _stops(stop: str | list[str] | None) -> list[str]:
     return [stop] if isinstance(stop, str) else list(stop)
 
 
-def _usage(done: Done) -> dict[str, int]:
-    return {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens, "total_tokens": done.prompt_tokens + done.completion_tokens}
 
 
 def serve(cfg: ServeConfig) -> None:

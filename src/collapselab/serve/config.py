@@ -2,11 +2,14 @@
 
 Precedence is the project's: CLI flag > YAML > default. Every security feature is off until
 the config turns it on (no keys: no auth; no rate: no limit), except the body and prompt
-limits, which always hold.
+limits, which always hold, and one refusal: a server reachable from the network (a host that
+is not loopback) without API keys does not start unless `security.allow_unauthenticated` says
+so (`--allow-unauthenticated`), as Jupyter refuses to listen on 0.0.0.0 without a token.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +76,7 @@ class SecurityBlock(Block):
     max_body_bytes: int = Field(65536, ge=256, description="Largest request body; a larger one answers 413.")
     max_prompt_tokens: int = Field(2048, ge=1, description="Longest prompt (history included) in tokens; longer answers 400 naming the field.")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (empty = CORS off).")
+    allow_unauthenticated: bool = Field(False, description="Listen on an address other than loopback without API keys: anyone who reaches the port may use the server. Off: such a server refuses to start.")
 
 
 class ServeConfig(Block):
@@ -83,6 +87,28 @@ class ServeConfig(Block):
     sampling: SamplingBlock = Field(default_factory=SamplingBlock, description="Default and largest sampling settings.")
     security: SecurityBlock = Field(default_factory=SecurityBlock, description="API keys, rate limit, body and prompt limits, CORS.")
     log_level: str = Field("info", description="uvicorn log level.")
+
+    @model_validator(mode="after")
+    def _no_open_network_server(self) -> ServeConfig:
+        s = self.security
+        if not is_loopback(self.host) and not (s.api_keys_file or s.api_keys_env) and not s.allow_unauthenticated:
+            raise ValueError(
+                f"host: {self.host!r} is reachable from the network and no API key is set, so anyone who reaches port "
+                f"{self.port} could use the server; give security.api_keys_file or security.api_keys_env "
+                "(--api-keys-file, --api-keys-env), or security.allow_unauthenticated: true (--allow-unauthenticated) "
+                "to serve without keys"
+            )
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only: localhost, 127.0.0.0/8, ::1."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name other than localhost, or "" (every interface)
+        return False
 
 
 def load_serve_config(path: Path | None, overrides: dict[str, Any]) -> ServeConfig:

@@ -40,13 +40,27 @@ class QueueFull(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Sampling:
-    """One request's decoding settings; temperature 0 is greedy."""
+    """One request's decoding settings; temperature 0 is greedy. `logprobs`: None, or each
+    reply token's log-probability with the k most likely tokens'."""
 
     temperature: float
     top_p: float
     top_k: int
     max_new_tokens: int
     seed: int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logprobs: int | None = None
+
+    def prompt_sampling(self) -> Any:
+        """This request's setting for `generate` (`collapselab.generation.PromptSampling`)."""
+        from collapselab.generation import PromptSampling
+
+        common = {"max_new_tokens": self.max_new_tokens, "presence_penalty": self.presence_penalty,
+                  "frequency_penalty": self.frequency_penalty, "logprobs": self.logprobs}
+        if self.temperature == 0:
+            return PromptSampling(method="greedy", **common)
+        return PromptSampling(method="sample", temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, **common)
 
     def batch_key(self) -> tuple[Any, ...]:
         # Settings are per prompt in `generate`, so any requests batch together; a seeded
@@ -57,6 +71,16 @@ class Sampling:
 @dataclass(slots=True)
 class Delta:
     text: str  # new reply text since the last Delta
+    logprobs: list[TokenLogprob] | None = None  # the tokens that text completed, when the request asked
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One reply token: its id, log-probability under the model, and the most likely tokens'."""
+
+    token: int
+    logprob: float
+    top: list[tuple[int, float]]
 
 
 @dataclass(slots=True)
@@ -67,6 +91,7 @@ class Done:
     finish_reason: str  # "stop" (EOS or a stop string) or "length"
     served: Served
     batch_size: int
+    logprobs: list[TokenLogprob] | None = None  # the reply's tokens (those inside `text`), when asked
 
 
 @dataclass(slots=True)
@@ -127,15 +152,16 @@ class Scheduler:
         with self._cond:
             return len(self._pending) + self._busy
 
-    def submit(self, job: Job) -> None:
-        """Add `job` to the wait list, or raise QueueFull when it is at its bound."""
+    def submit(self, *jobs: Job) -> None:
+        """Add `jobs` (one request's: all or none) to the wait list, or raise QueueFull when
+        they do not fit under its bound."""
         with self._cond:
             if self._stopping:
                 raise QueueFull(5)
-            if len(self._pending) >= self.cfg.max_queue:
+            if len(self._pending) + len(jobs) > self.cfg.max_queue:
                 batches_ahead = len(self._pending) / self.cfg.max_batch + 1
                 raise QueueFull(max(1, round(batches_ahead * self._batch_seconds)))
-            self._pending.append(job)
+            self._pending.extend(jobs)
             self._cond.notify_all()
 
     # ------------------------------------------------------------ worker
@@ -188,20 +214,18 @@ class Scheduler:
                 self.on_batch(len(batch), seconds)
 
     def _decode(self, batch: list[Job]) -> None:
-        from collapselab.generation import PromptSampling, generate
+        from collapselab.generation import generate
 
         served = self.pool.get(batch[0].model_id)  # held by this batch even if a reload swaps it
         tok = served.tokenizer
-        settings = [
-            PromptSampling(method="greedy", max_new_tokens=j.sampling.max_new_tokens) if j.sampling.temperature == 0
-            else PromptSampling(method="sample", temperature=j.sampling.temperature, top_p=j.sampling.top_p,
-                                top_k=j.sampling.top_k, max_new_tokens=j.sampling.max_new_tokens)
-            for j in batch
-        ]
+        settings = [j.sampling.prompt_sampling() for j in batch]
         streams = [_Stream(job, tok) for job in batch]
 
         def on_tokens(i: int, ids: list[int], finished: bool) -> bool:
             return streams[i].add(ids)  # True: a stop string ended this reply
+
+        def on_logprobs(i: int, token: int, logprob: float, top: list[tuple[int, float]]) -> None:
+            streams[i].logprobs.append(TokenLogprob(token, logprob, top))
 
         seed = batch[0].sampling.seed if batch[0].sampling.seed is not None else next(self._seeds)
         prompts = [j.prompt for j in batch]
@@ -210,6 +234,7 @@ class Scheduler:
             served.model, tok, prompts, DecodingBlock(batch_tokens=self.cfg.batch_tokens, backend="transformers"),
             max_new_tokens=max(j.sampling.max_new_tokens for j in batch), seed=seed,
             prefix_lengths=[shared] * len(batch), sampling=settings, on_tokens=on_tokens, progress=False,
+            on_logprobs=on_logprobs if any(j.sampling.logprobs is not None for j in batch) else None,
         )
         for s in streams:
             s.job.sink(s.done(served, len(batch)))
@@ -232,26 +257,55 @@ class _Stream:
         self.ids: list[int] = []
         self.text = ""
         self.stopped = False
+        self.logprobs: list[TokenLogprob] = []  # one per id, when the request asked
+        self.ends: list[int] = []  # per id, the length of the reply's text once it was decoded
+        self.released = 0  # tokens whose logprobs went out with a Delta
 
     def add(self, ids: list[int]) -> bool:
         if not ids:
             return False
         self.ids.extend(ids)
         text = self.tok.decode(self.ids, skip_special_tokens=True)
+        self.ends += [len(text)] * len(ids)
         cut, self.stopped = cut_at_stop(text, self.job.stops)
         # Text that may begin a stop string or is half a character waits for the next tokens.
         ready = cut if self.stopped else cut[: len(cut) - held_back(cut, self.job.stops)]
         if len(ready) > len(self.text) and not self.job.cancelled:
-            self.job.sink(Delta(ready[len(self.text) :]))
-            self.text = ready
+            new, self.text = ready[len(self.text) :], ready
+            self.job.sink(Delta(new, self._release(len(ready))))
         return self.stopped or self.job.cancelled  # a dropped client's reply stops too
+
+    def _release(self, upto: int, kept: list[TokenLogprob] | None = None) -> list[TokenLogprob] | None:
+        """The logprobs not sent yet of the tokens whose text ends within the first `upto`
+        characters (`kept`: of all those left, at the end); None when not asked."""
+        if self.job.sampling.logprobs is None:
+            return None
+        if kept is not None:
+            out, self.released = kept[self.released :], max(self.released, len(kept))
+            return out
+        start = self.released
+        while self.released < len(self.logprobs) and self.ends[self.released] <= upto:
+            self.released += 1
+        return self.logprobs[start : self.released]
 
     def done(self, served: Served, batch_size: int) -> Done:
         text = self.tok.decode(self.ids, skip_special_tokens=True)
         text, stopped = cut_at_stop(text, self.job.stops)
         text = text.rstrip("\ufffd")  # a reply cut inside a multi-byte character
-        if len(text) > len(self.text):
-            self.job.sink(Delta(text[len(self.text) :]))
+        logprobs = self._kept_logprobs(text, stopped) if self.job.sampling.logprobs is not None else None
+        rest = self._release(len(text), logprobs)
+        if len(text) > len(self.text) or rest:
+            self.job.sink(Delta(text[len(self.text) :], rest))
         n_tokens = len(self.tok(text, add_special_tokens=False)["input_ids"]) if stopped else len(self.ids)
         finished = stopped or len(self.ids) < self.job.sampling.max_new_tokens
-        return Done(text, len(self.job.prompt), n_tokens, "stop" if finished else "length", served, batch_size)
+        return Done(text, len(self.job.prompt), n_tokens, "stop" if finished else "length", served, batch_size, logprobs)
+
+    def _kept_logprobs(self, text: str, stopped: bool) -> list[TokenLogprob]:
+        """The logprobs of the tokens inside the reply: a stop string cuts the tokens after it
+        (and the one it began in) off, as it cut their text."""
+        if not stopped:
+            return self.logprobs
+        kept = 0
+        while kept < len(self.ids) and len(self.tok.decode(self.ids[: kept + 1], skip_special_tokens=True)) <= len(text):
+            kept += 1
+        return self.logprobs[:kept]

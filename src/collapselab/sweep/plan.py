@@ -23,6 +23,7 @@ import yaml
 
 from collapselab.checks import check_experiment
 from collapselab.config import ConfigError, ExperimentConfig, apply_override, config_from_dict
+from collapselab.config.loading import folder_name_problem
 from collapselab.rundir.generation import planned
 
 # Keys a grid may not set: they are the sweep's own, or where its trials go.
@@ -127,6 +128,8 @@ def plan_sweep(cfg: ExperimentConfig, grid_options: list[str] | None = None, nam
         raise ConfigError(f"hub.prefix: {cfg.hub.prefix!r} has no {{run_id}}, so a sweep's trials would overwrite each other in {cfg.hub.repo_id}")
     base = cfg.model_dump(mode="json", exclude={"sweep"})
     name = name or (block.name if block else None) or f"{cfg.experiment.name}-{_digest(base)}"
+    if folder_name_problem(name) is not None:  # a --name: sweep.name is checked by the schema
+        raise ConfigError(f"--name {name!r}: {folder_name_problem(name)}")
     folder = Path(cfg.experiment.output_dir) / "sweeps" / name
     trials = []
     for values in itertools.product(*grid.values()):

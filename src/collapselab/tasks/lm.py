@@ -75,20 +75,66 @@ class LMTask:
         problems = []
         d = cfg.data
         if d.prompt_tokens and d.prompt_tokens > d.block_tokens:
-            problems.append("data.prompt_tokens: must not exceed data.block_tokens")
+            problems.append(f"data.prompt_tokens: {d.prompt_tokens} must not exceed data.block_tokens {d.block_tokens}")
         if cfg.model.kind != "causal":
             problems.append("model.kind: the lm task continues text, which needs a causal model")
         if cfg.model.name == "scratch":
             need = (d.prompt_tokens or d.block_tokens) + self.max_new_tokens(cfg)
             if need > cfg.model.scratch.max_positions:
-                problems.append(f"model.scratch.max_positions: {cfg.model.scratch.max_positions} is shorter than a prompt plus its continuation ({need} tokens)")
+                problems.append(f"model.scratch.max_positions: {cfg.model.scratch.max_positions} is shorter than a prompt plus its "
+                                f"continuation ({self._sequence(cfg)})")
+        return problems + self._budget_problems(cfg)
+
+    def _sequence(self, cfg: ExperimentConfig) -> str:
+        """`32 tokens: data.block_tokens 16 + decoding.max_new_tokens 16`: a prompt plus its
+        continuation, with the keys that set them."""
+        d, n = cfg.data, cfg.decoding.max_new_tokens
+        prompt = f"data.prompt_tokens {d.prompt_tokens}" if d.prompt_tokens else f"data.block_tokens {d.block_tokens}"
+        new = f"decoding.max_new_tokens {n}" if n is not None else f"data.block_tokens {d.block_tokens}"
+        return f"{(d.prompt_tokens or d.block_tokens) + self.max_new_tokens(cfg)} tokens: {prompt} + {new}"
+
+    def _budget_problems(self, cfg: ExperimentConfig) -> list[str]:
+        """Token budgets smaller than the one sequence they batch: a batch of one would pass
+        the budget silently. And a test set shorter than one perplexity block scores nothing."""
+        d, seq_len = cfg.data, cfg.training.seq_len
+        problems = []
+        recipes = [("training", cfg.training)] + ([("model.pretrain", cfg.model.pretrain)] if cfg.model.name == "scratch" else [])
+        for key, recipe in recipes:
+            if recipe.batch_tokens < recipe.seq_len:
+                problems.append(f"{key}.batch_tokens: {recipe.batch_tokens} is less than one training block of {key}.seq_len "
+                                f"{recipe.seq_len} tokens; give at least {recipe.seq_len}")
+        if cfg.evaluation.batch_tokens < seq_len:
+            problems.append(f"evaluation.batch_tokens: {cfg.evaluation.batch_tokens} is less than one perplexity block of "
+                            f"training.seq_len {seq_len} tokens; give at least {seq_len}")
+        beams = cfg.decoding.num_beams if cfg.decoding.method == "beam" else 1
+        one = ((d.prompt_tokens or d.block_tokens) + self.max_new_tokens(cfg)) * beams
+        if cfg.decoding.batch_tokens < one:
+            problems.append(f"decoding.batch_tokens: {cfg.decoding.batch_tokens} is less than one prompt plus its continuation "
+                            f"({one} tokens{f' for {beams} beams' if beams > 1 else ''}); give at least {one}")
+        if d.test_size is not None and d.test_size * d.block_tokens < seq_len:
+            problems.append(f"data.test_size: {d.test_size} blocks of {d.block_tokens} tokens are shorter than one perplexity "
+                            f"block of training.seq_len {seq_len} tokens; give at least {math.ceil(seq_len / d.block_tokens)}")
         return problems
 
     def position_problems(self, cfg: ExperimentConfig, max_positions: int) -> list[str]:
+        problems = []
         need = (cfg.data.prompt_tokens or cfg.data.block_tokens) + self.max_new_tokens(cfg)
         if need > max_positions:
-            return [f"data.block_tokens: a prompt plus its continuation ({need} tokens) exceeds the model's {max_positions} positions"]
-        return []
+            key = "decoding.max_new_tokens" if cfg.decoding.max_new_tokens is not None else "data.block_tokens"
+            problems.append(f"{key}: a prompt plus its continuation ({self._sequence(cfg)}) exceeds the model's {max_positions} positions")
+        if cfg.training.seq_len > max_positions:
+            problems.append(f"training.seq_len: {cfg.training.seq_len} exceeds the model's {max_positions} positions")
+        return problems
+
+    def data_problems(self, cfg: ExperimentConfig, human: HumanData, tokenizer: Any) -> list[str]:
+        """Perplexity packs the test text into blocks of training.seq_len tokens: at least one."""
+        from collapselab.metrics.language import pack_test_blocks
+
+        seq_len = cfg.training.seq_len
+        if human.test and pack_test_blocks([r.text or "" for r in human.test], tokenizer, seq_len):
+            return []
+        return [f"data.test_size: the test text ({len(human.test)} blocks) holds fewer than training.seq_len {seq_len} tokens, "
+                "one perplexity block"]
 
     def max_new_tokens(self, cfg: ExperimentConfig) -> int:
         """A continuation as long as a human block, unless `decoding.max_new_tokens` says."""

@@ -17,7 +17,14 @@ from collapselab.errors import RunError
 from collapselab.lab import Evaluation, HumanData
 from collapselab.lab.provenance import generator_tag
 from collapselab.metrics.qa import ZERO_SHOT_METRICS
-from collapselab.metrics.registry import SYNTHETIC_DEFAULTS, Metric, default_metrics, entries, entry
+from collapselab.metrics.registry import (
+    SYNTHETIC_DEFAULTS,
+    Metric,
+    default_metrics,
+    entries,
+    entry,
+    metric_for_task,
+)
 from collapselab.models.loading import device
 from collapselab.models.prompts import ANSWER
 from collapselab.records import Record
@@ -62,12 +69,22 @@ class QATask:
         return metric.task in ("any", self.name)
 
     def config_problems(self, cfg: ExperimentConfig) -> list[str]:
-        return ["data.topic: choosing articles by MMLU subject is for the lm task"] if cfg.data.topic else []
+        problems = ["data.topic: choosing articles by MMLU subject is for the lm task"] if cfg.data.topic else []
+        if cfg.data.prompt_tokens is not None:
+            problems.append(f"data.prompt_tokens: {cfg.data.prompt_tokens} cuts lm prompts; a qa prompt is its context and question")
+        try:  # the primary metric: the three-arm criteria, the report's headline, a sweep's default
+            metric_for_task(cfg.refinery.success.metric, self)
+        except (KeyError, ValueError) as e:
+            problems.append(f"refinery.success.metric: {e.args[0]}")
+        return problems
 
     def position_problems(self, cfg: ExperimentConfig, max_positions: int) -> list[str]:
         n = self.max_new_tokens(cfg)
         if max_positions - n < MIN_PROMPT_TOKENS:
             return [f"decoding.max_new_tokens: {n} leaves fewer than {MIN_PROMPT_TOKENS} of the model's {max_positions} positions for the prompt"]
+        return []
+
+    def data_problems(self, cfg: ExperimentConfig, human: HumanData, tokenizer: Any) -> list[str]:
         return []
 
     def max_new_tokens(self, cfg: ExperimentConfig) -> int:

@@ -84,7 +84,7 @@ def test_scratch_positions_must_fit_prompt_and_continuation(tmp_path):
     cfg = tiny_config(tmp_path, tmp_path)
     cfg["data"]["block_tokens"] = 48
     loaded = config_from_dict(cfg)  # the schema knows no task: the lm task's continuation length is checked above it
-    with pytest.raises(ConfigError, match=r"model.scratch.max_positions: 64 is shorter than a prompt plus its continuation \(96 tokens\)"):
+    with pytest.raises(ConfigError, match=r"model.scratch.max_positions: 64 is shorter than a prompt plus its continuation \(96 tokens: data.block_tokens 48 \+ data.block_tokens 48\)"):
         check_experiment(loaded)
 
 

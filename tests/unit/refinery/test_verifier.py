@@ -75,7 +75,7 @@ def test_verify_is_refused_where_its_filters_cannot_judge(tmp_path):
     cfg = _config(tmp_path)
     cfg["refinery"]["filters"]["order"] = ["answer_in_context", "exact_duplicate", "seed_ngram_overlap"]
     assert config_problems(config_from_dict(cfg)) == [
-        "arms.1.verify: refinery.filters.order lists ['exact_duplicate', 'seed_ngram_overlap'], which compare a record with "
+        "arms.1.verify: True, and refinery.filters.order lists ['exact_duplicate', 'seed_ngram_overlap'], which compare a record with "
         "the human seed; in the loop every record keeps its human question, so they would reject the right answers: "
         "leave them out of refinery.filters.order"]
     from tiny import tiny_config
@@ -84,4 +84,4 @@ def test_verify_is_refused_where_its_filters_cannot_judge(tmp_path):
     lm["refinery"] = {"filters": {"order": ORDER}}
     lm["arms"][0]["verify"] = True
     assert config_problems(config_from_dict(lm)) == [
-        "arms.0.verify: the refinery's filters judge question-answer records; the lm task writes texts"]
+        "arms.0.verify: True, but the refinery's filters judge question-answer records; the lm task writes texts"]

@@ -45,3 +45,16 @@ def test_bad_config_names_the_key(tmp_path, text, overrides, message):
 def test_shipped_serve_configs_validate(path):
     cfg = load_serve_config(path, {})
     assert cfg.security.api_keys_env or cfg.security.api_keys_file
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "", "my-laptop.example"])
+def test_a_server_on_the_network_needs_keys_or_an_explicit_flag(host):
+    with pytest.raises(ServeConfigError, match=rf"host: {host!r} is reachable from the network and no API key is set"):
+        load_serve_config(None, {"host": host})
+    assert load_serve_config(None, {"host": host, "security.api_keys_env": "LAB_KEYS"}).host == host
+    assert load_serve_config(None, {"host": host, "security.allow_unauthenticated": True}).security.allow_unauthenticated
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"])
+def test_loopback_needs_no_keys(host):
+    assert load_serve_config(None, {"host": host}).host == host

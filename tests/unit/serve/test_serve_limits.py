@@ -53,6 +53,14 @@ def test_body_limit_is_413(client_for, model):
     assert c.post("/chat", json=HELLO).status_code == 200
 
 
+@pytest.mark.parametrize("route", ["/chat", "/v1/chat/completions", "/v1/completions"])
+def test_a_malformed_body_is_400(client, route):
+    for raw in (b'{"messages": [', b"\xff\xfe", b"not json at all"):
+        err = _error(client.post(route, content=raw, headers={"Content-Type": "application/json"}), 400)
+        assert err["code"] == "invalid_json" and err["message"].startswith("body: not valid JSON")
+    assert client.get("/health").status_code == 200
+
+
 @pytest.mark.parametrize(
     ("route", "body", "param"),
     [
@@ -80,8 +88,8 @@ def test_limits_from_config_and_model_are_400_naming_the_field(client_for, model
     assert err["param"] == "history"
     err = _error(c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 33}), 400)
     assert err["param"] == "max_tokens"
-    err = _error(c.post("/v1/completions", json={"prompt": "hi", "n": 2}), 400)
-    assert err["param"] == "n"
+    err = _error(c.post("/v1/completions", json={"prompt": ["hi"] * 5, "n": 16}), 400)  # 80 choices, a queue of 64
+    assert err["param"] == "n" and "queue of 64" in err["message"]
     # prompt + reply beyond the model's 256 positions
     c2 = client_for(config(source={"model": model}, sampling={"max_new_tokens_limit": 1000}))
     err = _error(c2.post("/v1/completions", json={"prompt": "the cat", "max_tokens": 300}), 400)

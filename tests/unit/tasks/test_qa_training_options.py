@@ -92,11 +92,11 @@ def test_early_stopping_on_the_validation_loss_from_a_config(tiny_qa_data, tmp_p
 @pytest.mark.parametrize(
     ("task", "training", "arm", "message"),
     [
-        ("qa", {"early_stopping_patience": 2}, {}, r"training.early_stopping_patience: needs training.validation_share > 0"),
+        ("qa", {"early_stopping_patience": 2}, {}, r"training.early_stopping_patience: 2 needs training.validation_share > 0"),
         ("qa", {"early_stopping_metric": "f1"}, {}, r"training.early_stopping_metric: 'f1' needs training.validation_share > 0"),
         ("qa", {"loss_weights": "bertscore_f1"}, {"data": "synthetic"}, r"training.loss_weights: .*arms.0.data 'synthetic'"),
         ("qa", {"loss_weights": "bert"}, {}, r"training.loss_weights: Input should be 'uniform' or 'bertscore_f1'"),
-        ("lm", {"validation_share": 0.1}, {}, r"training.validation_share: the lm task has no validation split"),
+        ("lm", {"validation_share": 0.1}, {}, r"training.validation_share: 0.1: the lm task has no validation split"),
     ],
 )
 def test_training_extras_are_refused_by_their_key(tiny_qa_data, tmp_path, task, training, arm, message):
