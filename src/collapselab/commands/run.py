@@ -35,11 +35,19 @@ def _output(quiet: bool) -> Iterator[None]:
         settings["TQDM_DISABLE"] = "1"  # any other library's tqdm (the GGUF conversion) in a log file
     before = {k: os.environ.get(k) for k in settings}
     os.environ.update(settings)
+    # transformers reads the variable once, at import: where it was imported before this run
+    # (a notebook, a test session), only its own switch turns its bars off
+    from transformers.utils import logging as hf_logging
+
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
         for k, v in before.items():
             if v is None:
                 os.environ.pop(k, None)

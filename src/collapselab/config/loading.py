@@ -132,7 +132,9 @@ def validation_problems(err: ValidationError, root_model: type[BaseModel]) -> li
         elif e["type"] == "missing":
             lines.append(f"missing required key '{loc}'")
         elif e["type"] == "value_error" and isinstance(value, dict):  # a block's check across its keys
-            lines += e["msg"].removeprefix("Value error, ").split("\n")
+            # the root block's check names its keys itself; a nested block's is placed by its key
+            prefix = "" if loc == "<root>" else f"{loc}: "
+            lines += [prefix + line for line in e["msg"].removeprefix("Value error, ").split("\n")]
         else:
             msg = e["msg"].removeprefix("Value error, ")
             # a block or a list is shown only when short (an empty list, two names): the key names the rest
