@@ -238,7 +238,9 @@ def linear_floor(args: argparse.Namespace, lm_rounds: list[dict], qa_rounds: lis
 
 
 def profile_step(args: argparse.Namespace) -> None:
-    """Where one decode step of a batch of 64 goes (torch.profiler, self time per op)."""
+    """Where the decode steps of a batch of 64 go (torch.profiler, self time per op, and each
+    op's calls per step). The profiler starts at the first decode step's forward, so the
+    prefill's matmuls stay out of the table; the sampling and the loop between steps are in."""
     import torch
     from torch.profiler import ProfilerActivity, profile
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -261,9 +263,23 @@ def profile_step(args: argparse.Namespace) -> None:
     print(f"\nprofile: 64 prompts x {args.prompt_tokens} tokens; prefill {timings[1]:.2f} s; one decode step "
           f"{step * 1000:.0f} ms ({64 / step:.0f} tokens/s); "
           f"{2 * common.n_params(model) * 64 / step / 1e9:.0f} GFLOP/s of weight matmuls")
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        generate(model, tok, prompts, decoding, max_new_tokens=9, seed=0, progress=False)
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14))
+    prof = profile(activities=[ProfilerActivity.CPU])
+    steps = []
+
+    def start_at_decode(module, a, kwargs):  # a decode step feeds one token per row
+        if kwargs["input_ids"].shape[1] == 1:
+            if not steps:
+                prof.start()
+            steps.append(1)
+
+    hook = model.register_forward_pre_hook(start_at_decode, with_kwargs=True)
+    generate(model, tok, prompts, decoding, max_new_tokens=9, seed=0, progress=False)
+    prof.stop()
+    hook.remove()
+    averages = prof.key_averages()
+    print(f"{len(steps)} decode steps; calls per step: " + ", ".join(
+        f"{e.key.split('::')[-1]} {e.count / len(steps):.0f}" for e in sorted(averages, key=lambda e: -e.self_cpu_time_total)[:12]))
+    print(averages.table(sort_by="self_cpu_time_total", row_limit=14))
 
 
 def main() -> None:

@@ -67,10 +67,7 @@ OPTIONAL_LIBRARIES = {
 
 # Warnings of libraries that are about their own code, not about anything a user of collapselab
 # set or can change (message regex, category).
-THIRD_PARTY_WARNINGS = [
-    # transformers 5.x renames the decode loop's `past_key_values` argument (generation/causal.py)
-    (r"`past_key_values` is deprecated", FutureWarning),
-]
+THIRD_PARTY_WARNINGS: list[tuple[str, type[Warning]]] = []
 
 # What the help calls a value, by its Python type (click's words).
 VALUE_NAMES = {int: "INTEGER", float: "FLOAT", str: "TEXT", bool: "BOOLEAN", Path: "PATH"}

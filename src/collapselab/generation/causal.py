@@ -32,7 +32,7 @@ import torch
 from collapselab.batching import token_budget_batches
 from collapselab.generation import cascade
 from collapselab.generation.cache import preallocated_cache
-from collapselab.generation.sampling import PromptSampling, RowSampler
+from collapselab.generation.sampling import GenerationError, PromptSampling, RowSampler
 
 PREFILL_CHUNK_TOKENS = 2048  # padded tokens per prefill call after shared prefixes: full matmuls
 
@@ -262,10 +262,11 @@ def _decode_batch(
                 input_ids=pre_ids,
                 attention_mask=masks.prefill(pre_ok, pre_pos, 0, width_p),
                 position_ids=pre_pos,
-                past_key_values=pre_cache,
+                cache=pre_cache,
                 use_cache=True,
                 logits_to_keep=1,
             )
+            _check_written(model, pre_cache)
             for layer, pre_layer in zip(cache.layers, pre_cache.layers, strict=True):
                 layer.seed_from(pre_layer, rows_group)
         del pre_cache
@@ -278,7 +279,7 @@ def _decode_batch(
             input_ids=ids[:, width_p:width],
             attention_mask=masks.prefill(key_ok, key_pos, width_p, width),
             position_ids=key_pos[:, width_p:width],
-            past_key_values=cache,
+            cache=cache,
             use_cache=True,
             logits_to_keep=1,
         ).logits[:, -1]  # (B, V)
@@ -324,7 +325,7 @@ def _decode_batch(
             input_ids=token[:, None],
             attention_mask=masks.step(key_ok[:, own:], key_pos[:, own:], width + t + 1 - own, padded),
             position_ids=next_pos,
-            past_key_values=cache,
+            cache=cache,
             use_cache=True,
             **extra,
         ).logits[:, -1]
@@ -362,17 +363,26 @@ def _prefill_in_chunks(
             input_ids=ids[part, cols],
             attention_mask=masks.prefill(ok[part, cols], pos[part, cols], 0, w),
             position_ids=pos[part, cols],
-            past_key_values=part_cache,
+            cache=part_cache,
             use_cache=True,
             logits_to_keep=1,
             **({} if shared is None else {"shared_prefix": shared.for_rows(part)}),
         ).logits[:, -1]
+        _check_written(model, part_cache)
         if logits is None:
             logits = out.new_empty((n, out.shape[-1]))
         logits[part] = out
         for layer, part_layer in zip(cache.layers, part_cache.layers, strict=True):
             layer.place(part_layer, part, n, width)
     return logits
+
+
+def _check_written(model: Any, cache: Any) -> None:
+    """Fail if a prefill left its (empty) cache empty: a forward that does not take the
+    `cache` argument (transformers before 5.24, or a model class of its own) swallows it into
+    **kwargs, and every decode step would then attend to nothing but itself."""
+    if cache.get_seq_length() == 0:
+        raise GenerationError(f"{type(model).__name__}.forward did not fill the `cache` it was given; collapselab needs transformers >= 5.24")
 
 
 def _tell_logprobs(

@@ -229,3 +229,14 @@ def test_seq2seq_sampling_draws_from_per_prompt_streams(tokenizer):
     b = generate(model, tokenizer, prompts, small, max_new_tokens=8, seed=1, progress=False)
     c = generate(model, tokenizer, prompts, big, max_new_tokens=8, seed=2, progress=False)
     assert a == b != c
+
+
+def test_a_forward_that_ignores_the_cache_argument_fails_loudly(tokenizer):
+    # transformers before 5.24 (or a model class of its own) takes `cache=` into **kwargs and
+    # decodes without it: each step would attend to its own token alone, a silent wrong output.
+    model = _llama(tokenizer)
+    forward = model.forward
+    model.forward = lambda *args, cache=None, **kwargs: forward(*args, **kwargs)
+    decoding = DecodingBlock(method="greedy", batch_tokens=100_000)
+    with pytest.raises(GenerationError, match="did not fill the `cache`"):
+        generate(model, tokenizer, _prompts(tokenizer)[:2], decoding, max_new_tokens=4, seed=0, progress=False)
