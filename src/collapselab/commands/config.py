@@ -43,10 +43,10 @@ def show(
 
 @config_app.command("reference")
 def reference() -> None:
-    """Print every config key with its type, default and help text, as Markdown (docs/reference/config.md)."""
-    from collapselab.manual.config import config_page
+    """Print every experiment config key with its type, default and help text, as Markdown."""
+    from collapselab.config.reference import reference_markdown
 
-    typer.echo(config_page(), nl=False)
+    typer.echo(reference_markdown(), nl=False)
 
 
 def register(app: typer.Typer) -> None:
