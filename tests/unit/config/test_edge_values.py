@@ -2,7 +2,7 @@
 and the value, or accepted (and, for a representative set, a tiny run that finishes).
 
 `EDGES` is the contract, one entry per key the pydantic models have: the key list is derived
-from the models (as the README's config reference is), so a new key without edge values
+from the models (as docs/reference/config.md is), so a new key without edge values
 fails `test_every_key_has_edge_values`. `model.pretrain.*` is the `training` recipe again:
 its keys take `training`'s edges. A refused value must be named in one problem line with its
 key (`arms.0.name` for a list item) and the value; several refusals come in one message.

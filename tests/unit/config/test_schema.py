@@ -88,14 +88,6 @@ def test_scratch_positions_must_fit_prompt_and_continuation(tmp_path):
         check_experiment(loaded)
 
 
-def test_readme_config_reference_is_generated_from_the_models():
-    from collapselab.config import reference_markdown
-
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
-    start = readme.index("<!-- config-reference:start -->\n") + len("<!-- config-reference:start -->\n")
-    assert readme[start : readme.index("<!-- config-reference:end -->")] == reference_markdown()
-
-
 def _shipped(stem: str):
     return load_config(CONFIGS[[p.stem for p in CONFIGS].index(stem)])
 
