@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from collapselab.cache import apply_umask, cache_dir, content_hash, filled, new_folder_beside
 from collapselab.errors import ModelError
 from collapselab.models.catalogue import CATALOGUE, materialize
+from collapselab.textio import disk_space_for
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -233,7 +234,8 @@ def save_model(model, tokenizer, folder: Path, extra_json: dict[str, Any] | None
         for name, obj in (extra_json or {}).items():
             (tmp / name).write_text(json.dumps(obj, indent=1, default=str))
 
-    _atomic_dir(folder, write)
+    # the weights dominate a model folder: their size is the space the write needs
+    _atomic_dir(folder, write, needed_bytes=sum(t.numel() * t.element_size() for t in model.state_dict().values()))
 
 
 def model_dtype(*, for_training: bool) -> str:
@@ -278,18 +280,21 @@ def load_model(source: str | Path, *, seq2seq: bool = False, for_training: bool)
     return LoadedModel(model, tokenizer, seq2seq, dtype)
 
 
-def _atomic_dir(folder: Path, write) -> None:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = new_folder_beside(folder)  # the folder lands with the user's umask, not mkdtemp's 0700
-    try:
-        write(tmp)
-        apply_umask(tmp)  # safetensors writes the weights 0600
-        if folder.exists():  # a previous complete copy (e.g. a redone step): replace it
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+def _atomic_dir(folder: Path, write, *, needed_bytes: int | None = None) -> None:
+    """Build a folder under a temporary name beside `folder`, then rename it into place; a
+    full disk is `DiskFull` naming `folder` and `needed_bytes`, with the partial folder gone."""
+    with disk_space_for(folder, needed_bytes):
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = new_folder_beside(folder)  # the folder lands with the user's umask, not mkdtemp's 0700
+        try:
+            write(tmp)
+            apply_umask(tmp)  # safetensors writes the weights 0600
+            if folder.exists():  # a previous complete copy (e.g. a redone step): replace it
+                shutil.rmtree(folder)
+            os.replace(tmp, folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def count_parameters(model) -> int:
