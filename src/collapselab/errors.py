@@ -88,6 +88,12 @@ class DiskFull(CollapselabError, OSError):
     exit_code = EXIT_FAILED
 
 
+class DatabaseDown(DatabaseUnreachable):
+    """The results database did not answer (a server restarting, a network blip, a SQLite
+    file locked past its busy timeout): unlike a bad URL or a missing driver, worth trying
+    again. Exit code 3."""
+
+
 class ModelError(CollapselabError, ValueError):
     """A model could not be resolved or loaded; the message names it and where it was looked for."""
 

@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -201,7 +202,38 @@ def lock_run(run_dir: Path) -> RunLock:
                         f"if it does not, delete {path}")
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(me).encode(), 0)
+    remove_temporaries(run_dir)  # the lock is ours: whatever a writer left half-written is dead
     return RunLock(path, fd, previous)
+
+
+# What atomic writers leave behind when killed mid-write: `.<name>.<16 hex>.tmp` files
+# (`records.atomic_write_*`), `.<name>.<16 hex>` folders (`cache.new_folder_beside`: model
+# folders) and `.gen-<g>.copy` (the engine's copy of a shared generation 0).
+_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{16}(\.tmp)?$|^\.gen-\d+\.copy$")
+
+
+def temporaries(root: Path) -> list[Path]:
+    """Every temporary file or folder an interrupted writer left under `root` (not inside
+    another temporary folder), sorted. `.superseded/` (results moved aside) is kept data."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            if _TEMPORARY.match(name):
+                found.append(Path(folder) / name)
+        dirs[:] = [d for d in dirs if not _TEMPORARY.match(d) and d != ".superseded"]
+    return sorted(found)
+
+
+def remove_temporaries(root: Path) -> list[Path]:
+    """Delete what `temporaries` finds; only its holder may call this on a run (`lock_run`
+    does): a live writer's temporary would vanish under it. Returns what was removed."""
+    found = temporaries(root)
+    for path in found:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return found
 
 
 def _lock_holder(fd: int) -> dict[str, Any] | None:
