@@ -38,6 +38,7 @@ from typing import Any
 VOLATILE_KEYS = frozenset({
     "created", "finished", "started", "status_at", "seconds", "timings", "hardware", "command",
     "git_sha", "python", "packages", "copied_from", "error", "manifest", "elapsed_s",
+    "run_id",  # a run's folder name: compared as the folder (two learner runs are named by their start)
 })
 # Files that are a process's own business, not results: the run lock, logs.
 IGNORED_NAMES = frozenset({".lock", "timings.json"})
@@ -260,7 +261,7 @@ def _rooted(value: Any, root: Path) -> Any:
 
 
 def _volatile(key: Any) -> bool:
-    return key in VOLATILE_KEYS or (isinstance(key, str) and key.endswith("_s"))  # train_s, evaluate_s: seconds
+    return key in VOLATILE_KEYS or (isinstance(key, str) and key.endswith(("_s", "seconds")))  # train_s, train_seconds
 
 
 def _stable(value: Any) -> Any:
@@ -269,7 +270,7 @@ def _stable(value: Any) -> Any:
         return {k: _stable(v) for k, v in value.items() if not _volatile(k)}
     if isinstance(value, list):
         return [_stable(v) for v in value]
-    if isinstance(value, str) and value[:1] in "{[" and value[-1:] in "}]":
+    if isinstance(value, str) and value.strip()[:1] in ("{", "[") and value.strip()[-1:] in ("}", "]"):
         try:
             return _stable(json.loads(value))
         except ValueError:
@@ -333,8 +334,7 @@ def database_rows(url: str, run_ids: Iterable[str] | None = None, *, root: Path 
                     row = {k: v for k, v in r.items() if not _volatile(k) and k != "config_yaml"}
                     if table.name == "data_files" and row["kind"] == "metrics":
                         del row["sha256"], row["bytes"]  # metrics.json holds the steps' seconds
-                    if ids is not None:
-                        row["run_id"] = ids.index(row["run_id"])
+                    row["run_id"] = ids.index(r["run_id"]) if ids is not None else r["run_id"]
                     rows.append(_stable(_rooted(row, root) if root is not None else row))
                 out[table.name] = sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
     finally:

@@ -185,7 +185,7 @@ def train_step(cfg: LearnerConfig, model: Any, tokenizer: Any, texts: list[str],
 
     docs = [ids[: cfg.learner.max_doc_tokens] for ids in tokenizer(texts, add_special_tokens=False)["input_ids"] if ids]
     # LoRA: fresh adapters each step, merged after it, as the engine's init 'previous' does.
-    trainable = apply_lora(model, cfg.model.lora) if cfg.model.lora else model
+    trainable = apply_lora(model, cfg.model.lora, seed=step_seed(cfg.learner.seed, step, "lora")) if cfg.model.lora else model
     result = train_lm(trainable, docs, cfg.training, eos_id=tokenizer.eos_token_id, seed=step_seed(cfg.learner.seed, step, "train"), desc=f"learner step {step}", progress=False)
     return merge_lora(trainable), {"losses": result.losses, "steps": result.steps, "tokens": result.tokens, "seconds": result.seconds}
 

@@ -202,15 +202,23 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
-def apply_lora(model, lora: LoraBlock):
-    """Wrap `model` with fresh LoRA adapters; only the adapters are trainable."""
+def apply_lora(model, lora: LoraBlock, *, seed: int):
+    """Wrap `model` with fresh LoRA adapters drawn from `seed`; only the adapters are trainable.
+
+    peft draws the adapters' initial weights from torch's global generator: seeded here (and
+    the global generator left as it was), so a step redone after a crash starts from the
+    same adapters as the first attempt did, and trains to the same weights.
+    """
+    import torch
     from peft import LoraConfig, TaskType, get_peft_model
 
     from collapselab.models import kernels
 
     task = TaskType.SEQ_2_SEQ_LM if model.config.is_encoder_decoder else TaskType.CAUSAL_LM
     cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules, task_type=task)
-    return kernels.install(get_peft_model(model, cfg))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return kernels.install(get_peft_model(model, cfg))
 
 
 def merge_lora(model):

@@ -25,6 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from collapselab.cache import new_folder_beside
 from collapselab.config import DecodingBlock, ExperimentConfig, config_from_dict, dump_config
 from collapselab.config.loading import folder_name_problem
 from collapselab.errors import RunError, RunLocked
@@ -145,9 +146,21 @@ def open_run(cfg: ExperimentConfig, *, fresh: bool = False, run_id: str | None =
                 "use --fresh to start a new run (the existing run is left untouched)"
             )
         return run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", dump_config(cfg))
-    atomic_write_json(run_dir / "manifest.json", manifest(cfg, run_id))
+    if run_dir.exists():  # a folder named by --run-id, made by hand: filled in place
+        atomic_write_text(run_dir / "config.yaml", dump_config(cfg))
+        atomic_write_json(run_dir / "manifest.json", manifest(cfg, run_id))
+        return run_dir
+    # A new run appears whole, config and manifest in it: a kill while it is made leaves a
+    # hidden temporary, not a run folder that every later command would have to explain.
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = new_folder_beside(run_dir)
+    try:
+        atomic_write_text(tmp / "config.yaml", dump_config(cfg))
+        atomic_write_json(tmp / "manifest.json", manifest(cfg, run_id))
+        os.rename(tmp, run_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return run_dir
 
 

@@ -1,0 +1,157 @@
+"""The long commands the kill schedule (tests/killing.py) is run on, each built twice in a
+folder of its own: once to run uninterrupted, once to be killed and run again; and how to
+compare what the two produced. The tests run them small (tests/unit/reliability), the
+benchmark large (benchmarks/kill_schedule.py); `scale` says how large.
+
+Each pair runs the same config file from a different working folder (outputs under the
+relative `runs/`), so the two configs hash the same and only the folder differs.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from killing import (
+    Command,
+    Comparison,
+    collapselab_command,
+    compare_outputs,
+    compare_rows,
+    database_rows,
+    primary_keys,
+)
+from tiny import save_chat_model, tiny_config, tiny_corpus, write_config
+
+
+@dataclass
+class Target:
+    """One command to kill: its uninterrupted twin, and the comparison of the two."""
+
+    name: str
+    clean: Command
+    killed: Command
+    clean_dir: Path  # the working folder of each twin
+    killed_dir: Path
+    urls: tuple[str, str]  # each twin's results database
+    extra_checks: list[Callable[[Comparison], None]] = field(default_factory=list)
+
+    def compare(self) -> Comparison:
+        """Everything the killed twin produced against the clean twin's: its one run directory
+        (a second one, or none, is a difference), its rows, and the target's own checks."""
+        out = Comparison()
+        clean, killed = run_dirs(self.clean_dir / "runs"), run_dirs(self.killed_dir / "runs")
+        if len(clean) != 1:
+            raise AssertionError(f"the uninterrupted run made {len(clean)} run directories: {clean}")
+        if len(killed) != 1:
+            out.differences.append(f"{len(killed)} run directories after the kills: {[str(p) for p in killed]}")
+        extra = sorted(str(p.relative_to(self.killed_dir / "runs")) for p in (self.killed_dir / "runs").glob("*/*")
+                       if p.is_dir() and p not in killed)
+        out.differences += [f"{p}: a run folder without a manifest after the kills" for p in extra]
+        compare_outputs(clean[0], killed[-1], into=out)
+        compare_rows(database_rows(self.urls[0], [clean[0].name], root=clean[0]),
+                     database_rows(self.urls[1], [killed[-1].name], root=killed[-1]), keys=primary_keys(), into=out)
+        for check in self.extra_checks:
+            check(out)
+        return out
+
+
+def run_dirs(runs: Path) -> list[Path]:
+    """The run directories (holding manifest.json) under `runs/<experiment>/`, sorted."""
+    return sorted(p.parent for p in runs.glob("*/*/manifest.json"))
+
+
+def _twins(base: Path, name: str, urls: tuple[str, str], args: Callable[[Path], list[str]], config: dict | None = None) -> Target:
+    dirs = []
+    commands = []
+    for twin, url in zip(("clean", "killed"), urls, strict=True):
+        folder = base / name / twin
+        folder.mkdir(parents=True)
+        if config is not None:
+            write_config(config, folder / "config.yaml")
+        dirs.append(folder)
+        commands.append(collapselab_command([*args(folder), "--db", url], cwd=folder, log=folder / "command.log",
+                                            env={"COLLAPSELAB_PROGRESS": "off"}))
+    return Target(name, commands[0], commands[1], dirs[0], dirs[1], urls)
+
+
+def _sqlite_urls(base: Path, name: str) -> tuple[str, str]:
+    return (f"sqlite:///{base / name / 'clean.db'}", f"sqlite:///{base / name / 'killed.db'}")
+
+
+def write_lm_data(folder: Path, n_train: int = 120, n_test: int = 30) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n, seed in (("train", n_train, 1), ("test", n_test, 2)):
+        with (folder / f"{split}.jsonl").open("w") as f:
+            for d in tiny_corpus(n, seed, split):
+                f.write(json.dumps(d) + "\n")
+    return folder
+
+
+def run_target(base: Path, *, urls: tuple[str, str] | None = None, generations: int = 2, arms: int = 1, scale: int = 1) -> Target:
+    """`collapselab run` of a tiny lm experiment (results in the databases `urls`: PostgreSQL
+    in the tests); `scale` multiplies the data and the training."""
+    data = write_lm_data(base / "run-data", 120 * scale, 30 * scale)
+    cfg = tiny_config(data, Path("runs"), generations=generations)
+    cfg["data"].update(train_size=24 * scale, test_size=8 * scale)
+    cfg["training"]["epochs"] = scale
+    cfg["arms"] = cfg["arms"][:arms]
+    return _twins(base, "run", urls or _sqlite_urls(base, "run"), lambda f: ["run", str(f / "config.yaml"), "--run-id", "r", "-q"], cfg)
+
+
+def refinery_target(base: Path, *, scale: int = 1) -> Target:
+    """`collapselab run` of the three-arm refinery experiment (human, contaminated, synthetic
+    from human), tiny QA."""
+    from unit.refinery.qa_fixtures import three_arm_config, write_tiny_qa
+
+    cfg = three_arm_config(write_tiny_qa(base / "qa-data"), Path("runs"))
+    cfg["training"]["epochs"] = scale
+    return _twins(base, "refinery", _sqlite_urls(base, "refinery"), lambda f: ["run", str(f / "config.yaml"), "--run-id", "r", "-q"], cfg)
+
+
+def learner_config(base: Path, *, steps: int, docs: int) -> dict:
+    """A learner on a JSON Lines stream of made-up documents, fed a quarter its own writing."""
+    rng = random.Random(0)
+    words = "the cat sat on the mat and the dog sat on the log a model trained on its own output forgets".split()
+    for name, n in (("docs", docs), ("held", 4)):
+        with (base / f"{name}.jsonl").open("w") as f:
+            for i in range(n):
+                f.write(json.dumps({"id": f"{name}{i}", "text": " ".join(rng.choice(words) for _ in range(40))}) + "\n")
+    model = base / "base-model"
+    if not model.exists():
+        save_chat_model(model, chat=True, seed=3)
+    return {
+        "learner": {"name": "stream", "output_dir": "runs", "docs_per_step": 4, "steps": steps, "self_feed": 0.25, "self_feed_tokens": 6,
+                    "keep_checkpoints": None},
+        "source": {"kind": "jsonl", "path": str(base / "docs.jsonl")},
+        "model": {"name": str(model), "lora": {"r": 4}},
+        "training": {"lr": 0.001, "seq_len": 32, "batch_tokens": 256},
+        "evaluation": {"held_out": {"kind": "jsonl", "path": str(base / "held.jsonl")}, "tokens": 128, "seq_len": 32, "continuations": 3,
+                       "prompt_tokens": 6, "continuation_tokens": 6},
+    }
+
+
+def learn_target(base: Path, *, steps: int = 3) -> Target:
+    """`collapselab learn` on a document stream, publishing a checkpoint per step. Beyond the
+    files: every document of the stream trained on once, in order, none skipped."""
+    (base / "learn-data").mkdir(parents=True)
+    cfg = learner_config(base / "learn-data", steps=steps, docs=4 * steps + 4)
+    target = _twins(base, "learn", _sqlite_urls(base, "learn"), lambda f: ["learn", str(f / "config.yaml")], cfg)
+
+    def documents_once_in_order(out: Comparison) -> None:
+        for folder in (target.clean_dir, target.killed_dir):
+            run_dir = run_dirs(folder / "runs")[-1]
+            trained = []
+            for k in range(1, steps + 1):
+                trained += json.loads((run_dir / "checkpoints" / f"step-{k}" / "state.json").read_text())["documents"]
+            spooled = [json.loads(line)["id"] for line in (run_dir / "stream.jsonl").read_text().splitlines()]
+            human = [d for d in trained if d.startswith("jsonl:")]
+            if human != spooled[: len(human)] or len(set(trained)) != len(trained):
+                out.differences.append(f"{folder.name}: documents trained {trained} are not the stream {spooled} once each, in order")
+            out.values += len(trained)
+
+    target.extra_checks.append(documents_once_in_order)
+    return target
