@@ -23,6 +23,7 @@ from killing import (
     compare_rows,
     database_rows,
     primary_keys,
+    run_once,
 )
 from tiny import save_chat_model, tiny_config, tiny_corpus, write_config
 
@@ -38,11 +39,19 @@ class Target:
     killed_dir: Path
     urls: tuple[str, str]  # each twin's results database
     extra_checks: list[Callable[[Comparison], None]] = field(default_factory=list)
+    whole_tree: bool = False  # compare all of runs/ and every run's rows (a sweep's several runs)
 
     def compare(self) -> Comparison:
         """Everything the killed twin produced against the clean twin's: its one run directory
         (a second one, or none, is a difference), its rows, and the target's own checks."""
         out = Comparison()
+        if self.whole_tree:
+            compare_outputs(self.clean_dir / "runs", self.killed_dir / "runs", into=out)
+            compare_rows(database_rows(self.urls[0], root=self.clean_dir / "runs"),
+                         database_rows(self.urls[1], root=self.killed_dir / "runs"), keys=primary_keys(), into=out)
+            for check in self.extra_checks:
+                check(out)
+            return out
         clean, killed = run_dirs(self.clean_dir / "runs"), run_dirs(self.killed_dir / "runs")
         if len(clean) != 1:
             raise AssertionError(f"the uninterrupted run made {len(clean)} run directories: {clean}")
@@ -155,3 +164,140 @@ def learn_target(base: Path, *, steps: int = 3) -> Target:
 
     target.extra_checks.append(documents_once_in_order)
     return target
+
+
+# ---------------------------------------------------------------- sweep
+
+
+def sweep_target(base: Path, *, trials: int = 2) -> Target:
+    """`collapselab sweep` of a tiny experiment over `trials` ratios, on a local Ray started by
+    the driver (one per twin, under a RAY_TMPDIR of its own so its processes can be found)."""
+    import tempfile
+
+    from tiny_lab import tiny_config as sweep_config
+    from tiny_lab import write_corpus
+
+    data = write_corpus(base / "sweep-data")
+    cfg = sweep_config(data, Path("runs"), sweep={"num_cpus": 2, "resources": {"cpus": 1}})
+    ratios = ",".join(str(round(0.25 + 0.5 * i / max(1, trials - 1), 3)) for i in range(trials))
+    target = _twins(base, "sweep", _sqlite_urls(base, "sweep"), lambda f: ["sweep", str(f / "config.yaml"), "--grid", f"arms.0.ratio={ratios}"], cfg)
+    target.whole_tree = True
+    for command in (target.clean, target.killed):
+        command.env.update(RAY_TMPDIR=tempfile.mkdtemp(prefix="clk"), RAY_USAGE_STATS_ENABLED="0")
+    return target
+
+
+def stop_ray(command: Command) -> None:
+    """SIGKILL what is left of the Ray the command started (its driver killed), and wait."""
+    from tiny_lab import kill_all, ray_processes, wait_gone
+
+    ray_tmp = command.env["RAY_TMPDIR"]
+    kill_all(ray_processes(ray_tmp))
+    left = wait_gone(ray_tmp, 20)
+    if left:
+        raise AssertionError(f"Ray processes {left} of {ray_tmp} outlived SIGKILL")
+
+
+def running_trials(folder: Path) -> list[int]:
+    """Pids of the sweep's trials whose state file says they run now (on this host)."""
+    pids = []
+    for state in folder.glob("runs/sweeps/*/trials/*.json"):
+        try:
+            data = json.loads(state.read_text())
+        except (OSError, ValueError):
+            continue
+        if data.get("status") == "running" and Path(f"/proc/{data['pid']}").exists():
+            pids.append(int(data["pid"]))
+    return pids
+
+
+def kill_a_trial(folder: Path, timeout_s: float = 300) -> Callable:
+    """A `run_schedule` kill that SIGKILLs one running trial of the sweep in `folder` (waiting
+    for one to run) instead of the driver, then lets the driver end as it will (Ray retries
+    the trial, or the driver reports it failed and exits 1: the next attempt finishes it)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    def kill(proc: subprocess.Popen) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while not (pids := running_trials(folder)):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        os.kill(pids[0], signal.SIGKILL)
+        proc.wait(timeout=timeout_s)
+        return True
+
+    return kill
+
+
+# ---------------------------------------------------------------- serve beside a learner
+
+
+@dataclass
+class ServeReport:
+    """What a chat server following a learner saw while the learner was killed again and again."""
+
+    answers: int = 0
+    refused: list[str] = field(default_factory=list)  # any answer but a 200
+    steps_served: list[int] = field(default_factory=list)  # the checkpoints answers came from, in order
+    load_failures: list[str] = field(default_factory=list)  # the server's log lines about a checkpoint it could not load
+
+    def problems(self, last_step: int) -> list[str]:
+        out = [*self.refused[:5], *self.load_failures[:5]]
+        if self.steps_served != sorted(self.steps_served):
+            out.append(f"the server went back to an older checkpoint: {self.steps_served}")
+        if not self.steps_served or self.steps_served[-1] != last_step:
+            out.append(f"the server did not end on step {last_step}: {sorted(set(self.steps_served))}")
+        return out
+
+
+def serve_beside_learner(target: Target, run: Callable[[], object], *, last_step: int, timeout_s: float = 300) -> ServeReport:
+    """Run `run()` (the kill schedule of the learner `target.killed`) while `collapselab serve
+    --learner` follows the killed twin's run and a client keeps chatting with it.
+
+    The learner first publishes a step uninterrupted (`--set learner.steps=1`), so the server
+    has a run to follow; the schedule then kills and resumes it up to `last_step`.
+    """
+    import threading
+    import time
+
+    import httpx
+    from serve_process import collapselab, free_port, stop, wait_healthy
+
+    first = Command([*target.killed.argv, "--set", "learner.steps=1"], target.killed.env, target.killed.cwd, target.killed.log)
+    run_once(first, timeout_s=timeout_s)
+    run_dir = run_dirs(target.killed_dir / "runs")[0]
+    port, log = free_port(), target.killed_dir / "serve.log"
+    server = collapselab(["serve", "--learner", str(run_dir), "--port", str(port)], log)
+    report, done = ServeReport(), threading.Event()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, server, log)
+
+        def keep_asking() -> None:
+            with httpx.Client(timeout=60) as client:
+                while not done.is_set():
+                    r = client.post(f"{url}/chat", json={"message": "Tell me about the cat", "max_length": 4})
+                    report.answers += 1
+                    if r.status_code != 200:
+                        report.refused.append(f"{r.status_code}: {r.text[:200]}")
+                    else:
+                        report.steps_served.append(r.json()["generation"])
+
+        asker = threading.Thread(target=keep_asking, daemon=True)
+        asker.start()
+        run()
+        deadline = time.monotonic() + 120  # the server notices the last checkpoint within its reload interval
+        while (not report.steps_served or report.steps_served[-1] != last_step) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        done.set()
+        asker.join(60)
+        if server.poll() is not None:
+            report.refused.append(f"the server exited with {server.returncode}")
+    finally:
+        stop(server)
+    report.load_failures = [line for line in log.read_text().splitlines() if "failed to load" in line or "Traceback" in line]
+    return report

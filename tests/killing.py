@@ -86,12 +86,6 @@ class Schedule:
         return self.kills if self.final_returncode == 0 and not self.failures else 0
 
 
-def moments(n: int, *, seed: int, low: float, high: float) -> list[float]:
-    """`n` seeded random moments in [low, high) seconds: where in a command's life kills land."""
-    rng = random.Random(seed)
-    return [round(rng.uniform(low, high), 2) for _ in range(n)]
-
-
 def kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL the command and every process of its session."""
     try:
@@ -101,49 +95,67 @@ def kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def run_schedule(command: Command, kill_at: list[float], *, timeout_s: float,
+def run_schedule(command: Command, *, kills: int, seed: int, low: float, high: float, timeout_s: float,
                  after_kill: Callable[[int], None] | None = None,
-                 when: Callable[[subprocess.Popen, float], bool] | None = None) -> Schedule:
-    """Start `command`, SIGKILL it at each moment of `kill_at` (seconds after that attempt's
-    start), start it again after each kill, and let the last attempt finish.
+                 kill: Callable[[subprocess.Popen], bool] | None = None) -> Schedule:
+    """Start `command`, SIGKILL it at a seeded random moment in [low, high) seconds after its
+    start, start it again, and so on until `kills` kills have landed; then let the last
+    attempt finish.
+
+    An attempt that finishes before its moment has done the rest of the work (a resumed run
+    is shorter than a whole one): its length becomes the new `high`, so later moments land
+    inside the work that is left, and it counts in `finished_early`, not as a kill. At most
+    3 x `kills` attempts are made.
 
     Args:
         command: What to run.
-        kill_at: One moment per attempt to kill.
+        kills: Kills to deliver to a live command.
+        seed: Seeds the moments.
+        low, high: Where moments are drawn (seconds after an attempt starts): `high` is
+            about the uninterrupted command's length, `low` skips the start-up.
         timeout_s: Longest wait for the final, unkilled attempt.
-        after_kill: Called with the kill's index after each kill (e.g. to kill what the
+        after_kill: Called with the kill's number after each kill (e.g. to kill what the
             command left running elsewhere).
-        when: Instead of the clock alone: kill once `when(proc, seconds since start)` is true
-            (polled every 20 ms), at the latest at the moment. For kills that must land in a
-            named phase (a trial running, a checkpoint being written).
+        kill: Instead of killing the command's process group: kill something else of it
+            (a sweep's trial) and wait for the command to end; returns whether a kill
+            landed. The command may then exit non-zero: that attempt is the kill's.
     """
-    schedule = Schedule(list(kill_at))
+    rng = random.Random(seed)
+    schedule = Schedule([])
     t0 = time.monotonic()
-    for i, moment in enumerate(kill_at):
+    for attempt in range(3 * kills):
+        if schedule.kills >= kills:
+            break
+        moment = round(rng.uniform(low, max(high, low + 0.1)), 2)
+        schedule.moments.append(moment)
         proc = command.start()
         started = time.monotonic()
-        while proc.poll() is None:
-            spent = time.monotonic() - started
-            if spent >= moment or (when is not None and when(proc, spent)):
-                break
+        while proc.poll() is None and time.monotonic() - started < moment:
             time.sleep(0.02)
-        if proc.poll() is None:
-            kill_group(proc)
+        if proc.poll() is None and (kill or _kill_group)(proc):
             schedule.kills += 1
             if after_kill is not None:
-                after_kill(i)
+                after_kill(schedule.kills)
         elif proc.returncode == 0:
             schedule.finished_early += 1
+            high = time.monotonic() - started
         else:
-            schedule.failures.append(f"attempt {i + 1}: exit {proc.returncode} on its own (see {command.log})")
+            schedule.failures.append(f"attempt {attempt + 1}: exit {proc.returncode} on its own (see {command.log})")
     proc = command.start()
     try:
         schedule.final_returncode = proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         kill_group(proc)
         schedule.failures.append(f"final attempt: still running after {timeout_s} s (see {command.log})")
+    if schedule.final_returncode not in (0, None):
+        schedule.failures.append(f"final attempt: exit {schedule.final_returncode} (see {command.log})")
     schedule.seconds = time.monotonic() - t0
     return schedule
+
+
+def _kill_group(proc: subprocess.Popen) -> bool:
+    kill_group(proc)
+    return True
 
 
 def run_once(command: Command, *, timeout_s: float) -> float:
