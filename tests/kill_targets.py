@@ -68,6 +68,27 @@ class Target:
         return out
 
 
+    def reset_killed(self) -> None:
+        """Empty the killed twin (its outputs and its database) for another round of kills."""
+        import shutil
+
+        import sqlalchemy as sa
+
+        shutil.rmtree(self.killed_dir / "runs", ignore_errors=True)
+        url = sa.make_url(self.urls[1])
+        if url.get_backend_name() == "sqlite":
+            Path(url.database).unlink(missing_ok=True)
+            return
+        schema = url.query["options"].removeprefix("-csearch_path=")  # a schema of its own (store_backends.pg_schema_url)
+        engine = sa.create_engine(url.difference_update_query(["options"]))
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+                conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+        finally:
+            engine.dispose()
+
+
 def run_dirs(runs: Path) -> list[Path]:
     """The run directories (holding manifest.json) under `runs/<experiment>/`, sorted."""
     return sorted(p.parent for p in runs.glob("*/*/manifest.json"))
