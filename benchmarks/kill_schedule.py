@@ -102,7 +102,7 @@ def _rounds(target: Target, args, *, kill=None, after_kill=None, low: float = 1.
                                 low=low, high=clean_s, timeout_s=3600, kill=kill, after_kill=after_kill)
         part = target.compare()
         _add(total, part)
-        survived += schedule.survived if not part.differences else 0
+        survived += schedule.survived if part.clean() else 0
         print(f"  {target.name} round {r + 1}: {schedule.kills} kills at {schedule.moments} s, {schedule.finished_early} finished "
               f"before their moment, failures {schedule.failures}; {part.line()}", flush=True)
         for d in part.differences[:5]:
@@ -163,7 +163,7 @@ def bench_serve(base: Path, args, stack: ExitStack) -> tuple[Comparison, int, st
         round_problems = report.problems(steps)
         problems += round_problems
         answers += report.answers
-        survived += schedules[0].survived if not (part.differences or round_problems) else 0
+        survived += schedules[0].survived if part.clean() and not round_problems else 0
         print(f"  serve round {r + 1}: {schedules[0].kills} learner kills, {report.answers} answers from steps "
               f"{sorted(set(report.steps_served))}, problems {round_problems}; {part.line()}", flush=True)
         r += 1

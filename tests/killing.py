@@ -190,6 +190,10 @@ class Comparison:
         return (f"{self.files} files, {self.values} values, {self.rows} rows compared; {len(self.differences)} differences, "
                 f"{len(self.temporaries)} leftover temporaries, {self.duplicate_rows} duplicate rows")
 
+    def clean(self) -> bool:
+        """No difference, no temporary left, no row twice."""
+        return not self.differences and not self.temporaries and self.duplicate_rows == 0
+
     def assert_equal(self) -> None:
         assert not self.differences, "\n".join(self.differences[:20])
         assert not self.temporaries, self.temporaries

@@ -40,6 +40,7 @@ from collapselab.models.loading import apply_lora, load_model, merge_lora
 from collapselab.records import Record, atomic_write_json, atomic_write_text, record_from_dict
 from collapselab.rundir.folders import manifest
 from collapselab.seeds import step_seed
+from collapselab.textio import disk_space_for
 
 
 def run_learner(
@@ -244,7 +245,8 @@ class Spool:
             if doc.id in self._ids or not doc.text.strip():
                 continue
             line = json.dumps({"id": doc.id, "title": doc.title, "text": doc.text, "pos": pos}, ensure_ascii=False) + "\n"
-            with self.path.open("a", encoding="utf-8") as f:
+            # an append, not a rename: a line cut short by a kill or a full disk is dropped on reopen
+            with disk_space_for(self.path, len(line.encode())), self.path.open("a", encoding="utf-8") as f:
                 f.write(line)
                 f.flush()
                 os.fsync(f.fileno())
