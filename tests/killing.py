@@ -37,7 +37,7 @@ from typing import Any
 # command line started it: never equal between two runs, killed or not.
 VOLATILE_KEYS = frozenset({
     "created", "finished", "started", "status_at", "seconds", "timings", "hardware", "command",
-    "git_sha", "python", "packages", "copied_from", "error", "manifest", "elapsed_s",
+    "git_sha", "python", "packages", "copied_from", "error", "manifest", "elapsed_s", "updated", "pid", "host",
     "run_id",  # a run's folder name: compared as the folder (two learner runs are named by their start)
 })
 # Files that are a process's own business, not results: the run lock, logs.
