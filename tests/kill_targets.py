@@ -61,6 +61,10 @@ class Target:
                        if p.is_dir() and p not in killed)
         out.differences += [f"{p}: a run folder without a manifest after the kills" for p in extra]
         compare_outputs(clean[0], killed[-1], into=out)
+        from collapselab.rundir.folders import temporaries
+
+        # outside the run directory too: a run folder being made is a temporary beside it
+        out.temporaries += [str(p.relative_to(self.killed_dir)) for p in temporaries(self.killed_dir / "runs") if killed[-1] not in p.parents]
         compare_rows(database_rows(self.urls[0], [clean[0].name], root=clean[0]),
                      database_rows(self.urls[1], [killed[-1].name], root=killed[-1]), keys=primary_keys(), into=out)
         for check in self.extra_checks:

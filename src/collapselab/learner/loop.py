@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from collapselab.cache import new_folder_beside
 from collapselab.config import config_from_dict, dump_config
 from collapselab.learner.checkpoints import checkpoint_dir, latest, publish, read_state
 from collapselab.learner.config import LearnerConfig, LearnerError
@@ -38,7 +39,7 @@ from collapselab.learner.evaluation import (
 from collapselab.learner.sources import Document, DocumentSource, open_source
 from collapselab.models.loading import apply_lora, load_model, merge_lora
 from collapselab.records import Record, atomic_write_json, atomic_write_text, record_from_dict
-from collapselab.rundir.folders import manifest
+from collapselab.rundir.folders import lock_run, manifest
 from collapselab.seeds import step_seed
 from collapselab.textio import disk_space_for
 
@@ -49,10 +50,19 @@ def run_learner(
 ) -> Path:
     """Run (or continue) the learner until `learner.steps` steps are published, the source
     runs dry, or `stop` is set; returns the run directory."""
+    run_dir = open_learner_run(cfg, fresh=fresh)
+    # One learner per run (a second stops here, RunLocked, exit 2); taking the lock also
+    # removes what a killed learner left half-written (a checkpoint folder being published).
+    lock = lock_run(run_dir)
+    try:
+        return _learn(cfg, run_dir, db_url, stop or threading.Event(), report)
+    finally:
+        lock.release()
+
+
+def _learn(cfg: LearnerConfig, run_dir: Path, db_url: str | None, stop: threading.Event, report: Callable[[str], None]) -> Path:
     from collapselab import store
 
-    stop = stop or threading.Event()
-    run_dir = open_learner_run(cfg, fresh=fresh)
     store.import_run_dir(db_url, run_dir)  # the run row, and steps finished before a crash
     source = open_source(cfg.source, cfg.learner.seed)
     spool = Spool(run_dir / "stream.jsonl", source)
@@ -137,8 +147,11 @@ def open_learner_run(cfg: LearnerConfig, *, fresh: bool) -> Path:
         while (root / run_id).exists():
             run_id += "x"
         run_dir = root / run_id
-        run_dir.mkdir(parents=True)
-        atomic_write_json(run_dir / "manifest.json", {**manifest(exp, run_id), "learner_identity": identity(cfg)})
+        root.mkdir(parents=True, exist_ok=True)
+        # the run appears with its manifest in it: a kill here leaves no run folder that is none
+        tmp = new_folder_beside(run_dir)
+        atomic_write_json(tmp / "manifest.json", {**manifest(exp, run_id), "learner_identity": identity(cfg)})
+        os.rename(tmp, run_dir)
 
     # rewritten on every start: `learner.steps` may have grown
     atomic_write_text(run_dir / "config.yaml", dump_config(exp))
