@@ -25,7 +25,6 @@ from typing import Any
 
 import yaml
 
-from collapselab.cache import new_folder_beside
 from collapselab.config import config_from_dict, dump_config
 from collapselab.learner.checkpoints import checkpoint_dir, latest, publish, read_state
 from collapselab.learner.config import LearnerConfig, LearnerError
@@ -39,7 +38,7 @@ from collapselab.learner.evaluation import (
 from collapselab.learner.sources import Document, DocumentSource, open_source
 from collapselab.models.loading import apply_lora, load_model, merge_lora
 from collapselab.records import Record, atomic_write_json, atomic_write_text, record_from_dict
-from collapselab.rundir.folders import lock_run, manifest
+from collapselab.rundir.folders import create_run_folder, lock_run, manifest
 from collapselab.seeds import step_seed
 from collapselab.textio import disk_space_for
 
@@ -147,11 +146,8 @@ def open_learner_run(cfg: LearnerConfig, *, fresh: bool) -> Path:
         while (root / run_id).exists():
             run_id += "x"
         run_dir = root / run_id
-        root.mkdir(parents=True, exist_ok=True)
         # the run appears with its manifest in it: a kill here leaves no run folder that is none
-        tmp = new_folder_beside(run_dir)
-        atomic_write_json(tmp / "manifest.json", {**manifest(exp, run_id), "learner_identity": identity(cfg)})
-        os.rename(tmp, run_dir)
+        create_run_folder(run_dir, lambda tmp: atomic_write_json(tmp / "manifest.json", {**manifest(exp, run_id), "learner_identity": identity(cfg)}))
 
     # rewritten on every start: `learner.steps` may have grown
     atomic_write_text(run_dir / "config.yaml", dump_config(exp))

@@ -19,6 +19,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -150,18 +151,41 @@ def open_run(cfg: ExperimentConfig, *, fresh: bool = False, run_id: str | None =
         atomic_write_text(run_dir / "config.yaml", dump_config(cfg))
         atomic_write_json(run_dir / "manifest.json", manifest(cfg, run_id))
         return run_dir
-    # A new run appears whole, config and manifest in it: a kill while it is made leaves a
-    # hidden temporary, not a run folder that every later command would have to explain.
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = new_folder_beside(run_dir)
-    try:
+
+    def write(tmp: Path) -> None:
         atomic_write_text(tmp / "config.yaml", dump_config(cfg))
         atomic_write_json(tmp / "manifest.json", manifest(cfg, run_id))
-        os.rename(tmp, run_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    create_run_folder(run_dir, write)
     return run_dir
+
+
+CREATING = ".creating"  # in an experiment's folder: held while a run folder is made
+
+
+def create_run_folder(run_dir: Path, write: Callable[[Path], None]) -> None:
+    """Make the new run folder `run_dir` whole: `write` fills a temporary folder beside it
+    (config, manifest), which is then renamed to `run_dir`. A kill meanwhile leaves a hidden
+    temporary, never a run folder without a manifest.
+
+    Run folders of one experiment are made one at a time, under an exclusive lock on
+    `<experiment>/.creating` (a few milliseconds each; sweep trials start together): so the
+    holder knows that any temporary it finds there was left by a killed maker, and removes it.
+    """
+    root = run_dir.parent
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / CREATING, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        for left in root.iterdir():
+            if left.is_dir() and _TEMPORARY.match(left.name):
+                shutil.rmtree(left, ignore_errors=True)
+        tmp = new_folder_beside(run_dir)
+        try:
+            write(tmp)
+            os.rename(tmp, run_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 @dataclass

@@ -10,7 +10,6 @@ learner are in tests/e2e/test_kill_schedules.py (they start Ray and a server).""
 
 from __future__ import annotations
 
-import pytest
 from kill_targets import Target, learn_target, refinery_target, run_target
 from killing import run_once, run_schedule
 from unit.store.store_backends import pg_schema_url
@@ -36,6 +35,5 @@ def test_three_arm_refinery_run_survives_kills(tmp_path):
     _schedule(refinery_target(tmp_path), seed=2)
 
 
-@pytest.mark.parametrize("steps", [3])
-def test_learner_survives_kills_without_repeating_or_skipping_a_document(tmp_path, steps):
-    _schedule(learn_target(tmp_path, steps=steps), seed=3)
+def test_learner_survives_kills_without_repeating_or_skipping_a_document(tmp_path):
+    _schedule(learn_target(tmp_path, steps=3), seed=3)
