@@ -154,17 +154,16 @@ def bench_serve(base: Path, args, stack: ExitStack) -> tuple[Comparison, int, st
     while survived < args.kills and r < 3 * args.kills:
         if r:
             target.reset_killed()
-        schedules = []
         kills, seed = min(args.per_round, args.kills - survived), args.seed * 1000 + r
-        report = serve_beside_learner(target, lambda k=kills, s=seed, out=schedules: out.append(run_schedule(
-            target.killed, kills=k, seed=s, low=1.0, high=clean_s, timeout_s=3600)), last_step=steps)
+        schedule, report = serve_beside_learner(target, lambda k=kills, s=seed: run_schedule(
+            target.killed, kills=k, seed=s, low=1.0, high=clean_s, timeout_s=3600), last_step=steps)
         part = target.compare()
         _add(total, part)
         round_problems = report.problems(steps)
         problems += round_problems
         answers += report.answers
-        survived += schedules[0].survived if part.clean() and not round_problems else 0
-        print(f"  serve round {r + 1}: {schedules[0].kills} learner kills, {report.answers} answers from steps "
+        survived += schedule.survived if part.clean() and not round_problems else 0
+        print(f"  serve round {r + 1}: {schedule.kills} learner kills, {report.answers} answers from steps "
               f"{sorted(set(report.steps_served))}, problems {round_problems}; {part.line()}", flush=True)
         r += 1
     return total, survived, f"{answers} answers, {len(problems)} refused or stale or failed loads"

@@ -18,12 +18,12 @@ from pathlib import Path
 from killing import (
     Command,
     Comparison,
+    Schedule,
     collapselab_command,
     compare_outputs,
     compare_rows,
     database_rows,
     primary_keys,
-    run_once,
 )
 from tiny import save_chat_model, tiny_config, tiny_corpus, write_config
 
@@ -279,32 +279,35 @@ class ServeReport:
         return out
 
 
-def serve_beside_learner(target: Target, run: Callable[[], object], *, last_step: int, timeout_s: float = 300) -> ServeReport:
+def serve_beside_learner(target: Target, run: Callable[[], Schedule], *, last_step: int, timeout_s: float = 600) -> tuple[Schedule, ServeReport]:
     """Run `run()` (the kill schedule of the learner `target.killed`) while `collapselab serve
-    --learner` follows the killed twin's run and a client keeps chatting with it.
-
-    The learner first publishes a step uninterrupted (`--set learner.steps=1`), so the server
-    has a run to follow; the schedule then kills and resumes it up to `last_step`.
-    """
+    --learner` follows the killed twin's run, from its first checkpoint on, and a client keeps
+    chatting with it. Returns the schedule and what the client saw."""
     import threading
     import time
 
     import httpx
     from serve_process import collapselab, free_port, stop, wait_healthy
 
-    first = Command([*target.killed.argv, "--set", "learner.steps=1"], target.killed.env, target.killed.cwd, target.killed.log)
-    run_once(first, timeout_s=timeout_s)
-    run_dir = run_dirs(target.killed_dir / "runs")[0]
+    done: dict[str, Schedule] = {}
+    learner = threading.Thread(target=lambda: done.update(schedule=run()), daemon=True)
+    learner.start()
+    deadline = time.monotonic() + timeout_s
+    while not (found := [d for d in run_dirs(target.killed_dir / "runs") if (d / "checkpoints" / "latest").is_file()]):
+        if not learner.is_alive() or time.monotonic() > deadline:
+            learner.join()
+            raise AssertionError(f"the learner published no checkpoint; see {target.killed.log}")
+        time.sleep(0.1)
     port, log = free_port(), target.killed_dir / "serve.log"
-    server = collapselab(["serve", "--learner", str(run_dir), "--port", str(port)], log)
-    report, done = ServeReport(), threading.Event()
+    server = collapselab(["serve", "--learner", str(found[0]), "--port", str(port)], log)
+    report, asking = ServeReport(), threading.Event()
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_healthy(url, server, log)
+        wait_healthy(url, server, log, timeout=timeout_s)  # a loaded machine starts a server slowly
 
         def keep_asking() -> None:
             with httpx.Client(timeout=60) as client:
-                while not done.is_set():
+                while not asking.is_set():
                     r = client.post(f"{url}/chat", json={"message": "Tell me about the cat", "max_length": 4})
                     report.answers += 1
                     if r.status_code != 200:
@@ -314,15 +317,15 @@ def serve_beside_learner(target: Target, run: Callable[[], object], *, last_step
 
         asker = threading.Thread(target=keep_asking, daemon=True)
         asker.start()
-        run()
+        learner.join()
         deadline = time.monotonic() + 120  # the server notices the last checkpoint within its reload interval
         while (not report.steps_served or report.steps_served[-1] != last_step) and time.monotonic() < deadline:
             time.sleep(0.2)
-        done.set()
+        asking.set()
         asker.join(60)
         if server.poll() is not None:
             report.refused.append(f"the server exited with {server.returncode}")
     finally:
         stop(server)
     report.load_failures = [line for line in log.read_text().splitlines() if "failed to load" in line or "Traceback" in line]
-    return report
+    return done["schedule"], report

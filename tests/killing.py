@@ -41,7 +41,7 @@ VOLATILE_KEYS = frozenset({
     "run_id",  # a run's folder name: compared as the folder (two learner runs are named by their start)
 })
 # Files that are a process's own business, not results: the run lock, logs.
-IGNORED_NAMES = frozenset({".lock", "timings.json"})
+IGNORED_NAMES = frozenset({".lock", ".creating", "timings.json"})
 IGNORED_SUFFIXES = (".log", ".lock", ".db", ".db-wal", ".db-shm")
 IGNORED_FOLDERS = frozenset({".superseded"})
 
@@ -350,8 +350,9 @@ def database_rows(url: str, run_ids: Iterable[str] | None = None, *, root: Path 
                     row = {k: v for k, v in r.items() if not _volatile(k) and k != "config_yaml"}
                     if table.name == "data_files" and row["kind"] == "metrics":
                         del row["sha256"], row["bytes"]  # metrics.json holds the steps' seconds
-                    row["run_id"] = ids.index(r["run_id"]) if ids is not None else r["run_id"]
-                    rows.append(_stable(_rooted(row, root) if root is not None else row))
+                    row = _stable(_rooted(row, root) if root is not None else row)
+                    row["run_id"] = ids.index(r["run_id"]) if ids is not None else r["run_id"]  # after _stable, which drops it
+                    rows.append(row)
                 out[table.name] = sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=str))
     finally:
         engine.dispose()

@@ -41,10 +41,8 @@ def test_server_keeps_answering_from_complete_checkpoints_while_its_learner_is_k
     steps = 4
     target = learn_target(tmp_path, steps=steps)
     clean_s = run_once(target.clean, timeout_s=600)
-    schedules = []
-    report = serve_beside_learner(target, lambda: schedules.append(
-        run_schedule(target.killed, kills=2, seed=6, low=1.0, high=clean_s, timeout_s=600)), last_step=steps)
-    (schedule,) = schedules
+    schedule, report = serve_beside_learner(
+        target, lambda: run_schedule(target.killed, kills=2, seed=6, low=1.0, high=clean_s, timeout_s=600), last_step=steps)
     assert schedule.kills == 2 and not schedule.failures, schedule
     assert report.answers > 0 and not report.problems(steps), report.problems(steps)
     target.compare().assert_equal()
