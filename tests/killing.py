@@ -41,7 +41,7 @@ VOLATILE_KEYS = frozenset({
     "run_id",  # a run's folder name: compared as the folder (two learner runs are named by their start)
 })
 # Files that are a process's own business, not results: the run lock, logs.
-IGNORED_NAMES = frozenset({".lock", ".creating", "timings.json"})
+IGNORED_NAMES = frozenset({".lock", "timings.json"})
 IGNORED_SUFFIXES = (".log", ".lock", ".db", ".db-wal", ".db-shm")
 IGNORED_FOLDERS = frozenset({".superseded"})
 

@@ -160,22 +160,21 @@ def open_run(cfg: ExperimentConfig, *, fresh: bool = False, run_id: str | None =
     return run_dir
 
 
-CREATING = ".creating"  # in an experiment's folder: held while a run folder is made
-
-
 def create_run_folder(run_dir: Path, write: Callable[[Path], None]) -> None:
     """Make the new run folder `run_dir` whole: `write` fills a temporary folder beside it
     (config, manifest), which is then renamed to `run_dir`. A kill meanwhile leaves a hidden
     temporary, never a run folder without a manifest.
 
-    Run folders of one experiment are made one at a time, under an exclusive lock on
-    `<experiment>/.creating` (a few milliseconds each; sweep trials start together): so the
-    holder knows that any temporary it finds there was left by a killed maker, and removes it.
+    Run folders of one experiment are made one at a time, under an exclusive `flock` on the
+    experiment's folder itself (a few milliseconds each; sweep trials start together): so
+    the holder knows that any temporary it finds there was left by a killed maker, and
+    removes it. The kernel drops the lock of a process that dies.
     """
     root = run_dir.parent
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / CREATING, "a") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)  # a lock with no file of its own among the runs
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         for left in root.iterdir():
             if left.is_dir() and _TEMPORARY.match(left.name):
                 shutil.rmtree(left, ignore_errors=True)
@@ -186,6 +185,8 @@ def create_run_folder(run_dir: Path, write: Callable[[Path], None]) -> None:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+    finally:
+        os.close(fd)
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from collapselab.rundir.folders import CREATING, create_run_folder, lock_run, temporaries
+from collapselab.rundir.folders import create_run_folder, lock_run, temporaries
 
 
 def test_the_lock_holder_removes_what_killed_writers_left_and_nothing_else(tmp_path):
@@ -43,5 +43,5 @@ def test_a_run_folder_appears_whole_and_a_half_made_one_is_cleared(tmp_path):
         (tmp / "manifest.json").write_text(json.dumps({"run_id": "r1"}))
 
     create_run_folder(experiment / "r1", write)
-    assert sorted(p.name for p in experiment.iterdir()) == [CREATING, "r1"]
+    assert [p.name for p in experiment.iterdir()] == ["r1"]
     assert json.loads((experiment / "r1" / "manifest.json").read_text()) == {"run_id": "r1"}
