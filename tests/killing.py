@@ -239,9 +239,9 @@ def _files(root: Path, ignore: Callable[[str], bool]) -> dict[str, Path]:
 
 
 def _temporary(name: str) -> bool:
-    from collapselab.rundir.folders import _TEMPORARY
+    from collapselab.rundir.folders import TEMPORARY_NAME
 
-    return bool(_TEMPORARY.match(name))
+    return bool(TEMPORARY_NAME.match(name))
 
 
 def _content(path: Path, root: Path) -> Any:

@@ -176,7 +176,7 @@ def create_run_folder(run_dir: Path, write: Callable[[Path], None]) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         for left in root.iterdir():
-            if left.is_dir() and _TEMPORARY.match(left.name):
+            if left.is_dir() and TEMPORARY_NAME.match(left.name):
                 shutil.rmtree(left, ignore_errors=True)
         tmp = new_folder_beside(run_dir)
         try:
@@ -247,7 +247,7 @@ def lock_run(run_dir: Path) -> RunLock:
 # What atomic writers leave behind when killed mid-write: `.<name>.<16 hex>.tmp` files
 # (`records.atomic_write_*`), `.<name>.<16 hex>` folders (`cache.new_folder_beside`: model
 # folders) and `.gen-<g>.copy` (the engine's copy of a shared generation 0).
-_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{16}(\.tmp)?$|^\.gen-\d+\.copy$")
+TEMPORARY_NAME = re.compile(r"^\..+\.[0-9a-f]{16}(\.tmp)?$|^\.gen-\d+\.copy$")
 
 
 def temporaries(root: Path) -> list[Path]:
@@ -256,9 +256,9 @@ def temporaries(root: Path) -> list[Path]:
     found = []
     for folder, dirs, files in os.walk(root):
         for name in [*dirs, *files]:
-            if _TEMPORARY.match(name):
+            if TEMPORARY_NAME.match(name):
                 found.append(Path(folder) / name)
-        dirs[:] = [d for d in dirs if not _TEMPORARY.match(d) and d != ".superseded"]
+        dirs[:] = [d for d in dirs if not TEMPORARY_NAME.match(d) and d != ".superseded"]
     return sorted(found)
 
 
