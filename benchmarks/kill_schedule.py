@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -131,8 +132,9 @@ def bench_learn(base: Path, args, stack: ExitStack) -> tuple[Comparison, int, st
 
 def bench_sweep(base: Path, args, stack: ExitStack) -> tuple[Comparison, int, str]:
     target = sweep_target(base)
-    stack.callback(stop_ray, target.clean)
-    stack.callback(stop_ray, target.killed)
+    for command in (target.clean, target.killed):
+        stack.callback(shutil.rmtree, command.env["RAY_TMPDIR"], ignore_errors=True)  # Ray's logs and sockets, last
+        stack.callback(stop_ray, command)
     clean_s = run_once(target.clean, timeout_s=3600)
     stop_ray(target.clean)
     drivers = args.kills - args.kills // 2

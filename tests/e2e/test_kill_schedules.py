@@ -13,6 +13,8 @@ never an older one after a newer, never a checkpoint that fails to load)."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from kill_targets import (
     Target,
@@ -62,8 +64,6 @@ def test_sweep_survives_kills_of_its_driver_and_of_a_trial(tmp_path):
         assert drivers.kills == 2 and not drivers.failures, (drivers, target.killed.log.read_text()[-3000:])
         stop_ray(target.killed)
         # the same sweep again from nothing, a trial killed this time
-        import shutil
-
         shutil.rmtree(target.killed_dir / "runs")
         (tmp_path / "sweep" / "killed.db").unlink()
         trials = run_schedule(target.killed, kills=1, seed=5, low=0.0, high=0.1, timeout_s=600,
@@ -74,6 +74,7 @@ def test_sweep_survives_kills_of_its_driver_and_of_a_trial(tmp_path):
     finally:
         for command in (target.clean, target.killed):
             stop_ray(command)
+            shutil.rmtree(command.env["RAY_TMPDIR"], ignore_errors=True)  # Ray's logs and sockets
 
 
 def test_server_keeps_answering_from_complete_checkpoints_while_its_learner_is_killed(tmp_path):
