@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from collapselab.textio import disk_space_for
+
 
 def cache_dir(*parts: str) -> Path:
     """`$COLLAPSELAB_CACHE/<parts...>`, default `~/.cache/collapselab/<parts...>`.
@@ -62,13 +64,14 @@ def filled(entry: Path, build: Callable[[Path], None]) -> Path:
     with (entry.parent / f".{entry.name}.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
         if not entry.exists():  # else another process built it while this one waited
-            scratch = new_folder_beside(entry)
-            try:
-                build(scratch / entry.name)
-                apply_umask(scratch / entry.name)
-                os.replace(scratch / entry.name, entry)
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
+            with disk_space_for(entry, None):  # a full disk: one line naming the entry, no partial entry
+                scratch = new_folder_beside(entry)
+                try:
+                    build(scratch / entry.name)
+                    apply_umask(scratch / entry.name)
+                    os.replace(scratch / entry.name, entry)
+                finally:
+                    shutil.rmtree(scratch, ignore_errors=True)
     return entry
 
 

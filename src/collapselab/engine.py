@@ -151,6 +151,8 @@ def run_experiment(
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through the CLI (errors.Interrupted)
             store.record_run_status(db_url, run_dir, "interrupted")
             raise
+        except store.DatabaseUnreachable:  # it cannot hear of it; the next invocation records what is missing
+            raise
         except BaseException as e:  # a stopped run is not running
             store.record_run_status(db_url, run_dir, "failed", error=f"{type(e).__name__}: {e}")
             raise

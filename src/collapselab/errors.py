@@ -79,6 +79,21 @@ class DatabaseUnreachable(StoreError):
     exit_code = EXIT_STORE
 
 
+class DiskFull(CollapselabError, OSError):
+    """A write ran out of space (ENOSPC, or a disk quota); the message names the file, the
+    space the write needed and the space free. Nothing partial is left behind (every write
+    goes to a temporary name first), so the same command continues once space is freed.
+    Exit code 1: the command failed while running, the input was fine."""
+
+    exit_code = EXIT_FAILED
+
+
+class DatabaseDown(DatabaseUnreachable):
+    """The results database did not answer (a server restarting, a network blip, a SQLite
+    file locked past its busy timeout): unlike a bad URL or a missing driver, worth trying
+    again. Exit code 3."""
+
+
 class ModelError(CollapselabError, ValueError):
     """A model could not be resolved or loaded; the message names it and where it was looked for."""
 

@@ -163,16 +163,17 @@ def _atomic_target(path: Path) -> tuple[int, str]:
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write a file so readers see either the old or the complete new content."""
     path = Path(path)
-    fd, tmp = _atomic_target(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with textio.disk_space_for(path, len(data)):
+        fd, tmp = _atomic_target(path)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -202,14 +203,15 @@ def atomic_write_parquet(path: str | os.PathLike[str], table: Any) -> None:
     import pyarrow.parquet as pq
 
     path = Path(path)
-    fd, tmp = _atomic_target(path)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with textio.disk_space_for(path, table.nbytes):  # the in-memory size: compression only makes it less
+        fd, tmp = _atomic_target(path)
+        os.close(fd)
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def read_records(path: str | os.PathLike[str]) -> list[Record]:

@@ -7,22 +7,28 @@ file, and where in it (line and column, or the JSON Lines record). Each caller p
 error class of its own layer (`DatasetError`, `ConfigError`, `StoreError`...), so callers
 keep catching what they caught before.
 
+Writers share one guard, `disk_space_for`: a full disk while writing any file or folder
+becomes `DiskFull`, one line naming the path and the space it needed.
+
 It also writes the one kind of text the loop prints on its own: progress (`progress`), a
 live bar on a terminal, a plain line now and then in a log file, nothing when asked.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
-from collapselab.errors import CollapselabError
+from collapselab.errors import CollapselabError, DiskFull
 
 
 class FileFormatError(CollapselabError, ValueError):
@@ -160,6 +166,65 @@ def _guarded_parquet(path: Path, error: ErrorClass, read: Callable[[Any, Path], 
         return read(pq, path)
     except Exception as e:  # pyarrow raises several types (ArrowInvalid, OSError...) for a damaged file
         raise error(f"{path}: not a readable Parquet file ({' '.join(str(e).split())})") from None
+
+
+# ---------------------------------------------------------------- a full disk
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+# Libraries that write natively do not all raise OSError: safetensors raises its own
+# SafetensorError whose text carries the OS error; pyarrow raises OSError with errno set.
+_FULL_TEXT = ("No space left on device", "Disk quota exceeded")
+
+
+@contextlib.contextmanager
+def disk_space_for(path: str | os.PathLike[str], needed_bytes: int | None) -> Iterator[None]:
+    """Around a write of `path`: a full disk (ENOSPC, a quota) becomes `DiskFull` naming
+    `path`, the space the write needed (`needed_bytes`, an estimate; None: unknown) and the
+    space free. The writer itself removes its temporary file; this only names the failure.
+
+    Raises:
+        DiskFull: the file system of `path` is full (exit code 1).
+    """
+    try:
+        yield
+    except DiskFull:
+        raise
+    except Exception as e:
+        if not is_disk_full(e):
+            raise
+        raise DiskFull(disk_full_message(Path(path), needed_bytes)) from None
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """Whether `e` says the disk (or the user's quota) is full."""
+    if isinstance(e, OSError) and e.errno in _FULL:
+        return True
+    return any(t in str(e) for t in _FULL_TEXT)
+
+
+def disk_full_message(path: Path, needed_bytes: int | None) -> str:
+    free = _free_bytes(path)
+    need = f"about {_size(needed_bytes)}" if needed_bytes is not None else "more than is free"
+    where = f"{_size(free)} free there" if free is not None else "free space unknown"
+    return (f"{path}: no space left on the device (this write needs {need}, {where}); "
+            "nothing partial was kept: free some space and run the same command again")
+
+
+def _free_bytes(path: Path) -> int | None:
+    for folder in (path, *path.parents):  # the nearest folder that exists
+        if folder.exists():
+            try:
+                return shutil.disk_usage(folder).free
+            except OSError:
+                return None
+    return None
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
 
 
 @functools.cache

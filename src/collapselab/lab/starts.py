@@ -76,7 +76,7 @@ def fine_tune_start(lab: Lab, seed: int) -> Any:
     """The base model ready to fine-tune: fp32, with fresh LoRA adapters if configured."""
 
     model = load_for_training(lab, base_source(lab, seed))
-    return apply_lora(model, lab.cfg.model.lora) if lab.cfg.model.lora else model
+    return apply_lora(model, lab.cfg.model.lora, seed=step_seed(seed, 0, "lora")) if lab.cfg.model.lora else model
 
 
 def start_model(lab: Lab, arm: ArmConfig, seed: int, g: int) -> tuple[Any, TrainingBlock]:
@@ -92,5 +92,5 @@ def start_model(lab: Lab, arm: ArmConfig, seed: int, g: int) -> tuple[Any, Train
         return build_scratch_model(cfg.model.scratch, lab.tokenizer, step_seed(seed, g, "init")), cfg.model.pretrain
     if arm.init == "previous" and g > 0:
         model = load_for_training(lab, GenerationFolder(lab.run_dir, arm.name, seed, g - 1).model)
-        return (apply_lora(model, cfg.model.lora) if cfg.model.lora else model), cfg.training
+        return (apply_lora(model, cfg.model.lora, seed=step_seed(seed, g, "lora")) if cfg.model.lora else model), cfg.training
     return fine_tune_start(lab, seed), cfg.training

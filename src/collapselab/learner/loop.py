@@ -38,8 +38,9 @@ from collapselab.learner.evaluation import (
 from collapselab.learner.sources import Document, DocumentSource, open_source
 from collapselab.models.loading import apply_lora, load_model, merge_lora
 from collapselab.records import Record, atomic_write_json, atomic_write_text, record_from_dict
-from collapselab.rundir.folders import manifest
+from collapselab.rundir.folders import create_run_folder, lock_run, manifest
 from collapselab.seeds import step_seed
+from collapselab.textio import disk_space_for
 
 
 def run_learner(
@@ -48,10 +49,19 @@ def run_learner(
 ) -> Path:
     """Run (or continue) the learner until `learner.steps` steps are published, the source
     runs dry, or `stop` is set; returns the run directory."""
+    run_dir = open_learner_run(cfg, fresh=fresh)
+    # One learner per run (a second stops here, RunLocked, exit 2); taking the lock also
+    # removes what a killed learner left half-written (a checkpoint folder being published).
+    lock = lock_run(run_dir)
+    try:
+        return _learn(cfg, run_dir, db_url, stop or threading.Event(), report)
+    finally:
+        lock.release()
+
+
+def _learn(cfg: LearnerConfig, run_dir: Path, db_url: str | None, stop: threading.Event, report: Callable[[str], None]) -> Path:
     from collapselab import store
 
-    stop = stop or threading.Event()
-    run_dir = open_learner_run(cfg, fresh=fresh)
     store.import_run_dir(db_url, run_dir)  # the run row, and steps finished before a crash
     source = open_source(cfg.source, cfg.learner.seed)
     spool = Spool(run_dir / "stream.jsonl", source)
@@ -136,8 +146,8 @@ def open_learner_run(cfg: LearnerConfig, *, fresh: bool) -> Path:
         while (root / run_id).exists():
             run_id += "x"
         run_dir = root / run_id
-        run_dir.mkdir(parents=True)
-        atomic_write_json(run_dir / "manifest.json", {**manifest(exp, run_id), "learner_identity": identity(cfg)})
+        # the run appears with its manifest in it: a kill here leaves no run folder that is none
+        create_run_folder(run_dir, lambda tmp: atomic_write_json(tmp / "manifest.json", {**manifest(exp, run_id), "learner_identity": identity(cfg)}))
 
     # rewritten on every start: `learner.steps` may have grown
     atomic_write_text(run_dir / "config.yaml", dump_config(exp))
@@ -185,7 +195,7 @@ def train_step(cfg: LearnerConfig, model: Any, tokenizer: Any, texts: list[str],
 
     docs = [ids[: cfg.learner.max_doc_tokens] for ids in tokenizer(texts, add_special_tokens=False)["input_ids"] if ids]
     # LoRA: fresh adapters each step, merged after it, as the engine's init 'previous' does.
-    trainable = apply_lora(model, cfg.model.lora) if cfg.model.lora else model
+    trainable = apply_lora(model, cfg.model.lora, seed=step_seed(cfg.learner.seed, step, "lora")) if cfg.model.lora else model
     result = train_lm(trainable, docs, cfg.training, eos_id=tokenizer.eos_token_id, seed=step_seed(cfg.learner.seed, step, "train"), desc=f"learner step {step}", progress=False)
     return merge_lora(trainable), {"losses": result.losses, "steps": result.steps, "tokens": result.tokens, "seconds": result.seconds}
 
@@ -244,7 +254,8 @@ class Spool:
             if doc.id in self._ids or not doc.text.strip():
                 continue
             line = json.dumps({"id": doc.id, "title": doc.title, "text": doc.text, "pos": pos}, ensure_ascii=False) + "\n"
-            with self.path.open("a", encoding="utf-8") as f:
+            # an append, not a rename: a line cut short by a kill or a full disk is dropped on reopen
+            with disk_space_for(self.path, len(line.encode())), self.path.open("a", encoding="utf-8") as f:
                 f.write(line)
                 f.flush()
                 os.fsync(f.fileno())

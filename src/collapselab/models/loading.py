@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from collapselab.cache import apply_umask, cache_dir, content_hash, filled, new_folder_beside
 from collapselab.errors import ModelError
 from collapselab.models.catalogue import CATALOGUE, materialize
+from collapselab.textio import disk_space_for
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -201,15 +202,23 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
-def apply_lora(model, lora: LoraBlock):
-    """Wrap `model` with fresh LoRA adapters; only the adapters are trainable."""
+def apply_lora(model, lora: LoraBlock, *, seed: int):
+    """Wrap `model` with fresh LoRA adapters drawn from `seed`; only the adapters are trainable.
+
+    peft draws the adapters' initial weights from torch's global generator: seeded here (and
+    the global generator left as it was), so a step redone after a crash starts from the
+    same adapters as the first attempt did, and trains to the same weights.
+    """
+    import torch
     from peft import LoraConfig, TaskType, get_peft_model
 
     from collapselab.models import kernels
 
     task = TaskType.SEQ_2_SEQ_LM if model.config.is_encoder_decoder else TaskType.CAUSAL_LM
     cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules, task_type=task)
-    return kernels.install(get_peft_model(model, cfg))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return kernels.install(get_peft_model(model, cfg))
 
 
 def merge_lora(model):
@@ -233,7 +242,8 @@ def save_model(model, tokenizer, folder: Path, extra_json: dict[str, Any] | None
         for name, obj in (extra_json or {}).items():
             (tmp / name).write_text(json.dumps(obj, indent=1, default=str))
 
-    _atomic_dir(folder, write)
+    # the weights dominate a model folder: their size is the space the write needs
+    _atomic_dir(folder, write, needed_bytes=sum(t.numel() * t.element_size() for t in model.state_dict().values()))
 
 
 def model_dtype(*, for_training: bool) -> str:
@@ -278,18 +288,21 @@ def load_model(source: str | Path, *, seq2seq: bool = False, for_training: bool)
     return LoadedModel(model, tokenizer, seq2seq, dtype)
 
 
-def _atomic_dir(folder: Path, write) -> None:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = new_folder_beside(folder)  # the folder lands with the user's umask, not mkdtemp's 0700
-    try:
-        write(tmp)
-        apply_umask(tmp)  # safetensors writes the weights 0600
-        if folder.exists():  # a previous complete copy (e.g. a redone step): replace it
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+def _atomic_dir(folder: Path, write, *, needed_bytes: int | None = None) -> None:
+    """Build a folder under a temporary name beside `folder`, then rename it into place; a
+    full disk is `DiskFull` naming `folder` and `needed_bytes`, with the partial folder gone."""
+    with disk_space_for(folder, needed_bytes):
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = new_folder_beside(folder)  # the folder lands with the user's umask, not mkdtemp's 0700
+        try:
+            write(tmp)
+            apply_umask(tmp)  # safetensors writes the weights 0600
+            if folder.exists():  # a previous complete copy (e.g. a redone step): replace it
+                shutil.rmtree(folder)
+            os.replace(tmp, folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def count_parameters(model) -> int:

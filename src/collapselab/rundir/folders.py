@@ -14,16 +14,19 @@ import fcntl
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from collapselab.cache import new_folder_beside
 from collapselab.config import DecodingBlock, ExperimentConfig, config_from_dict, dump_config
 from collapselab.config.loading import folder_name_problem
 from collapselab.errors import RunError, RunLocked
@@ -144,10 +147,46 @@ def open_run(cfg: ExperimentConfig, *, fresh: bool = False, run_id: str | None =
                 "use --fresh to start a new run (the existing run is left untouched)"
             )
         return run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", dump_config(cfg))
-    atomic_write_json(run_dir / "manifest.json", manifest(cfg, run_id))
+    if run_dir.exists():  # a folder named by --run-id, made by hand: filled in place
+        atomic_write_text(run_dir / "config.yaml", dump_config(cfg))
+        atomic_write_json(run_dir / "manifest.json", manifest(cfg, run_id))
+        return run_dir
+
+    def write(tmp: Path) -> None:
+        atomic_write_text(tmp / "config.yaml", dump_config(cfg))
+        atomic_write_json(tmp / "manifest.json", manifest(cfg, run_id))
+
+    create_run_folder(run_dir, write)
     return run_dir
+
+
+def create_run_folder(run_dir: Path, write: Callable[[Path], None]) -> None:
+    """Make the new run folder `run_dir` whole: `write` fills a temporary folder beside it
+    (config, manifest), which is then renamed to `run_dir`. A kill meanwhile leaves a hidden
+    temporary, never a run folder without a manifest.
+
+    Run folders of one experiment are made one at a time, under an exclusive `flock` on the
+    experiment's folder itself (a few milliseconds each; sweep trials start together): so
+    the holder knows that any temporary it finds there was left by a killed maker, and
+    removes it. The kernel drops the lock of a process that dies.
+    """
+    root = run_dir.parent
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)  # a lock with no file of its own among the runs
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        for left in root.iterdir():
+            if left.is_dir() and TEMPORARY_NAME.match(left.name):
+                shutil.rmtree(left, ignore_errors=True)
+        tmp = new_folder_beside(run_dir)
+        try:
+            write(tmp)
+            os.rename(tmp, run_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -201,7 +240,38 @@ def lock_run(run_dir: Path) -> RunLock:
                         f"if it does not, delete {path}")
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(me).encode(), 0)
+    remove_temporaries(run_dir)  # the lock is ours: whatever a writer left half-written is dead
     return RunLock(path, fd, previous)
+
+
+# What atomic writers leave behind when killed mid-write: `.<name>.<16 hex>.tmp` files
+# (`records.atomic_write_*`), `.<name>.<16 hex>` folders (`cache.new_folder_beside`: model
+# folders) and `.gen-<g>.copy` (the engine's copy of a shared generation 0).
+TEMPORARY_NAME = re.compile(r"^\..+\.[0-9a-f]{16}(\.tmp)?$|^\.gen-\d+\.copy$")
+
+
+def temporaries(root: Path) -> list[Path]:
+    """Every temporary file or folder an interrupted writer left under `root` (not inside
+    another temporary folder), sorted. `.superseded/` (results moved aside) is kept data."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            if TEMPORARY_NAME.match(name):
+                found.append(Path(folder) / name)
+        dirs[:] = [d for d in dirs if not TEMPORARY_NAME.match(d) and d != ".superseded"]
+    return sorted(found)
+
+
+def remove_temporaries(root: Path) -> list[Path]:
+    """Delete what `temporaries` finds; only its holder may call this on a run (`lock_run`
+    does): a live writer's temporary would vanish under it. Returns what was removed."""
+    found = temporaries(root)
+    for path in found:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return found
 
 
 def _lock_holder(fd: int) -> dict[str, Any] | None:

@@ -3,17 +3,30 @@
 Each call is one transaction. Recording a generation again replaces every row of the
 earlier attempt, so a redone step never leaves stale metrics or predictions behind, and
 a reader sees either the old generation or the new one, never a mix.
+
+The run directory is the source of truth; the database is its index. A database that does
+not answer (`DatabaseDown`: PostgreSQL restarting, a SQLite file locked by a long read) is
+tried again with a growing pause, for at most `$COLLAPSELAB_DB_RETRY_S` seconds (default
+300) in all; then the write fails with `DatabaseDown` (exit 3), and the next invocation
+records whatever is missing from the run directory (`import_run_dir`). Every write replaces
+what it writes, so a write retried after its commit was lost never doubles a row.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import os
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from collapselab.errors import DatabaseDown
 from collapselab.store import schema
 from collapselab.store.db import StoreError, connect, write_transaction
 from collapselab.store.folder_rows import (
@@ -23,7 +36,50 @@ from collapselab.store.folder_rows import (
     read_run,
 )
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
+RETRY_ENV = "COLLAPSELAB_DB_RETRY_S"
+DEFAULT_RETRY_S = 300.0  # a PostgreSQL restart or a failover takes seconds to a minute or two
+FIRST_PAUSE_S, LONGEST_PAUSE_S = 0.5, 30.0
+
+
+def retry_budget() -> float:
+    """Seconds a write keeps trying a database that does not answer (`$COLLAPSELAB_DB_RETRY_S`)."""
+    raw = os.environ.get(RETRY_ENV)
+    if raw is None:
+        return DEFAULT_RETRY_S
+    try:
+        budget = float(raw)
+    except ValueError:
+        budget = -1.0
+    if not budget >= 0:  # also refuses nan
+        raise StoreError(f"${RETRY_ENV}={raw!r}: expected a number of seconds >= 0")
+    return budget
+
+
+def _retried(write: Callable[P, R]) -> Callable[P, R]:
+    """`write`, tried again while the database is down, pausing 0.5, 1, 2, ... 30 s between
+    tries, until `retry_budget` seconds of pauses are spent; each pause is said on stderr."""
+
+    @functools.wraps(write)
+    def tried(*args: P.args, **kwargs: P.kwargs) -> R:
+        budget, waited, pause = retry_budget(), 0.0, FIRST_PAUSE_S
+        while True:
+            try:
+                return write(*args, **kwargs)
+            except DatabaseDown as e:
+                if waited + pause > budget:
+                    raise DatabaseDown(f"{e}; still down after {waited:.0f} s of retries (${RETRY_ENV}={budget:g})") from None
+                print(f"warning: {e}; trying again in {pause:g} s", file=sys.stderr, flush=True)
+                time.sleep(pause)
+                waited += pause
+                pause = min(2 * pause, LONGEST_PAUSE_S)
+
+    return tried
+
+
+@_retried
 def record_run(db_url: str | None, run_dir: Path) -> None:
     """Record (or update) a run and its arms from `config.yaml` and `manifest.json`.
 
@@ -41,6 +97,7 @@ def record_run(db_url: str | None, run_dir: Path) -> None:
         engine.dispose()
 
 
+@_retried
 def record_run_status(db_url: str | None, run_dir: Path, status: str, error: str | None = None) -> None:
     """Record that the run in `run_dir` is `running`, `done`, `failed` (with its error line)
     or `interrupted` (stopped by Ctrl-C or SIGTERM).
@@ -72,6 +129,7 @@ def record_run_status(db_url: str | None, run_dir: Path, status: str, error: str
         engine.dispose()
 
 
+@_retried
 def record_generation(
     db_url: str | None, run_dir: Path, arm: str, seed: int, generation: int
 ) -> None:
@@ -94,6 +152,7 @@ def record_generation(
         engine.dispose()
 
 
+@_retried
 def forget_generations(db_url: str | None, run_dir: Path, generations: list[tuple[str, int, int]]) -> None:
     """Delete the rows of (arm, seed, generation)s that were moved aside to be redone, in
     one transaction, so the database never shows results the run directory no longer has."""

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from collapselab.errors import DatabaseUnreachable
+from collapselab.errors import DatabaseDown, DatabaseUnreachable
 
 # Errors of the database itself, not of the statement: the server is gone, the file is
 # locked or not a database. IntegrityError and the other DatabaseError subclasses are
@@ -33,7 +33,7 @@ def _reachable(engine: Engine) -> Iterator[None]:
     try:
         yield
     except _UNREACHABLE as e:
-        raise DatabaseUnreachable(
+        raise DatabaseDown(
             f"{engine.url.render_as_string(hide_password=True)}: cannot reach the results database ({first_line(e)})"
         ) from None
     except sa.exc.DatabaseError as e:

@@ -15,13 +15,14 @@ Importing replaces every row of the run, so importing twice is the same as once.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from collapselab.records import atomic_write_json, atomic_write_text
+from collapselab.records import atomic_write_json, atomic_write_parquet, atomic_write_text
 from collapselab.store import schema
 from collapselab.store.db import StoreError, connect, read_transaction, write_transaction
 from collapselab.store.folder_rows import load_json
@@ -39,7 +40,6 @@ TABLES: tuple[sa.Table, ...] = tuple(reversed(schema.GENERATION_TABLES))
 def export_run(url: str | None, run_id: str | Path, out_dir: Path) -> Path:
     """Write every row of a run (id or run directory) under `out_dir`; returns out_dir."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     out_dir = Path(out_dir)
     engine = connect(url)
@@ -84,11 +84,7 @@ def export_run(url: str | None, run_id: str | Path, out_dir: Path) -> Path:
     atomic_write_text(out_dir / "manifest.json", run_row["manifest"])
     for table in TABLES:
         rows = tables[table.name]
-        (out_dir / "parquet").mkdir(parents=True, exist_ok=True)
-        pq.write_table(
-            pa.Table.from_pylist(rows, schema=_arrow_schema(table)),
-            out_dir / "parquet" / f"{table.name}.parquet",
-        )
+        atomic_write_parquet(out_dir / "parquet" / f"{table.name}.parquet", pa.Table.from_pylist(rows, schema=_arrow_schema(table)))
         _write_csv(out_dir / "csv" / f"{table.name}.csv", [c.name for c in table.columns], rows)
     _write_results(out_dir, tables)
     _write_metrics_table(out_dir / "metrics_table.csv", tables["metrics"], arms)
@@ -183,11 +179,11 @@ def _arrow_schema(table: sa.Table) -> Any:
 
 
 def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
+    out = io.StringIO(newline="")
+    w = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, out.getvalue())  # a full disk leaves no cut-short CSV behind
 
 
 def _write_results(out_dir: Path, tables: dict[str, list[dict[str, Any]]]) -> None:
