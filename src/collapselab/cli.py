@@ -28,6 +28,7 @@ from collapselab import __version__
 from collapselab.commands import (
     config,
     dashboard,
+    evaluate,
     learn,
     models,
     report,
@@ -192,7 +193,7 @@ def _root(
     """A laboratory for model collapse: recursive training, its metrics, the data refinery."""
 
 # Each module registers its commands on `app`, in the order `--help` lists them.
-for _commands in (run, reproduce, config, results, score, report, sweep, models, serve, learn, dashboard):
+for _commands in (run, reproduce, config, results, score, evaluate, report, sweep, models, serve, learn, dashboard):
     _commands.register(app)
 
 
