@@ -35,6 +35,7 @@ from collapselab.commands import (
     reproduce,
     results,
     run,
+    runs,
     score,
     serve,
     sweep,
@@ -193,7 +194,7 @@ def _root(
     """A laboratory for model collapse: recursive training, its metrics, the data refinery."""
 
 # Each module registers its commands on `app`, in the order `--help` lists them.
-for _commands in (run, reproduce, config, results, score, evaluate, report, sweep, models, serve, learn, dashboard):
+for _commands in (run, reproduce, config, results, runs, score, evaluate, report, sweep, models, serve, learn, dashboard):
     _commands.register(app)
 
 

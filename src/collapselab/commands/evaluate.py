@@ -38,7 +38,7 @@ def evaluate(
             raise typer.BadParameter(f"give a MODEL ({model!r}) or --run, not both")
         if arm is None or generation is None:
             raise typer.BadParameter("--run needs --arm and --generation")
-        if task is not None:
+        if _given(task=task):
             raise typer.BadParameter("--task: a run's generation is evaluated on its run's task")
         cfg, source = generation_config(resolve_run_dir(run, db), arm, generation, seed, dataset=dataset, path=data_path,
                                         test_size=test_size, metrics=names)
@@ -46,9 +46,9 @@ def evaluate(
     else:
         if model is None:
             raise typer.BadParameter("give a MODEL to evaluate, or --run with --arm and --generation")
-        if arm is not None or generation is not None or seed is not None:
-            raise typer.BadParameter("--arm, --generation and --seed go with --run")
-        if task is None or dataset is None:
+        if _given(arm=arm, generation=generation, seed=seed):
+            raise typer.BadParameter(f"{', '.join(_given(arm=arm, generation=generation, seed=seed))}: these go with --run")
+        if len(_given(task=task, dataset=dataset)) < 2:
             raise typer.BadParameter("a MODEL is evaluated with --task and --dataset")
         cfg = model_config(model, task, dataset, path=data_path, test_size=test_size, metrics=names, split_seed=split_seed)
         label = Path(model).name or model
@@ -60,6 +60,11 @@ def evaluate(
         value = "n/a" if entry.value is None else f"{entry.value:.4f}"
         typer.echo(f"  {metric_label(name):<{width}}  {value}")
     typer.echo(f"predictions and metrics.json in {out}")
+
+
+def _given(**options: object) -> list[str]:
+    """The options of `options` given on the command line (not None), as --names."""
+    return ["--" + name.replace("_", "-") for name, value in options.items() if value is not None]
 
 
 def register(app: typer.Typer) -> None:

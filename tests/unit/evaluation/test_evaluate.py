@@ -98,7 +98,7 @@ def test_the_command_prints_the_metrics_and_writes_the_folder(tuned_run, tmp_pat
 @pytest.mark.parametrize(("args", "message"), [
     (["--task", "qa", "--dataset", "jsonl"], "give a MODEL"),
     (["m", "--dataset", "jsonl"], "--task and --dataset"),
-    (["m", "--task", "qa", "--dataset", "jsonl", "--arm", "a"], "go with --run"),
+    (["m", "--task", "qa", "--dataset", "jsonl", "--arm", "a"], "these go with --run"),
 ])
 def test_the_command_refuses_what_does_not_fit_together(args, message):
     res = CliRunner().invoke(app, ["evaluate", *args])
