@@ -64,14 +64,18 @@ def test_hub_and_notifiers_get_every_generation_and_a_resumed_run_uploads_only_w
         # the run-finished one saying what was held back
         texts = [body["text"] for _, body in got.telegram]
         assert {token for token, _ in got.telegram} == {"123:bot-token"} and {b["chat_id"] for _, b in got.telegram} == {"4242"}
+        # first the run's key parameters (always sent, not counted in max_messages)
+        assert texts[0] == (f"collapselab tiny/{prefix}: run started: task lm, model scratch, data jsonl (train 8, test 4), "
+                            "2 generations, seeds 0, arms ratio (previous, ratio 0.5), training 1 epoch lr 0.005, decoding sample T=1 top_p=0.9")
+        texts = texts[1:]
         assert [t.split(": ", 1)[1] for t in texts[:3]] == [
             "ratio seed 0 generation 0 started",
             f"ratio seed 0 generation 0 finished in {texts[1].split(' in ')[1].split(' s')[0]} s: perplexity {_metrics(run_dir, 0)['perplexity']:.4g}",
             "ratio seed 0 generation 1 started",
         ]
         assert texts[3].endswith("run finished (1 progress messages held back by notify.max_messages)") and len(texts) == 4
-        assert [w["text"] for w in got.webhook] == texts
-        assert got.webhook[1]["collapselab"] == {"event": "generation_finished", "run": f"tiny/{prefix}", "arm": "ratio", "seed": 0,
+        assert [w["text"] for w in got.webhook][1:] == texts
+        assert got.webhook[2]["collapselab"] == {"event": "generation_finished", "run": f"tiny/{prefix}", "arm": "ratio", "seed": 0,
                                                  "generation": 0, "metrics": {"perplexity": _metrics(run_dir, 0)["perplexity"]}}
 
         # the same run again: nothing is uploaded twice
@@ -99,7 +103,7 @@ def test_with_every_endpoint_down_the_run_finishes_and_says_what_was_not_sent(tm
         "hub: not uploaded: ratio/seed-0/gen-0", "hub: not uploaded: ratio/seed-0/gen-1"}
     for dest in ("webhook", "telegram"):
         lost = [s for s in said if s.startswith(f"notify: not sent to {dest}: ")]
-        assert len(lost) == 5 and any("run_finished" in s for s in lost), said  # 2 x started, 2 x finished, run finished
+        assert len(lost) == 6 and any("run_started" in s for s in lost), said  # run started, 2 x started, 2 x finished, run finished
 
 
 def test_mlflow_and_wandb_get_params_every_generation_and_the_report(tmp_path, monkeypatch):
