@@ -44,7 +44,12 @@ from collapselab.lab import HumanData, Task
 from collapselab.metrics import all_metrics, default_metrics, get_metric, metric_for_task
 from collapselab.metrics.external import uses_reference, wanted
 from collapselab.metrics.mmlu import SUBJECT_GROUP
-from collapselab.metrics.registry import METRICS_EXTRA, computed_metric_names, metric_info, missing_libraries
+from collapselab.metrics.registry import (
+    METRICS_EXTRA,
+    computed_metric_names,
+    metric_info,
+    missing_libraries,
+)
 from collapselab.metrics.sanity import gibberish_problems
 from collapselab.models.catalogue import CATALOGUE
 from collapselab.models.loading import device, found_without_hub
