@@ -53,6 +53,7 @@ from collapselab.models.loading import (
 )
 from collapselab.models.prompts import prompt_format
 from collapselab.outlets import with_outlets
+from collapselab.outlets.hub import resume_from_hub
 from collapselab.records import (
     Record,
     atomic_write_json,
@@ -128,6 +129,9 @@ def run_experiment(
         if lock.taken_over is not None:
             emit(listeners, Message(f"took over {lock.path}: its holder (pid {lock.taken_over.get('pid')}, started "
                                     f"{lock.taken_over.get('started')}) is no longer running"))
+        if cfg.hub is not None:  # generations pushed from another machine are downloaded, not recomputed
+            for line in resume_from_hub(cfg, run_dir):
+                emit(listeners, Message(line))
         resumed = bool(finished(run_dir))  # finished steps before this invocation
         if restart_from is not None:
             moved = supersede_from(run_dir, cfg, restart_from)

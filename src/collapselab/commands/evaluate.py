@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from collapselab.commands.results import DB_HELP
+from collapselab.commands.run import _output
 
 
 def evaluate(
@@ -25,6 +26,7 @@ def evaluate(
     seed: Annotated[int | None, typer.Option(help="With --run: the seed (default the run's first).")] = None,
     out: Annotated[Path | None, typer.Option(help="Folder for predictions.parquet, metrics.json and config.yaml (default evaluations/<model>-<dataset>-<time>).")] = None,
     db: Annotated[str | None, typer.Option(help=DB_HELP + " Finds a --run given as a run id.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines or bars.")] = False,
 ) -> None:
     """Score a model or a run's generation on a task's held-out human test set, as a generation is scored."""
     from collapselab.evaluation import evaluate_model, generation_config, model_config
@@ -53,7 +55,8 @@ def evaluate(
         cfg = model_config(model, task, dataset, path=data_path, test_size=test_size, metrics=names, split_seed=split_seed)
         label = Path(model).name or model
     out = out or Path("evaluations") / f"{label}-{cfg.data.dataset}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
-    doc = evaluate_model(cfg, out, source=source)
+    with _output(quiet):  # progress as a run shows it, without the libraries' bars
+        doc = evaluate_model(cfg, out, source=source)
     typer.echo(f"{doc.model} on {doc.dataset} ({doc.task}, {doc.test_examples} test examples, split seed {doc.split_seed}): {doc.seconds:.1f} s")
     width = max(len(metric_label(n)) for n in doc.metrics)
     for name, entry in doc.metrics.items():

@@ -49,7 +49,7 @@ def tuned_run(qa_run):
     run_dir, _, data, cfg = qa_run
     tuned = GenerationFolder(run_dir, "replace", 0, 0).model
     cfg = {**cfg, "experiment": {**cfg["experiment"], "name": "tuned"}, "model": {"name": str(tuned)},
-           "training": {**cfg["training"], "epochs": 1}}
+           "data": {**cfg["data"], "train_size": 4}, "training": {**cfg["training"], "epochs": 1}}
     return run_experiment(config_from_dict(cfg), db_url=f"sqlite:///{run_dir.parents[1] / 'runs.db'}"), tuned, data
 
 
