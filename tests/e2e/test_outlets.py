@@ -49,15 +49,18 @@ def test_hub_and_notifiers_get_every_generation_and_a_resumed_run_uploads_only_w
                           notify={"webhook": {"url": f"{base}/hook"}, "telegram": {"api_url": base}, "max_messages": 3})
         run_dir, said = _run(cfg)
         prefix = run_dir.name
-        # one commit per generation, with the model folder and metrics.json as they are on disk
-        assert [c[1] for c in got.commits] == [f"collapselab: {prefix}/ratio/seed-0/gen-{g}" for g in (0, 1)]
+        # the run's manifest, then one commit per generation with every file of its folder as it is
+        # on disk (another machine resumes from a whole generation)
+        assert sorted(c[1] for c in got.commits) == sorted([f"collapselab: {prefix}/manifest.json",
+                                                            *(f"collapselab: {prefix}/ratio/seed-0/gen-{g}" for g in (0, 1))])
         files = got.files["lab/collapse"]
+        assert files[f"{prefix}/manifest.json"] == (run_dir / "manifest.json").read_bytes()
         for g in (0, 1):
             folder = run_dir / f"ratio/seed-0/gen-{g}"
             local = {f"{prefix}/ratio/seed-0/gen-{g}/{p.relative_to(folder).as_posix()}": p.read_bytes()
-                     for p in [folder / "metrics.json", *(q for q in (folder / "model").rglob("*") if q.is_file())]}
+                     for p in folder.rglob("*") if p.is_file()}
             assert {k: v for k, v in files.items() if k.startswith(f"{prefix}/ratio/seed-0/gen-{g}/")} == local
-            assert f"{prefix}/ratio/seed-0/gen-{g}/model/model.safetensors" in local
+            assert {f"{prefix}/ratio/seed-0/gen-{g}/{n}" for n in ("model/model.safetensors", "DONE", "train.parquet")} <= set(local)
         assert (got.created[0]["organization"], got.created[0]["name"]) == ("lab", "collapse")
         assert "hub: 2 generation(s) uploaded to lab/collapse" in said
         # Telegram and the webhook: the same messages, three progress messages at most, then
@@ -80,13 +83,13 @@ def test_hub_and_notifiers_get_every_generation_and_a_resumed_run_uploads_only_w
 
         # the same run again: nothing is uploaded twice
         _run(cfg)
-        assert len(got.commits) == 2
+        assert len(got.commits) == 3
         # a generation missing on the Hub (its upload failed, say) is uploaded by the next invocation
         with got.lock:
             for k in [k for k in files if "/gen-1/" in k]:
                 del files[k]
         _, said = _run(cfg)
-        assert [c[1] for c in got.commits[2:]] == [f"collapselab: {prefix}/ratio/seed-0/gen-1"]
+        assert [c[1] for c in got.commits[3:]] == [f"collapselab: {prefix}/ratio/seed-0/gen-1"]
         assert "hub: 1 generation(s) uploaded to lab/collapse" in said
 
 

@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -61,6 +62,9 @@ class HubPusher:
             raise ConfigError(f"hub.token_env: ${block.token_env} is not set (a Hub write token for {block.repo_id})")
         from huggingface_hub import HfApi
 
+        # A generation's parquet files are part of it (a run resumes from them elsewhere), not
+        # a data set put in a model repository by mistake, as huggingface_hub warns per file.
+        warnings.filterwarnings("ignore", message="It seems that you are about to commit a data file", category=UserWarning)
         self.block, self.say = block, say
         self.api = HfApi(endpoint=block.endpoint, token=token)
         self.outbox = Outbox("hub", retries=block.retries)
@@ -183,7 +187,9 @@ def resume_from_hub(cfg: ExperimentConfig, run_dir: Path) -> list[str]:
     assert cfg.hub is not None
     try:
         restored = restore_generations(cfg, run_dir, run_dir.name)
-    except OSError as e:  # offline, unreachable, refused (huggingface_hub's errors are OSErrors)
+    except RunError:  # another config's generations: the user's to sort out
+        raise
+    except Exception as e:  # offline, unreachable, refused: huggingface_hub's and its HTTP client's errors, named below
         return [f"hub: could not look for generations to resume from on {cfg.hub.repo_id} ({type(e).__name__}: "
                 f"{str(e).splitlines()[0] if str(e) else ''}); this run computes what it lacks"]
     return [f"hub: resumed {p} from {cfg.hub.repo_id}" for p in restored]
