@@ -51,7 +51,7 @@ from collapselab.metrics.registry import (
     missing_libraries,
 )
 from collapselab.metrics.sanity import gibberish_problems
-from collapselab.models.catalogue import CATALOGUE
+from collapselab.models.catalogue import CATALOGUE, hub_id
 from collapselab.models.loading import device, found_without_hub
 from collapselab.refinery.verifier import SEED_FILTERS
 from collapselab.tasks import get_task
@@ -363,9 +363,14 @@ def _model_name_problems(cfg: ExperimentConfig, task: Task) -> list[str]:
     named = [("model.name", cfg.model.name)] if cfg.model.name != "scratch" else []
     if all(n in all_metrics() for n in cfg.evaluation.metrics or []) and wanted(cfg, task):  # unknown ones: config_problems
         named.append(("evaluation.reference_model", cfg.evaluation.reference_model))
-    return [f"{key}: {name!r} is not a catalogue name ({', '.join(CATALOGUE)}), a local folder, a $COLLAPSELAB_MODELS name "
+    return [f"{key}: {name!r}{_stands_for(name)} is not a catalogue name ({', '.join(CATALOGUE)}), a local folder, a $COLLAPSELAB_MODELS name "
             f"or a cached hub model, and the hub is off ({off[0]}={os.environ[off[0]]})"
             for key, name in named if not found_without_hub(name)]
+
+
+def _stands_for(name: str) -> str:
+    """` (hub id X)` for a short name (`HUB_ALIASES`), else nothing."""
+    return f" (hub id {hub_id(name)})" if hub_id(name) != name else ""
 
 
 def _size_problems(cfg: ExperimentConfig, human: HumanData) -> list[str]:
