@@ -112,3 +112,16 @@ def test_a_generation_that_kept_no_model_is_refused_by_name(qa_run):
     with pytest.raises(RunError, match="--arm 'other'"):
         generation_config(run_dir, "other", 0)
 
+
+
+def test_a_scratch_lm_generation_is_scored_with_its_own_tokenizer_as_its_run_scored_it(tiny_lm_data, tmp_path):
+    cfg = tiny_config(tiny_lm_data, tmp_path / "runs", generations=1)
+    cfg["arms"] = [cfg["arms"][0]]
+    cfg["evaluation"] = {"metrics": ["perplexity", "cross_entropy"]}
+    run_dir = run_experiment(config_from_dict(cfg), db_url=f"sqlite:///{tmp_path / 'runs.db'}")
+    recorded = GenerationFolder(run_dir, "replace", 0, 0).read_metrics().values()
+    config, source = generation_config(run_dir, "replace", 0)
+    doc = evaluate_model(config, tmp_path / "lm", source=source)
+    assert set(doc.metrics) == {"perplexity", "cross_entropy"}
+    assert doc.metrics["perplexity"].value == pytest.approx(recorded["perplexity"], rel=1e-6)
+    assert doc.metrics["cross_entropy"].value == pytest.approx(recorded["cross_entropy"], rel=1e-6)
