@@ -22,6 +22,7 @@ touched) and the sweep planner (every grid point).
 from __future__ import annotations
 
 import copy
+import difflib
 import itertools
 import json
 import os
@@ -43,9 +44,14 @@ from collapselab.lab import HumanData, Task
 from collapselab.metrics import all_metrics, default_metrics, get_metric, metric_for_task
 from collapselab.metrics.external import uses_reference, wanted
 from collapselab.metrics.mmlu import SUBJECT_GROUP
-from collapselab.metrics.registry import METRICS_EXTRA, missing_libraries
+from collapselab.metrics.registry import (
+    METRICS_EXTRA,
+    computed_metric_names,
+    metric_info,
+    missing_libraries,
+)
 from collapselab.metrics.sanity import gibberish_problems
-from collapselab.models.catalogue import CATALOGUE
+from collapselab.models.catalogue import CATALOGUE, hub_id
 from collapselab.models.loading import device, found_without_hub
 from collapselab.refinery.verifier import SEED_FILTERS
 from collapselab.tasks import get_task
@@ -289,17 +295,38 @@ def _metric_problems(cfg: ExperimentConfig, task: Task) -> list[str]:
     # Metric names other blocks refer to: the one a sweep report plots, those a notification
     # shows (the task checks its own: qa's refinery.success.metric).
     named = [("sweep.metric", cfg.sweep.metric)] if cfg.sweep is not None and cfg.sweep.metric is not None else []
-    named += [(f"notify.metrics.{i}", m) for i, m in enumerate(cfg.notify.metrics or [])] if cfg.notify is not None else []
     for key, name in named:
         try:
             metric_for_task(name, task)
         except (KeyError, ValueError) as e:
             problems.append(f"{key}: {e.args[0]}")
+    for i, name in enumerate(cfg.notify.metrics or [] if cfg.notify is not None else []):
+        problem = _recorded_metric_problem(name, task)
+        if problem is not None:
+            problems.append(f"notify.metrics.{i}: {problem}")
     mmlu = cfg.evaluation.mmlu
     if mmlu is not None:
         problems += [f"evaluation.mmlu.subjects.{i}: unknown MMLU subject {s!r}" for i, s in enumerate(mmlu.subjects) if s not in SUBJECT_GROUP]
         problems += [f"evaluation.mmlu.formats.{i}: {f!r} is listed twice" for i, f in enumerate(mmlu.formats) if f in mmlu.formats[:i]]
     return problems
+
+
+def _recorded_metric_problem(name: str, task: Task) -> str | None:
+    """What is wrong with naming `name` as a metric a generation records: one the task scores,
+    or one the engine adds beside them (zero_shot_f1, collapse_stage, mmlu_accuracy ...)."""
+    try:
+        metric_for_task(name, task)
+        return None
+    except ValueError as e:  # a metric of another task
+        return str(e.args[0])
+    except KeyError:
+        pass
+    try:
+        metric_info(name)
+        return None
+    except KeyError:
+        close = difflib.get_close_matches(name, sorted({*all_metrics(), *computed_metric_names()}), n=1, cutoff=0.6)
+        return f"unknown metric {name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
 
 
 def _machine_problems(cfg: ExperimentConfig) -> list[str]:
@@ -336,9 +363,14 @@ def _model_name_problems(cfg: ExperimentConfig, task: Task) -> list[str]:
     named = [("model.name", cfg.model.name)] if cfg.model.name != "scratch" else []
     if all(n in all_metrics() for n in cfg.evaluation.metrics or []) and wanted(cfg, task):  # unknown ones: config_problems
         named.append(("evaluation.reference_model", cfg.evaluation.reference_model))
-    return [f"{key}: {name!r} is not a catalogue name ({', '.join(CATALOGUE)}), a local folder, a $COLLAPSELAB_MODELS name "
+    return [f"{key}: {name!r}{_stands_for(name)} is not a catalogue name ({', '.join(CATALOGUE)}), a local folder, a $COLLAPSELAB_MODELS name "
             f"or a cached hub model, and the hub is off ({off[0]}={os.environ[off[0]]})"
             for key, name in named if not found_without_hub(name)]
+
+
+def _stands_for(name: str) -> str:
+    """` (hub id X)` for a short name (`HUB_ALIASES`), else nothing."""
+    return f" (hub id {hub_id(name)})" if hub_id(name) != name else ""
 
 
 def _size_problems(cfg: ExperimentConfig, human: HumanData) -> list[str]:

@@ -28,12 +28,14 @@ from collapselab import __version__
 from collapselab.commands import (
     config,
     dashboard,
+    evaluate,
     learn,
     models,
     report,
     reproduce,
     results,
     run,
+    runs,
     score,
     serve,
     sweep,
@@ -189,7 +191,7 @@ def _root(
     """A laboratory for model collapse: recursive training, its metrics, the data refinery."""
 
 # Each module registers its commands on `app`, in the order `--help` lists them.
-for _commands in (run, reproduce, config, results, score, report, sweep, models, serve, learn, dashboard):
+for _commands in (run, reproduce, config, results, runs, score, evaluate, report, sweep, models, serve, learn, dashboard):
     _commands.register(app)
 
 

@@ -27,7 +27,7 @@ from typing import Any
 from collapselab.checks import check_experiment
 from collapselab.config import ArmConfig, ExperimentConfig
 from collapselab.datasets import load_splits
-from collapselab.lab import Lab
+from collapselab.lab import Evaluation, Lab
 from collapselab.lab.events import (
     GenerationFailed,
     GenerationFinished,
@@ -53,6 +53,7 @@ from collapselab.models.loading import (
 )
 from collapselab.models.prompts import prompt_format
 from collapselab.outlets import with_outlets
+from collapselab.outlets.hub import resume_from_hub
 from collapselab.records import (
     Record,
     atomic_write_json,
@@ -128,6 +129,9 @@ def run_experiment(
         if lock.taken_over is not None:
             emit(listeners, Message(f"took over {lock.path}: its holder (pid {lock.taken_over.get('pid')}, started "
                                     f"{lock.taken_over.get('started')}) is no longer running"))
+        if cfg.hub is not None:  # generations pushed from another machine are downloaded, not recomputed
+            for line in resume_from_hub(cfg, run_dir):
+                emit(listeners, Message(line))
         resumed = bool(finished(run_dir))  # finished steps before this invocation
         if restart_from is not None:
             moved = supersede_from(run_dir, cfg, restart_from)
@@ -223,10 +227,8 @@ def run_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, synthetic: list[
     t0 = time.perf_counter()
     g0 = GenerationFolder(lab.run_dir, arm.name, seed, 0)
     generation0 = current if g == 0 else load_for_inference(lab, g0.model)
-    result = task.evaluate(lab, current, generation0, own, step_seed(seed, g, "evaluate"))
+    result = score_model(lab, current, generation0, own, step_seed(seed, g, "evaluate"))
     metrics = result.metrics
-    if lab.mmlu is not None:
-        metrics.update(mcq.evaluate(current, lab.tokenizer, cfg.evaluation.mmlu, lab.mmlu, lab.max_positions))
     if g == 0:
         # The baselines (lm: a unigram model of the human pool; qa: the pretrained model's
         # greedy zero-shot answers) depend on neither arm nor seed: computed once per run.
@@ -243,6 +245,16 @@ def run_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, synthetic: list[
         train=data, synthetic=own, train_log=_load_json(folder.train_log), timings=timings, runtime=runtime(cfg.decoding),
         refinery=_load_json(folder.refinery) or None, reference=generation_summary(metrics, lab.reference),
     )
+
+
+def score_model(lab: Lab, model: Any, generation0: Any, synthetic: list[Record] | None, seed: int) -> Evaluation:
+    """Score `model` on the held-out human test set: the task's metrics (of its synthetic data
+    too, when given) and MMLU when `evaluation.mmlu` is set. A generation's scoring, and
+    `collapselab evaluate`'s (`collapselab.evaluation`): one path for both."""
+    result = lab.task.evaluate(lab, model, generation0, synthetic, seed)
+    if lab.mmlu is not None:
+        result.metrics.update(mcq.evaluate(model, lab.tokenizer, lab.cfg.evaluation.mmlu, lab.mmlu, lab.max_positions))
+    return result
 
 
 def train_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, data: list[Record]) -> tuple[Any, dict[str, Any]]:

@@ -49,40 +49,47 @@ def test_hub_and_notifiers_get_every_generation_and_a_resumed_run_uploads_only_w
                           notify={"webhook": {"url": f"{base}/hook"}, "telegram": {"api_url": base}, "max_messages": 3})
         run_dir, said = _run(cfg)
         prefix = run_dir.name
-        # one commit per generation, with the model folder and metrics.json as they are on disk
-        assert [c[1] for c in got.commits] == [f"collapselab: {prefix}/ratio/seed-0/gen-{g}" for g in (0, 1)]
+        # the run's manifest, then one commit per generation with every file of its folder as it is
+        # on disk (another machine resumes from a whole generation)
+        assert sorted(c[1] for c in got.commits) == sorted([f"collapselab: {prefix}/manifest.json",
+                                                            *(f"collapselab: {prefix}/ratio/seed-0/gen-{g}" for g in (0, 1))])
         files = got.files["lab/collapse"]
+        assert files[f"{prefix}/manifest.json"] == (run_dir / "manifest.json").read_bytes()
         for g in (0, 1):
             folder = run_dir / f"ratio/seed-0/gen-{g}"
             local = {f"{prefix}/ratio/seed-0/gen-{g}/{p.relative_to(folder).as_posix()}": p.read_bytes()
-                     for p in [folder / "metrics.json", *(q for q in (folder / "model").rglob("*") if q.is_file())]}
+                     for p in folder.rglob("*") if p.is_file()}
             assert {k: v for k, v in files.items() if k.startswith(f"{prefix}/ratio/seed-0/gen-{g}/")} == local
-            assert f"{prefix}/ratio/seed-0/gen-{g}/model/model.safetensors" in local
+            assert {f"{prefix}/ratio/seed-0/gen-{g}/{n}" for n in ("model/model.safetensors", "DONE", "train.parquet")} <= set(local)
         assert (got.created[0]["organization"], got.created[0]["name"]) == ("lab", "collapse")
         assert "hub: 2 generation(s) uploaded to lab/collapse" in said
         # Telegram and the webhook: the same messages, three progress messages at most, then
         # the run-finished one saying what was held back
         texts = [body["text"] for _, body in got.telegram]
         assert {token for token, _ in got.telegram} == {"123:bot-token"} and {b["chat_id"] for _, b in got.telegram} == {"4242"}
+        # first the run's key parameters (always sent, not counted in max_messages)
+        assert texts[0] == (f"collapselab tiny/{prefix}: run started: task lm, model scratch, data jsonl (train 8, test 4), "
+                            "2 generations, seeds 0, arms ratio (previous, ratio 0.5), training 1 epoch lr 0.005, decoding sample T=1 top_p=0.9")
+        texts = texts[1:]
         assert [t.split(": ", 1)[1] for t in texts[:3]] == [
             "ratio seed 0 generation 0 started",
             f"ratio seed 0 generation 0 finished in {texts[1].split(' in ')[1].split(' s')[0]} s: perplexity {_metrics(run_dir, 0)['perplexity']:.4g}",
             "ratio seed 0 generation 1 started",
         ]
         assert texts[3].endswith("run finished (1 progress messages held back by notify.max_messages)") and len(texts) == 4
-        assert [w["text"] for w in got.webhook] == texts
-        assert got.webhook[1]["collapselab"] == {"event": "generation_finished", "run": f"tiny/{prefix}", "arm": "ratio", "seed": 0,
+        assert [w["text"] for w in got.webhook][1:] == texts
+        assert got.webhook[2]["collapselab"] == {"event": "generation_finished", "run": f"tiny/{prefix}", "arm": "ratio", "seed": 0,
                                                  "generation": 0, "metrics": {"perplexity": _metrics(run_dir, 0)["perplexity"]}}
 
         # the same run again: nothing is uploaded twice
         _run(cfg)
-        assert len(got.commits) == 2
+        assert len(got.commits) == 3
         # a generation missing on the Hub (its upload failed, say) is uploaded by the next invocation
         with got.lock:
             for k in [k for k in files if "/gen-1/" in k]:
                 del files[k]
         _, said = _run(cfg)
-        assert [c[1] for c in got.commits[2:]] == [f"collapselab: {prefix}/ratio/seed-0/gen-1"]
+        assert [c[1] for c in got.commits[3:]] == [f"collapselab: {prefix}/ratio/seed-0/gen-1"]
         assert "hub: 1 generation(s) uploaded to lab/collapse" in said
 
 
@@ -99,7 +106,7 @@ def test_with_every_endpoint_down_the_run_finishes_and_says_what_was_not_sent(tm
         "hub: not uploaded: ratio/seed-0/gen-0", "hub: not uploaded: ratio/seed-0/gen-1"}
     for dest in ("webhook", "telegram"):
         lost = [s for s in said if s.startswith(f"notify: not sent to {dest}: ")]
-        assert len(lost) == 5 and any("run_finished" in s for s in lost), said  # 2 x started, 2 x finished, run finished
+        assert len(lost) == 6 and any("run_started" in s for s in lost), said  # run started, 2 x started, 2 x finished, run finished
 
 
 def test_mlflow_and_wandb_get_params_every_generation_and_the_report(tmp_path, monkeypatch):

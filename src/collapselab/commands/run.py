@@ -84,6 +84,7 @@ def _run(config: str, overrides: list[str] | None, fresh: bool, run_id: str | No
 
         if isinstance(event, RunStarted):
             console.print(f"config {resolved}")
+            console.print(f"{'resuming' if event.resumed else 'starting'} {event.experiment}/{event.run_id}: {event.parameters()}")
         elif isinstance(event, GenerationFinished):
             rows = [r for r in generation_rows(event.run_dir) if (r["arm"], r["seed"], r["generation"]) == (event.arm, event.seed, event.generation)]
             console.print(table(rows, f"{event.run_dir.parent.name}: {event.arm} generation {event.generation} (seed {event.seed})"))

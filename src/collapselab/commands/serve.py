@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 
 def serve(
-    config: Path = typer.Option(None, "--config", help="Serve config YAML (see configs/serve-*.yaml); flags override it."),
+    config: str = typer.Option(None, "--config", help="Serve config: a YAML file, or a ready one by name, shipped with the package (secure: API keys, rate limits, bounded queue; configs/serve/secure.yaml); flags override it."),
     model: str = typer.Option(None, "--model", help="A model name as model.name takes it (default: smollm2-135m-instruct)."),
     run: str = typer.Option(None, "--run", help="A run directory or run id: serve its generations' models."),
     arm: str = typer.Option(None, "--arm", help="With --run: the arm answering by default."),
@@ -26,6 +24,7 @@ def serve(
     db: str = typer.Option(None, "--db", help="Results database URL (to find a run given by id)."),
 ) -> None:
     """Serve a chat API, an OpenAI-compatible API and the chat page at http://HOST:PORT/."""
+    from collapselab.config.files import resolve_config, serve_configs_dir
     from collapselab.serve import load_serve_config
     from collapselab.serve import serve as run_server
 
@@ -37,7 +36,8 @@ def serve(
         "security.allow_unauthenticated": allow_unauthenticated or None,  # not given: the YAML's, else off
     }
     # Named errors reach the CLI's one handler (one line, their exit code).
-    run_server(load_serve_config(config, overrides))
+    path = resolve_config(config, ready=serve_configs_dir()) if config is not None else None
+    run_server(load_serve_config(path, overrides))
 
 
 def register(app: typer.Typer) -> None:

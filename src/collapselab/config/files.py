@@ -20,12 +20,18 @@ def ready_dir() -> Path:
     return Path(str(resources.files("collapselab") / "configs"))
 
 
-def ready_configs() -> list[str]:
-    """The names of the ready configs (file names without `.yaml`), sorted."""
-    return sorted(p.stem for p in ready_dir().glob("*.yaml"))
+def ready_configs(folder: Path | None = None) -> list[str]:
+    """The names of the ready configs in `folder` (default `ready_dir()`; file names without
+    `.yaml`), sorted."""
+    return sorted(p.stem for p in (folder or ready_dir()).glob("*.yaml"))
 
 
-def resolve_config(config: str | Path) -> Path:
+def serve_configs_dir() -> Path:
+    """The ready configs of `collapselab serve` (`--config secure`), shipped with the package."""
+    return ready_dir() / "serve"
+
+
+def resolve_config(config: str | Path, *, ready: Path | None = None) -> Path:
     """The YAML file `config` names: an existing file, or a ready config named by its bare name.
 
     `quickstart` is the shipped quickstart (unless a file of that very name is in the
@@ -37,14 +43,15 @@ def resolve_config(config: str | Path) -> Path:
             file beside the path or the nearest ready config ("did you mean ...?") and lists
             the ready ones.
     """
+    folder = ready or ready_dir()  # the ready experiment configs, or `serve_configs_dir()`
     path = Path(config)
     if path.is_file():
         return path
-    if is_ready_name(str(config)) and (ready_dir() / f"{config}.yaml").is_file():
-        return ready_dir() / f"{config}.yaml"
-    nearest = _nearest(path)
+    if is_ready_name(str(config)) and (folder / f"{config}.yaml").is_file():
+        return folder / f"{config}.yaml"
+    nearest = _nearest(path, folder)
     hint = f"; did you mean {nearest}?" if nearest else ""
-    raise ConfigError(f"{config}: config file does not exist{hint}; ready configs: {', '.join(ready_configs())}")
+    raise ConfigError(f"{config}: config file does not exist{hint}; ready configs: {', '.join(ready_configs(folder))}")
 
 
 def is_ready_name(config: str) -> bool:
@@ -53,7 +60,7 @@ def is_ready_name(config: str) -> bool:
     return path.parent == Path(".") and path.suffix == "" and config == path.name
 
 
-def _nearest(path: Path) -> str | None:
+def _nearest(path: Path, ready: Path) -> str | None:
     """The YAML file beside `path` whose name is nearest to its name, else the ready config
     whose name is nearest to its stem (named as it would be run), else None."""
     stem = path.name.removesuffix(".yaml").removesuffix(".yml")
@@ -63,5 +70,8 @@ def _nearest(path: Path) -> str | None:
         close = difflib.get_close_matches(stem, files, n=1, cutoff=0.6)
         if close:
             return str(files[close[0]])
-    close = difflib.get_close_matches(stem, ready_configs(), n=1, cutoff=0.6)
-    return f"the ready config {close[0]!r} (collapselab run {close[0]})" if close else None
+    close = difflib.get_close_matches(stem, ready_configs(ready), n=1, cutoff=0.6)
+    if not close:
+        return None
+    how = f"collapselab run {close[0]}" if ready == ready_dir() else f"--config {close[0]}"
+    return f"the ready config {close[0]!r} ({how})"

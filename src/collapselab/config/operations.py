@@ -7,6 +7,7 @@ They live with the other config blocks; the listeners that act on them (`collaps
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -52,8 +53,11 @@ class TrackingBlock(Block):
     drain_s: float = Field(120.0, ge=0, description="When the run ends, how long it waits for tracker calls still queued; the rest are reported as not logged.")
 
 
+REPO_ID_ENV = "HUGGINGFACE_REPO_ID"  # the knowledge-collapse framework's variable, read the same way
+
+
 class HubBlock(Block):
-    repo_id: str = Field(pattern=HUB_REPO_ID, description="Hub model repository to push to, e.g. user/collapse-runs (created, private, if missing).")
+    repo_id: str = Field(pattern=HUB_REPO_ID, description=f"Hub model repository to push to, e.g. user/collapse-runs (created, private, if missing); default: ${REPO_ID_ENV}.")
     prefix: str = Field("", description="Folder in the repository above <arm>/seed-<s>/gen-<g>; {run_id} and {experiment} are filled in (a sweep needs {run_id}).")
     private: bool = Field(True, description="Create the repository private.")
     endpoint: str | None = Field(None, min_length=1, description="Hub URL (default: $HF_ENDPOINT, else https://huggingface.co), e.g. a self-hosted Hub.")
@@ -61,8 +65,20 @@ class HubBlock(Block):
     retries: int = Field(3, ge=0, description="Retries of a failed upload (pauses of 1, 2, 4 ... s) before it is reported as not uploaded.")
     drain_s: float = Field(600.0, ge=0, description="When the run ends, how long it waits for uploads still queued; the rest are reported as not uploaded.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _repo_from_environment(cls, data: Any) -> Any:
+        # Read when the config is loaded, so the resolved config (config.yaml, its hash)
+        # names the repository the run pushes to.
+        if isinstance(data, dict) and "repo_id" not in data:
+            env = os.environ.get(REPO_ID_ENV, "").strip()
+            if not env:
+                raise ValueError(f"hub.repo_id is not given and ${REPO_ID_ENV} is not set")
+            return {**data, "repo_id": env}
+        return data
 
-EventName = Literal["generation_started", "generation_finished", "generation_failed", "run_finished"]
+
+EventName = Literal["run_started", "generation_started", "generation_finished", "generation_failed", "run_finished"]
 
 class WebhookBlock(Block):
     url: str | None = Field(None, min_length=1, description="URL each message is POSTed to as JSON: {'text': ...} (Slack-compatible) plus a 'collapselab' object with the event's fields; null: $COLLAPSELAB_WEBHOOK_URL (webhook URLs are often secrets).")
@@ -76,11 +92,11 @@ class NotifyBlock(Block):
     webhook: WebhookBlock | None = Field(None, description="Send to a webhook.")
     telegram: TelegramBlock | None = Field(None, description="Send to a Telegram chat.")
     events: list[EventName] = Field(
-        default_factory=lambda: ["generation_started", "generation_finished", "generation_failed", "run_finished"], min_length=1,
+        default_factory=lambda: ["run_started", "generation_started", "generation_finished", "generation_failed", "run_finished"], min_length=1,
         description="Which events send a message (a sweep: [generation_failed, run_finished] keeps a chat quiet).",
     )
-    max_messages: int = Field(20, ge=1, description="Most messages one run sends; later started/finished messages are held back (failures and the run-finished message are always sent).")
-    metrics: list[str] | None = Field(None, description="Metrics a finished-generation message shows (default: those of perplexity, exact_match, f1, accuracy, distinct_2 present).")
+    max_messages: int = Field(20, ge=1, description="Most generation started/finished messages one run sends; later ones are held back (the run-started message, failures and the run-finished message are always sent).")
+    metrics: list[str] | None = Field(None, description="Metrics a finished-generation message shows, by their registry names (default: those of perplexity, reference_perplexity, exact_match, f1, has_ans_f1, mmlu_accuracy, distinct_2 present).")
     timeout_s: float = Field(10.0, gt=0, description="Seconds one send may take.")
     retries: int = Field(2, ge=0, description="Retries of a failed send before it is reported as not sent.")
     drain_s: float = Field(30.0, ge=0, description="When the run ends, how long it waits for messages still queued; the rest are reported as not sent.")

@@ -135,9 +135,10 @@ class Task(Protocol):
         """What model_g writes for the next generation, one record per human training record."""
         ...
 
-    def evaluate(self, lab: Lab, model: PreTrainedModel, generation0: PreTrainedModel, synthetic: list[Record], seed: int) -> Evaluation:
+    def evaluate(self, lab: Lab, model: PreTrainedModel, generation0: PreTrainedModel, synthetic: list[Record] | None, seed: int) -> Evaluation:
         """Score model_g (and its synthetic data) on the held-out human test set; `generation0` is
-        the arm's generation-0 model, which scores the synthetic data as in the Nature 2024 study."""
+        the arm's generation-0 model, which scores the synthetic data as in the Nature 2024 study.
+        `synthetic` None: a model scored alone (`collapselab evaluate`), no synthetic-data metrics."""
         ...
 
     def baselines(self, lab: Lab, load_base: Callable[[], PreTrainedModel | None], seed: int) -> dict[str, dict[str, Any]]:

@@ -23,6 +23,20 @@ class RunStarted:
     config: Any  # the resolved ExperimentConfig
     resumed: bool  # True when the run directory already held finished steps
 
+    def parameters(self) -> str:
+        """The run's key parameters in one line, for the start message (the console's, a
+        notification's): what a reader needs to tell this run from another at a glance."""
+        cfg = self.config
+        e, d, m, t, dec = cfg.experiment, cfg.data, cfg.model, cfg.training, cfg.decoding
+        sizes = ", ".join(f"{k} {v}" for k, v in (("train", d.train_size), ("test", d.test_size)) if v is not None)
+        arms = "; ".join(f"{a.name} ({a.init}, {a.mix}{'' if a.ratio is None else f' {a.ratio:g}'}"
+                         f"{'' if a.data == 'human' else f', {a.data} data'})" for a in cfg.arms)
+        steps = f"{t.max_steps} steps" if t.max_steps is not None else f"{t.epochs:g} epoch{'s' * (t.epochs != 1)}"
+        decoding = dec.method if dec.method != "sample" else f"sample T={dec.temperature:g} top_p={dec.top_p:g}"
+        return (f"task {e.task}, model {m.name}{' + LoRA' if m.lora else ''}, data {d.dataset}" + (f" ({sizes})" if sizes else "")
+                + f", {e.generations} generations, seeds {', '.join(map(str, e.seeds))}, arms {arms}, "
+                f"training {steps} lr {t.lr:g}, decoding {decoding}")
+
 
 @dataclass(frozen=True, slots=True)
 class GenerationStarted:

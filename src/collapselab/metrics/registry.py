@@ -222,6 +222,12 @@ def get_metric(name: str) -> Metric:
     return _REGISTRY[name]
 
 
+def computed_metric_names() -> list[str]:
+    """The names of the metrics recorded beside `evaluate`'s (zero_shot_f1, collapse_stage,
+    mmlu_accuracy ...); a family is listed as written ("mmlu_accuracy.subject.<subject>")."""
+    return sorted(_COMPUTED)
+
+
 def metric_info(name: str) -> Metric | ComputedMetric:
     """Any registered metric, computed by `evaluate` or not; a member of a family comes
     back as the family with the member's name and label (raises KeyError when unknown)."""

@@ -10,7 +10,8 @@ hashes the GGUF's sha256 and this module's conversion version: later loads are a
 `from_pretrained` of safetensors, and finding the folder reads no weights.
 
 The hub id of each entry keeps working as a model name on its own (full-precision weights
-from the hub, for GPU users who are online).
+from the hub, for GPU users who are online). The knowledge-collapse framework's short names
+(`gemma31b`, `smollm17` ...) are aliases of the hub ids they stand for (`HUB_ALIASES`).
 """
 
 from __future__ import annotations
@@ -102,6 +103,27 @@ CATALOGUE: dict[str, CatalogueModel] = {
         ),
     )
 }
+
+
+# The knowledge-collapse framework's model short names (kfigarri/knowledge-collapse,
+# utils/model_configuration.py) -> the hub ids they stand for. A short name loads as its hub
+# id does: from $COLLAPSELAB_MODELS (a folder named by the short name or the hub id), the
+# hub's local cache, or the hub.
+HUB_ALIASES: dict[str, str] = {
+    "gemma31b": "google/gemma-3-1b-it",
+    "gemma22b": "google/gemma-2-2b-it",
+    "gpt2": "openai-community/gpt2",
+    "gpt2-medium": "openai-community/gpt2-medium",
+    "gpt2-large": "openai-community/gpt2-large",
+    "gpt2-xl": "openai-community/gpt2-xl",
+    "phi15": "microsoft/phi-1_5",
+    "smollm17": "HuggingFaceTB/SmolLM-1.7B",
+}
+
+
+def hub_id(name: str) -> str:
+    """The hub id a short name stands for (`HUB_ALIASES`); any other name is itself."""
+    return HUB_ALIASES.get(name, name)
 
 
 def entry(name: str) -> CatalogueModel:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from collapselab.cache import apply_umask, cache_dir, content_hash, filled, new_folder_beside
 from collapselab.errors import ModelError
-from collapselab.models.catalogue import CATALOGUE, materialize
+from collapselab.models.catalogue import CATALOGUE, hub_id, materialize
 from collapselab.textio import disk_space_for
 
 if TYPE_CHECKING:
@@ -179,27 +179,37 @@ def found_without_hub(name: str) -> bool:
     from huggingface_hub import try_to_load_from_cache
     from huggingface_hub.errors import HFValidationError
 
-    models_dir = os.environ.get("COLLAPSELAB_MODELS")
-    if name in CATALOGUE or Path(name).is_dir() or (models_dir and (Path(models_dir) / name).is_dir()):
+    if name in CATALOGUE or Path(name).is_dir() or _under_models_dir(name) is not None:
         return True
     try:
-        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+        return isinstance(try_to_load_from_cache(hub_id(name), "config.json"), str)
     except HFValidationError:  # not even a hub id
         return False
 
 
 def resolve_model_path(name: str) -> str:
-    """A local folder, then $COLLAPSELAB_MODELS/<name>, then a catalogue name (its cached
-    HF folder, dequantized from its package on first use), else `name` as a hub id."""
+    """A local folder, then $COLLAPSELAB_MODELS/<name> (a short name's hub id there too),
+    then a catalogue name (its cached HF folder, dequantized from its package on first use),
+    else `name` as a hub id (a short name as the hub id it stands for, `HUB_ALIASES`)."""
     if Path(name).is_dir():
         return str(Path(name))
-    models_dir = os.environ.get("COLLAPSELAB_MODELS")
-    if models_dir and (Path(models_dir) / name).is_dir():
-        return str(Path(models_dir) / name)
-
+    local = _under_models_dir(name)
+    if local is not None:
+        return str(local)
     if name in CATALOGUE:
         return str(materialize(name))
-    return name
+    return hub_id(name)
+
+
+def _under_models_dir(name: str) -> Path | None:
+    """$COLLAPSELAB_MODELS/<name>, or for a short name $COLLAPSELAB_MODELS/<its hub id>, if it is a folder."""
+    models_dir = os.environ.get("COLLAPSELAB_MODELS")
+    if not models_dir:
+        return None
+    for candidate in dict.fromkeys((name, hub_id(name))):
+        if (Path(models_dir) / candidate).is_dir():
+            return Path(models_dir) / candidate
+    return None
 
 
 def apply_lora(model, lora: LoraBlock, *, seed: int):

@@ -1,11 +1,11 @@
-"""Notifications (`notify:` block): generation started / finished (with its key metrics) /
-failed, and run finished, to a generic webhook (a JSON POST with a Slack-compatible `text`)
+"""Notifications (`notify:` block): run started (with its key parameters), generation started /
+finished (with its key metrics) / failed, and run finished, to a generic webhook (a JSON POST with a Slack-compatible `text`)
 and to Telegram (a bot token and chat id from the environment).
 
 Messages go out in the background (`collapselab.outlets.outbox`): a failed send is retried, then
 reported; none fails or blocks the run. `max_messages` caps what one run sends: once it is
-reached, started/finished messages are held back (and counted in the run-finished message);
-failures and the run-finished message are always sent.
+reached, generations' started/finished messages are held back (and counted in the run-finished
+message); the run-started message, failures and the run-finished message are always sent.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ from collapselab.lab.events import (
 )
 from collapselab.outlets.outbox import Outbox
 
-ALWAYS_SENT = ("generation_failed", "run_finished")
+ALWAYS_SENT = ("run_started", "generation_failed", "run_finished")  # one each per run: never held back, never counted
 # Shown in a finished-generation message when notify.metrics is not given, those present.
-KEY_METRICS = ("perplexity", "reference_perplexity", "exact_match", "f1", "accuracy", "distinct_2")
+# Every name is a registered metric (a test holds them to the registry).
+KEY_METRICS = ("perplexity", "reference_perplexity", "exact_match", "f1", "has_ans_f1", "mmlu_accuracy", "distinct_2")
 
 
 class Notifier:
@@ -63,6 +64,8 @@ class Notifier:
             return
         if isinstance(event, RunStarted):
             self.name = f"{event.experiment}/{event.run_id}"
+            how = "resumed" if event.resumed else "started"
+            self._send("run_started", f"collapselab {self.name}: run {how}: {event.parameters()}", event)
         elif isinstance(event, GenerationStarted):
             self.started[(event.arm, event.seed, event.generation)] = time.monotonic()
             self._send("generation_started", f"{self._where(event)} started", event)
@@ -89,10 +92,11 @@ class Notifier:
     def _send(self, kind: str, text: str, event: Event, **extra: Any) -> None:
         if kind not in self.block.events:
             return
-        if kind not in ALWAYS_SENT and self.sent >= self.block.max_messages:
-            self.held_back += 1
-            return
-        self.sent += 1
+        if kind not in ALWAYS_SENT:
+            if self.sent >= self.block.max_messages:
+                self.held_back += 1
+                return
+            self.sent += 1
         fields = {"event": kind, "run": self.name, **{k: getattr(event, k) for k in ("arm", "seed", "generation") if hasattr(event, k)}, **extra}
         for outbox, send in self.senders:
             outbox.put(f"{kind} message '{text[:80]}'", lambda send=send: send(text, fields))

@@ -202,6 +202,11 @@ def _write_rows(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[st
     atomic_write_parquet(path, pa.Table.from_pylist(list(rows), schema=schema))
 
 
+def write_predictions(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """predictions.parquet: one row per test example (PREDICTION_COLUMNS, `scores` as JSON text)."""
+    _write_rows(path, rows, PREDICTION_COLUMNS)
+
+
 def write_evaluation(
     folder: GenerationFolder,
     *,
@@ -236,7 +241,7 @@ def write_evaluation(
     Returns:
         What metrics.json holds.
     """
-    _write_rows(folder.predictions, predictions, PREDICTION_COLUMNS)
+    write_predictions(folder.predictions, predictions)
     _write_rows(folder.synthetic_scores, synthetic_scores, SYNTHETIC_SCORE_COLUMNS)
     doc = GenerationMetrics.model_validate({
         "arm": folder.arm, "seed": folder.seed, "generation": folder.generation, "metrics": metrics,

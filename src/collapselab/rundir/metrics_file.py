@@ -116,6 +116,22 @@ class RunMetrics(_Strict):
     metrics: dict[str, MetricEntry]
 
 
+class ModelEvaluation(_Strict):
+    """`collapselab evaluate`'s metrics.json: one model scored on a task's held-out human test
+    set, outside any run (`collapselab.evaluation`); its metric entries are a generation's."""
+
+    model: str  # what was loaded: a catalogue name, a folder, a hub id
+    task: str
+    dataset: str
+    data_path: str | None = None
+    test_examples: int
+    split_seed: int
+    generation: dict[str, Any] | None = None  # {run, arm, seed, generation} when the model is a run's generation
+    metrics: dict[str, MetricEntry]
+    seconds: float
+    runtime: Runtime
+
+
 RUN_METRICS = "run_metrics.json"  # beside the run's manifest.json
 
 
@@ -139,7 +155,12 @@ def _read(path: Path, model: type[_M]) -> _M:
         raise RunError(f"{path}: key {key!r}: {first['msg']} (got {_short(first.get('input'))})") from None
 
 
-def write_metrics_file(path: Path, metrics: GenerationMetrics | RunMetrics) -> None:
+def read_evaluation_file(path: Path) -> ModelEvaluation:
+    """Read and check `collapselab evaluate`'s `metrics.json`; errors name the file and the key."""
+    return _read(path, ModelEvaluation)
+
+
+def write_metrics_file(path: Path, metrics: GenerationMetrics | RunMetrics | ModelEvaluation) -> None:
     """Write atomically (a reader sees the old file or the new one, never a part)."""
 
     atomic_write_json(path, metrics.model_dump())

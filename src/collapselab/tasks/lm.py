@@ -190,7 +190,7 @@ class LMTask:
                               generator=tag, text=continuation_text(tok, ids)))
         return out
 
-    def evaluate(self, lab: Lab, model: Any, generation0: Any, synthetic: list[Record], seed: int) -> Evaluation:
+    def evaluate(self, lab: Lab, model: Any, generation0: Any, synthetic: list[Record] | None, seed: int) -> Evaluation:
         from collapselab.metrics import default_metrics
 
         inputs = eval_inputs(lab, model, generation0, synthetic, seed)

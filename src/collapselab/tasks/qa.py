@@ -140,7 +140,7 @@ class QATask:
 
     # ---- evaluation
 
-    def evaluate(self, lab: Lab, model: Any, generation0: Any, synthetic: list[Record], seed: int) -> Evaluation:
+    def evaluate(self, lab: Lab, model: Any, generation0: Any, synthetic: list[Record] | None, seed: int) -> Evaluation:
         inputs = eval_inputs(lab, model, generation0, synthetic, seed)
         inputs.predictions = greedy_answers(lab, model, lab.human.test, seed, "evaluate")
         results = score(metric_names(lab, default_metrics(self)), inputs)

@@ -56,3 +56,26 @@ def test_a_name_far_from_everything_lists_the_ready_configs(tmp_path, monkeypatc
     with pytest.raises(ConfigError) as e:
         resolve_config("experiments/zzz.yaml")
     assert str(e.value) == f"experiments/zzz.yaml: config file does not exist; ready configs: {', '.join(ready_configs())}"
+
+
+def test_serve_help_names_ready_configs_that_ship_and_a_name_finds_them():
+    import re
+
+    from typer.testing import CliRunner
+
+    from collapselab.cli import app
+    from collapselab.config.files import resolve_config, serve_configs_dir
+
+    text = " ".join(CliRunner().invoke(app, ["serve", "--help"], terminal_width=200).output.split())
+    named = re.findall(r"configs/[\w/.-]+\.yaml", text)
+    assert named and all((serve_configs_dir().parent / p.removeprefix("configs/")).is_file() for p in named), named
+    assert resolve_config("secure", ready=serve_configs_dir()) == serve_configs_dir() / "secure.yaml"
+    with pytest.raises(ConfigError, match=r"securr: config file does not exist; did you mean the ready config 'secure' \(--config secure\)"):
+        resolve_config("securr", ready=serve_configs_dir())
+
+
+def test_the_serve_configs_are_package_data():
+    import tomllib
+
+    data = tomllib.loads((Path(__file__).resolve().parents[3] / "pyproject.toml").read_text())
+    assert "configs/serve/*.yaml" in data["tool"]["setuptools"]["package-data"]["collapselab"]
