@@ -33,6 +33,24 @@ def tiny_corpus(n_docs: int, seed: int, prefix: str) -> list[dict]:
     return docs
 
 
+def write_tiny_qa(folder: Path) -> Path:
+    """A small extractive QA set in `folder` (one unanswerable question per article), split by title."""
+    folder.mkdir(parents=True)
+    rng = random.Random(5)
+    for split, n in (("train", 40), ("test", 12)):
+        with (folder / f"{split}.jsonl").open("w") as f:
+            for i in range(n):
+                who, what = rng.choice(SUBJECTS), rng.choice(OBJECTS)
+                context = f"{who.capitalize()} {rng.choice(VERBS)} {what} {rng.choice(ENDINGS)} Then it rained."
+                rows = [
+                    {"question": f"What did {who} see?", "answers": [what]},
+                    {"question": "Who owned the moon?", "answers": []},
+                ]
+                for j, qa in enumerate(rows):
+                    f.write(json.dumps({"id": f"{split}-{i}-{j}", "title": f"{split}-article-{i}", "context": context, **qa}) + "\n")
+    return folder
+
+
 def tiny_config(data_dir: Path, out_dir: Path, **experiment) -> dict:
     cfg = {
         "experiment": {"name": "tiny", "task": "lm", "generations": 3, "seeds": [0], "output_dir": str(out_dir), **experiment},

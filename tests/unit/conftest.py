@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
-from tiny import ENDINGS, OBJECTS, SUBJECTS, VERBS, tiny_corpus
+from tiny import tiny_corpus, write_tiny_qa
 
 
 @pytest.fixture
@@ -24,18 +23,4 @@ def tiny_lm_data(tmp_path: Path) -> Path:
 @pytest.fixture
 def tiny_qa_data(tmp_path: Path) -> Path:
     """A small extractive QA set (one unanswerable question per article), split by title."""
-    folder = tmp_path / "tinyqa"
-    folder.mkdir()
-    rng = random.Random(5)
-    for split, n in (("train", 40), ("test", 12)):
-        with (folder / f"{split}.jsonl").open("w") as f:
-            for i in range(n):
-                who, what = rng.choice(SUBJECTS), rng.choice(OBJECTS)
-                context = f"{who.capitalize()} {rng.choice(VERBS)} {what} {rng.choice(ENDINGS)} Then it rained."
-                rows = [
-                    {"question": f"What did {who} see?", "answers": [what]},
-                    {"question": "Who owned the moon?", "answers": []},
-                ]
-                for j, qa in enumerate(rows):
-                    f.write(json.dumps({"id": f"{split}-{i}-{j}", "title": f"{split}-article-{i}", "context": context, **qa}) + "\n")
-    return folder
+    return write_tiny_qa(tmp_path / "tinyqa")

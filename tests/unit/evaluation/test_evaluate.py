@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tiny import save_chat_model, tiny_config
+from tiny import save_chat_model, tiny_config, write_tiny_qa
 from typer.testing import CliRunner
 
 from collapselab.cli import app
@@ -26,10 +26,8 @@ QA = ["exact_match", "f1", "has_ans_f1", "no_ans_accuracy"]
 @pytest.fixture(scope="module")
 def qa_run(tmp_path_factory):
     """A qa run of a tiny pretrained chat model: generation 0 (fine-tuned) and its zero-shot baseline."""
-    from conftest import tiny_qa_data
-
     root = tmp_path_factory.mktemp("evaluate")
-    data = tiny_qa_data.__wrapped__(root)
+    data = write_tiny_qa(root / "tinyqa")
     base = save_chat_model(root / "pretrained")
     cfg = tiny_config(data, root / "runs", generations=1, task="qa")
     cfg["data"] = {"dataset": "jsonl", "path": str(data), "train_size": 40, "test_size": 10}

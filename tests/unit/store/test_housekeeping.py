@@ -140,8 +140,8 @@ def test_prune_removes_leftovers_and_failed_runs_only(db_url, runs_root, three_r
 def test_prune_leaves_a_run_a_process_holds(db_url, runs_root, three_runs):
     a, _, _ = three_runs
     tmp_file = a / "replace/seed-0/gen-0/.train.parquet.0123456789abcdef.tmp"
+    lock = lock_run(a)  # taking the lock clears dead writers' temporaries: write after it, as a holder does
     tmp_file.write_text("being written")
-    lock = lock_run(a)
     try:
         done = prune(db_url, [runs_root], apply=True)
     finally:
