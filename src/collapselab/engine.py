@@ -60,7 +60,7 @@ from collapselab.records import (
     require_fields,
     write_records,
 )
-from collapselab.refinery import build_arm_data
+from collapselab.refinery import build_arm_data, build_arms_data, generator_name
 from collapselab.refinery.verifier import verified
 from collapselab.rundir.folders import check_run_id, lock_run, open_run, runtime, supersede_from
 from collapselab.rundir.generation import (
@@ -146,6 +146,7 @@ def run_experiment(
             if reference is not None:
                 record_reference(lab)  # in the manifest; the human test set under it once per run (run_metrics.json)
             for seed in cfg.experiment.seeds:
+                build_refinery_data(lab, seed)  # the generator loaded once per seed, freed before any training
                 for arm in cfg.arms:
                     run_arm(lab, arm, seed)
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through the CLI (errors.Interrupted)
@@ -194,8 +195,9 @@ def run_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, synthetic: list[
             atomic_write_json(folder.refinery, built.stats)
             write_records(folder.train, built.records)
         else:
-            pool = verified(lab, arm, seed, g, synthetic, folder)  # arms[].verify: only what passed the filters
-            write_records(folder.train, mix(arm, g, real_pool(lab, arm, seed), pool, step_seed(seed, g, "mix")))
+            policy = arm.at_generation(g)  # arms[].schedule may have changed the mix policy by now
+            pool = verified(lab, policy, seed, g, synthetic, folder)  # arms[].verify: only what passed the filters
+            write_records(folder.train, mix(policy, g, real_pool(lab, arm, seed), pool, step_seed(seed, g, "mix")))
     data = read_records(folder.train)
 
     # 2. model_g
@@ -241,6 +243,30 @@ def run_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, synthetic: list[
         train=data, synthetic=own, train_log=_load_json(folder.train_log), timings=timings, runtime=runtime(cfg.decoding),
         refinery=_load_json(folder.refinery) or None, reference=generation_summary(metrics, lab.reference),
     )
+
+
+def build_refinery_data(lab: Lab, seed: int) -> None:
+    """Generation 0's data of every contaminated or synthetic arm of `seed` still missing it,
+    from one generator load (`refinery.generator_model` or the base) freed before the engine
+    trains anything. An arm whose generation-0 data another arm of the same kind makes is
+    left to copy that arm's finished generation 0 (`_done_generation0`)."""
+    todo: list[tuple[ArmConfig, GenerationFolder]] = []
+    kinds: set[str] = set()
+    for arm in lab.cfg.arms:
+        if arm.data == "human" or arm.data in kinds:
+            continue
+        kinds.add(arm.data)
+        folder = GenerationFolder(lab.run_dir, arm.name, seed, 0)
+        if not (folder.is_done() or folder.train.exists()):
+            todo.append((arm, folder))
+    if not todo:
+        return
+    emit(lab.listeners, Message(f"refinery: {generator_name(lab)} writes generation 0 of {', '.join(a.name for a, _ in todo)} (seed {seed})"))
+    built = build_arms_data(lab, [a for a, _ in todo], seed, step_seed(seed, 0, "refinery"))
+    for (_, folder), b in zip(todo, built, strict=True):
+        write_records(folder.rejected, b.rejected)
+        atomic_write_json(folder.refinery, b.stats)
+        write_records(folder.train, b.records)
 
 
 def train_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, data: list[Record]) -> tuple[Any, dict[str, Any]]:
