@@ -117,7 +117,7 @@ def config_problems(cfg: ExperimentConfig) -> list[str]:
     for key, recipe in (("training", cfg.training), ("model.pretrain", cfg.model.pretrain)):
         problems += _recipe_problems(cfg, task, key, recipe)
     problems += _decoding_problems(cfg)
-    problems += _arm_problems(cfg) + _generator_problems(cfg)
+    problems += _arm_problems(cfg) + _generator_problems(cfg, task)
     return problems + _metric_problems(cfg, task)
 
 
@@ -253,21 +253,27 @@ def _arm_problems(cfg: ExperimentConfig) -> list[str]:
     return problems
 
 
-def _generator_problems(cfg: ExperimentConfig) -> list[str]:
-    """`refinery.generator_*`: read only by the refinery's builders, and a second model must be
-    a pretrained one (a scratch model is the trained model's own base)."""
+def _generator_problems(cfg: ExperimentConfig, task: Task) -> list[str]:
+    """`refinery.generator_*`: read only by the refinery's builders and by arms whose writer is
+    the generator; a second model must be a pretrained one (a scratch model is the trained
+    model's own base)."""
     r = cfg.refinery
     problems = []
-    builders = [a for a in cfg.arms if a.data != "human"]
+    users = [a for a in cfg.arms if a.data != "human" or a.writer == "generator"]
     if r.generator_model == "scratch":
         problems.append("refinery.generator_model: 'scratch' is no second model; name a pretrained causal LM, or null for "
                         "the trained model's own base")
-    if not builders:
+    if not users:
+        nobody = "no arm has data 'contaminated' or 'synthetic' or writer 'generator'; nothing would use it"
         if r.generator_model is not None:
-            problems.append(f"refinery.generator_model: {r.generator_model!r}, but no arm has data 'contaminated' or 'synthetic'; "
-                            "nothing would use it")
+            problems.append(f"refinery.generator_model: {r.generator_model!r}, but {nobody}")
         if not r.generator_fine_tune:
-            problems.append("refinery.generator_fine_tune: False, but no arm has data 'contaminated' or 'synthetic'; nothing would use it")
+            problems.append(f"refinery.generator_fine_tune: False, but {nobody}")
+    if r.generator_fine_tune and not task.data_builders:
+        # the generator learns the refinery's QA and question-generation formats
+        problems += [f"arms.{i}.writer: 'generator' is fine-tuned on the human seed in the refinery's QA formats, which the "
+                     f"{task.name} task has not; set refinery.generator_fine_tune: false (it writes as it is)"
+                     for i, a in enumerate(cfg.arms) if a.writer == "generator"]
     return problems
 
 
@@ -389,7 +395,7 @@ def _model_name_problems(cfg: ExperimentConfig, task: Task) -> list[str]:
     if not off:
         return []
     named = [("model.name", cfg.model.name)] if cfg.model.name != "scratch" else []
-    if cfg.refinery.generator_model not in (None, "scratch") and any(a.data != "human" for a in cfg.arms):
+    if cfg.refinery.generator_model not in (None, "scratch") and any(a.data != "human" or a.writer == "generator" for a in cfg.arms):
         named.append(("refinery.generator_model", cfg.refinery.generator_model))
     if all(n in all_metrics() for n in cfg.evaluation.metrics or []) and wanted(cfg, task):  # unknown ones: config_problems
         named.append(("evaluation.reference_model", cfg.evaluation.reference_model))

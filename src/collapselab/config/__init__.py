@@ -37,7 +37,7 @@ OPERATIONAL_BLOCKS = frozenset({"sweep", "tracking", "hub", "notify"})
 
 # Keys added after runs were started from configs without them: at these values they mean
 # what their absence meant, so they stay out of the config hash and those runs still resume
-# (so does arms[].schedule while empty).
+# (so do arms[].schedule while empty and arms[].writer while 'self').
 HASH_NEUTRAL: dict[tuple[str, str], Any] = {
     ("decoding", "contamination"): None, ("decoding", "synthesis"): None, ("decoding", "generation"): None,
     ("refinery", "generator_model"): None, ("refinery", "generator_fine_tune"): True,
@@ -239,6 +239,7 @@ class ArmConfig(Block):
         "human", description="What generation 0 trains on: the human pool, AI-contaminated data, or synthetic-from-human data through the refinery."
     )
     verify: bool = Field(False, description="The verifier in the loop (Feng et al. 2024): every generation's synthetic data passes the refinery's filters (`refinery.filters`) before the next generation's mix draws on it; the rejects, with their reasons, go to that generation's rejected.parquet and the counts per filter to its refinery.json (qa).")
+    writer: Literal["self", "generator"] = Field("self", description="Who writes each generation's synthetic data in the loop: 'self' (model_g, the self-consuming loop) or 'generator' (the refinery's generator, refinery.generator_model or the base, fine-tuned on the human seed as refinery.generator_fine_tune says; loaded once per generation after training and freed before the next). The records name the writer in their provenance.")
     schedule: list[ScheduleStep] = Field(default_factory=list, description="Changes of the mix policy at later generations, e.g. [{generation: 5, mix: accumulate}] after four generations of 'replace': recovery from collapse as one arm. Empty: `mix` for every generation.")
 
     def at_generation(self, generation: int) -> ArmConfig:
@@ -307,6 +308,8 @@ class ExperimentConfig(Block):
         for arm in data["arms"]:
             if arm["schedule"] == []:
                 del arm["schedule"]
+            if arm["writer"] == "self":
+                del arm["writer"]
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -86,6 +86,23 @@ def build_arm_data(lab: Lab, arm, seed: int, step_seed: int) -> BuiltData:
     return build_arms_data(lab, [arm], seed, step_seed)[0]
 
 
+def write_with_generator(lab: Lab, arm, seed: int, generation: int, step_seed: int) -> list[Record]:
+    """What the generator writes for `arm`'s next generation in place of model_g
+    (`arms[].writer: generator`): the task's own synthetic step, run by the generator with
+    its tokenizer and the loop's decoding; each record names the generator as its model."""
+    writer = writer_lab(lab)
+    model, log = generator(writer, seed)
+    written = lab.task.write_synthetic(writer, model, arm, generation, step_seed)
+    del model
+    release_memory()
+    out = []
+    for r in written:
+        tag = json.loads(r.generator or "{}")
+        tag.update(model=generator_name(lab), writer=_describe(lab))
+        out.append(r.derive(generator=json.dumps(tag, sort_keys=True)))
+    return out
+
+
 # ---------------------------------------------------------------- the generator
 
 
@@ -181,11 +198,16 @@ def _questions(lab: Lab, model, drafts: list[tuple[str, str]], seed: int, desc: 
     return [lab.tokenizer.decode(o, skip_special_tokens=True).strip().split("\n", 1)[0].strip() for o in outs]
 
 
+def _describe(lab: Lab) -> str:
+    """The generator in words, for provenance: which model, and whether it was fine-tuned."""
+    r = lab.cfg.refinery
+    how = "fine-tuned on the human seed (QA + question generation)" if r.generator_fine_tune else "not fine-tuned"
+    return f"{'base' if r.generator_model is None else 'second model'}, {how}"
+
+
 def _tag(lab: Lab, seed: int, strategy: str, role: DecodingRoleName) -> str:
     cfg = lab.cfg
-    how = "fine-tuned on the human seed (QA + question generation)" if cfg.refinery.generator_fine_tune else "not fine-tuned"
-    what = "base" if cfg.refinery.generator_model is None else "second model"
-    return json.dumps({"model": generator_name(lab), "generator": f"{what}, {how}",
+    return json.dumps({"model": generator_name(lab), "generator": _describe(lab),
                        "decoding": cfg.decoding.for_role(role).model_dump(mode="json"), "strategy": strategy, "seed": seed,
                        **lab.prompt_format.describe(QUESTION if strategy.startswith(("question", "context")) else ANSWER)}, sort_keys=True)
 

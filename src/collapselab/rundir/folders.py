@@ -96,8 +96,9 @@ def manifest(cfg: ExperimentConfig, run_id: str) -> dict[str, Any]:
 
 
 def _data_generator(cfg: ExperimentConfig) -> dict[str, Any]:
-    """The model that writes the refinery arms' generation-0 data, when a run has such arms."""
-    arms = [a.name for a in cfg.arms if a.data != "human"]
+    """The model that writes the refinery arms' generation-0 data and the loop data of arms
+    with `writer: generator`, when a run has such arms."""
+    arms = [a.name for a in cfg.arms if a.data != "human" or a.writer == "generator"]
     if not arms:
         return {}
     r = cfg.refinery

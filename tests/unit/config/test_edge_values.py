@@ -239,6 +239,8 @@ EDGES: dict[str, list[Edge]] = {
     # the refinery's filters judge question-answer records; those comparing with the human seed are left out in the loop
     "arms[].verify": [ok(False), bad(True), bad(True, names="arms.0.verify", also=QA), bad("sometimes"),
                       ok(True, also={**QA, "refinery.filters.order": ["length_bounds", "answer_in_context", "near_duplicate"]})],
+    "arms[].writer": [ok("self"), ok("generator", also=QA), ok("generator", refinery__generator_fine_tune=False),
+                      bad("generator"), bad("teacher")],  # lm: no QA formats to fine-tune the generator in
     # a schedule: arm 0 ('replace', 3 generations) changes its mix policy from a generation on
     "arms[].schedule[]": [ok([]), ok([{"generation": 1, "mix": "accumulate"}, {"generation": 2, "mix": "ratio", "ratio": 0.5}]),
                           bad([{"generation": 3, "mix": "accumulate"}], names="arms.0.schedule.0.generation"),  # never reached

@@ -8,9 +8,10 @@ folder with a different tokenizer (`tiny.save_chat_model`)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
-from tiny import save_chat_model
+from tiny import save_chat_model, tiny_config
 
 from collapselab.config import DECODING_ROLES, DecodingBlock, config_from_dict
 from collapselab.records import read_records
@@ -35,6 +36,7 @@ def second_model_run(tmp_path_factory):
     cfg = three_arm_config(write_tiny_qa(home / "qa", n_train=20, n_test=6), home / "runs", generator_model=str(writer))
     cfg["data"].update(train_size=20, test_size=6)
     cfg["decoding"].update({role: {"temperature": t} for role, t in ROLES.items()})
+    cfg["arms"].append({"name": "D-written", "data": "human", "writer": "generator"})  # the loop's data by the writer
     loads, calls = [], []  # (source, for_training) of every writer load; (desc, temperature) of every generate call
     real_load, real_generate = builders.load_model, generation.generate
 
@@ -67,15 +69,28 @@ def test_the_second_model_writes_every_refinery_record_and_is_named(second_model
         assert stats["generator"]["model"] == str(writer) and stats["generator"]["fine_tuned"] is True
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["data_generator"] == {"model": str(writer), "second_model": True, "fine_tuned": True,
-                                          "arms": ["B-contaminated", "C-synthetic"]}
+                                          "arms": ["B-contaminated", "C-synthetic", "D-written"]}
     # The trained model's own records still name the trained model.
     own = read_records(run_dir / "A-human" / "seed-0" / "gen-0" / "synthetic.parquet")
     assert {json.loads(r.generator)["model"] for r in own} == {"scratch"}
-    # Fine-tuned once from the writer, then loaded to write once for both refinery arms.
+    # Fine-tuned once from the writer, then loaded to write once for both refinery arms (and
+    # once more for the loop's data of the arm it writes for).
     generator = run_dir / "refinery-generator" / "seed-0"
-    assert loads == [(str(writer), True), (str(generator), False)]
+    assert loads == [(str(writer), True), (str(generator), False), (str(generator), False)]
     trained = json.loads((run_dir / "A-human" / "seed-0" / "gen-0" / "model" / "config.json").read_text())
     assert json.loads((generator / "config.json").read_text())["vocab_size"] != trained["vocab_size"]
+
+
+def test_an_arm_whose_writer_is_the_generator_trains_on_its_data_not_its_own(second_model_run):
+    run_dir, writer, _, _ = second_model_run
+    d, a = (run_dir / arm / "seed-0" / "gen-0" for arm in ("D-written", "A-human"))
+    assert not json.loads((d / "metrics.json").read_text()).get("copied_from")  # its generation 0 is not A's
+    written = read_records(d / "synthetic.parquet")
+    tags = [json.loads(r.generator) for r in written]
+    assert {(t["model"], t["arm"], t["writer"]) for t in tags} == {(str(writer), "D-written", "second model, fine-tuned on the human seed (QA + question generation)")}
+    assert {t["decoding"]["temperature"] for t in tags} == {1.3}  # the loop's role
+    assert [r.parent_id for r in written] == [r.id for r in read_records(a / "train.parquet")]  # one answer per human question
+    assert [r.answers for r in written] != [r.answers for r in read_records(a / "synthetic.parquet")]
 
 
 def test_each_role_decodes_with_its_own_settings_with_the_writer_s_tokenizer(second_model_run):
@@ -99,24 +114,17 @@ def test_each_role_decodes_with_its_own_settings_with_the_writer_s_tokenizer(sec
     assert {json.loads(r.generator)["decoding"]["temperature"] for r in own} == {1.3}
 
 
-def test_without_role_blocks_every_role_decodes_as_the_one_decoding_block(tmp_path):
-    raw = three_arm_config(tmp_path, tmp_path / "runs")
+def test_without_the_new_keys_every_role_decodes_as_the_one_decoding_block_and_the_hash_stands():
+    raw = three_arm_config(Path("/data/qa"), Path("/runs"))
     cfg = config_from_dict(raw)
     shared = DecodingBlock.model_validate(raw["decoding"])
     assert all(cfg.decoding.for_role(role) == shared for role in DECODING_ROLES)
-    # and the config hash is the one the config had before the new keys existed
-    raw["decoding"]["synthesis"] = {"top_k": 5}
+    # The hashes these configs had before decoding roles, refinery.generator_*, arms[].writer and
+    # arms[].schedule existed (git a626c8c): runs started then still continue.
+    assert cfg.config_hash() == "1d1599736722e5ea"
+    assert config_from_dict(tiny_config(Path("/data/lm"), Path("/runs"))).config_hash() == "28044a0d8df182e1"
+    raw["decoding"]["synthesis"] = {"top_k": 5}  # a key set is part of the hash
     assert config_from_dict(raw).config_hash() != cfg.config_hash()
-    del raw["decoding"]["synthesis"]
-    import hashlib
-
-    dump = cfg.model_dump(mode="json", exclude={"sweep", "tracking", "hub", "notify"})
-    for key in ("contamination", "synthesis", "generation"):
-        del dump["decoding"][key]
-    del dump["refinery"]["generator_model"], dump["refinery"]["generator_fine_tune"]
-    for arm in dump["arms"]:
-        del arm["schedule"]
-    assert cfg.config_hash() == hashlib.sha256(json.dumps(dump, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def test_an_unfine_tuned_second_model_writes_as_it_is(tmp_path, monkeypatch):
