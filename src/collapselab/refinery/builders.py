@@ -91,7 +91,7 @@ def write_with_generator(lab: Lab, arm, seed: int, generation: int, step_seed: i
     (`arms[].writer: generator`): the task's own synthetic step, run by the generator with
     its tokenizer and the loop's decoding; each record names the generator as its model."""
     writer = writer_lab(lab)
-    model, log = generator(writer, seed)
+    model, _ = generator(writer, seed)
     written = lab.task.write_synthetic(writer, model, arm, generation, step_seed)
     del model
     release_memory()
