@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from collapselab.config import (
+    DECODING_ROLES,
     DecodingBlock,
     ExperimentConfig,
     TrainingBlock,
@@ -122,7 +123,7 @@ def config_problems(cfg: ExperimentConfig) -> list[str]:
     for key, recipe in (("training", cfg.training), ("model.pretrain", cfg.model.pretrain)):
         problems += _recipe_problems(cfg, task, key, recipe)
     problems += _decoding_problems(cfg)
-    problems += _arm_problems(cfg)
+    problems += _arm_problems(cfg) + _generator_problems(cfg, task)
     return problems + _metric_problems(cfg, task)
 
 
@@ -204,21 +205,81 @@ def _model_problems(cfg: ExperimentConfig) -> list[str]:
 
 
 def _decoding_problems(cfg: ExperimentConfig) -> list[str]:
-    """Sampling settings that greedy or beam search would silently ignore."""
+    """Sampling settings that greedy or beam search would silently ignore, in `decoding` and
+    in each role's block; a role block no arm of the run generates in."""
+    problems = []
     dec = cfg.decoding
-    if dec.method == "sample":
-        return []
-    return [f"decoding.{f}: {getattr(dec, f)!r} is read by sampling only; decoding.method is {dec.method!r}"
-            for f in SAMPLING_ONLY if getattr(dec, f) != DecodingBlock.model_fields[f].default]
+    if dec.method != "sample":
+        problems += [f"decoding.{f}: {getattr(dec, f)!r} is read by sampling only; decoding.method is {dec.method!r}"
+                     for f in SAMPLING_ONLY if getattr(dec, f) != DecodingBlock.model_fields[f].default
+                     and not any(getattr(dec, r) is not None and getattr(dec, r).method == "sample" for r in DECODING_ROLES)]
+    for role in DECODING_ROLES:
+        own = getattr(dec, role)
+        if own is None:
+            continue
+        resolved = dec.for_role(role)
+        if resolved.method != "sample":
+            problems += [f"decoding.{role}.{f}: {getattr(own, f)!r} is read by sampling only; this role decodes by {resolved.method!r}"
+                         for f in SAMPLING_ONLY if getattr(own, f) is not None]
+        # every generation writes (the last one's data is measured), so only the refinery's roles can go unread
+        builder = {"contamination": "contaminated", "synthesis": "synthetic"}.get(role)
+        if builder is not None and not any(a.data == builder for a in cfg.arms):
+            problems.append(f"decoding.{role}: set, but no arm has data {builder!r}; nothing decodes in this role")
+    return problems
 
 
 def _arm_problems(cfg: ExperimentConfig) -> list[str]:
-    """Sizes only some mix policies read."""
+    """Sizes only some mix policies read; schedule steps that are out of order, never reached,
+    incomplete or change nothing."""
     problems = []
+    generations = cfg.experiment.generations
     for i, arm in enumerate(cfg.arms):
         if arm.size is not None and arm.mix not in ("ratio", "accumulate_subsample"):
             problems.append(f"arms.{i}.size: {arm.size} is read by mix ratio and accumulate_subsample only; "
                             f"arms.{i}.mix is {arm.mix!r}")
+        before = arm
+        for j, step in enumerate(arm.schedule):
+            key = f"arms.{i}.schedule.{j}"
+            if j and step.generation <= arm.schedule[j - 1].generation:
+                problems.append(f"{key}.generation: {step.generation} does not come after {key[:-len(str(j))]}{j - 1}.generation "
+                                f"{arm.schedule[j - 1].generation}; list the steps in increasing generation order")
+            if step.generation >= generations:
+                problems.append(f"{key}.generation: {step.generation} is never reached; experiment.generations is {generations} "
+                                f"(g = 0..{generations - 1})")
+            if step.mix == "ratio" and step.ratio is None:
+                problems.append(f"{key}.ratio: required when {key}.mix is 'ratio'")
+            if step.mix != "ratio" and step.ratio is not None:
+                problems.append(f"{key}.ratio: only meaningful with mix 'ratio', got mix {step.mix!r} and ratio {step.ratio}")
+            if step.size is not None and step.mix not in ("ratio", "accumulate_subsample"):
+                problems.append(f"{key}.size: {step.size} is read by mix ratio and accumulate_subsample only; {key}.mix is {step.mix!r}")
+            if (step.mix, step.ratio, step.size) == (before.mix, before.ratio, before.size):
+                problems.append(f"{key}: mix {step.mix!r} (ratio {step.ratio}, size {step.size}) is already the arm's policy "
+                                f"before generation {step.generation}; the step changes nothing")
+            before = step
+    return problems
+
+
+def _generator_problems(cfg: ExperimentConfig, task: Task) -> list[str]:
+    """`refinery.generator_*`: read only by the refinery's builders and by arms whose writer is
+    the generator; a second model must be a pretrained one (a scratch model is the trained
+    model's own base)."""
+    r = cfg.refinery
+    problems = []
+    users = [a for a in cfg.arms if a.data != "human" or a.writer == "generator"]
+    if r.generator_model == "scratch":
+        problems.append("refinery.generator_model: 'scratch' is no second model; name a pretrained causal LM, or null for "
+                        "the trained model's own base")
+    if not users:
+        nobody = "no arm has data 'contaminated' or 'synthetic' or writer 'generator'; nothing would use it"
+        if r.generator_model is not None:
+            problems.append(f"refinery.generator_model: {r.generator_model!r}, but {nobody}")
+        if not r.generator_fine_tune:
+            problems.append(f"refinery.generator_fine_tune: False, but {nobody}")
+    if r.generator_fine_tune and not task.data_builders:
+        # the generator learns the refinery's QA and question-generation formats
+        problems += [f"arms.{i}.writer: 'generator' is fine-tuned on the human seed in the refinery's QA formats, which the "
+                     f"{task.name} task has not; set refinery.generator_fine_tune: false (it writes as it is)"
+                     for i, a in enumerate(cfg.arms) if a.writer == "generator"]
     return problems
 
 
@@ -361,6 +422,8 @@ def _model_name_problems(cfg: ExperimentConfig, task: Task) -> list[str]:
     if not off:
         return []
     named = [("model.name", cfg.model.name)] if cfg.model.name != "scratch" else []
+    if cfg.refinery.generator_model not in (None, "scratch") and any(a.data != "human" or a.writer == "generator" for a in cfg.arms):
+        named.append(("refinery.generator_model", cfg.refinery.generator_model))
     if all(n in all_metrics() for n in cfg.evaluation.metrics or []) and wanted(cfg, task):  # unknown ones: config_problems
         named.append(("evaluation.reference_model", cfg.evaluation.reference_model))
     return [f"{key}: {name!r}{_stands_for(name)} is not a catalogue name ({', '.join(CATALOGUE)}), a local folder, a $COLLAPSELAB_MODELS name "
@@ -382,9 +445,12 @@ def _size_problems(cfg: ExperimentConfig, human: HumanData) -> list[str]:
     if not human.test:
         problems.append("data.test_size: the held-out human test set is empty")
     for i, arm in enumerate(cfg.arms):
-        size = arm.size or n
-        if arm.mix == "ratio" and (round(arm.ratio * size) > n or size - round(arm.ratio * size) > n):
-            problems.append(f"arms.{i}.size: {size} at ratio {arm.ratio} needs more than the {n} human (or synthetic) records a generation has")
-        if arm.mix == "accumulate_subsample" and size > 2 * n:
-            problems.append(f"arms.{i}.size: {size} is larger than generation 1's accumulated pool ({2 * n} records)")
+        policies = [(f"arms.{i}", arm, 1)] + [(f"arms.{i}.schedule.{j}", step, step.generation) for j, step in enumerate(arm.schedule)]
+        for key, policy, first in policies:
+            size = policy.size or n
+            if policy.mix == "ratio" and policy.ratio is not None and (round(policy.ratio * size) > n or size - round(policy.ratio * size) > n):
+                problems.append(f"{key}.size: {size} at ratio {policy.ratio} needs more than the {n} human (or synthetic) records a generation has")
+            # the smallest accumulated pool the policy draws from: at its first generation, human + `first` synthetic sets
+            if policy.mix == "accumulate_subsample" and size > (first + 1) * n:
+                problems.append(f"{key}.size: {size} is larger than generation {first}'s accumulated pool ({(first + 1) * n} records)")
     return problems

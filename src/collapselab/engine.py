@@ -7,9 +7,9 @@ For every seed and arm, generation g = 0..G-1:
 
 What a step means comes from the task object (`lab.task`: lm or qa); the engine never asks
 for the task's name. Generation 0 is the same for every arm with the same generation-0
-data (data_0 is the human pool for every mix policy unless a refinery builder makes it,
-and every init starts from the base), so it is computed once per seed and copied to the
-other arms. Each step writes its output atomically and its existence marks it done:
+data and writer (data_0 is the human pool for every mix policy unless a refinery builder
+makes it, and every init starts from the base), so it is computed once per seed and copied
+to the other arms. Each step writes its output atomically and its existence marks it done:
 running the same command again continues at the first missing file.
 """
 
@@ -61,7 +61,12 @@ from collapselab.records import (
     require_fields,
     write_records,
 )
-from collapselab.refinery import build_arm_data
+from collapselab.refinery import (
+    build_arm_data,
+    build_arms_data,
+    generator_name,
+    write_with_generator,
+)
 from collapselab.refinery.verifier import verified
 from collapselab.rundir.folders import check_run_id, lock_run, open_run, runtime, supersede_from
 from collapselab.rundir.generation import (
@@ -150,6 +155,7 @@ def run_experiment(
             if reference is not None:
                 record_reference(lab)  # in the manifest; the human test set under it once per run (run_metrics.json)
             for seed in cfg.experiment.seeds:
+                build_refinery_data(lab, seed)  # the generator loaded once per seed, freed before any training
                 for arm in cfg.arms:
                     run_arm(lab, arm, seed)
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through the CLI (errors.Interrupted)
@@ -200,8 +206,9 @@ def run_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, synthetic: list[
             atomic_write_json(folder.refinery, built.stats)
             write_records(folder.train, built.records)
         else:
-            pool = verified(lab, arm, seed, g, synthetic, folder)  # arms[].verify: only what passed the filters
-            write_records(folder.train, mix(arm, g, real_pool(lab, arm, seed), pool, step_seed(seed, g, "mix")))
+            policy = arm.at_generation(g)  # arms[].schedule may have changed the mix policy by now
+            pool = verified(lab, policy, seed, g, synthetic, folder)  # arms[].verify: only what passed the filters
+            write_records(folder.train, mix(policy, g, real_pool(lab, arm, seed), pool, step_seed(seed, g, "mix")))
     data = read_records(folder.train)
 
     # 2. model_g
@@ -217,7 +224,10 @@ def run_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, synthetic: list[
     # 3. synthetic_g: what the next generation trains on (the last one's is measured only)
     if not folder.synthetic.exists():
         t0 = time.perf_counter()
-        written = task.write_synthetic(lab, current, arm, g, step_seed(seed, g, "generate"))
+        if arm.writer == "generator":  # the refinery's generator writes instead of model_g
+            written = write_with_generator(lab, arm, seed, g, step_seed(seed, g, "generate"))
+        else:
+            written = task.write_synthetic(lab, current, arm, g, step_seed(seed, g, "generate"))
         write_records(folder.synthetic, written)
         timings["generate_s"] = time.perf_counter() - t0
         atomic_write_json(folder.timings, timings)
@@ -255,6 +265,30 @@ def score_model(lab: Lab, model: Any, generation0: Any, synthetic: list[Record] 
     if lab.mmlu is not None:
         result.metrics.update(mcq.evaluate(model, lab.tokenizer, lab.cfg.evaluation.mmlu, lab.mmlu, lab.max_positions))
     return result
+
+
+def build_refinery_data(lab: Lab, seed: int) -> None:
+    """Generation 0's data of every contaminated or synthetic arm of `seed` still missing it,
+    from one generator load (`refinery.generator_model` or the base) freed before the engine
+    trains anything. An arm whose generation 0 another arm of the same data and writer makes
+    is left to copy that arm's finished generation 0 (`_done_generation0`)."""
+    todo: list[tuple[ArmConfig, GenerationFolder]] = []
+    kinds: set[tuple[str, str]] = set()
+    for arm in lab.cfg.arms:
+        if arm.data == "human" or (arm.data, arm.writer) in kinds:
+            continue
+        kinds.add((arm.data, arm.writer))
+        folder = GenerationFolder(lab.run_dir, arm.name, seed, 0)
+        if not (folder.is_done() or folder.train.exists()):
+            todo.append((arm, folder))
+    if not todo:
+        return
+    emit(lab.listeners, Message(f"refinery: {generator_name(lab)} writes generation 0 of {', '.join(a.name for a, _ in todo)} (seed {seed})"))
+    built = build_arms_data(lab, [a for a, _ in todo], seed, step_seed(seed, 0, "refinery"))
+    for (_, folder), b in zip(todo, built, strict=True):
+        write_records(folder.rejected, b.rejected)
+        atomic_write_json(folder.refinery, b.stats)
+        write_records(folder.train, b.records)
 
 
 def train_generation(lab: Lab, arm: ArmConfig, seed: int, g: int, data: list[Record]) -> tuple[Any, dict[str, Any]]:
@@ -359,10 +393,10 @@ def _load_json(path: Path) -> dict[str, Any]:
 
 
 def _done_generation0(lab: Lab, arm: ArmConfig, seed: int) -> GenerationFolder | None:
-    """A finished generation 0 of another arm with the same generation-0 data, if any."""
+    """A finished generation 0 of another arm with the same generation-0 data and writer, if any."""
     for other in lab.cfg.arms:
         d = GenerationFolder(lab.run_dir, other.name, seed, 0)
-        if other.data == arm.data and d.is_done():
+        if (other.data, other.writer) == (arm.data, arm.writer) and d.is_done():
             return d
     return None
 

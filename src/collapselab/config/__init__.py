@@ -34,6 +34,15 @@ MIN_VOCAB = 256 + 2
 OPERATIONAL_BLOCKS = frozenset({"sweep", "tracking", "hub", "notify"})
 
 
+# Keys added after runs were started from configs without them: at these values they mean
+# what their absence meant, so they stay out of the config hash and those runs still resume
+# (so do arms[].schedule while empty and arms[].writer while 'self').
+HASH_NEUTRAL: dict[tuple[str, str], Any] = {
+    ("decoding", "contamination"): None, ("decoding", "synthesis"): None, ("decoding", "generation"): None,
+    ("refinery", "generator_model"): None, ("refinery", "generator_fine_tune"): True,
+}
+
+
 class ExperimentBlock(Block):
     name: FolderName = Field(description="Experiment name; runs go to <output_dir>/<name>/<run_id>.")
     task: Literal["lm", "qa"] = Field(description="lm: continue human text blocks; qa: answer human questions.")
@@ -118,6 +127,37 @@ class DecodingBlock(Block):
     backend: Literal["auto", "transformers", "vllm"] = Field("auto", description="auto: vLLM when installed and a GPU is present.")
 
 
+DecodingRoleName = Literal["contamination", "synthesis", "generation"]
+DECODING_ROLES: tuple[DecodingRoleName, ...] = ("contamination", "synthesis", "generation")
+
+
+class DecodingRole(Block):
+    """The sampling keys one role of generation sets apart from `decoding`; a key left out
+    (null) keeps `decoding`'s own value. Lengths, budgets and the backend stay shared."""
+
+    method: Literal["sample", "greedy", "beam"] | None = Field(None, description="As decoding.method, for this role.")
+    temperature: float | None = Field(None, gt=0, description="As decoding.temperature, for this role.")
+    top_p: float | None = Field(None, gt=0, le=1, description="As decoding.top_p, for this role.")
+    top_k: int | None = Field(None, ge=0, description="As decoding.top_k, for this role.")
+    num_beams: int | None = Field(None, ge=1, description="As decoding.num_beams, for this role.")
+    repetition_penalty: float | None = Field(None, gt=0, description="As decoding.repetition_penalty, for this role.")
+
+
+class RunDecodingBlock(DecodingBlock):
+    """An experiment's decoding: one block for every role, and per role the keys it changes."""
+
+    contamination: DecodingRole | None = Field(None, description="The refinery's contaminated arm answering the human questions; null: decoding as it is (the CosmosQA report template: temperature 0.3).")
+    synthesis: DecodingRole | None = Field(None, description="The refinery's synthetic arm writing questions and answers; null: decoding as it is (the CosmosQA report template: temperature 0.7).")
+    generation: DecodingRole | None = Field(None, description="The recursive loop: what model_g writes for generation g+1; null: decoding as it is.")
+
+    def for_role(self, role: DecodingRoleName) -> DecodingBlock:
+        """The settings `role` generates with: this block, with the keys its role block sets."""
+        own = self.model_dump(exclude=set(DECODING_ROLES))
+        override = getattr(self, role)
+        changes = override.model_dump(exclude_none=True) if override is not None else {}
+        return DecodingBlock.model_validate({**own, **changes})
+
+
 class StageBlock(Block):
     retained: float = Field(0.9, gt=0, le=1, description="Stage A while a generation keeps at least this share of generation 0's above-chance accuracy.")
     chance_margin: float = Field(0.02, ge=0, lt=1, description="Stage C when accuracy (a fraction) is within this of chance.")
@@ -178,16 +218,37 @@ class PromptsBlock(Block):
     unanswerable: str = Field("unanswerable", min_length=1, description="chat: the reply that means 'no answer' (read back as the SQuAD v2 empty answer).")
 
 
+MixPolicy = Literal["replace", "accumulate", "accumulate_subsample", "ratio"]
+
+
+class ScheduleStep(Block):
+    generation: int = Field(ge=1, description="From this generation on (until a later step) the arm mixes by this step's policy; generation 0 is always data_0.")
+    mix: MixPolicy = Field(description="As arms[].mix, from `generation` on (e.g. 'accumulate': the human pool returns, with every synthetic set so far).")
+    ratio: float | None = Field(None, ge=0, le=1, description="As arms[].ratio, for mix 'ratio' from `generation` on.")
+    size: int | None = Field(None, ge=1, description="As arms[].size, for mix 'ratio' or 'accumulate_subsample' from `generation` on.")
+
+
 class ArmConfig(Block):
     name: FolderName = Field(pattern=r"^[A-Za-z0-9_.\-]+$", description="Arm name (a folder name in the run).")
     init: Literal["scratch", "base", "previous"] = Field("previous", description="Where each generation's training starts.")
-    mix: Literal["replace", "accumulate", "accumulate_subsample", "ratio"] = Field("replace", description="What generation g>0 trains on (see lab/mixing.py).")
+    mix: MixPolicy = Field("replace", description="What generation g>0 trains on (see lab/mixing.py); `schedule` may change it at later generations.")
     ratio: float | None = Field(None, ge=0, le=1, description="mix=ratio: share of synthetic data in a fixed-size set.")
     size: int | None = Field(None, ge=1, description="Training set size for ratio / accumulate_subsample (default: human pool size).")
     data: Literal["human", "contaminated", "synthetic"] = Field(
         "human", description="What generation 0 trains on: the human pool, AI-contaminated data, or synthetic-from-human data through the refinery."
     )
     verify: bool = Field(False, description="The verifier in the loop (Feng et al. 2024): every generation's synthetic data passes the refinery's filters (`refinery.filters`) before the next generation's mix draws on it; the rejects, with their reasons, go to that generation's rejected.parquet and the counts per filter to its refinery.json (qa).")
+    writer: Literal["self", "generator"] = Field("self", description="Who writes each generation's synthetic data in the loop: 'self' (model_g, the self-consuming loop) or 'generator' (the refinery's generator, refinery.generator_model or the base, fine-tuned on the human seed as refinery.generator_fine_tune says; loaded once per generation after training and freed before the next). The records name the writer in their provenance.")
+    schedule: list[ScheduleStep] = Field(default_factory=list, description="Changes of the mix policy at later generations, e.g. [{generation: 5, mix: accumulate}] after four generations of 'replace': recovery from collapse as one arm. Empty: `mix` for every generation.")
+
+    def at_generation(self, generation: int) -> ArmConfig:
+        """The arm as it mixes `generation`: its own mix, ratio and size, or those of the latest
+        schedule step that starts at or before it."""
+        started = [s for s in self.schedule if s.generation <= generation]
+        if not started:
+            return self
+        step = max(started, key=lambda s: s.generation)
+        return self.model_copy(update={"mix": step.mix, "ratio": step.ratio, "size": step.size, "schedule": []})
 
 
 class ExperimentConfig(Block):
@@ -195,7 +256,7 @@ class ExperimentConfig(Block):
     data: DataBlock
     model: ModelBlock = Field(default_factory=ModelBlock)
     training: TrainingBlock = Field(default_factory=TrainingBlock)
-    decoding: DecodingBlock = Field(default_factory=DecodingBlock)
+    decoding: RunDecodingBlock = Field(default_factory=RunDecodingBlock)
     prompts: PromptsBlock = Field(default_factory=PromptsBlock)
     evaluation: EvaluationBlock = Field(default_factory=EvaluationBlock)
     refinery: RefineryConfig = Field(default_factory=RefineryConfig)
@@ -218,10 +279,13 @@ class ExperimentConfig(Block):
                 problems.append(f"arms.{i}.ratio: only meaningful with mix 'ratio', got mix {arm.mix!r} and ratio {arm.ratio}")
             if arm.init == "scratch" and self.model.name != "scratch":
                 problems.append(f"arms.{i}.init: 'scratch' needs model.name 'scratch', got {self.model.name!r}")
-        if self.decoding.method == "beam" and self.decoding.num_beams < 2:
-            problems.append(f"decoding.num_beams: beam search needs at least 2 beams, got {self.decoding.num_beams}")
-        if self.decoding.method != "beam" and self.decoding.num_beams != 1:
-            problems.append(f"decoding.num_beams: {self.decoding.num_beams} beams need decoding.method 'beam'")
+        decodings = [("decoding", self.decoding)] + [
+            (f"decoding.{role}", self.decoding.for_role(role)) for role in DECODING_ROLES if getattr(self.decoding, role) is not None]
+        for key, dec in decodings:
+            if dec.method == "beam" and dec.num_beams < 2:
+                problems.append(f"{key}.num_beams: beam search needs at least 2 beams, got {dec.num_beams}")
+            if dec.method != "beam" and dec.num_beams != 1:
+                problems.append(f"{key}.num_beams: {dec.num_beams} beams need {key}.method 'beam' (method is {dec.method!r})")
         if self.model.name == "scratch":
             if self.model.kind != "causal":
                 problems.append(f"model.kind: {self.model.kind!r}: scratch models are causal")
@@ -236,7 +300,16 @@ class ExperimentConfig(Block):
     def config_hash(self) -> str:
         """Hash of the resolved config (defaults filled in, operational blocks left out),
         stable across key order."""
-        blob = json.dumps(self.model_dump(mode="json", exclude=set(OPERATIONAL_BLOCKS)), sort_keys=True).encode()
+        data = self.model_dump(mode="json", exclude=set(OPERATIONAL_BLOCKS))
+        for (block, key), neutral in HASH_NEUTRAL.items():
+            if data[block][key] == neutral:
+                del data[block][key]
+        for arm in data["arms"]:
+            if arm["schedule"] == []:
+                del arm["schedule"]
+            if arm["writer"] == "self":
+                del arm["writer"]
+        blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

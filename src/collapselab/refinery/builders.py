@@ -7,13 +7,19 @@
   (`strategies.py`), `expansion_factor x oversample` of them, through the filters
   (`pipeline.py`); the first `expansion_factor x |human|` that pass are the arm's data.
 
-The generator is the base model fine-tuned on the human seed only (QA and question
-generation), saved once per seed under `<run>/refinery-generator/seed-<s>/` so a
-resumed run and the other refinery arm reuse it.
+The generator is the trained model's base, or `refinery.generator_model` (a second model
+with its own tokenizer and prompt format, e.g. a larger model writing for a smaller one),
+fine-tuned on the human seed only (QA and question generation) unless
+`refinery.generator_fine_tune` is false; a fine-tuned generator is saved once per seed under
+`<run>/refinery-generator/seed-<s>/` so a resumed run reuses it. `build_arms_data` loads it
+once for every refinery arm of a seed and frees it before any training. Every record it
+writes names it (`model`) in its provenance, with the decoding of its role
+(`decoding.contamination`, `decoding.synthesis`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -21,10 +27,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from collapselab.lab.starts import base_source, fine_tune_start, load_for_inference
+from collapselab.lab.starts import (
+    base_source,
+    fine_tune_start,
+    load_for_inference,
+    load_for_training,
+)
 from collapselab.metrics.qa import token_f1
-from collapselab.models.loading import save_model
-from collapselab.models.prompts import ANSWER, QUESTION
+from collapselab.models.loading import (
+    apply_lora,
+    load_model,
+    load_tokenizer,
+    max_positions,
+    save_model,
+)
+from collapselab.models.prompts import ANSWER, QUESTION, prompt_format
 from collapselab.records import Record
 from collapselab.refinery import strategies as st
 from collapselab.refinery.filters import answer_present, normalize
@@ -33,6 +50,7 @@ from collapselab.seeds import step_seed as derive_seed
 from collapselab.tasks.qa import answer_questions, training_pairs
 
 if TYPE_CHECKING:
+    from collapselab.config import DecodingRoleName
     from collapselab.lab.contract import Lab
 
 
@@ -43,21 +61,65 @@ class BuiltData:
     stats: dict[str, Any] = field(default_factory=dict)  # refinery.json / metrics.json "refinery"
 
 
+def build_arms_data(lab: Lab, arms: list, seed: int, step_seed: int) -> list[BuiltData]:
+    """The generation-0 data of `contaminated` and `synthetic` arms (engine contract), in
+    order, from one generator loaded once and freed before the engine trains anything."""
+    for arm in arms:
+        if arm.data not in ("contaminated", "synthetic"):
+            raise ValueError(f"arms: {arm.name!r} has data {arm.data!r}; the refinery builds 'contaminated' or 'synthetic'")
+    writer = writer_lab(lab)
+    model, log = generator(writer, seed)
+    out = []
+    for arm in arms:
+        build = build_contaminated if arm.data == "contaminated" else build_synthetic
+        built = build(writer, model, seed, step_seed)
+        built.stats["generator"] = {k: log.get(k) for k in ("steps", "tokens", "seconds", "base", "fine_tuned")} | {
+            "model": generator_name(lab), "final_loss": (log.get("losses") or [None])[-1]}
+        out.append(built)
+    del model
+    release_memory()
+    return out
+
+
 def build_arm_data(lab: Lab, arm, seed: int, step_seed: int) -> BuiltData:
-    """The generation-0 data of a `contaminated` or `synthetic` arm (engine contract)."""
-    model, log = generator(lab, seed)
-    if arm.data == "contaminated":
-        built = build_contaminated(lab, model, seed, step_seed)
-    elif arm.data == "synthetic":
-        built = build_synthetic(lab, model, seed, step_seed)
-    else:
-        raise ValueError(f"arms: {arm.name!r} has data {arm.data!r}; the refinery builds 'contaminated' or 'synthetic'")
-    built.stats["generator"] = {k: log.get(k) for k in ("steps", "tokens", "seconds", "base")} | {
-        "final_loss": (log.get("losses") or [None])[-1]}
-    return built
+    """The generation-0 data of one `contaminated` or `synthetic` arm (engine contract)."""
+    return build_arms_data(lab, [arm], seed, step_seed)[0]
+
+
+def write_with_generator(lab: Lab, arm, seed: int, generation: int, step_seed: int) -> list[Record]:
+    """What the generator writes for `arm`'s next generation in place of model_g
+    (`arms[].writer: generator`): the task's own synthetic step, run by the generator with
+    its tokenizer and the loop's decoding; each record names the generator as its model."""
+    writer = writer_lab(lab)
+    model, _ = generator(writer, seed)
+    written = lab.task.write_synthetic(writer, model, arm, generation, step_seed)
+    del model
+    release_memory()
+    out = []
+    for r in written:
+        tag = json.loads(r.generator or "{}")
+        tag.update(model=generator_name(lab), writer=_describe(lab))
+        out.append(r.derive(generator=json.dumps(tag, sort_keys=True)))
+    return out
 
 
 # ---------------------------------------------------------------- the generator
+
+
+def generator_name(lab: Lab) -> str:
+    """The model that writes the refinery's data: `refinery.generator_model`, else the base."""
+    return lab.cfg.refinery.generator_model or lab.cfg.model.name
+
+
+def writer_lab(lab: Lab) -> Lab:
+    """`lab` as the generator sees it: a second model brings its own tokenizer, positions and
+    prompt format (the records it writes are text, so the trained model reads them in its own)."""
+    name = lab.cfg.refinery.generator_model
+    if name is None:
+        return lab
+    tokenizer = load_tokenizer(name)
+    return dataclasses.replace(lab, tokenizer=tokenizer, max_positions=max_positions(name, tokenizer),
+                               prompt_format=prompt_format(tokenizer, lab.cfg.prompts))
 
 
 def generator_dir(lab: Lab, seed: int) -> Path:
@@ -65,12 +127,20 @@ def generator_dir(lab: Lab, seed: int) -> Path:
 
 
 def generator(lab: Lab, seed: int) -> tuple[Any, dict[str, Any]]:
-    """The base model fine-tuned on the human seed in QA + QG format (trained once per seed)."""
+    """The generator, loaded to write: fine-tuned on the human seed in QA + QG format (trained
+    once per seed, then read from its folder), or as it is. `lab` is the writer's (`writer_lab`)."""
     from collapselab.training.loop import train_supervised
 
     cfg, folder = lab.cfg, generator_dir(lab, seed)
+    second = cfg.refinery.generator_model
+    source = second if second is not None else base_source(lab, seed)
+    if not cfg.refinery.generator_fine_tune:
+        return _load(lab, source, for_training=False), {"base": source, "fine_tuned": False}
     if not (folder / "config.json").exists():
-        model = fine_tune_start(lab, seed)  # the same start as an `init: base` arm: fp32, LoRA if configured
+        # The same start as an `init: base` arm (fp32, LoRA if configured), from the generator's own model.
+        model = fine_tune_start(lab, seed) if second is None else _load(lab, second, for_training=True)
+        if second is not None and cfg.model.lora:
+            model = apply_lora(model, cfg.model.lora)
         # The generator learns the QA + QG format on the human seed: no split, no weights.
         recipe = cfg.training.model_copy(update={
             "epochs": cfg.refinery.generator_epochs, "max_steps": None, "validation_share": 0.0,
@@ -78,10 +148,31 @@ def generator(lab: Lab, seed: int) -> tuple[Any, dict[str, Any]]:
         result = train_supervised(model, generator_pairs(lab), recipe, pad_id=lab.tokenizer.pad_token_id,
                                   seed=derive_seed(seed, 0, "refinery-generator"), desc="train refinery generator")
         log = {"losses": result.losses, "steps": result.steps, "tokens": result.tokens, "seconds": result.seconds,
-               "base": base_source(lab, seed)}
+               "base": source, "fine_tuned": True}
         save_model(model, lab.tokenizer, folder, extra_json={"train_log.json": log})
+        del model  # its fp32 training copy; the inference copy loads next
+        release_memory()
     log = json.loads((folder / "train_log.json").read_text())
-    return load_for_inference(lab, folder), log
+    return _load(lab, folder, for_training=False), log
+
+
+def _load(lab: Lab, source: str | Path, *, for_training: bool) -> Any:
+    """A second generator is a causal LM; the trained model's own base loads as `model.kind` says."""
+    if lab.cfg.refinery.generator_model is None:
+        return load_for_training(lab, source) if for_training else load_for_inference(lab, source)
+    return load_model(source, seq2seq=False, for_training=for_training).model
+
+
+def release_memory() -> None:
+    """Give back the memory of models no longer referenced now (on a GPU the cache too),
+    before the next model loads."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def generator_pairs(lab: Lab) -> list[tuple[list[int], list[int]]]:
@@ -102,15 +193,22 @@ def _questions(lab: Lab, model, drafts: list[tuple[str, str]], seed: int, desc: 
 
     fmt, q_max = lab.prompt_format, lab.cfg.refinery.max_question_tokens
     prompts = [fmt.qg(c, a, lab.max_positions - q_max) for c, a in drafts]
-    outs = generate(model, lab.tokenizer, [p.ids for p in prompts], lab.cfg.decoding, max_new_tokens=q_max, seed=seed,
+    outs = generate(model, lab.tokenizer, [p.ids for p in prompts], lab.cfg.decoding.for_role("synthesis"), max_new_tokens=q_max, seed=seed,
                     prefix_lengths=[len(p.prefix) for p in prompts], desc=desc)
     return [lab.tokenizer.decode(o, skip_special_tokens=True).strip().split("\n", 1)[0].strip() for o in outs]
 
 
-def _tag(lab: Lab, seed: int, strategy: str) -> str:
+def _describe(lab: Lab) -> str:
+    """The generator in words, for provenance: which model, and whether it was fine-tuned."""
+    r = lab.cfg.refinery
+    how = "fine-tuned on the human seed (QA + question generation)" if r.generator_fine_tune else "not fine-tuned"
+    return f"{'base' if r.generator_model is None else 'second model'}, {how}"
+
+
+def _tag(lab: Lab, seed: int, strategy: str, role: DecodingRoleName) -> str:
     cfg = lab.cfg
-    return json.dumps({"model": cfg.model.name, "generator": "base fine-tuned on the human seed (QA + question generation)",
-                       "decoding": cfg.decoding.model_dump(mode="json"), "strategy": strategy, "seed": seed,
+    return json.dumps({"model": generator_name(lab), "generator": _describe(lab),
+                       "decoding": cfg.decoding.for_role(role).model_dump(mode="json"), "strategy": strategy, "seed": seed,
                        **lab.prompt_format.describe(QUESTION if strategy.startswith(("question", "context")) else ANSWER)}, sort_keys=True)
 
 
@@ -122,7 +220,8 @@ def build_contaminated(lab: Lab, model, seed: int, step_seed: int) -> BuiltData:
     rng = random.Random(step_seed)
     paraphrased = set(rng.sample(range(len(human)), round(share * len(human))))
     ai = [i for i in range(len(human)) if i not in paraphrased]
-    generated = answer_questions(lab, model, [human[i] for i in ai], lab.cfg.decoding, step_seed, "contaminate: answer")
+    generated = answer_questions(lab, model, [human[i] for i in ai], lab.cfg.decoding.for_role("contamination"), step_seed,
+                                 "contaminate: answer")
     answers = dict(zip(ai, generated, strict=True))
     records, in_context, changed = [], 0, 0
     for i, r in enumerate(human):
@@ -131,7 +230,7 @@ def build_contaminated(lab: Lab, model, seed: int, step_seed: int) -> BuiltData:
         in_context += (not a) or f" {normalize(a)} " in f" {normalize(r.context or '')} "
         changed += normalize(a) != normalize(st.answer_of(r))
         records.append(r.derive(id=f"{r.id}@contaminated", source="contaminated", generation=0, parent_id=r.id,
-                                generator=_tag(lab, seed, strategy), answers=(a,) if a else ()))
+                                generator=_tag(lab, seed, strategy, "contamination"), answers=(a,) if a else ()))
     n = len(human)
     stats = {
         "kind": "contaminated", "attempts": n, "passed": n, "rejected": {},
@@ -180,12 +279,12 @@ def build_synthetic(lab: Lab, model, seed: int, step_seed: int) -> BuiltData:
     questions = dict(zip(ask, asked, strict=True))
     variants = [i for i in ask if drafts[i][1] == "question_variants"]
     probe = [Record(id="q", context=drafts[i][2], question=questions[i]) for i in variants]
-    answered = dict(zip(variants, answer_questions(lab, model, probe, lab.cfg.decoding, step_seed + 1, "refinery: answers"), strict=True))
+    answered = dict(zip(variants, answer_questions(lab, model, probe, lab.cfg.decoding.for_role("synthesis"), step_seed + 1, "refinery: answers"), strict=True))
     candidates = []
     for i, (parent, s, c, a, q, _span) in enumerate(drafts):
         answer = answered.get(i, a)
         candidates.append(parent.derive(
-            id=f"{parent.id}@syn{i}", source="synthetic", generation=0, parent_id=parent.id, generator=_tag(lab, seed, s),
+            id=f"{parent.id}@syn{i}", source="synthetic", generation=0, parent_id=parent.id, generator=_tag(lab, seed, s, "synthesis"),
             context=c, question=q if q is not None else questions[i], answers=(answer,) if answer else (),
         ))
         per[s]["attempts"] += 1

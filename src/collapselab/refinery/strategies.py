@@ -1,7 +1,8 @@
 """Prompts and strategies that turn a human seed QA record into new candidates.
 
-The generator is the base model fine-tuned on the human seed in two formats, answering and
-question generation (both from `collapselab.models.prompts`). What each strategy produces:
+The generator (the base model, or `refinery.generator_model`) is fine-tuned on the human
+seed in two formats, answering and question generation (both from
+`collapselab.models.prompts`). What each strategy produces:
 
 - question_paraphrase: same context and answer, a question the generator writes for
   that answer (with sampling, so it words it its own way).

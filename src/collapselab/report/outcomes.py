@@ -101,7 +101,10 @@ def percent(run: RunData, metric: str) -> bool:
 def overview(run: RunData, doc: Document, figdir: Path) -> None:
     cfg, m = run.cfg, run.manifest
     kind = "three-arm refinery comparison" if run.three_arm else ("recursive (self-consuming) run" if run.recursive else "single-generation run")
-    arms = ", ".join(f"`{a.name}` (data {a.data}, init {a.init}, mix {a.mix})" for a in cfg.arms if a.name in run.arms)
+    arms = ", ".join(f"`{a.name}` (data {a.data}, init {a.init}, mix {a.mix}"
+                     + "".join(f", {s.mix}{'' if s.ratio is None else f' {s.ratio}'} from generation {s.generation}" for s in a.schedule)
+                     + (", data written by the refinery's generator" if a.writer == "generator" else "") + ")"
+                     for a in cfg.arms if a.name in run.arms)
     doc.add(Heading("Overview"), Para(
         f"Experiment **{cfg.experiment.name}**, run `{m['run_id']}` ({kind}), task `{cfg.experiment.task}` on `{cfg.data.dataset}`; "
         f"{len(run.arms)} arms: {arms}. Generations finished: {run.last_generation + 1} of {cfg.experiment.generations}; "

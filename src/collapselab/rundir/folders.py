@@ -94,7 +94,19 @@ def manifest(cfg: ExperimentConfig, run_id: str) -> dict[str, Any]:
         "run_id": run_id, "experiment": cfg.experiment.name, "created": datetime.now(UTC).isoformat(),
         "config_hash": cfg.config_hash(), "git_sha": git_sha(), "packages": versions, "python": sys.version.split()[0],
         "seeds": cfg.experiment.seeds, "hardware": hardware(), "runtime": runtime(cfg.decoding), "command": sys.argv,
+        **_data_generator(cfg),
     }
+
+
+def _data_generator(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The model that writes the refinery arms' generation-0 data and the loop data of arms
+    with `writer: generator`, when a run has such arms."""
+    arms = [a.name for a in cfg.arms if a.data != "human" or a.writer == "generator"]
+    if not arms:
+        return {}
+    r = cfg.refinery
+    return {"data_generator": {"model": r.generator_model or cfg.model.name, "second_model": r.generator_model is not None,
+                               "fine_tuned": r.generator_fine_tune, "arms": arms}}
 
 
 def load_run_config(run_dir: Path) -> ExperimentConfig:

@@ -182,7 +182,7 @@ class LMTask:
         cfg, tok = lab.cfg, lab.tokenizer
         n_prompt = cfg.data.prompt_tokens or cfg.data.block_tokens
         prompts = [tok(r.text, add_special_tokens=False)["input_ids"][:n_prompt] for r in lab.human.train]
-        outputs = generate(model, tok, prompts, cfg.decoding, max_new_tokens=lab.max_new_tokens, seed=seed, desc=f"generate g{generation}")
+        outputs = generate(model, tok, prompts, cfg.decoding.for_role("generation"), max_new_tokens=lab.max_new_tokens, seed=seed, desc=f"generate g{generation}")
         tag = generator_tag(cfg, arm.name, generation, seed)
         out = []
         for r, ids in zip(lab.human.train, outputs, strict=True):

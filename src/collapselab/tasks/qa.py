@@ -130,7 +130,7 @@ class QATask:
 
     def write_synthetic(self, lab: Lab, model: Any, arm: ArmConfig, generation: int, seed: int) -> list[Record]:
         fmt = lab.prompt_format
-        answers = answer_questions(lab, model, lab.human.train, lab.cfg.decoding, seed, f"generate g{generation}")
+        answers = answer_questions(lab, model, lab.human.train, lab.cfg.decoding.for_role("generation"), seed, f"generate g{generation}")
         tag = generator_tag(lab.cfg, arm.name, generation, seed, **fmt.describe(ANSWER))
         return [
             r.derive(id=f"{r.id}@g{generation}", source="synthetic", generation=generation, parent_id=r.id, generator=tag,

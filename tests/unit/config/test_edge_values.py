@@ -28,6 +28,9 @@ from collapselab.rundir.generation import GenerationFolder
 QA = {"experiment.task": "qa", "evaluation.metrics": None}
 BEAM = {"decoding.method": "beam", "decoding.num_beams": 2, "decoding.top_p": 1.0}
 RATIO = {"arms.0.mix": "ratio", "arms.0.ratio": 0.5}
+CONTAMINATED = {**QA, "arms.0.data": "contaminated"}
+SYNTHETIC = {**QA, "arms.0.data": "synthetic"}
+STEP = {"arms.0.schedule": [{"generation": 2, "mix": "accumulate"}]}  # arm 0 mixes by 'replace' until then
 
 # Optional blocks absent from the base config, as they are first filled in for a key under them.
 OPTIONAL_BLOCKS: dict[str, dict[str, Any]] = {
@@ -42,6 +45,9 @@ OPTIONAL_BLOCKS: dict[str, dict[str, Any]] = {
     "notify": {"webhook": {}},
     "notify.webhook": {},
     "notify.telegram": {},
+    "decoding.contamination": {},
+    "decoding.synthesis": {},
+    "decoding.generation": {},
 }
 
 
@@ -67,6 +73,23 @@ def _keys(with_: dict[str, Any]) -> dict[str, Any]:
     for k, v in with_.items():
         out.update(v if k == "also" else {k.replace("__", "."): v})
     return out
+
+
+def _role_edges(role: str, used: dict[str, Any]) -> dict[str, list[Edge]]:
+    """One decoding role's block and keys; `used`: the keys that give the role an arm to decode for."""
+    key = f"decoding.{role}"
+    greedy, beam = {**used, f"{key}.method": "greedy"}, {**used, f"{key}.method": "beam"}
+    unused = [bad({}, names=key)] if role != "generation" else []  # the loop's role always decodes
+    return {
+        key: [ok({}, also=used), ok(None), bad([]), *unused],
+        f"{key}.method": [ok("greedy", also=used), ok("beam", also={**used, f"{key}.num_beams": 2}),
+                          bad("beam", names=f"{key}.num_beams", also=used), bad("nucleus", also=used)],
+        f"{key}.temperature": [ok(0.3, also=used), bad(0, also=used), bad(0.5, also=greedy)],
+        f"{key}.top_p": [ok(0.9, also=used), bad(1.5, also=used), bad(0.5, also=greedy)],
+        f"{key}.top_k": [ok(40, also=used), bad(-1, also=used), bad(5, also=greedy)],
+        f"{key}.num_beams": [ok(2, also=beam), bad(2, also=used), bad(0, also=used)],
+        f"{key}.repetition_penalty": [ok(1.2, also=used), bad(0, also=used)],
+    }
 
 
 EDGES: dict[str, list[Edge]] = {
@@ -156,6 +179,9 @@ EDGES: dict[str, list[Edge]] = {
     "decoding.max_new_tokens": [ok(1), ok(48), ok(None), bad(49), bad(0)],  # 16 + 48 = the 64 positions
     "decoding.batch_tokens": [ok(64), bad(63), bad(64, also={**BEAM, "decoding.num_beams": 4})],  # (16 + 16) x 4 beams
     "decoding.backend": [ok("transformers"), ok("vllm"), bad("tgi")],
+    **_role_edges("contamination", CONTAMINATED),
+    **_role_edges("synthesis", SYNTHETIC),
+    **_role_edges("generation", {}),
     # prompts
     "prompts.format": [ok("chat"), bad("markdown")],
     "prompts.qa_instruction": [ok(""), ok("Reply {unanswerable} when unsure.")],
@@ -184,6 +210,9 @@ EDGES: dict[str, list[Edge]] = {
     "refinery.oversample": [ok(1), bad(0.9)],
     "refinery.strategies": [ok(["answer_expansion"]), bad([]), bad(["answer_expansion", "answer_expansion"]), bad(["x"])],
     "refinery.generator_epochs": [ok(0.5), bad(0)],
+    "refinery.generator_model": [ok(None), ok("smollm2-135m-instruct", also=CONTAMINATED), bad("smollm2-135m-instruct"),  # no refinery arm
+                                 bad("scratch", also=CONTAMINATED), bad("", also=CONTAMINATED)],
+    "refinery.generator_fine_tune": [ok(True), ok(False, also=SYNTHETIC), bad(False), bad("maybe")],
     "refinery.max_question_tokens": [ok(4), bad(3)],
     "refinery.max_expansion_words": [ok(1), bad(0)],
     "refinery.filters.order": [ok([]), ok(["gibberish"]), bad(["gibberish", "gibberish"]), bad(["nope"])],
@@ -210,6 +239,23 @@ EDGES: dict[str, list[Edge]] = {
     # the refinery's filters judge question-answer records; those comparing with the human seed are left out in the loop
     "arms[].verify": [ok(False), bad(True), bad(True, names="arms.0.verify", also=QA), bad("sometimes"),
                       ok(True, also={**QA, "refinery.filters.order": ["length_bounds", "answer_in_context", "near_duplicate"]})],
+    "arms[].writer": [ok("self"), ok("generator", also=QA), ok("generator", refinery__generator_fine_tune=False),
+                      bad("generator"), bad("teacher")],  # lm: no QA formats to fine-tune the generator in
+    # a schedule: arm 0 ('replace', 3 generations) changes its mix policy from a generation on
+    "arms[].schedule[]": [ok([]), ok([{"generation": 1, "mix": "accumulate"}, {"generation": 2, "mix": "ratio", "ratio": 0.5}]),
+                          bad([{"generation": 3, "mix": "accumulate"}], names="arms.0.schedule.0.generation"),  # never reached
+                          bad([{"generation": 1, "mix": "replace"}], names="arms.0.schedule.0"),  # changes nothing
+                          bad([{"generation": 2, "mix": "accumulate"}, {"generation": 1, "mix": "ratio", "ratio": 0.5}],
+                              names="arms.0.schedule.1.generation"),  # out of order
+                          bad(None)],
+    "arms[].schedule[].generation": [ok(1, also=STEP), ok(2, also=STEP), bad(0, also=STEP), bad(3, also=STEP)],
+    "arms[].schedule[].mix": [ok("ratio", also={**STEP, "arms.0.schedule.0.ratio": 0.5}), bad("ratio", names="arms.0.schedule.0.ratio", also=STEP),
+                              bad("replace", names="arms.0.schedule.0", also=STEP), bad("blend", also=STEP)],
+    "arms[].schedule[].ratio": [ok(0.5, also={**STEP, "arms.0.schedule.0.mix": "ratio"}), bad(1.5, also={**STEP, "arms.0.schedule.0.mix": "ratio"}),
+                                bad(0.5, also=STEP)],  # ratio with mix accumulate
+    "arms[].schedule[].size": [ok(2, also={**STEP, "arms.0.schedule.0.mix": "ratio", "arms.0.schedule.0.ratio": 0.5}),
+                               bad(0, also={**STEP, "arms.0.schedule.0.mix": "ratio", "arms.0.schedule.0.ratio": 0.5}),
+                               bad(5, also=STEP)],  # mix accumulate reads no size
     # sweep
     "sweep.name": [ok("grid-1"), ok(None), bad(".."), bad(""), bad("a/b")],
     "sweep.grid": [ok({}), ok({"training.lr": [0.001, 0.002]}), ok({"arms.0.mix": ["ratio"], "arms.0.ratio": [0.1, 0.5]}),  # a valid pair
@@ -288,8 +334,8 @@ def with_value(cfg: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     """`cfg` with `value` at `key` (`arms[]` and `arms[].x` set the first arm), optional blocks
     above it filled in first."""
     parts = key.replace("[]", ".0").split(".")
-    if parts == ["arms", "0"]:
-        parts = ["arms"]
+    if key.endswith("[]"):  # a list key sets the whole list
+        parts = parts[:-1]
     for i in range(1, len(parts)):
         above = ".".join(parts[:i])
         node = cfg

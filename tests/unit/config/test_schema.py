@@ -132,3 +132,20 @@ def test_smollm2_lm_configs_are_what_issue_10_asks_for():
             assert get_metric(name).task in ("lm", "any"), name
     assert kc.data.topic is None and 2 <= len(kc.evaluation.mmlu.subjects) <= 6
     assert domain.data.topic is not None and domain.evaluation.mmlu.subjects == [domain.data.topic.mmlu_subject]
+
+
+def test_the_designs_configs_are_what_issue_27_asks_for():
+    gemma, plain = _shipped("refinery-squad-gemma-smollm2"), _shipped("refinery-squad-smollm2")
+    assert (gemma.refinery.generator_model, gemma.model.name) == ("gemma-3-270m", "smollm2-135m-instruct")
+    assert sorted(a.data for a in gemma.arms) == ["contaminated", "human", "synthetic"]
+    # otherwise the self-written experiment: same data, recipe and criteria
+    assert (gemma.data, gemma.training, gemma.refinery.success) == (plain.data, plain.training, plain.refinery.success)
+    for stem in ("refinery-cosmosqa", "refinery-cosmosqa-smollm2"):  # the CosmosQA report template's temperatures
+        dec = _shipped(stem).decoding
+        assert (dec.for_role("contamination").temperature, dec.for_role("synthesis").temperature) == (0.3, 0.7)
+    selfplag = _shipped("selfplag-smollm2").training
+    assert selfplag.loss_weights == "bertscore_f1" and selfplag.validation_share > 0 and selfplag.early_stopping_patience
+    recovery = _shipped("recovery-quickstart")
+    assert recovery.model == _shipped("quickstart").model  # the quickstart's model, so its cached base
+    recover = next(a for a in recovery.arms if a.schedule)
+    assert [recover.at_generation(g).mix for g in range(recovery.experiment.generations)] == ["replace"] * 5 + ["accumulate"] * 2

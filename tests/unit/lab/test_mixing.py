@@ -39,3 +39,14 @@ def test_accumulate_subsample_is_fixed_size_and_seeded():
 def test_wrong_history_length_is_an_error():
     with pytest.raises(ValueError, match="needs 2 earlier synthetic sets"):
         mix(ArmConfig(name="a", mix="replace"), 2, HUMAN, SYN[:1], seed=0)
+
+
+def test_a_schedule_switches_the_policy_at_its_generation():
+    arm = ArmConfig(name="recover", mix="replace", schedule=[{"generation": 2, "mix": "ratio", "ratio": 0.5},
+                                                             {"generation": 3, "mix": "accumulate"}])
+    assert mix(arm.at_generation(1), 1, HUMAN, SYN[:1], seed=0) == SYN[0]  # replace until generation 2
+    at2 = mix(arm.at_generation(2), 2, HUMAN, SYN[:2], seed=0)
+    assert len(at2) == 100 and sum(r.source == "human" for r in at2) == 50  # ratio 0.5: the human data returns
+    at3 = mix(arm.at_generation(3), 3, HUMAN, SYN, seed=0)
+    assert len(at3) == 400 and sum(r.source == "human" for r in at3) == 100  # then accumulate: human + every synthetic set
+    assert arm.at_generation(1) is arm and arm.at_generation(7).mix == "accumulate"
