@@ -41,6 +41,17 @@ def main(out: Path, pairs: list[str]) -> None:
             for arm, points in arms.items():
                 print(f"  curve {metric} {arm}: " + ", ".join(f"g{p['generation']} {p['mean']:.4f} (n {p['n']})" for p in points))
     md, html = write_page(results, out)
+    # the page says which command wrote it; this is not that command (it did not run the claims)
+    said = "Written by `collapselab reproduce --all --report`"
+    for path, now in ((md, "Written by `benchmarks/reproductions_page.py` (the page of `collapselab reproduce --all --report`, "
+                           "from runs as far as they got)"),
+                      (html, "Written by <code>benchmarks/reproductions_page.py</code> (the page of <code>collapselab reproduce "
+                             "--all --report</code>, from runs as far as they got)")):
+        text = path.read_text()
+        before = said if path == md else "Written by <code>collapselab reproduce --all --report</code>"
+        if before not in text:
+            sys.exit(f"{path}: no {before!r} to correct: the page writer changed, look at this script")
+        path.write_text(text.replace(before, now, 1))
     print(f"wrote {md} and {html}")
 
 
