@@ -66,3 +66,21 @@ def test_a_check_on_an_arm_or_generation_the_config_lacks_is_named(tmp_path):
         f"{path}: check 'x': replace.g9: repro-gerstgrasser runs generations 0..4",
         f"{path}: check 'x': ratio.g0: no arm 'ratio' in repro-gerstgrasser (arms: ['accumulate', 'accumulate-subsample', 'replace'])",
     ]
+
+
+VARIANTS = sorted((REPO_CLAIMS / "variants").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", VARIANTS, ids=lambda p: p.stem)
+def test_a_smaller_variant_is_its_claim_on_a_smaller_config_and_says_so(path):
+    # configs/reproductions/variants/: a shipped claim run on a documented smaller config
+    # (what a measurement session could afford); not in the shipped list, run by path.
+    variant = load_claim(path)
+    shipped = load_claim(variant.name.removesuffix("-small"))
+    assert variant.name not in claim_names() and "smaller variant" in variant.title
+    assert [c.model_dump() for c in variant.checks] == [c.model_dump() for c in shipped.checks]
+    assert variant.figures == shipped.figures and variant.paper == shipped.paper
+    small, laptop = load_config(variant.config_path()), load_config(shipped.config_path())
+    assert claim_problems(variant, small) == [] and len(small.experiment.seeds) >= MIN_SEEDS
+    assert small.data.train_size < laptop.data.train_size and small.arms == laptop.arms
+    assert variant.paper_config == shipped.paper_config
