@@ -56,8 +56,8 @@ def write_page(results: list[dict[str, Any]], out_dir: Path) -> tuple[Path, Path
         held = sum(c["verdict"] == "reproduced" for c in r["checks"])
         rows.append([f"`{r['claim']}`", r["reference"], f"**{r['verdict']}**",
                      f"{held} of {len(r['checks'])}" if r["checks"] else "none measured",
-                     ", ".join(str(s) for s in r.get("seeds", [])) or "none", r["size"], r["cost"]["cpu"]])
-    doc.add(Table(["claim", "paper", "verdict", "checks reproduced", "seeds", "size", "CPU cost"], rows,
+                     _seeds(r.get("seeds", [])), r["size"], r["cost"]["cpu"]])
+    doc.add(Table(["claim", "paper", "verdict", "checks reproduced", "seeds with data", "size", "CPU cost"], rows,
                   caption="Every claim; each is detailed below"))
     for r in results:
         doc.add(Heading(f"{r['claim']}: {r['title']}"))
@@ -146,3 +146,7 @@ def figure(r: dict[str, Any], path: Path) -> Path | None:
     plt.close(fig)
     return path
 
+
+def _seeds(seeds: list[int]) -> str:
+    """`3 (0, 1, 2)`: a count first, so one seed numbered 0 does not read as no seed."""
+    return f"{len(seeds)} ({', '.join(str(s) for s in seeds)})" if seeds else "0"
