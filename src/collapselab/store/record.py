@@ -58,17 +58,29 @@ def retry_budget() -> float:
     return budget
 
 
+_ANSWERED: set[str | None] = set()  # database URLs that took a write in this process
+
+
 def _retried(write: Callable[P, R]) -> Callable[P, R]:
     """`write`, tried again while the database is down, pausing 0.5, 1, 2, ... 30 s between
-    tries, until `retry_budget` seconds of pauses are spent; each pause is said on stderr."""
+    tries, until `retry_budget` seconds of pauses are spent; each pause is said on stderr.
+
+    Only a database that has answered this process before is waited for: one that never did
+    is a mistyped URL or a server not started, and is reported at once (exit 3), before the
+    command has produced anything to lose."""
 
     @functools.wraps(write)
     def tried(*args: P.args, **kwargs: P.kwargs) -> R:
+        db_url = args[0] if args else kwargs.get("db_url")
         budget, waited, pause = retry_budget(), 0.0, FIRST_PAUSE_S
         while True:
             try:
-                return write(*args, **kwargs)
+                done = write(*args, **kwargs)
+                _ANSWERED.add(db_url)  # type: ignore[arg-type]
+                return done
             except DatabaseDown as e:
+                if db_url not in _ANSWERED:
+                    raise
                 if waited + pause > budget:
                     raise DatabaseDown(f"{e}; still down after {waited:.0f} s of retries (${RETRY_ENV}={budget:g})") from None
                 print(f"warning: {e}; trying again in {pause:g} s", file=sys.stderr, flush=True)
