@@ -40,6 +40,9 @@ LOOP = ["experiment.generations=2", "experiment.seeds=[0]"]
 SHRUNKEN: dict[str, list[str]] = {
     "quickstart": LOOP + LM + SCRATCH + ["model.pretrain.seq_len=128", "evaluation.reference_model={reference}"],
     "gerstgrasser-tinystories": LOOP + LM + SCRATCH + ["model.pretrain.seq_len=128", "evaluation.reference_model={reference}"],
+    # the recovering arm switches at generation 1, the last of the shrunken run's two
+    "recovery-quickstart": LOOP + LM + SCRATCH + ["model.pretrain.seq_len=128", "evaluation.reference_model={reference}",
+                                                  "arms.1.schedule.0.generation=1"],
     "kc-wikitext2-ratio": LOOP + LM + SCRATCH + ["model.pretrain.seq_len=128", "evaluation.reference_model={reference}"],
     "shumailov-wikitext2": LOOP + LM + ["model.name={base}", "decoding.max_new_tokens=16", "evaluation.reference_model={reference}"],
     "squad-selfplag": LOOP + QA + SCRATCH + ["model.scratch.max_positions=1024", "model.pretrain.seq_len=512", "decoding.max_new_tokens=8"],
@@ -49,6 +52,9 @@ SHRUNKEN: dict[str, list[str]] = {
                                          "decoding.max_new_tokens=8", "refinery.generator_epochs=1", "refinery.expansion_factor=1.0", *COSMOS_SEED],
     "selfplag-smollm2": LOOP + QA + PRETRAINED + ["decoding.max_new_tokens=8"],
     "refinery-squad-smollm2": QA + PRETRAINED + ["experiment.seeds=[0]", "decoding.max_new_tokens=8"],
+    # the second model that writes the data: a tiny chat model of its own stands in for Gemma
+    "refinery-squad-gemma-smollm2": QA + PRETRAINED + ["experiment.seeds=[0]", "decoding.max_new_tokens=8",
+                                                       "refinery.generator_model={chat}"],
     "refinery-cosmosqa-smollm2": QA + PRETRAINED + ["experiment.seeds=[0]", "decoding.max_new_tokens=8", "refinery.expansion_factor=1.0",
                                                    *COSMOS_SEED],
     "shumailov-smollm2": LOOP + LM + PRETRAINED + ["decoding.max_new_tokens=16", "evaluation.reference_model={reference}"],

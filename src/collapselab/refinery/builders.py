@@ -140,7 +140,7 @@ def generator(lab: Lab, seed: int) -> tuple[Any, dict[str, Any]]:
         # The same start as an `init: base` arm (fp32, LoRA if configured), from the generator's own model.
         model = fine_tune_start(lab, seed) if second is None else _load(lab, second, for_training=True)
         if second is not None and cfg.model.lora:
-            model = apply_lora(model, cfg.model.lora)
+            model = apply_lora(model, cfg.model.lora, seed=derive_seed(seed, 0, "refinery-generator-lora"))
         # The generator learns the QA + QG format on the human seed: no split, no weights.
         recipe = cfg.training.model_copy(update={
             "epochs": cfg.refinery.generator_epochs, "max_steps": None, "validation_share": 0.0,
